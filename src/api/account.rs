@@ -1,0 +1,153 @@
+//! The user's own endpoints: registration, profile and logout.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use poem_openapi::auth::Bearer;
+use poem_openapi::payload::{Form, Json};
+use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi, SecurityScheme};
+use serde::Deserialize;
+
+use super::ApiTags;
+use super::optional_body::OptionalBody;
+use super::errors::ApiResult;
+use crate::accounts;
+use crate::domain::{Secret, now};
+use crate::oauth::{AuthError, Authority};
+use crate::store::UserRecord;
+
+/// An access token issued by this service, sent as `Authorization: Bearer <token>`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", bearer_format = "JWT")]
+pub struct BearerToken(pub Bearer);
+
+/// A new account.
+#[derive(Debug, Default, Deserialize, Object)]
+pub struct Registration {
+    /// 1 to 64 letters, digits and `. _ - @`.
+    pub username: Option<String>,
+    /// At least 8 characters.
+    pub password: Option<String>,
+}
+
+#[derive(Debug, ApiRequest)]
+pub enum RegistrationBody {
+    Json(Json<Registration>),
+    Form(Form<Registration>),
+}
+
+/// A user as the user may see it; never the password hash.
+#[derive(Debug, Object)]
+pub struct UserProfile {
+    /// The `sub` of the user's tokens.
+    pub sub: String,
+    pub username: String,
+    pub roles: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl From<UserRecord> for UserProfile {
+    fn from(user: UserRecord) -> Self {
+        UserProfile {
+            sub: user.username.to_string(),
+            username: user.username.to_string(),
+            roles: user.roles.into_iter().collect(),
+            created_at: user.created_at,
+        }
+    }
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum RegistrationResponse {
+    /// The account was created.
+    #[oai(status = 201)]
+    Created(Json<UserProfile>),
+}
+
+/// What to end besides the presented access token.
+#[derive(Debug, Default, Deserialize, Object)]
+pub struct LogoutParams {
+    /// A refresh token of the same user; its whole family is revoked.
+    pub refresh_token: Option<String>,
+}
+
+#[derive(Debug, ApiRequest)]
+pub enum LogoutBody {
+    Form(Form<LogoutParams>),
+    Json(Json<LogoutParams>),
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum LogoutResponse {
+    /// The access token and its session are revoked.
+    #[oai(status = 204)]
+    LoggedOut,
+}
+
+pub struct AccountApi {
+    pub authority: Arc<Authority>,
+    pub registration_enabled: bool,
+}
+
+#[OpenApi(tag = "ApiTags::Account")]
+impl AccountApi {
+    /// Register an account
+    ///
+    /// Self-registration, when the operator has enabled it (`registration.enabled`). The new
+    /// user has no roles.
+    #[oai(path = "/users", method = "post")]
+    async fn register(&self, body: RegistrationBody) -> ApiResult<RegistrationResponse> {
+        if !self.registration_enabled {
+            return Err(AuthError::Forbidden("self-registration is disabled".into()).into());
+        }
+        let params = match body {
+            RegistrationBody::Json(Json(p)) | RegistrationBody::Form(Form(p)) => p,
+        };
+        let username = params
+            .username
+            .ok_or_else(|| AuthError::InvalidRequest("username is required".into()))?;
+        let password = params
+            .password
+            .ok_or_else(|| AuthError::InvalidRequest("password is required".into()))?;
+        let user = accounts::add_user(
+            self.authority.store().as_ref(),
+            self.authority.passwords(),
+            &username,
+            Secret::new(password),
+            BTreeSet::new(),
+            now(),
+        )
+        .await?;
+        Ok(RegistrationResponse::Created(Json(user.into())))
+    }
+
+    /// The caller's profile
+    ///
+    /// The user the bearer access token was issued to.
+    #[oai(path = "/userinfo", method = "get")]
+    async fn userinfo(&self, auth: BearerToken) -> ApiResult<Json<UserProfile>> {
+        let claims = self.authority.authenticate_bearer(&auth.0.token, now()).await?;
+        let user = self.authority.userinfo(&claims).await?;
+        Ok(Json(user.into()))
+    }
+
+    /// Log out
+    ///
+    /// Revokes the bearer access token and its session's refresh-token family, and the family
+    /// of a refresh token sent in the body.
+    #[oai(path = "/logout", method = "post")]
+    async fn logout(
+        &self,
+        auth: BearerToken,
+        body: OptionalBody,
+    ) -> ApiResult<LogoutResponse> {
+        let now = now();
+        let claims = self.authority.authenticate_bearer(&auth.0.token, now).await?;
+        let refresh = body.0.and_then(|b| match b {
+            LogoutBody::Form(Form(p)) | LogoutBody::Json(Json(p)) => p.refresh_token,
+        });
+        self.authority.logout(&claims, refresh.as_deref(), now).await?;
+        Ok(LogoutResponse::LoggedOut)
+    }
+}

@@ -1,0 +1,130 @@
+//! What every response gets, whichever endpoint made it: a JSON body for every error (also the
+//! ones raised by routing and request parsing), a bounded request body, and safe headers.
+
+use poem::http::{HeaderValue, Method, StatusCode, header};
+use poem::{Body, Endpoint, IntoResponse, Request, Response, Result};
+
+use super::errors::bearer_challenge;
+
+/// Wraps an endpoint with the body limit, error normalisation and default headers.
+pub async fn harden<E: Endpoint>(next: E, mut req: Request, max_body: usize) -> Result<Response> {
+    let oauth = req.uri().path().starts_with("/oauth/");
+    if let Err(response) = limit_body(&mut req, max_body).await {
+        return Ok(finish(response, oauth).await);
+    }
+    let response = match next.call(req).await {
+        Ok(output) => output.into_response(),
+        Err(error) => error.into_response(),
+    };
+    Ok(finish(response, oauth).await)
+}
+
+/// Reads the body up to `max` bytes, so no handler ever sees more.
+async fn limit_body(req: &mut Request, max: usize) -> Result<(), Response> {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            &format!("the request body exceeds {max} bytes"),
+        )
+    };
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(too_large());
+    }
+    match req.take_body().into_bytes_limit(max).await {
+        Ok(bytes) => {
+            req.set_body(Body::from(bytes));
+            Ok(())
+        }
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(too_large()),
+        Err(_) => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the request body could not be read",
+        )),
+    }
+}
+
+async fn finish(response: Response, oauth: bool) -> Response {
+    let mut response = if is_plain_error(&response) {
+        normalise_error(response, oauth).await
+    } else {
+        response
+    };
+    let headers = response.headers_mut();
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.remove(header::SERVER);
+    response
+}
+
+fn is_plain_error(response: &Response) -> bool {
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    (status.is_client_error() || status.is_server_error()) && !json
+}
+
+/// Turns an error made outside the handlers (routing, parsing, panics) into the JSON form the
+/// handlers use. OAuth endpoints answer every malformed request with RFC 6749's 400.
+async fn normalise_error(response: Response, oauth: bool) -> Response {
+    let status = response.status();
+    let allow = response.headers().get(header::ALLOW).cloned();
+    // Parsing errors say which field was wrong; keep that, bounded, for the client.
+    let detail: String = response
+        .into_body()
+        .into_string()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect();
+    let (status, code, description) = match status {
+        StatusCode::NOT_FOUND => (status, "not_found", "no such resource"),
+        StatusCode::METHOD_NOT_ALLOWED => (status, "method_not_allowed", "method not allowed"),
+        StatusCode::PAYLOAD_TOO_LARGE => (status, "invalid_request", "the request body is too large"),
+        StatusCode::UNAUTHORIZED => (status, "invalid_token", "a bearer token is required"),
+        s if s.is_server_error() => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "an internal error occurred"),
+        _ if oauth => (StatusCode::BAD_REQUEST, "invalid_request", detail.as_str()),
+        _ => (status, "invalid_request", detail.as_str()),
+    };
+    let description = if description.trim().is_empty() {
+        "the request is malformed"
+    } else {
+        description
+    };
+    let mut fresh = error_response(status, code, description);
+    if status == StatusCode::UNAUTHORIZED
+        && let Ok(value) = HeaderValue::from_str(&bearer_challenge(None))
+    {
+        fresh.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    if let Some(allow) = allow {
+        fresh.headers_mut().insert(header::ALLOW, allow);
+    }
+    fresh
+}
+
+fn error_response(status: StatusCode, code: &str, description: &str) -> Response {
+    let body = serde_json::json!({ "error": code, "error_description": description });
+    Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(body.to_string())
+}

@@ -1,0 +1,65 @@
+//! The HTTP API: one `#[OpenApi]` struct per area, assembled into one documented service.
+
+mod account;
+pub mod errors;
+mod health;
+pub mod middleware;
+mod oauth;
+mod optional_body;
+mod well_known;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use poem_openapi::{OpenApiService, Tags};
+
+use crate::configuration::Settings;
+use crate::oauth::Authority;
+
+pub use well_known::ServerMetadata;
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Token issuance, revocation and introspection (RFC 6749, 7009, 7662).
+    OAuth,
+    /// Keys and metadata for clients and resource servers (RFC 7517, 8414).
+    Discovery,
+    /// A user's own account.
+    Account,
+    /// Health checks.
+    Operations,
+}
+
+pub type Api = (
+    oauth::OAuthApi,
+    well_known::WellKnownApi,
+    account::AccountApi,
+    health::HealthApi,
+);
+
+/// The documented API. `server_url` is listed in the document as where it is served.
+pub fn service(authority: Arc<Authority>, settings: &Settings) -> OpenApiService<Api, ()> {
+    let metadata = ServerMetadata::new(authority.issuer(), authority.keys());
+    let metadata = Bytes::from(serde_json::to_vec(&metadata).unwrap_or_default());
+    let api = (
+        oauth::OAuthApi {
+            authority: authority.clone(),
+        },
+        well_known::WellKnownApi {
+            keys: authority.keys().clone(),
+            metadata,
+            max_age: settings.keys.jwks_max_age,
+        },
+        account::AccountApi {
+            authority: authority.clone(),
+            registration_enabled: settings.registration.enabled,
+        },
+        health::HealthApi { authority },
+    );
+    OpenApiService::new(api, "Latchkey", env!("CARGO_PKG_VERSION"))
+        .description(
+            "A standalone OAuth2-style token issuer: RS256 JWT access tokens, rotating refresh \
+             tokens with reuse detection, revocation and introspection, and a published JWKS.",
+        )
+        .server(settings.issuer.clone())
+}

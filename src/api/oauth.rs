@@ -1,0 +1,249 @@
+//! `/oauth/token`, `/oauth/revoke` and `/oauth/introspect`.
+
+use std::sync::Arc;
+
+use poem::Request;
+use poem::http::header;
+use poem_openapi::payload::{Form, Json};
+use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi};
+use serde::Deserialize;
+
+use super::ApiTags;
+use super::errors::{ApiError, ApiResult};
+use crate::domain::{Secret, now, now_ms};
+use crate::oauth::{Authority, ClientCredentials, Introspection, TokenHint, TokenRequest};
+
+/// Token request parameters (RFC 6749 §4.3, §4.4, §6; RFC 8707 `resource`).
+#[derive(Debug, Default, Deserialize, Object)]
+pub struct TokenParams {
+    /// `password`, `client_credentials` or `refresh_token`.
+    pub grant_type: Option<String>,
+    /// For `password`.
+    pub username: Option<String>,
+    /// For `password`.
+    pub password: Option<String>,
+    /// For `refresh_token`.
+    pub refresh_token: Option<String>,
+    /// Space-separated scopes; may narrow, never widen, what the client or token allows.
+    pub scope: Option<String>,
+    /// The audience (`aud`) wanted for the access token.
+    pub audience: Option<String>,
+    /// RFC 8707 resource indicator; the same as `audience`.
+    pub resource: Option<String>,
+    /// Client authentication in the body, when HTTP Basic is not used.
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+/// The token request, as a form (RFC 6749) or as JSON.
+#[derive(Debug, ApiRequest)]
+pub enum TokenBody {
+    Form(Form<TokenParams>),
+    Json(Json<TokenParams>),
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Object)]
+pub struct TokenIssued {
+    /// An RS256 JWT access token (RFC 9068).
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Lifetime of the access token in seconds.
+    pub expires_in: u64,
+    /// A rotating refresh token, for grants that issue one.
+    #[oai(skip_serializing_if_is_none)]
+    pub refresh_token: Option<String>,
+    /// The granted scope.
+    pub scope: String,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum TokenResponse {
+    /// Tokens issued.
+    #[oai(status = 200)]
+    Ok(
+        Json<TokenIssued>,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "Pragma")] String,
+    ),
+}
+
+/// A token to revoke or introspect (RFC 7009 §2.1, RFC 7662 §2.1).
+#[derive(Debug, Default, Deserialize, Object)]
+pub struct TokenParam {
+    pub token: Option<String>,
+    /// `access_token` or `refresh_token`; a hint only.
+    pub token_type_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+#[derive(Debug, ApiRequest)]
+pub enum TokenParamBody {
+    Form(Form<TokenParam>),
+    Json(Json<TokenParam>),
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum RevokeResponse {
+    /// The token is revoked, or was not valid to begin with.
+    #[oai(status = 200)]
+    Ok,
+}
+
+/// RFC 7662 §2.2 introspection answer.
+#[derive(Debug, Object)]
+pub struct IntrospectionBody {
+    pub active: bool,
+    /// `access_token` or `refresh_token`.
+    #[oai(skip_serializing_if_is_none)]
+    pub token_type: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub scope: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub client_id: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub username: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub sub: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub aud: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub iss: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub exp: Option<i64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub iat: Option<i64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub nbf: Option<i64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub jti: Option<String>,
+}
+
+impl From<Introspection> for IntrospectionBody {
+    fn from(i: Introspection) -> Self {
+        IntrospectionBody {
+            active: i.active,
+            token_type: i.token_type.map(str::to_owned),
+            scope: i.scope,
+            client_id: i.client_id,
+            username: i.username,
+            sub: i.sub,
+            aud: i.aud,
+            iss: i.iss,
+            exp: i.exp,
+            iat: i.iat,
+            nbf: i.nbf,
+            jti: i.jti,
+        }
+    }
+}
+
+pub struct OAuthApi {
+    pub authority: Arc<Authority>,
+}
+
+fn authorization(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn required_token(token: Option<String>) -> Result<String, ApiError> {
+    token.filter(|t| !t.is_empty()).ok_or_else(|| {
+        ApiError::from(crate::oauth::AuthError::InvalidRequest(
+            "token is required".into(),
+        ))
+    })
+}
+
+#[OpenApi(tag = "ApiTags::OAuth")]
+impl OAuthApi {
+    /// Issue tokens
+    ///
+    /// Exchanges credentials for an access token and, for the `password` and `refresh_token`
+    /// grants, a rotating refresh token. Clients authenticate with HTTP Basic or with
+    /// `client_id` and `client_secret` in the body; public clients send only `client_id`.
+    /// A refresh token presented again within the grace window returns the same successor;
+    /// after it, the whole family is revoked.
+    #[oai(path = "/oauth/token", method = "post")]
+    async fn token(&self, req: &Request, body: TokenBody) -> ApiResult<TokenResponse> {
+        let params = match body {
+            TokenBody::Form(Form(p)) | TokenBody::Json(Json(p)) => p,
+        };
+        let client = ClientCredentials::from_request(
+            authorization(req),
+            params.client_id,
+            params.client_secret,
+        )?;
+        let request = TokenRequest {
+            grant_type: params.grant_type,
+            username: params.username,
+            password: params.password.map(Secret::new),
+            refresh_token: params.refresh_token,
+            scope: params.scope,
+            audience: params.audience,
+            resource: params.resource,
+            client,
+        };
+        let issued = self.authority.exchange(request, now_ms()).await?;
+        Ok(TokenResponse::Ok(
+            Json(TokenIssued {
+                access_token: issued.access_token,
+                token_type: "Bearer".into(),
+                expires_in: issued.expires_in,
+                refresh_token: issued.refresh_token,
+                scope: issued.scope.to_string(),
+            }),
+            "no-store".into(),
+            "no-cache".into(),
+        ))
+    }
+
+    /// Revoke a token
+    ///
+    /// RFC 7009. A refresh token revokes its whole family; an access token is put on the
+    /// revocation list until it expires. Unknown or expired tokens are answered with 200 too.
+    #[oai(path = "/oauth/revoke", method = "post")]
+    async fn revoke(&self, req: &Request, body: TokenParamBody) -> ApiResult<RevokeResponse> {
+        let params = match body {
+            TokenParamBody::Form(Form(p)) | TokenParamBody::Json(Json(p)) => p,
+        };
+        let credentials = ClientCredentials::from_request(
+            authorization(req),
+            params.client_id,
+            params.client_secret,
+        )?;
+        let client = self.authority.authenticate_client(&credentials).await?;
+        let token = required_token(params.token)?;
+        let hint = TokenHint::parse(params.token_type_hint.as_deref());
+        self.authority.revoke(&client, &token, hint, now()).await?;
+        Ok(RevokeResponse::Ok)
+    }
+
+    /// Introspect a token
+    ///
+    /// RFC 7662. The caller authenticates as a client. Revoked, expired and foreign tokens
+    /// are reported as `{"active": false}`.
+    #[oai(path = "/oauth/introspect", method = "post")]
+    async fn introspect(
+        &self,
+        req: &Request,
+        body: TokenParamBody,
+    ) -> ApiResult<Json<IntrospectionBody>> {
+        let params = match body {
+            TokenParamBody::Form(Form(p)) | TokenParamBody::Json(Json(p)) => p,
+        };
+        let credentials = ClientCredentials::from_request(
+            authorization(req),
+            params.client_id,
+            params.client_secret,
+        )?;
+        self.authority.authenticate_client(&credentials).await?;
+        let token = required_token(params.token)?;
+        let hint = TokenHint::parse(params.token_type_hint.as_deref());
+        let answer = self.authority.introspect(&token, hint, now()).await?;
+        Ok(Json(answer.into()))
+    }
+}

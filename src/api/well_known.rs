@@ -1,0 +1,233 @@
+//! The documents resource servers and client libraries discover: the JWKS and the RFC 8414
+//! authorization-server metadata.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use poem::{IntoResponse, Response};
+use poem_openapi::param::Header;
+use poem_openapi::payload::Payload;
+use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::types::Type;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::ApiTags;
+use crate::keys::KeySet;
+
+/// A JSON document serialised once and sent as is; `T` describes it in the OpenAPI document.
+pub struct PreSerialized<T> {
+    bytes: Bytes,
+    schema: PhantomData<T>,
+}
+
+impl<T> PreSerialized<T> {
+    pub fn new(bytes: Bytes) -> Self {
+        Self {
+            bytes,
+            schema: PhantomData,
+        }
+    }
+}
+
+impl<T: Type + Send> Payload for PreSerialized<T> {
+    const CONTENT_TYPE: &'static str = "application/json";
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Send> IntoResponse for PreSerialized<T> {
+    fn into_response(self) -> Response {
+        Response::builder()
+            .content_type("application/json")
+            .body(self.bytes)
+    }
+}
+
+/// A public signing key (RFC 7517 §4).
+#[derive(Debug, Object)]
+pub struct JsonWebKey {
+    /// Key type: `RSA`.
+    pub kty: String,
+    /// Always `sig`.
+    #[oai(rename = "use")]
+    pub usage: String,
+    /// The algorithm this key signs with: `RS256`.
+    pub alg: String,
+    /// The RFC 7638 thumbprint of the key, named by the `kid` header of tokens it signed.
+    pub kid: String,
+    /// RSA modulus, base64url.
+    pub n: String,
+    /// RSA public exponent, base64url.
+    pub e: String,
+}
+
+/// RFC 7517 §5 key set.
+#[derive(Debug, Object)]
+pub struct JsonWebKeySet {
+    pub keys: Vec<JsonWebKey>,
+}
+
+/// RFC 8414 authorization-server metadata.
+#[derive(Debug, serde::Serialize, Object)]
+pub struct ServerMetadata {
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub revocation_endpoint: String,
+    pub introspection_endpoint: String,
+    pub userinfo_endpoint: String,
+    pub jwks_uri: String,
+    pub grant_types_supported: Vec<String>,
+    pub response_types_supported: Vec<String>,
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// Algorithms of the published keys.
+    pub token_signing_alg_values_supported: Vec<String>,
+}
+
+impl ServerMetadata {
+    pub fn new(issuer: &str, keys: &KeySet) -> ServerMetadata {
+        let url = |path: &str| format!("{issuer}{path}");
+        let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut algorithms: Vec<String> = keys
+            .keys()
+            .iter()
+            .map(|k| k.algorithm().as_str().to_owned())
+            .collect();
+        algorithms.sort();
+        algorithms.dedup();
+        ServerMetadata {
+            issuer: issuer.to_owned(),
+            token_endpoint: url("/oauth/token"),
+            revocation_endpoint: url("/oauth/revoke"),
+            introspection_endpoint: url("/oauth/introspect"),
+            userinfo_endpoint: url("/userinfo"),
+            jwks_uri: url("/.well-known/jwks.json"),
+            grant_types_supported: strings(&["password", "client_credentials", "refresh_token"]),
+            response_types_supported: Vec::new(),
+            token_endpoint_auth_methods_supported: strings(&[
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ]),
+            revocation_endpoint_auth_methods_supported: strings(&[
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ]),
+            introspection_endpoint_auth_methods_supported: strings(&[
+                "client_secret_basic",
+                "client_secret_post",
+            ]),
+            token_signing_alg_values_supported: algorithms,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum JwksResponse {
+    /// The key set.
+    #[oai(status = 200)]
+    Ok(
+        PreSerialized<JsonWebKeySet>,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "ETag")] String,
+    ),
+    /// The key set has not changed since the `ETag` in `If-None-Match`.
+    #[oai(status = 304)]
+    NotModified(
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "ETag")] String,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum MetadataResponse {
+    /// The metadata document.
+    #[oai(status = 200)]
+    Ok(
+        PreSerialized<ServerMetadata>,
+        #[oai(header = "Cache-Control")] String,
+    ),
+}
+
+pub struct WellKnownApi {
+    pub keys: Arc<KeySet>,
+    pub metadata: Bytes,
+    pub max_age: u64,
+}
+
+/// RFC 9110 §13.1.2: a list of entity tags, or `*`; weak comparison.
+fn matches_etag(if_none_match: &str, etag: &str) -> bool {
+    if_none_match.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || candidate.trim_start_matches("W/") == etag
+    })
+}
+
+#[OpenApi(tag = "ApiTags::Discovery")]
+impl WellKnownApi {
+    /// Signing keys
+    ///
+    /// Every public key that may have signed a live token (RFC 7517). Cache it for the
+    /// `max-age` given; refetch it when a token names a `kid` you do not have.
+    #[oai(path = "/.well-known/jwks.json", method = "get")]
+    async fn jwks(
+        &self,
+        #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
+    ) -> JwksResponse {
+        let cache_control = format!("public, max-age={}", self.max_age);
+        let etag = self.keys.etag().to_owned();
+        if if_none_match.0.as_deref().is_some_and(|v| matches_etag(v, &etag)) {
+            return JwksResponse::NotModified(cache_control, etag);
+        }
+        JwksResponse::Ok(PreSerialized::new(self.keys.jwks()), cache_control, etag)
+    }
+
+    /// Authorization-server metadata
+    ///
+    /// RFC 8414: the issuer, its endpoints, grants, client authentication methods and
+    /// signing algorithms.
+    #[oai(path = "/.well-known/oauth-authorization-server", method = "get")]
+    async fn metadata(&self) -> MetadataResponse {
+        self.metadata_document()
+    }
+
+    /// Authorization-server metadata (OpenID discovery path)
+    ///
+    /// The same document as `/.well-known/oauth-authorization-server`, for libraries that
+    /// discover through the OpenID Connect path.
+    #[oai(path = "/.well-known/openid-configuration", method = "get")]
+    async fn openid_configuration(&self) -> MetadataResponse {
+        self.metadata_document()
+    }
+}
+
+impl WellKnownApi {
+    fn metadata_document(&self) -> MetadataResponse {
+        MetadataResponse::Ok(
+            PreSerialized::new(self.metadata.clone()),
+            format!("public, max-age={}", self.max_age),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches_etag;
+
+    #[test]
+    fn if_none_match_compares_weakly_and_accepts_lists_and_star() {
+        assert!(matches_etag("\"abc\"", "\"abc\""));
+        assert!(matches_etag("W/\"abc\"", "\"abc\""));
+        assert!(matches_etag("\"x\", \"abc\"", "\"abc\""));
+        assert!(matches_etag("*", "\"abc\""));
+        assert!(!matches_etag("\"abd\"", "\"abc\""));
+    }
+}

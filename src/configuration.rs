@@ -1,0 +1,359 @@
+//! Configuration: built-in defaults, then an optional file, then `LATCHKEY_SECTION__KEY`
+//! environment variables. Every value is checked at start-up and a bad one names its key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File};
+use serde::{Deserialize, Serialize};
+
+/// Everything Latchkey can be told, with the defaults of design §6.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    /// The `iss` of every token and the metadata issuer: the public base URL of the service.
+    pub issuer: String,
+    pub store: StoreSettings,
+    pub keys: KeySettings,
+    pub tokens: TokenSettings,
+    pub registration: RegistrationSettings,
+    pub passwords: PasswordSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerSettings {
+    pub bind: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    Embedded,
+    Redis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreSettings {
+    pub backend: StoreBackend,
+    /// The embedded store's data directory.
+    pub path: PathBuf,
+    /// The Redis URL: redis://, rediss://, redis+sentinel://, or a comma list of cluster nodes.
+    pub url: Option<String>,
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeySettings {
+    pub dir: PathBuf,
+    /// `max-age` of the JWKS response, in seconds.
+    pub jwks_max_age: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenSettings {
+    /// Access-token lifetime in seconds.
+    pub access_ttl: u64,
+    /// Refresh-token lifetime in seconds.
+    pub refresh_ttl: u64,
+    /// Seconds during which a just-rotated refresh token still yields the same successor.
+    pub refresh_grace: u64,
+    /// `aud` of access tokens whose request names no audience.
+    pub audience: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegistrationSettings {
+    pub enabled: bool,
+}
+
+/// argon2id cost and the bounds of the hashing pool.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasswordSettings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Hashes computed at once; 0 means one per CPU.
+    pub max_concurrent: usize,
+    /// Hashes allowed to wait for a slot before requests are turned away with 503.
+    pub max_queue: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when standard output is not a terminal, pretty text when it is.
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogSettings {
+    /// A tracing filter such as `info` or `latchkey=debug,info`; `RUST_LOG` overrides it.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server: ServerSettings {
+                bind: "127.0.0.1:8080".into(),
+                max_body_bytes: 64 * 1024,
+            },
+            issuer: "http://127.0.0.1:8080".into(),
+            store: StoreSettings {
+                backend: StoreBackend::Embedded,
+                path: PathBuf::from("./data"),
+                url: None,
+                prefix: "latchkey:".into(),
+            },
+            keys: KeySettings {
+                dir: PathBuf::from("./keys"),
+                jwks_max_age: 300,
+            },
+            tokens: TokenSettings {
+                access_ttl: 900,
+                refresh_ttl: 2_592_000,
+                refresh_grace: 5,
+                audience: "api".into(),
+            },
+            registration: RegistrationSettings { enabled: false },
+            passwords: PasswordSettings {
+                memory_kib: 19_456,
+                iterations: 2,
+                parallelism: 1,
+                max_concurrent: 0,
+                max_queue: 256,
+            },
+            log: LogSettings {
+                level: "info".into(),
+                format: LogFormat::Auto,
+            },
+        }
+    }
+}
+
+/// A configuration that cannot be used, with the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Source(#[from] config::ConfigError),
+    #[error("invalid configuration: {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_from(file, None)
+    }
+
+    /// Like [`Settings::load`], with the environment given as pairs instead of read from the
+    /// process, so tests do not race on global state.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Settings, ConfigError> {
+        let mut builder = Config::builder().add_source(Config::try_from(&Settings::default())?);
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).required(true));
+        }
+        let environment = Environment::with_prefix("LATCHKEY")
+            .prefix_separator("_")
+            .separator("__")
+            .try_parsing(true)
+            .source(env);
+        let settings: Settings = builder
+            .add_source(environment)
+            .build()?
+            .try_deserialize()?;
+        settings.validated()
+    }
+
+    fn validated(mut self) -> Result<Settings, ConfigError> {
+        self.bind_address()?;
+        let issuer = self.issuer.trim_end_matches('/').to_owned();
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) || issuer.len() < 9 {
+            return Err(invalid("issuer", "must be an http:// or https:// URL"));
+        }
+        self.issuer = issuer;
+        let tokens = &self.tokens;
+        if tokens.access_ttl == 0 || tokens.access_ttl > 86_400 {
+            return Err(invalid(
+                "tokens.access_ttl",
+                "must be between 1 and 86400 seconds",
+            ));
+        }
+        if tokens.refresh_ttl <= tokens.access_ttl {
+            return Err(invalid(
+                "tokens.refresh_ttl",
+                "must be longer than tokens.access_ttl",
+            ));
+        }
+        if tokens.refresh_grace > 300 {
+            return Err(invalid(
+                "tokens.refresh_grace",
+                "must be at most 300 seconds",
+            ));
+        }
+        if tokens.audience.is_empty() {
+            return Err(invalid("tokens.audience", "must not be empty"));
+        }
+        if tokens.audience == self.issuer {
+            return Err(invalid(
+                "tokens.audience",
+                "must differ from the issuer, which is the audience of refresh tokens",
+            ));
+        }
+        if self.store.backend == StoreBackend::Redis
+            && self.store.url.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(invalid("store.url", "is required when store.backend is redis"));
+        }
+        let p = &self.passwords;
+        argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, None)
+            .map_err(|e| invalid("passwords", format!("not valid argon2 parameters: {e}")))?;
+        if self.server.max_body_bytes < 1024 {
+            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(invalid("log.level", format!("'{}' is not a log filter", self.log.level)));
+        }
+        if self.keys.jwks_max_age == 0 {
+            return Err(invalid("keys.jwks_max_age", "must be at least 1 second"));
+        }
+        Ok(self)
+    }
+
+    pub fn bind_address(&self) -> Result<SocketAddr, ConfigError> {
+        self.server
+            .bind
+            .parse()
+            .map_err(|_| invalid("server.bind", format!("'{}' is not host:port", self.server.bind)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_match_the_documented_contract() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(settings.server.bind, "127.0.0.1:8080");
+        assert_eq!(settings.issuer, "http://127.0.0.1:8080");
+        assert_eq!(settings.store.backend, StoreBackend::Embedded);
+        assert_eq!(settings.store.path, PathBuf::from("./data"));
+        assert_eq!(settings.keys.dir, PathBuf::from("./keys"));
+        assert_eq!(settings.tokens.access_ttl, 900);
+        assert_eq!(settings.tokens.refresh_ttl, 2_592_000);
+        assert_eq!(settings.tokens.refresh_grace, 5);
+        assert!(!settings.registration.enabled);
+        assert_eq!(settings.passwords.memory_kib, 19_456);
+        assert_eq!(settings.passwords.iterations, 2);
+        assert_eq!(settings.passwords.parallelism, 1);
+    }
+
+    #[test]
+    fn environment_variables_override_defaults() {
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("LATCHKEY_SERVER__BIND", "0.0.0.0:9000"),
+                ("LATCHKEY_ISSUER", "https://auth.example.com/"),
+                ("LATCHKEY_STORE__BACKEND", "redis"),
+                ("LATCHKEY_STORE__URL", "redis://127.0.0.1:6379"),
+                ("LATCHKEY_TOKENS__ACCESS_TTL", "60"),
+                ("LATCHKEY_TOKENS__REFRESH_GRACE", "0"),
+                ("LATCHKEY_REGISTRATION__ENABLED", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.server.bind, "0.0.0.0:9000");
+        assert_eq!(settings.issuer, "https://auth.example.com");
+        assert_eq!(settings.store.backend, StoreBackend::Redis);
+        assert_eq!(settings.tokens.access_ttl, 60);
+        assert_eq!(settings.tokens.refresh_grace, 0);
+        assert!(settings.registration.enabled);
+    }
+
+    #[test]
+    fn a_file_is_read_and_the_environment_wins_over_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latchkey.toml");
+        std::fs::write(&path, "issuer = \"https://file.example\"\n[tokens]\naccess_ttl = 120\n")
+            .unwrap();
+        let settings = Settings::load_from(
+            Some(&path),
+            env(&[("LATCHKEY_TOKENS__ACCESS_TTL", "30")]),
+        )
+        .unwrap();
+        assert_eq!(settings.issuer, "https://file.example");
+        assert_eq!(settings.tokens.access_ttl, 30);
+    }
+
+    fn error_for(pairs: &[(&str, &str)]) -> String {
+        Settings::load_from(None, env(pairs)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_non_numeric_ttl_names_its_key() {
+        let message = error_for(&[("LATCHKEY_TOKENS__ACCESS_TTL", "soon")]);
+        assert!(message.contains("tokens.access_ttl"), "{message}");
+    }
+
+    #[test]
+    fn an_unknown_backend_names_its_key() {
+        let message = error_for(&[("LATCHKEY_STORE__BACKEND", "postgres")]);
+        assert!(message.contains("store.backend"), "{message}");
+    }
+
+    #[test]
+    fn a_bad_bind_address_names_its_key() {
+        let message = error_for(&[("LATCHKEY_SERVER__BIND", "localhost")]);
+        assert!(message.contains("server.bind"), "{message}");
+    }
+
+    #[test]
+    fn redis_without_a_url_is_refused() {
+        let message = error_for(&[("LATCHKEY_STORE__BACKEND", "redis")]);
+        assert!(message.contains("store.url"), "{message}");
+    }
+
+    #[test]
+    fn a_refresh_ttl_shorter_than_the_access_ttl_is_refused() {
+        let message = error_for(&[
+            ("LATCHKEY_TOKENS__ACCESS_TTL", "600"),
+            ("LATCHKEY_TOKENS__REFRESH_TTL", "300"),
+        ]);
+        assert!(message.contains("tokens.refresh_ttl"), "{message}");
+    }
+
+    #[test]
+    fn an_issuer_that_is_not_a_url_is_refused() {
+        let message = error_for(&[("LATCHKEY_ISSUER", "latchkey")]);
+        assert!(message.contains("issuer"), "{message}");
+    }
+}

@@ -1,0 +1,55 @@
+//! Client secrets: 256 random bits made by the server, kept only as SHA-256.
+
+use aws_lc_rs::{constant_time, digest};
+
+use crate::domain::Secret;
+
+/// A freshly generated client secret and the hash to store. The plain secret is shown once.
+pub struct ClientSecret {
+    pub secret: Secret,
+    pub hash: String,
+}
+
+impl ClientSecret {
+    pub fn generate() -> ClientSecret {
+        let secret = Secret::new(super::random_token(32));
+        let hash = hash_client_secret(&secret);
+        ClientSecret { secret, hash }
+    }
+}
+
+/// Lowercase hex SHA-256. A fast hash is enough: the secret has 256 bits of entropy, so there
+/// is nothing for a slow hash to protect against.
+pub fn hash_client_secret(secret: &Secret) -> String {
+    let hash = digest::digest(&digest::SHA256, secret.expose().as_bytes());
+    hash.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares in constant time, so the comparison leaks nothing about the stored hash.
+pub fn verify_client_secret(secret: &Secret, stored_hash: &str) -> bool {
+    let candidate = hash_client_secret(secret);
+    constant_time::verify_slices_are_equal(candidate.as_bytes(), stored_hash.as_bytes()).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_secret_verifies_against_its_hash_and_nothing_else() {
+        let generated = ClientSecret::generate();
+        assert!(verify_client_secret(&generated.secret, &generated.hash));
+        assert!(!verify_client_secret(&Secret::new("guess"), &generated.hash));
+    }
+
+    #[test]
+    fn generated_secrets_carry_256_bits() {
+        let generated = ClientSecret::generate();
+        // 32 bytes in unpadded base64url.
+        assert_eq!(generated.secret.expose().len(), 43);
+        assert_ne!(
+            ClientSecret::generate().secret.expose(),
+            generated.secret.expose()
+        );
+    }
+}

@@ -1,0 +1,15 @@
+#![forbid(unsafe_code)]
+//! Latchkey: a standalone OAuth2-style token issuer.
+
+pub mod credentials;
+pub mod domain;
+pub mod store;
+pub mod configuration;
+pub mod keys;
+pub mod telemetry;
+pub mod tokens;
+pub mod oauth;
+pub mod accounts;
+pub mod api;
+pub mod startup;
+pub mod cli;

@@ -1,0 +1,88 @@
+//! The service layer's one error type. The API maps each variant to one HTTP answer in
+//! `api::errors`; nothing else decides statuses.
+
+use crate::credentials::PasswordError;
+use crate::keys::KeyError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// RFC 6749 `invalid_request`: missing or malformed parameters.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// RFC 6749 `invalid_client`: client authentication failed.
+    #[error("{0}")]
+    InvalidClient(String),
+    /// RFC 6749 `invalid_grant`: bad credentials, or a refresh token that is not live.
+    #[error("{0}")]
+    InvalidGrant(String),
+    /// RFC 6749 `unauthorized_client`: the client may not use this grant.
+    #[error("{0}")]
+    UnauthorizedClient(String),
+    /// RFC 6749 `unsupported_grant_type`.
+    #[error("{0}")]
+    UnsupportedGrantType(String),
+    /// RFC 6749 `invalid_scope`: wider than the client or the grant allows.
+    #[error("{0}")]
+    InvalidScope(String),
+    /// RFC 8707 `invalid_target`: an audience the client may not ask for.
+    #[error("{0}")]
+    InvalidTarget(String),
+    /// RFC 6750 `invalid_token`: a bearer token that is missing, invalid or revoked.
+    #[error("{0}")]
+    InvalidToken(String),
+    /// The caller is known but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The resource to change exists already.
+    #[error("{0}")]
+    Conflict(String),
+    /// The resource asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Too many attempts; retry after the given seconds.
+    #[error("too many attempts")]
+    TooManyRequests { retry_after: u64 },
+    /// A dependency (store, hashing pool) cannot serve now; retry after the given seconds.
+    #[error("{reason}")]
+    Unavailable { reason: String, retry_after: u64 },
+    /// A bug or corrupt data. Logged with its detail; answered without it.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(reason) => {
+                tracing::warn!(%reason, "store unavailable");
+                AuthError::Unavailable {
+                    reason: "the token store is unavailable".into(),
+                    retry_after: 2,
+                }
+            }
+            StoreError::Conflict => AuthError::Conflict("it exists already".into()),
+            StoreError::NotFound => AuthError::NotFound("not found".into()),
+            StoreError::InvalidCursor => AuthError::InvalidRequest("unknown cursor".into()),
+            StoreError::Internal(detail) => AuthError::Internal(detail),
+        }
+    }
+}
+
+impl From<PasswordError> for AuthError {
+    fn from(error: PasswordError) -> Self {
+        match error {
+            PasswordError::Busy => AuthError::Unavailable {
+                reason: "too many logins at once".into(),
+                retry_after: 1,
+            },
+            PasswordError::Internal(detail) => AuthError::Internal(detail),
+        }
+    }
+}
+
+impl From<KeyError> for AuthError {
+    fn from(error: KeyError) -> Self {
+        AuthError::Internal(error.to_string())
+    }
+}

@@ -1,0 +1,348 @@
+//! The token endpoint's grants: `password`, `client_credentials` and `refresh_token`.
+
+use super::{AuthError, Authority, ClientCredentials};
+use crate::domain::{ClientId, GrantType, Scope, Secret, TokenId, UnixTime, Username};
+use crate::store::{ClientRecord, Family, RefreshGeneration, Rotation, RotationOutcome, UserRecord};
+use crate::tokens::{AccessClaims, RefreshClaims, TokenKind, sign};
+
+/// A token request as received, before any checks.
+#[derive(Debug, Default)]
+pub struct TokenRequest {
+    pub grant_type: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub refresh_token: Option<String>,
+    pub scope: Option<String>,
+    pub audience: Option<String>,
+    pub resource: Option<String>,
+    pub client: ClientCredentials,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub expires_in: u64,
+    pub refresh_token: Option<String>,
+    pub scope: Scope,
+}
+
+/// What an access token is about, before it is signed.
+struct Grant<'a> {
+    subject: &'a str,
+    client_id: &'a ClientId,
+    audience: &'a str,
+    scope: &'a Scope,
+    roles: Option<Vec<String>>,
+    session: Option<&'a TokenId>,
+}
+
+impl Authority {
+    /// Runs a token request through client authentication, the grant's checks, and issuance.
+    /// Time comes in milliseconds because the refresh grace window is measured that finely.
+    pub async fn exchange(&self, request: TokenRequest, now_ms: i64) -> Result<IssuedTokens, AuthError> {
+        let now = now_ms.div_euclid(1000);
+        let grant_name = request
+            .grant_type
+            .as_deref()
+            .ok_or_else(|| AuthError::InvalidRequest("grant_type is required".into()))?;
+        let grant = GrantType::parse(grant_name).ok_or_else(|| {
+            AuthError::UnsupportedGrantType(format!("grant_type '{}' is not supported", truncate(grant_name)))
+        })?;
+        let client = self.authenticate_client(&request.client).await?;
+        if !client.grants.contains(&grant) {
+            return Err(AuthError::UnauthorizedClient(format!(
+                "this client may not use the {grant} grant"
+            )));
+        }
+        match grant {
+            GrantType::Password => self.password_grant(&client, request, now).await,
+            GrantType::ClientCredentials => self.client_credentials_grant(&client, &request, now),
+            GrantType::RefreshToken => self.refresh_grant(&client, request, now_ms).await,
+        }
+    }
+
+    async fn password_grant(
+        &self,
+        client: &ClientRecord,
+        request: TokenRequest,
+        now: UnixTime,
+    ) -> Result<IssuedTokens, AuthError> {
+        let username = request
+            .username
+            .as_deref()
+            .ok_or_else(|| AuthError::InvalidRequest("username is required".into()))?;
+        let password = request
+            .password
+            .clone()
+            .ok_or_else(|| AuthError::InvalidRequest("password is required".into()))?;
+        let scope = requested_scope(request.scope.as_deref(), &client.scope)?;
+        let audience = self.audience_for(client, &request)?;
+        let user = self.check_password(username, password).await?;
+        let Some(user) = user else {
+            tracing::info!(target: "audit", event = "login_failed", client_id = %client.client_id, username = %truncate(username));
+            return Err(AuthError::InvalidGrant("invalid username or password".into()));
+        };
+        tracing::info!(target: "audit", event = "login", client_id = %client.client_id, username = %user.username);
+        let roles = Some(user.roles.iter().cloned().collect());
+        if !client.grants.contains(&GrantType::RefreshToken) {
+            let grant = Grant {
+                subject: user.username.as_str(),
+                client_id: &client.client_id,
+                audience: &audience,
+                scope: &scope,
+                roles,
+                session: None,
+            };
+            return self.issue(&grant, None, now);
+        }
+        let family = Family {
+            id: TokenId::generate(),
+            subject: user.username.to_string(),
+            client_id: client.client_id.clone(),
+            scope: scope.clone(),
+            audience: audience.clone(),
+            current: self.next_generation(now),
+            previous: None,
+            rotated_at_ms: None,
+            revoked: false,
+        };
+        self.store.create_family(&family).await?;
+        let grant = Grant {
+            subject: user.username.as_str(),
+            client_id: &client.client_id,
+            audience: &audience,
+            scope: &scope,
+            roles,
+            session: Some(&family.id),
+        };
+        self.issue(&grant, Some(&family), now)
+    }
+
+    /// The user, if the password is theirs and the account is enabled. An unknown or malformed
+    /// username costs one argon2 verification like a wrong password does.
+    async fn check_password(&self, username: &str, password: Secret) -> Result<Option<UserRecord>, AuthError> {
+        let user = match Username::parse(username) {
+            Ok(name) => self.store.get_user(&name).await?,
+            Err(_) => None,
+        };
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        let matched = self.passwords.verify(password, stored).await?;
+        Ok(user.filter(|u| matched && !u.disabled))
+    }
+
+    fn client_credentials_grant(
+        &self,
+        client: &ClientRecord,
+        request: &TokenRequest,
+        now: UnixTime,
+    ) -> Result<IssuedTokens, AuthError> {
+        if client.is_public() {
+            return Err(AuthError::UnauthorizedClient(
+                "a public client cannot use the client_credentials grant".into(),
+            ));
+        }
+        let scope = requested_scope(request.scope.as_deref(), &client.scope)?;
+        let audience = self.audience_for(client, request)?;
+        let grant = Grant {
+            subject: client.client_id.as_str(),
+            client_id: &client.client_id,
+            audience: &audience,
+            scope: &scope,
+            roles: None,
+            session: None,
+        };
+        self.issue(&grant, None, now)
+    }
+
+    async fn refresh_grant(
+        &self,
+        client: &ClientRecord,
+        request: TokenRequest,
+        now_ms: i64,
+    ) -> Result<IssuedTokens, AuthError> {
+        let now = now_ms.div_euclid(1000);
+        let presented = request
+            .refresh_token
+            .as_deref()
+            .ok_or_else(|| AuthError::InvalidRequest("refresh_token is required".into()))?;
+        let claims = self
+            .verifier
+            .verify_refresh(&self.keys, presented)
+            .map_err(|e| AuthError::InvalidGrant(format!("invalid refresh token: {e}")))?;
+        if claims.client_id != client.client_id.as_str() {
+            return Err(AuthError::InvalidGrant(
+                "the refresh token was issued to another client".into(),
+            ));
+        }
+        let granted = Scope::parse(&claims.scope).map_err(|_| AuthError::InvalidGrant("invalid refresh token".into()))?;
+        let scope = requested_scope(request.scope.as_deref(), &granted)?;
+        let user = self.live_subject(&claims.sub, claims.iat, now).await?;
+        let rotation = Rotation {
+            family: TokenId::from_trusted(&claims.fam),
+            presented: TokenId::from_trusted(&claims.jti),
+            successor: self.next_generation(now),
+            now_ms,
+            grace_ms: (self.tokens.refresh_grace * 1000) as i64,
+        };
+        let family = match self.store.rotate_refresh(&rotation).await? {
+            RotationOutcome::Rotated(family) => {
+                tracing::info!(target: "audit", event = "refresh", client_id = %client.client_id, sub = %family.subject);
+                family
+            }
+            RotationOutcome::Repeated(family) => {
+                tracing::info!(target: "audit", event = "refresh_repeated", client_id = %client.client_id, sub = %family.subject);
+                family
+            }
+            RotationOutcome::Reused(family) => {
+                tracing::warn!(target: "audit", event = "refresh_reuse_detected", client_id = %client.client_id, sub = %family.subject, fam = %family.id);
+                return Err(AuthError::InvalidGrant("the refresh token was already used; its session is revoked".into()));
+            }
+            RotationOutcome::Inactive => {
+                return Err(AuthError::InvalidGrant("the refresh token is no longer valid".into()));
+            }
+        };
+        let grant = Grant {
+            subject: &family.subject,
+            client_id: &family.client_id,
+            audience: &family.audience,
+            scope: &scope,
+            roles: Some(user.roles.iter().cloned().collect()),
+            session: Some(&family.id),
+        };
+        self.issue(&grant, Some(&family), now)
+    }
+
+    /// The user behind a refresh token, if the account still exists, is enabled, and was not
+    /// revoked as a whole after the token was issued.
+    async fn live_subject(&self, subject: &str, issued_at: UnixTime, now: UnixTime) -> Result<UserRecord, AuthError> {
+        let dead = || AuthError::InvalidGrant("the refresh token is no longer valid".into());
+        let name = Username::parse(subject).map_err(|_| dead())?;
+        let user = self.store.get_user(&name).await?.ok_or_else(dead)?;
+        if user.disabled {
+            return Err(dead());
+        }
+        if let Some(not_before) = self.store.subject_not_before(subject, now).await?
+            && issued_at < not_before
+        {
+            return Err(dead());
+        }
+        Ok(user)
+    }
+
+    fn next_generation(&self, now: UnixTime) -> RefreshGeneration {
+        RefreshGeneration {
+            jti: TokenId::generate(),
+            issued_at: now,
+            expires_at: now + self.tokens.refresh_ttl as i64,
+        }
+    }
+
+    /// Signs the access token and, for a family, the refresh token of its current generation.
+    /// Signing is deterministic, so a repeat inside the grace window gets the very same token.
+    fn issue(&self, grant: &Grant<'_>, family: Option<&Family>, now: UnixTime) -> Result<IssuedTokens, AuthError> {
+        let signer = self.keys.signer();
+        let access = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: grant.subject.to_owned(),
+            aud: grant.audience.to_owned(),
+            exp: now + self.tokens.access_ttl as i64,
+            iat: now,
+            nbf: now,
+            jti: TokenId::generate().to_string(),
+            client_id: grant.client_id.to_string(),
+            scope: grant.scope.to_string(),
+            roles: grant.roles.clone(),
+            sid: grant.session.map(ToString::to_string),
+        };
+        let access_token = sign(signer, TokenKind::Access, &access)?;
+        let refresh_token = match family {
+            Some(family) => {
+                let claims = RefreshClaims {
+                    iss: self.issuer.clone(),
+                    sub: family.subject.clone(),
+                    aud: self.issuer.clone(),
+                    exp: family.current.expires_at,
+                    iat: family.current.issued_at,
+                    nbf: family.current.issued_at,
+                    jti: family.current.jti.to_string(),
+                    client_id: family.client_id.to_string(),
+                    scope: family.scope.to_string(),
+                    fam: family.id.to_string(),
+                };
+                Some(sign(signer, TokenKind::Refresh, &claims)?)
+            }
+            None => None,
+        };
+        Ok(IssuedTokens {
+            access_token,
+            expires_in: self.tokens.access_ttl,
+            refresh_token,
+            scope: grant.scope.clone(),
+        })
+    }
+
+    /// The audience asked for with `audience` or RFC 8707 `resource`, if the client may use
+    /// it; the configured default when none is asked for.
+    fn audience_for(&self, client: &ClientRecord, request: &TokenRequest) -> Result<String, AuthError> {
+        let asked = match (request.audience.as_deref(), request.resource.as_deref()) {
+            (Some(a), Some(r)) if a != r => {
+                return Err(AuthError::InvalidTarget("audience and resource disagree".into()));
+            }
+            (Some(a), _) | (None, Some(a)) => Some(a),
+            (None, None) => None,
+        };
+        match asked {
+            None => Ok(self.tokens.audience.clone()),
+            Some(a) if a == self.tokens.audience || client.audiences.contains(a) => Ok(a.to_owned()),
+            Some(a) => Err(AuthError::InvalidTarget(format!(
+                "this client may not request audience '{}'",
+                truncate(a)
+            ))),
+        }
+    }
+}
+
+/// The requested scope, which may narrow `allowed` but never widen it; all of `allowed` when
+/// none is asked for.
+fn requested_scope(requested: Option<&str>, allowed: &Scope) -> Result<Scope, AuthError> {
+    let Some(requested) = requested else {
+        return Ok(allowed.clone());
+    };
+    let scope = Scope::parse(requested).map_err(|e| AuthError::InvalidScope(e.to_string()))?;
+    if !scope.is_subset(allowed) {
+        return Err(AuthError::InvalidScope(format!(
+            "the scope may include only: {allowed}"
+        )));
+    }
+    Ok(scope)
+}
+
+/// Echoes caller input in messages only in a bounded form.
+pub(super) fn truncate(value: &str) -> String {
+    value.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_requested_scope_means_everything_the_client_may_have() {
+        let allowed = Scope::parse("read write").unwrap();
+        assert_eq!(requested_scope(None, &allowed).unwrap(), allowed);
+    }
+
+    #[test]
+    fn a_narrower_scope_is_granted_and_a_wider_one_refused() {
+        let allowed = Scope::parse("read write").unwrap();
+        assert_eq!(
+            requested_scope(Some("read"), &allowed).unwrap().to_string(),
+            "read"
+        );
+        assert!(matches!(
+            requested_scope(Some("read admin"), &allowed),
+            Err(AuthError::InvalidScope(_))
+        ));
+    }
+}

@@ -1,0 +1,64 @@
+//! The OAuth flows, independent of HTTP: client authentication, the grants, revocation,
+//! introspection and bearer-token checks.
+
+mod client_auth;
+mod error;
+mod grants;
+mod sessions;
+
+use std::sync::Arc;
+
+use crate::configuration::{Settings, TokenSettings};
+use crate::credentials::PasswordHasher;
+use crate::keys::KeySet;
+use crate::store::SharedStore;
+use crate::tokens::TokenVerifier;
+
+pub use client_auth::ClientCredentials;
+pub use error::AuthError;
+pub use grants::{IssuedTokens, TokenRequest};
+pub use sessions::{Introspection, TokenHint};
+
+/// Everything the flows need, shared by every request.
+pub struct Authority {
+    issuer: String,
+    tokens: TokenSettings,
+    store: SharedStore,
+    keys: Arc<KeySet>,
+    verifier: TokenVerifier,
+    passwords: PasswordHasher,
+}
+
+impl Authority {
+    pub fn new(
+        settings: &Settings,
+        store: SharedStore,
+        keys: Arc<KeySet>,
+        passwords: PasswordHasher,
+    ) -> Authority {
+        Authority {
+            issuer: settings.issuer.clone(),
+            tokens: settings.tokens.clone(),
+            verifier: TokenVerifier::new(settings.issuer.clone()),
+            store,
+            keys,
+            passwords,
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn keys(&self) -> &Arc<KeySet> {
+        &self.keys
+    }
+
+    pub fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
+    pub fn passwords(&self) -> &PasswordHasher {
+        &self.passwords
+    }
+}

@@ -1,0 +1,257 @@
+//! What happens to tokens after they are issued: bearer checks, revocation (RFC 7009),
+//! introspection (RFC 7662) and logout.
+
+use super::grants::truncate;
+use super::{AuthError, Authority};
+use crate::domain::{TokenId, UnixTime, Username};
+use crate::store::{ClientRecord, UserRecord};
+use crate::tokens::{AccessClaims, RefreshClaims};
+
+/// The `token_type_hint` of RFC 7009 and RFC 7662.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenHint {
+    AccessToken,
+    RefreshToken,
+}
+
+impl TokenHint {
+    /// Unknown hints are ignored, as RFC 7009 §2.1 allows: the server searches all kinds.
+    pub fn parse(value: Option<&str>) -> Option<TokenHint> {
+        match value {
+            Some("access_token") => Some(TokenHint::AccessToken),
+            Some("refresh_token") => Some(TokenHint::RefreshToken),
+            _ => None,
+        }
+    }
+}
+
+/// An RFC 7662 answer. Inactive tokens say nothing but `active: false`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Introspection {
+    pub active: bool,
+    pub token_type: Option<&'static str>,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub sub: Option<String>,
+    pub aud: Option<String>,
+    pub iss: Option<String>,
+    pub exp: Option<i64>,
+    pub iat: Option<i64>,
+    pub nbf: Option<i64>,
+    pub jti: Option<String>,
+}
+
+enum Verified {
+    Access(AccessClaims),
+    Refresh(RefreshClaims),
+}
+
+impl Authority {
+    /// A bearer access token that is valid, not revoked, of a live session, and whose user (if
+    /// any) is still enabled.
+    pub async fn authenticate_bearer(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<AccessClaims, AuthError> {
+        let claims = self
+            .verifier
+            .verify_access(&self.keys, token)
+            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+        if self.access_is_live(&claims, now).await? {
+            Ok(claims)
+        } else {
+            Err(AuthError::InvalidToken("the token has been revoked".into()))
+        }
+    }
+
+    async fn access_is_live(&self, claims: &AccessClaims, now: UnixTime) -> Result<bool, AuthError> {
+        if self
+            .store
+            .is_token_revoked(&TokenId::from_trusted(&claims.jti), now)
+            .await?
+        {
+            return Ok(false);
+        }
+        if let Some(sid) = &claims.sid {
+            let family = self.store.get_family(&TokenId::from_trusted(sid)).await?;
+            if family.is_none_or(|f| f.revoked) {
+                return Ok(false);
+            }
+        }
+        if claims.roles.is_some() && self.live_user(&claims.sub).await?.is_none() {
+            return Ok(false);
+        }
+        self.not_revoked_by_subject(&claims.sub, claims.iat, now).await
+    }
+
+    async fn refresh_is_live(&self, claims: &RefreshClaims, now: UnixTime) -> Result<bool, AuthError> {
+        let Some(family) = self.store.get_family(&TokenId::from_trusted(&claims.fam)).await? else {
+            return Ok(false);
+        };
+        let current = family.current.jti.as_str() == claims.jti;
+        let grace = (self.tokens.refresh_grace * 1000) as i64;
+        let just_replaced = family.previous.as_ref().is_some_and(|p| p.as_str() == claims.jti)
+            && family
+                .rotated_at_ms
+                .is_some_and(|at| now * 1000 - at <= grace);
+        if family.revoked || !(current || just_replaced) {
+            return Ok(false);
+        }
+        if self.live_user(&claims.sub).await?.is_none() {
+            return Ok(false);
+        }
+        self.not_revoked_by_subject(&claims.sub, claims.iat, now).await
+    }
+
+    async fn live_user(&self, subject: &str) -> Result<Option<UserRecord>, AuthError> {
+        let Ok(name) = Username::parse(subject) else {
+            return Ok(None);
+        };
+        Ok(self.store.get_user(&name).await?.filter(|u| !u.disabled))
+    }
+
+    async fn not_revoked_by_subject(&self, subject: &str, issued_at: UnixTime, now: UnixTime) -> Result<bool, AuthError> {
+        let not_before = self.store.subject_not_before(subject, now).await?;
+        Ok(not_before.is_none_or(|nbf| issued_at >= nbf))
+    }
+
+    fn identify(&self, token: &str, hint: Option<TokenHint>) -> Option<Verified> {
+        let access = || self.verifier.verify_access(&self.keys, token).ok().map(Verified::Access);
+        let refresh = || self.verifier.verify_refresh(&self.keys, token).ok().map(Verified::Refresh);
+        match hint {
+            Some(TokenHint::RefreshToken) => refresh().or_else(access),
+            _ => access().or_else(refresh),
+        }
+    }
+
+    /// RFC 7662: any authenticated client may ask; foreign, expired and revoked tokens are
+    /// simply inactive.
+    pub async fn introspect(
+        &self,
+        token: &str,
+        hint: Option<TokenHint>,
+        now: UnixTime,
+    ) -> Result<Introspection, AuthError> {
+        let answer = match self.identify(token, hint) {
+            Some(Verified::Access(c)) if self.access_is_live(&c, now).await? => Introspection {
+                active: true,
+                token_type: Some("access_token"),
+                username: c.roles.is_some().then(|| c.sub.clone()),
+                scope: Some(c.scope),
+                client_id: Some(c.client_id),
+                sub: Some(c.sub),
+                aud: Some(c.aud),
+                iss: Some(c.iss),
+                exp: Some(c.exp),
+                iat: Some(c.iat),
+                nbf: Some(c.nbf),
+                jti: Some(c.jti),
+            },
+            Some(Verified::Refresh(c)) if self.refresh_is_live(&c, now).await? => Introspection {
+                active: true,
+                token_type: Some("refresh_token"),
+                username: Some(c.sub.clone()),
+                scope: Some(c.scope),
+                client_id: Some(c.client_id),
+                sub: Some(c.sub),
+                aud: Some(c.aud),
+                iss: Some(c.iss),
+                exp: Some(c.exp),
+                iat: Some(c.iat),
+                nbf: Some(c.nbf),
+                jti: Some(c.jti),
+            },
+            _ => Introspection::default(),
+        };
+        Ok(answer)
+    }
+
+    /// RFC 7009: a refresh token takes its whole family with it; an access token goes on the
+    /// revocation list until it expires. Unknown, expired and foreign tokens are answered as
+    /// revoked, since they are.
+    pub async fn revoke(
+        &self,
+        client: &ClientRecord,
+        token: &str,
+        hint: Option<TokenHint>,
+        now: UnixTime,
+    ) -> Result<(), AuthError> {
+        let Some(verified) = self.identify(token, hint) else {
+            return Ok(());
+        };
+        let owner = match &verified {
+            Verified::Access(c) => &c.client_id,
+            Verified::Refresh(c) => &c.client_id,
+        };
+        if owner != client.client_id.as_str() {
+            return Err(AuthError::UnauthorizedClient(
+                "the token was issued to another client".into(),
+            ));
+        }
+        match verified {
+            Verified::Access(c) => self.revoke_access(&c).await,
+            Verified::Refresh(c) => {
+                self.store
+                    .revoke_family(&TokenId::from_trusted(&c.fam), now)
+                    .await?;
+                tracing::info!(target: "audit", event = "revoke", kind = "refresh", client_id = %client.client_id, sub = %c.sub);
+                Ok(())
+            }
+        }
+    }
+
+    async fn revoke_access(&self, claims: &AccessClaims) -> Result<(), AuthError> {
+        self.store
+            .revoke_token(&TokenId::from_trusted(&claims.jti), claims.exp)
+            .await?;
+        tracing::info!(target: "audit", event = "revoke", kind = "access", client_id = %claims.client_id, sub = %claims.sub);
+        Ok(())
+    }
+
+    /// Ends a session: the presented access token, its family, and the family of a refresh
+    /// token given with it (which must belong to the same subject).
+    pub async fn logout(
+        &self,
+        claims: &AccessClaims,
+        refresh_token: Option<&str>,
+        now: UnixTime,
+    ) -> Result<(), AuthError> {
+        let mut families = Vec::new();
+        if let Some(token) = refresh_token {
+            let refresh = self
+                .verifier
+                .verify_refresh(&self.keys, token)
+                .map_err(|e| AuthError::InvalidRequest(format!("invalid refresh_token: {e}")))?;
+            if refresh.sub != claims.sub {
+                return Err(AuthError::InvalidRequest(
+                    "the refresh token belongs to someone else".into(),
+                ));
+            }
+            families.push(refresh.fam);
+        }
+        families.extend(claims.sid.clone());
+        families.dedup();
+        self.revoke_access(claims).await?;
+        for family in families {
+            self.store
+                .revoke_family(&TokenId::from_trusted(&family), now)
+                .await?;
+        }
+        tracing::info!(target: "audit", event = "logout", client_id = %claims.client_id, sub = %truncate(&claims.sub));
+        Ok(())
+    }
+
+    /// The profile of the user a bearer token was issued to.
+    pub async fn userinfo(&self, claims: &AccessClaims) -> Result<UserRecord, AuthError> {
+        if claims.roles.is_none() {
+            return Err(AuthError::Forbidden(
+                "the token was issued to a client, not a user".into(),
+            ));
+        }
+        self.live_user(&claims.sub)
+            .await?
+            .ok_or_else(|| AuthError::InvalidToken("the user no longer exists".into()))
+    }
+}

@@ -1,0 +1,448 @@
+//! The embedded store (SQLite in WAL mode).
+//!
+//! One database file, `latchkey.db`, in the data directory. WAL journal mode with
+//! `synchronous=FULL` makes every committed transaction durable across a crash or power loss, and
+//! lets the CLI open the same file while the service runs (writers wait up to the busy timeout).
+//!
+//! Records are JSON text in a `data` column keyed by their id, with extra columns only where a
+//! query needs them (expiry, order). Every read-modify-write is one `BEGIN IMMEDIATE`
+//! transaction, so it takes the write lock before it reads and two processes can never
+//! interleave a check and a set. All SQLite calls run on Tokio's blocking pool.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::{
+    ClientRecord, Family, FeedPage, RevocationEvent, Rotation, RotationOutcome, Store, StoreError,
+    StoreResult, UserRecord,
+};
+use crate::domain::{self, ClientId, TokenId, UnixTime, Username};
+
+mod schema;
+mod sql;
+
+pub use schema::SCHEMA_VERSION;
+use sql::{
+    DbResult, append_event, from_json, get_json, insert_error, list_json, load_family,
+    non_negative, parse_cursor, revoke_loaded_family, rotate, sql_limit, to_json, update_existing,
+};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "latchkey.db";
+
+/// How long a statement waits for another connection (the CLI, the service) to release a lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The embedded backend: one SQLite connection shared behind a mutex (SQLite serialises writers
+/// anyway), used only from blocking threads.
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if missing) the database in `dir`, and creates or migrates its schema in
+    /// one transaction. Blocking; call it at start-up or from a blocking thread.
+    pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let mut conn = Connection::open(dir.join(DB_FILE)).db()?;
+        conn.busy_timeout(BUSY_TIMEOUT).db()?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .db()?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Internal(format!(
+                "SQLite refused WAL journal mode (got {mode})"
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "FULL").db()?;
+        schema::migrate(&mut conn)?;
+        Ok(EmbeddedStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// A private in-memory database with the same schema, gone when the store is dropped.
+    pub fn open_in_memory() -> Result<EmbeddedStore, StoreError> {
+        let mut conn = Connection::open_in_memory().db()?;
+        schema::migrate(&mut conn)?;
+        Ok(EmbeddedStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `work` on the blocking pool with the connection locked.
+    async fn run<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| {
+                StoreError::Internal("the database connection's lock is poisoned".to_owned())
+            })?;
+            work(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
+    }
+
+    /// Runs `work` in one `BEGIN IMMEDIATE` transaction on the blocking pool; commits if it
+    /// succeeds, rolls back if it fails.
+    async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .db()?;
+            let out = work(&tx)?;
+            tx.commit().db()?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.run(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).db())
+            .await
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        let (key, data) = (user.username.as_str().to_owned(), to_json(user)?);
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO users (username, data) VALUES (?1, ?2)",
+                params![key, data],
+            )
+            .map_err(insert_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_user(&self, username: &Username) -> StoreResult<Option<UserRecord>> {
+        let key = username.as_str().to_owned();
+        self.run(move |conn| get_json(conn, "SELECT data FROM users WHERE username = ?1", &key))
+            .await
+    }
+
+    async fn update_user(&self, user: &UserRecord) -> StoreResult<()> {
+        let (key, data) = (user.username.as_str().to_owned(), to_json(user)?);
+        self.run(move |conn| {
+            update_existing(
+                conn,
+                "UPDATE users SET data = ?2 WHERE username = ?1",
+                &key,
+                &data,
+            )
+        })
+        .await
+    }
+
+    async fn list_users(
+        &self,
+        after: Option<&Username>,
+        limit: usize,
+    ) -> StoreResult<Vec<UserRecord>> {
+        let after = after.map(|u| u.as_str().to_owned());
+        self.run(move |conn| {
+            list_json(
+                conn,
+                "SELECT data FROM users WHERE ?1 IS NULL OR username > ?1 \
+                 ORDER BY username LIMIT ?2",
+                params![after, sql_limit(limit)],
+            )
+        })
+        .await
+    }
+
+    async fn create_client(&self, client: &ClientRecord) -> StoreResult<()> {
+        let (key, data) = (client.client_id.as_str().to_owned(), to_json(client)?);
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO clients (client_id, data) VALUES (?1, ?2)",
+                params![key, data],
+            )
+            .map_err(insert_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_client(&self, client_id: &ClientId) -> StoreResult<Option<ClientRecord>> {
+        let key = client_id.as_str().to_owned();
+        self.run(move |conn| get_json(conn, "SELECT data FROM clients WHERE client_id = ?1", &key))
+            .await
+    }
+
+    async fn update_client(&self, client: &ClientRecord) -> StoreResult<()> {
+        let (key, data) = (client.client_id.as_str().to_owned(), to_json(client)?);
+        self.run(move |conn| {
+            update_existing(
+                conn,
+                "UPDATE clients SET data = ?2 WHERE client_id = ?1",
+                &key,
+                &data,
+            )
+        })
+        .await
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
+        self.run(|conn| list_json(conn, "SELECT data FROM clients ORDER BY client_id", []))
+            .await
+    }
+
+    async fn delete_client(&self, client_id: &ClientId) -> StoreResult<bool> {
+        let key = client_id.as_str().to_owned();
+        self.run(move |conn| {
+            let deleted = conn
+                .execute("DELETE FROM clients WHERE client_id = ?1", [key])
+                .db()?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn create_family(&self, family: &Family) -> StoreResult<()> {
+        let (key, expires_at) = (family.id.as_str().to_owned(), family.current.expires_at);
+        let data = to_json(family)?;
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO families (id, expires_at, data) VALUES (?1, ?2, ?3)",
+                params![key, expires_at, data],
+            )
+            .map_err(insert_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_family(&self, id: &TokenId) -> StoreResult<Option<Family>> {
+        let key = id.as_str().to_owned();
+        self.run(move |conn| load_family(conn, &key)).await
+    }
+
+    async fn rotate_refresh(&self, rotation: &Rotation) -> StoreResult<RotationOutcome> {
+        let rotation = rotation.clone();
+        self.write(move |tx| rotate(tx, &rotation)).await
+    }
+
+    async fn revoke_family(&self, id: &TokenId, now: UnixTime) -> StoreResult<bool> {
+        let key = id.as_str().to_owned();
+        self.write(move |tx| {
+            let Some(mut family) = load_family(tx, &key)? else {
+                return Ok(false);
+            };
+            if family.revoked || family.current.expires_at <= now {
+                return Ok(false);
+            }
+            revoke_loaded_family(tx, &mut family)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, jti: &TokenId, expires_at: UnixTime) -> StoreResult<()> {
+        let jti = jti.as_str().to_owned();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2) \
+                 ON CONFLICT (jti) DO UPDATE SET \
+                 expires_at = max(expires_at, excluded.expires_at)",
+                params![jti, expires_at],
+            )
+            .db()?;
+            append_event(
+                tx,
+                &RevocationEvent::Token {
+                    jti,
+                    exp: expires_at,
+                },
+            )
+        })
+        .await
+    }
+
+    async fn is_token_revoked(&self, jti: &TokenId, now: UnixTime) -> StoreResult<bool> {
+        let jti = jti.as_str().to_owned();
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?1 AND expires_at >= ?2)",
+                params![jti, now],
+                |row| row.get(0),
+            )
+            .db()
+        })
+        .await
+    }
+
+    async fn revoke_subject(
+        &self,
+        subject: &str,
+        not_before: UnixTime,
+        keep_until: UnixTime,
+    ) -> StoreResult<()> {
+        let sub = subject.to_owned();
+        self.write(move |tx| {
+            // Never lower a cut-off already in force, nor shorten how long it is remembered.
+            let (not_before, exp) = tx
+                .query_row(
+                    "INSERT INTO revoked_subjects (subject, not_before, keep_until) \
+                     VALUES (?1, ?2, ?3) ON CONFLICT (subject) DO UPDATE SET \
+                     not_before = max(not_before, excluded.not_before), \
+                     keep_until = max(keep_until, excluded.keep_until) \
+                     RETURNING not_before, keep_until",
+                    params![sub, not_before, keep_until],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .db()?;
+            append_event(
+                tx,
+                &RevocationEvent::Subject {
+                    sub,
+                    not_before,
+                    exp,
+                },
+            )
+        })
+        .await
+    }
+
+    async fn subject_not_before(
+        &self,
+        subject: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<UnixTime>> {
+        let sub = subject.to_owned();
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT not_before FROM revoked_subjects WHERE subject = ?1 AND keep_until >= ?2",
+                params![sub, now],
+                |row| row.get(0),
+            )
+            .optional()
+            .db()
+        })
+        .await
+    }
+
+    async fn revocations_after(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+        now: UnixTime,
+    ) -> StoreResult<FeedPage> {
+        let after = parse_cursor(cursor)?;
+        let asked = cursor.unwrap_or("0").to_owned();
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, data FROM revocation_feed WHERE seq > ?1 AND expires_at >= ?2 \
+                     ORDER BY seq LIMIT ?3",
+                )
+                .db()?;
+            let rows = stmt
+                .query_map(params![after, now, sql_limit(limit)], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+                })
+                .db()?;
+            let mut events = Vec::new();
+            for row in rows {
+                let (seq, data) = row.db()?;
+                events.push((seq.to_string(), from_json(&data)?));
+            }
+            let next_cursor = events.last().map_or(asked, |(c, _)| c.clone());
+            Ok(FeedPage {
+                events,
+                next_cursor,
+            })
+        })
+        .await
+    }
+
+    async fn record_failure(&self, key: &str, window_secs: u64) -> StoreResult<(u64, u64)> {
+        let key = key.to_owned();
+        let window = i64::try_from(window_secs).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let now = domain::now();
+            // One statement, so atomic: a window that has ended starts over at this failure.
+            let (count, ends): (i64, i64) = conn
+                .query_row(
+                    "INSERT INTO login_failures (key, count, window_ends) VALUES (?1, 1, ?3) \
+                     ON CONFLICT (key) DO UPDATE SET \
+                     count = CASE WHEN window_ends > ?2 THEN count + 1 ELSE 1 END, \
+                     window_ends = CASE WHEN window_ends > ?2 THEN window_ends ELSE ?3 END \
+                     RETURNING count, window_ends",
+                    params![key, now, now.saturating_add(window)],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .db()?;
+            Ok((non_negative(count), non_negative(ends - now)))
+        })
+        .await
+    }
+
+    async fn failure_count(&self, key: &str) -> StoreResult<(u64, u64)> {
+        let key = key.to_owned();
+        self.run(move |conn| {
+            let now = domain::now();
+            let row: Option<(i64, i64)> = conn
+                .query_row(
+                    "SELECT count, window_ends FROM login_failures \
+                     WHERE key = ?1 AND window_ends > ?2",
+                    params![key, now],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .db()?;
+            Ok(row.map_or((0, 0), |(count, ends)| {
+                (non_negative(count), non_negative(ends - now))
+            }))
+        })
+        .await
+    }
+
+    async fn clear_failures(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.run(move |conn| {
+            conn.execute("DELETE FROM login_failures WHERE key = ?1", [key])
+                .db()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now: UnixTime) -> StoreResult<u64> {
+        self.write(move |tx| {
+            let mut deleted = 0;
+            for sql in [
+                "DELETE FROM families WHERE expires_at < ?1",
+                "DELETE FROM revoked_tokens WHERE expires_at < ?1",
+                "DELETE FROM revoked_subjects WHERE keep_until < ?1",
+                "DELETE FROM revocation_feed WHERE expires_at < ?1",
+                "DELETE FROM login_failures WHERE window_ends <= ?1",
+            ] {
+                deleted += tx.execute(sql, [now]).db()?;
+            }
+            Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
+        })
+        .await
+    }
+}

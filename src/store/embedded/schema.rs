@@ -1,0 +1,80 @@
+//! The schema, versioned with `PRAGMA user_version` and created or migrated at open.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::sql::DbResult;
+use crate::store::{StoreError, StoreResult};
+
+/// `MIGRATIONS[n]` takes the schema from `PRAGMA user_version` n to n + 1.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE users (
+    username TEXT PRIMARY KEY NOT NULL,
+    data     TEXT NOT NULL
+) STRICT;
+CREATE TABLE clients (
+    client_id TEXT PRIMARY KEY NOT NULL,
+    data      TEXT NOT NULL
+) STRICT;
+CREATE TABLE families (
+    id         TEXT PRIMARY KEY NOT NULL,
+    expires_at INTEGER NOT NULL,
+    data       TEXT NOT NULL
+) STRICT;
+CREATE INDEX families_expiry ON families (expires_at);
+CREATE TABLE revoked_tokens (
+    jti        TEXT PRIMARY KEY NOT NULL,
+    expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX revoked_tokens_expiry ON revoked_tokens (expires_at);
+CREATE TABLE revoked_subjects (
+    subject    TEXT PRIMARY KEY NOT NULL,
+    not_before INTEGER NOT NULL,
+    keep_until INTEGER NOT NULL
+) STRICT;
+CREATE INDEX revoked_subjects_expiry ON revoked_subjects (keep_until);
+CREATE TABLE revocation_feed (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    expires_at INTEGER NOT NULL,
+    data       TEXT NOT NULL
+) STRICT;
+CREATE INDEX revocation_feed_expiry ON revocation_feed (expires_at);
+CREATE TABLE login_failures (
+    key         TEXT PRIMARY KEY NOT NULL,
+    count       INTEGER NOT NULL,
+    window_ends INTEGER NOT NULL
+) STRICT;
+CREATE INDEX login_failures_expiry ON login_failures (window_ends);
+"];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Creates or migrates the schema in one `BEGIN IMMEDIATE` transaction, so a second process
+/// opening the same database at the same moment waits, then finds the work done. A database
+/// written by a newer build is refused rather than guessed at.
+pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .db()?;
+    let version: i64 = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .db()?;
+    let pending = usize::try_from(version)
+        .ok()
+        .and_then(|v| MIGRATIONS.get(v..))
+        .ok_or_else(|| {
+            StoreError::Internal(format!(
+                "database schema version {version} is not one this build knows \
+                 (it writes {SCHEMA_VERSION})"
+            ))
+        })?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    for step in pending {
+        tx.execute_batch(step).db()?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .db()?;
+    tx.commit().db()
+}

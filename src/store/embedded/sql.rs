@@ -1,0 +1,199 @@
+//! SQL helpers, error mapping, and the bodies of the operations that read and then write
+//! inside one transaction.
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, ffi, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::store::{Family, RevocationEvent, Rotation, RotationOutcome, StoreError, StoreResult};
+
+/// Maps SQLite failures onto the store's errors: lock contention past the busy timeout and I/O
+/// trouble are `Unavailable` (retry later), everything else is `Internal`.
+pub(super) fn db_error(error: rusqlite::Error) -> StoreError {
+    match error.sqlite_error_code() {
+        Some(
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull
+            | ErrorCode::CannotOpen
+            | ErrorCode::FileLockingProtocolFailed,
+        ) => StoreError::Unavailable(error.to_string()),
+        _ => StoreError::Internal(error.to_string()),
+    }
+}
+
+/// Like [`db_error`], but a duplicate key on insert is a `Conflict`.
+pub(super) fn insert_error(error: rusqlite::Error) -> StoreError {
+    match error.sqlite_error() {
+        Some(e)
+            if e.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                || e.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            StoreError::Conflict
+        }
+        _ => db_error(error),
+    }
+}
+
+pub(super) trait DbResult<T> {
+    fn db(self) -> StoreResult<T>;
+}
+
+impl<T> DbResult<T> for rusqlite::Result<T> {
+    fn db(self) -> StoreResult<T> {
+        self.map_err(db_error)
+    }
+}
+
+pub(super) fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("cannot encode: {e}")))
+}
+
+pub(super) fn from_json<T: DeserializeOwned>(text: &str) -> StoreResult<T> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Internal(format!("corrupt record in the database: {e}")))
+}
+
+pub(super) fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+pub(super) fn non_negative(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// Reads one JSON `data` column by key; `None` if there is no such row.
+pub(super) fn get_json<T: DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    key: &str,
+) -> StoreResult<Option<T>> {
+    let data: Option<String> = conn
+        .query_row(sql, [key], |row| row.get(0))
+        .optional()
+        .db()?;
+    data.map(|d| from_json(&d)).transpose()
+}
+
+/// Runs a query whose only column is JSON `data`, decoding every row.
+pub(super) fn list_json<T: DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql).db()?;
+    let rows = stmt.query_map(params, |row| row.get::<_, String>(0)).db()?;
+    let mut out = Vec::new();
+    for data in rows {
+        out.push(from_json(&data.db()?)?);
+    }
+    Ok(out)
+}
+
+/// Runs an `UPDATE`; `NotFound` if it touched no row.
+pub(super) fn update_existing(
+    conn: &Connection,
+    sql: &str,
+    key: &str,
+    data: &str,
+) -> StoreResult<()> {
+    match conn.execute(sql, params![key, data]).db()? {
+        0 => Err(StoreError::NotFound),
+        _ => Ok(()),
+    }
+}
+
+pub(super) fn load_family(conn: &Connection, id: &str) -> StoreResult<Option<Family>> {
+    get_json(conn, "SELECT data FROM families WHERE id = ?1", id)
+}
+
+pub(super) fn save_family(tx: &Transaction<'_>, family: &Family) -> StoreResult<()> {
+    tx.execute(
+        "UPDATE families SET expires_at = ?2, data = ?3 WHERE id = ?1",
+        params![
+            family.id.as_str(),
+            family.current.expires_at,
+            to_json(family)?
+        ],
+    )
+    .db()?;
+    Ok(())
+}
+
+pub(super) fn append_event(tx: &Transaction<'_>, event: &RevocationEvent) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO revocation_feed (expires_at, data) VALUES (?1, ?2)",
+        params![event.expires_at(), to_json(event)?],
+    )
+    .db()?;
+    Ok(())
+}
+
+/// Marks a family revoked and appends its `Family` event.
+pub(super) fn revoke_loaded_family(tx: &Transaction<'_>, family: &mut Family) -> StoreResult<()> {
+    family.revoked = true;
+    save_family(tx, family)?;
+    append_event(
+        tx,
+        &RevocationEvent::Family {
+            fam: family.id.as_str().to_owned(),
+            exp: family.current.expires_at,
+        },
+    )
+}
+
+/// The rotation state machine, run inside one `BEGIN IMMEDIATE` transaction.
+pub(super) fn rotate(tx: &Transaction<'_>, rotation: &Rotation) -> StoreResult<RotationOutcome> {
+    let Some(mut family) = load_family(tx, rotation.family.as_str())? else {
+        return Ok(RotationOutcome::Inactive);
+    };
+    if family.revoked || family.current.expires_at <= rotation.now_ms.div_euclid(1000) {
+        return Ok(RotationOutcome::Inactive);
+    }
+    if rotation.presented == family.current.jti {
+        family.previous = Some(rotation.presented.clone());
+        family.rotated_at_ms = Some(rotation.now_ms);
+        family.current = rotation.successor.clone();
+        save_family(tx, &family)?;
+        return Ok(RotationOutcome::Rotated(family));
+    }
+    let repeat_in_grace = rotation.grace_ms > 0
+        && family.previous.as_ref() == Some(&rotation.presented)
+        && family
+            .rotated_at_ms
+            .is_some_and(|at| rotation.now_ms.saturating_sub(at) <= rotation.grace_ms);
+    if repeat_in_grace {
+        return Ok(RotationOutcome::Repeated(family));
+    }
+    revoke_loaded_family(tx, &mut family)?;
+    Ok(RotationOutcome::Reused(family))
+}
+
+/// A feed cursor is the decimal sequence number of the last event seen; `None` is the start.
+pub(super) fn parse_cursor(cursor: Option<&str>) -> StoreResult<i64> {
+    match cursor {
+        None => Ok(0),
+        Some(c) if !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()) => {
+            c.parse().map_err(|_| StoreError::InvalidCursor)
+        }
+        Some(_) => Err(StoreError::InvalidCursor),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_must_be_decimal_sequence_numbers() {
+        assert_eq!(parse_cursor(None).ok(), Some(0));
+        assert_eq!(parse_cursor(Some("42")).ok(), Some(42));
+        for bad in ["", "-1", "+1", "1e3", "abc", " 1", "99999999999999999999"] {
+            assert!(matches!(
+                parse_cursor(Some(bad)),
+                Err(StoreError::InvalidCursor)
+            ));
+        }
+    }
+}

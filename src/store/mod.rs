@@ -1,0 +1,253 @@
+//! The store: users, clients, refresh-token families, the revocation list and its feed, and
+//! failed-login counters, behind one interface with two backends that pass one contract suite.
+//!
+//! Every operation that must be atomic across replicas (refresh rotation above all) is a single
+//! method here, so a backend implements it as one transaction or one script, never as a
+//! read-then-write in the caller.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{ClientId, GrantType, Scope, TokenId, UnixTime, Username};
+
+pub mod embedded;
+pub mod redis;
+
+/// A registered user. The password is only ever held as an argon2id PHC string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub username: Username,
+    pub password_hash: String,
+    pub roles: BTreeSet<String>,
+    pub disabled: bool,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+}
+
+/// A registered client. Public clients have no secret; confidential ones keep only the SHA-256
+/// of theirs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRecord {
+    pub client_id: ClientId,
+    /// Lowercase hex SHA-256 of the secret; `None` for a public client.
+    pub secret_hash: Option<String>,
+    pub grants: BTreeSet<GrantType>,
+    pub scope: Scope,
+    pub audiences: BTreeSet<String>,
+    pub created_at: UnixTime,
+}
+
+impl ClientRecord {
+    pub fn is_public(&self) -> bool {
+        self.secret_hash.is_none()
+    }
+}
+
+/// One refresh token of a family: the only one that may be redeemed next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshGeneration {
+    pub jti: TokenId,
+    pub issued_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// A refresh-token family: the chain of refresh tokens that descend from one login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Family {
+    pub id: TokenId,
+    /// The `sub` of the family's tokens: a username, or a client id.
+    pub subject: String,
+    pub client_id: ClientId,
+    pub scope: Scope,
+    pub audience: String,
+    pub current: RefreshGeneration,
+    /// The generation that `current` replaced, redeemable again only inside the grace window.
+    pub previous: Option<TokenId>,
+    /// When `previous` was redeemed, in Unix milliseconds.
+    pub rotated_at_ms: Option<i64>,
+    pub revoked: bool,
+}
+
+/// A request to redeem `presented` and, if it is the family's current token, replace it by
+/// `successor`.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub family: TokenId,
+    pub presented: TokenId,
+    pub successor: RefreshGeneration,
+    pub now_ms: i64,
+    /// How long the replaced token may be presented again for the same successor; 0 disables.
+    pub grace_ms: i64,
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotationOutcome {
+    /// `presented` was current; the family now holds the new successor.
+    Rotated(Family),
+    /// `presented` was replaced moments ago; the family's current token is its one successor.
+    Repeated(Family),
+    /// `presented` was replaced longer ago than the grace window, or never belonged here: the
+    /// family is now revoked.
+    Reused(Family),
+    /// The family is unknown, expired or already revoked.
+    Inactive,
+}
+
+/// One entry of the revocation feed that resource servers follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RevocationEvent {
+    /// A single access token, identified by its `jti`, is dead until `exp`.
+    Token { jti: String, exp: UnixTime },
+    /// Every token of a family (its refresh tokens and the access tokens whose `sid` names it).
+    Family { fam: String, exp: UnixTime },
+    /// Every token of a subject issued before `not_before`.
+    Subject {
+        sub: String,
+        not_before: UnixTime,
+        exp: UnixTime,
+    },
+}
+
+impl RevocationEvent {
+    /// When the event stops mattering: no token it concerns can still be live.
+    pub fn expires_at(&self) -> UnixTime {
+        match self {
+            RevocationEvent::Token { exp, .. }
+            | RevocationEvent::Family { exp, .. }
+            | RevocationEvent::Subject { exp, .. } => *exp,
+        }
+    }
+}
+
+/// A page of the revocation feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedPage {
+    pub events: Vec<(String, RevocationEvent)>,
+    /// The cursor to ask with next: the last event's, or the one asked with if there was none.
+    pub next_cursor: String,
+}
+
+/// Store failures, each of which the API maps to one HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached right now; the caller should retry later (503).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The record to create exists already.
+    #[error("already exists")]
+    Conflict,
+    /// The record to change does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A feed cursor that this store never handed out.
+    #[error("invalid cursor")]
+    InvalidCursor,
+    /// Anything else: corrupt data, a bug. Logged, answered as 500.
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The one interface both backends implement. Methods that concern expiry take `now`, so tests
+/// can pass a fixed time; only the failed-login windows run on the store's own clock.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Reports whether the store answers; used by `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // Users.
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
+    async fn get_user(&self, username: &Username) -> StoreResult<Option<UserRecord>>;
+    /// Replaces an existing user; `NotFound` if there is none.
+    async fn update_user(&self, user: &UserRecord) -> StoreResult<()>;
+    /// Users in username order, strictly after `after`, at most `limit`.
+    async fn list_users(
+        &self,
+        after: Option<&Username>,
+        limit: usize,
+    ) -> StoreResult<Vec<UserRecord>>;
+
+    // Clients.
+    async fn create_client(&self, client: &ClientRecord) -> StoreResult<()>;
+    async fn get_client(&self, client_id: &ClientId) -> StoreResult<Option<ClientRecord>>;
+    /// Replaces an existing client; `NotFound` if there is none.
+    async fn update_client(&self, client: &ClientRecord) -> StoreResult<()>;
+    async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>>;
+    /// Returns whether a client was there to delete.
+    async fn delete_client(&self, client_id: &ClientId) -> StoreResult<bool>;
+
+    // Refresh-token families.
+    /// Stores a new family; it lives until its current generation expires.
+    async fn create_family(&self, family: &Family) -> StoreResult<()>;
+    async fn get_family(&self, id: &TokenId) -> StoreResult<Option<Family>>;
+    /// Redeems a refresh token atomically: rotation, grace-window repeat, or reuse detection
+    /// (which revokes the family and appends a `Family` event to the feed).
+    async fn rotate_refresh(&self, rotation: &Rotation) -> StoreResult<RotationOutcome>;
+    /// Revokes a family and appends a `Family` event; returns false if it was unknown or already
+    /// revoked.
+    async fn revoke_family(&self, id: &TokenId, now: UnixTime) -> StoreResult<bool>;
+
+    // Revocation list and feed.
+    /// Puts an access token's `jti` on the revocation list until `expires_at` and appends a
+    /// `Token` event.
+    async fn revoke_token(&self, jti: &TokenId, expires_at: UnixTime) -> StoreResult<()>;
+    async fn is_token_revoked(&self, jti: &TokenId, now: UnixTime) -> StoreResult<bool>;
+    /// Declares every token of `subject` issued before `not_before` dead, remembered until
+    /// `keep_until` (when the last such token has expired), and appends a `Subject` event.
+    async fn revoke_subject(
+        &self,
+        subject: &str,
+        not_before: UnixTime,
+        keep_until: UnixTime,
+    ) -> StoreResult<()>;
+    async fn subject_not_before(&self, subject: &str, now: UnixTime)
+    -> StoreResult<Option<UnixTime>>;
+    /// Feed events after `cursor` (from the start when `None`), oldest first, at most `limit`,
+    /// leaving out events that expired before `now`.
+    async fn revocations_after(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+        now: UnixTime,
+    ) -> StoreResult<FeedPage>;
+
+    // Failed-login counters.
+    /// Counts one failure for `key` in a window of `window_secs` starting at its first failure;
+    /// returns the count so far and the seconds until the window ends.
+    async fn record_failure(&self, key: &str, window_secs: u64) -> StoreResult<(u64, u64)>;
+    /// The current count for `key` and the seconds until its window ends (0, 0 when none).
+    async fn failure_count(&self, key: &str) -> StoreResult<(u64, u64)>;
+    async fn clear_failures(&self, key: &str) -> StoreResult<()>;
+
+    /// Drops entries that expired before `now`; returns how many. Backends whose entries expire
+    /// by themselves (Redis TTLs) have nothing to do.
+    async fn purge_expired(&self, _now: UnixTime) -> StoreResult<u64> {
+        Ok(0)
+    }
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the configured backend.
+pub async fn open(settings: &crate::configuration::StoreSettings) -> StoreResult<SharedStore> {
+    use crate::configuration::StoreBackend;
+    match settings.backend {
+        StoreBackend::Embedded => {
+            let path = settings.path.clone();
+            let store = tokio::task::spawn_blocking(move || embedded::EmbeddedStore::open(&path))
+                .await
+                .map_err(|e| StoreError::Internal(e.to_string()))??;
+            Ok(Arc::new(store))
+        }
+        StoreBackend::Redis => {
+            let url = settings.url.as_deref().unwrap_or_default();
+            Ok(Arc::new(redis::RedisStore::connect(url, &settings.prefix).await?))
+        }
+    }
+}

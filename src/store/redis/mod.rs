@@ -1,0 +1,897 @@
+//! The Redis backend: one store shared by any number of replicas, on a standalone server
+//! (`redis://`, `rediss://`), behind Sentinel (`redis+sentinel://`) or on a Redis Cluster (a
+//! comma-separated list of `redis://` seed nodes, or `redis+cluster://`).
+//!
+//! # Key layout
+//!
+//! Every key starts with the configurable prefix `P` (the app uses `latchkey:`). The part in
+//! braces is the Cluster hash tag: keys that one script touches share it.
+//!
+//! | key                         | type       | holds                                   | expiry |
+//! |-----------------------------|------------|-----------------------------------------|--------|
+//! | `P{users}:user:<username>`  | string     | `UserRecord` as JSON                    | none   |
+//! | `P{users}:index`            | sorted set | usernames, score 0 (lexicographic)      | none   |
+//! | `P{clients}:client:<id>`    | string     | `ClientRecord` as JSON                  | none   |
+//! | `P{clients}:index`          | sorted set | client ids, score 0 (lexicographic)     | none   |
+//! | `Pfamily:{<fam>}`           | hash       | one refresh-token family (fields below) | current generation's expiry |
+//! | `Prevoked:{<jti>}`          | string     | the revoked access token's `exp`        | that `exp` |
+//! | `Psubject:{<sub>}`          | hash       | `nb` (max not-before), `keep` (max keep-until) | `keep` |
+//! | `P{feed}:stream`            | stream     | revocation events: `e` JSON, `exp`      | the longest-retained entry |
+//! | `P{feed}:deadlines`         | sorted set | stream id -> retention deadline         | as the stream |
+//! | `Pfailures:{<key>}`         | string     | failed-login count                      | the window |
+//!
+//! Family hash fields: `id sub cid scope aud jti iat exp` (the current generation is `jti iat
+//! exp`), `prev` and `rot` (the replaced jti and when, in ms) once rotated, `rev` (`1` when
+//! revoked) and `feed` (`owed` while a revocation's feed event is unconfirmed).
+//!
+//! Numbers are stored as decimal strings and compared in Lua with `tonumber`; Lua never formats
+//! a number back into a stored field, so no value loses precision.
+//!
+//! # Expiry
+//!
+//! Correctness never depends on a Redis TTL: every answer compares stored expiry times with the
+//! `now` that the caller passes. TTLs only bound memory. Each entry's TTL is its expiry (counted
+//! from this replica's clock, capped at [`MAX_RETENTION`]) plus a slack
+//! ([`RedisOptions::expiry_slack`], a minute by default) so clock skew between replicas never
+//! drops an entry that some replica still considers live. Users and clients are permanent.
+//!
+//! # Failures
+//!
+//! Every operation runs under one deadline (the connection/response timeout plus half a
+//! second); a Redis that is down, black-holed, loading, or refusing writes answers
+//! [`StoreError::Unavailable`], never a hang. The clients reconnect by themselves.
+
+mod conn;
+mod scripts;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::{RedisError, Value};
+
+use self::conn::{Backend, Conn, Target, map_error};
+use self::scripts::*;
+use super::{
+    ClientRecord, Family, FeedPage, RefreshGeneration, RevocationEvent, Rotation, RotationOutcome,
+    Store, StoreError, StoreResult, UserRecord,
+};
+use crate::domain::{ClientId, Scope, TokenId, UnixTime, Username};
+
+/// No entry is retained longer than this, whatever expiry it was given (ten years).
+pub const MAX_RETENTION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+
+/// How a [`RedisStore`] connects and names its keys.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// Put before every key; must not contain `{` or `}` (they would change the hash tags).
+    pub prefix: String,
+    /// Connection and response timeout of the Redis clients (about 2 s).
+    pub timeout: Duration,
+    /// Kept past each entry's expiry before Redis drops it; covers clock skew between replicas.
+    pub expiry_slack: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            prefix: "latchkey:".to_owned(),
+            timeout: Duration::from_secs(2),
+            expiry_slack: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The Redis store. Cheap to share behind an `Arc`; its clients multiplex every request over
+/// one connection per server.
+pub struct RedisStore {
+    backend: Backend,
+    keys: Keys,
+    deadline: Duration,
+    slack_secs: i64,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.keys.prefix)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Opens a store on `url` (see the module docs for the forms) with keys under `prefix`.
+    ///
+    /// This does not wait for Redis: a bad URL fails here, an unreachable Redis fails each
+    /// operation with [`StoreError::Unavailable`] until it answers (call [`Store::ping`] to
+    /// check).
+    pub async fn connect(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
+        Self::connect_with(
+            url,
+            RedisOptions {
+                prefix: prefix.to_owned(),
+                ..RedisOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// [`RedisStore::connect`] with every option.
+    pub async fn connect_with(url: &str, options: RedisOptions) -> Result<RedisStore, StoreError> {
+        if options.prefix.contains(['{', '}']) {
+            return Err(StoreError::Internal(
+                "the redis key prefix must not contain '{' or '}'".to_owned(),
+            ));
+        }
+        let backend = Backend::open(Target::parse(url)?, options.timeout)?;
+        Ok(RedisStore {
+            backend,
+            keys: Keys {
+                prefix: options.prefix,
+            },
+            deadline: options.timeout + Duration::from_millis(500),
+            slack_secs: i64::try_from(options.expiry_slack.as_secs()).unwrap_or(i64::MAX / 4),
+        })
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.keys.prefix
+    }
+
+    /// Runs one store operation under the deadline and maps its errors.
+    async fn run<T>(&self, op: impl Future<Output = Op<T>>) -> StoreResult<T> {
+        match tokio::time::timeout(self.deadline, op).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(OpError::Redis(error))) => {
+                self.backend.observe_error(&error);
+                Err(map_error(error))
+            }
+            Ok(Err(OpError::Store(error))) => Err(error),
+            Err(_) => {
+                self.backend.observe_timeout();
+                Err(StoreError::Unavailable(format!(
+                    "redis did not answer within {} ms",
+                    self.deadline.as_millis()
+                )))
+            }
+        }
+    }
+
+    async fn conn(&self) -> Op<Conn> {
+        Ok(self.backend.conn().await?)
+    }
+
+    /// The TTL (seconds) and retention deadline (Unix seconds, this replica's clock) for an
+    /// entry that matters until `expires_at`.
+    fn retention(&self, expires_at: UnixTime) -> (i64, i64) {
+        let now = crate::domain::now();
+        let cap = i64::try_from(MAX_RETENTION.as_secs()).unwrap_or(i64::MAX / 4);
+        let remaining = expires_at.saturating_sub(now).clamp(0, cap);
+        let ttl = remaining.saturating_add(self.slack_secs).max(1);
+        (ttl, now.saturating_add(ttl))
+    }
+
+    /// Appends one event to the feed; returns its id.
+    async fn append_event(&self, conn: &mut Conn, event: &RevocationEvent) -> Op<String> {
+        let json = serde_json::to_string(event).map_err(internal)?;
+        let (ttl, deadline) = self.retention(event.expires_at());
+        let id: String = FEED_APPEND
+            .key(self.keys.feed())
+            .key(self.keys.feed_deadlines())
+            .arg(json)
+            .arg(event.expires_at())
+            .arg(deadline)
+            .arg(ttl)
+            .arg(crate::domain::now())
+            .invoke_async(conn)
+            .await?;
+        Ok(id)
+    }
+
+    /// Appends a revoked family's `Family` event, then clears the family's `feed = owed` mark.
+    ///
+    /// Ordering: on Cluster the family's hash and the feed live in different slots, so the
+    /// revocation (inside the rotation or revocation script, atomic with the decision) comes
+    /// first and the event is a second call. The family is already dead for refreshes when the
+    /// event is written; if the append fails, the operation reports `Unavailable` and the
+    /// `owed` mark stays, so the next redemption or revocation of that family appends the event
+    /// again. A duplicate `Family` event is harmless to feed readers; a lost one is not.
+    async fn append_family_event(&self, conn: &mut Conn, family: &Family) -> Op<()> {
+        let event = RevocationEvent::Family {
+            fam: family.id.as_str().to_owned(),
+            exp: family.current.expires_at,
+        };
+        self.append_event(conn, &event).await?;
+        let _: i64 = redis::cmd("HDEL")
+            .arg(self.keys.family(family.id.as_str()))
+            .arg("feed")
+            .query_async(conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn read_records<T: serde::de::DeserializeOwned>(
+        &self,
+        conn: &mut Conn,
+        keys: Vec<String>,
+    ) -> Op<Vec<T>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Every key of one index shares its hash tag, so MGET stays in one slot on Cluster.
+        let values: Vec<Option<String>> = redis::cmd("MGET").arg(keys).query_async(conn).await?;
+        let mut records = Vec::with_capacity(values.len());
+        for json in values.into_iter().flatten() {
+            records.push(serde_json::from_str(&json).map_err(internal)?);
+        }
+        Ok(records)
+    }
+
+    async fn create_record(&self, key: String, index: String, name: &str, json: String) -> Op<()> {
+        let mut conn = self.conn().await?;
+        let created: i64 = RECORD_CREATE
+            .key(key)
+            .key(index)
+            .arg(json)
+            .arg(name)
+            .invoke_async(&mut conn)
+            .await?;
+        if created == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict.into())
+        }
+    }
+
+    async fn replace_record(&self, key: String, json: String) -> Op<()> {
+        let mut conn = self.conn().await?;
+        let reply: Value = redis::cmd("SET")
+            .arg(key)
+            .arg(json)
+            .arg("XX")
+            .query_async(&mut conn)
+            .await?;
+        if matches!(reply, Value::Nil) {
+            Err(StoreError::NotFound.into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Key names; see the module docs.
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn user(&self, username: &str) -> String {
+        format!("{}{{users}}:user:{username}", self.prefix)
+    }
+    fn users(&self) -> String {
+        format!("{}{{users}}:index", self.prefix)
+    }
+    fn client(&self, client_id: &str) -> String {
+        format!("{}{{clients}}:client:{client_id}", self.prefix)
+    }
+    fn clients(&self) -> String {
+        format!("{}{{clients}}:index", self.prefix)
+    }
+    fn family(&self, id: &str) -> String {
+        format!("{}family:{{{id}}}", self.prefix)
+    }
+    fn revoked(&self, jti: &str) -> String {
+        format!("{}revoked:{{{jti}}}", self.prefix)
+    }
+    fn subject(&self, subject: &str) -> String {
+        format!("{}subject:{{{subject}}}", self.prefix)
+    }
+    fn feed(&self) -> String {
+        format!("{}{{feed}}:stream", self.prefix)
+    }
+    fn feed_deadlines(&self) -> String {
+        format!("{}{{feed}}:deadlines", self.prefix)
+    }
+    fn failures(&self, key: &str) -> String {
+        format!("{}failures:{{{key}}}", self.prefix)
+    }
+}
+
+/// An operation's failure before mapping: Redis errors are mapped (and shown to the Sentinel
+/// logic) in one place, [`RedisStore::run`].
+enum OpError {
+    Redis(RedisError),
+    Store(StoreError),
+}
+
+impl From<RedisError> for OpError {
+    fn from(error: RedisError) -> Self {
+        OpError::Redis(error)
+    }
+}
+
+impl From<StoreError> for OpError {
+    fn from(error: StoreError) -> Self {
+        OpError::Store(error)
+    }
+}
+
+type Op<T> = Result<T, OpError>;
+
+fn internal(error: impl std::fmt::Display) -> OpError {
+    OpError::Store(StoreError::Internal(format!("redis store: {error}")))
+}
+
+fn family_fields(family: &Family) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        ("id", family.id.as_str().to_owned()),
+        ("sub", family.subject.clone()),
+        ("cid", family.client_id.as_str().to_owned()),
+        ("scope", family.scope.to_string()),
+        ("aud", family.audience.clone()),
+        ("jti", family.current.jti.as_str().to_owned()),
+        ("iat", family.current.issued_at.to_string()),
+        ("exp", family.current.expires_at.to_string()),
+        ("rev", if family.revoked { "1" } else { "0" }.to_owned()),
+    ];
+    if let Some(previous) = &family.previous {
+        fields.push(("prev", previous.as_str().to_owned()));
+    }
+    if let Some(rotated_at_ms) = family.rotated_at_ms {
+        fields.push(("rot", rotated_at_ms.to_string()));
+    }
+    fields
+}
+
+/// Rebuilds a family from its hash, given as flat field/value pairs.
+fn family_from_pairs(pairs: &[String]) -> Op<Family> {
+    let map: HashMap<&str, &str> = pairs
+        .chunks_exact(2)
+        .map(|pair| (pair[0].as_str(), pair[1].as_str()))
+        .collect();
+    let text = |name: &str| {
+        map.get(name)
+            .copied()
+            .ok_or_else(|| internal(format!("family hash lacks field {name}")))
+    };
+    let number = |name: &str| -> Op<i64> {
+        text(name)?
+            .parse()
+            .map_err(|_| internal(format!("family field {name} is not an integer")))
+    };
+    Ok(Family {
+        id: TokenId::from_trusted(text("id")?),
+        subject: text("sub")?.to_owned(),
+        client_id: ClientId::parse(text("cid")?).map_err(internal)?,
+        scope: Scope::parse(text("scope")?).map_err(internal)?,
+        audience: text("aud")?.to_owned(),
+        current: RefreshGeneration {
+            jti: TokenId::from_trusted(text("jti")?),
+            issued_at: number("iat")?,
+            expires_at: number("exp")?,
+        },
+        previous: map.get("prev").map(|p| TokenId::from_trusted(*p)),
+        rotated_at_ms: match map.get("rot") {
+            Some(_) => Some(number("rot")?),
+            None => None,
+        },
+        revoked: map.get("rev").is_some_and(|r| *r == "1"),
+    })
+}
+
+/// A feed cursor is a stream id `<ms>-<seq>` as handed out; `0` and `0-0` mean the start.
+fn parse_cursor(cursor: &str) -> Option<(u64, u64)> {
+    if cursor == "0" {
+        return Some((0, 0));
+    }
+    let (ms, seq) = cursor.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(ms) || !digits(seq) {
+        return None;
+    }
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+const START_CURSOR: &str = "0";
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let _: Value = redis::cmd("PING").query_async(&mut conn).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        self.run(async {
+            let name = user.username.as_str();
+            let json = serde_json::to_string(user).map_err(internal)?;
+            self.create_record(self.keys.user(name), self.keys.users(), name, json)
+                .await
+        })
+        .await
+    }
+
+    async fn get_user(&self, username: &Username) -> StoreResult<Option<UserRecord>> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let json: Option<String> = redis::cmd("GET")
+                .arg(self.keys.user(username.as_str()))
+                .query_async(&mut conn)
+                .await?;
+            match json {
+                Some(json) => Ok(Some(serde_json::from_str(&json).map_err(internal)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn update_user(&self, user: &UserRecord) -> StoreResult<()> {
+        self.run(async {
+            let json = serde_json::to_string(user).map_err(internal)?;
+            self.replace_record(self.keys.user(user.username.as_str()), json)
+                .await
+        })
+        .await
+    }
+
+    async fn list_users(
+        &self,
+        after: Option<&Username>,
+        limit: usize,
+    ) -> StoreResult<Vec<UserRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let min = match after {
+                Some(after) => format!("({after}"),
+                None => "-".to_owned(),
+            };
+            let names: Vec<String> = redis::cmd("ZRANGEBYLEX")
+                .arg(self.keys.users())
+                .arg(min)
+                .arg("+")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(i64::try_from(limit).unwrap_or(i64::MAX))
+                .query_async(&mut conn)
+                .await?;
+            let keys = names.iter().map(|name| self.keys.user(name)).collect();
+            self.read_records(&mut conn, keys).await
+        })
+        .await
+    }
+
+    async fn create_client(&self, client: &ClientRecord) -> StoreResult<()> {
+        self.run(async {
+            let id = client.client_id.as_str();
+            let json = serde_json::to_string(client).map_err(internal)?;
+            self.create_record(self.keys.client(id), self.keys.clients(), id, json)
+                .await
+        })
+        .await
+    }
+
+    async fn get_client(&self, client_id: &ClientId) -> StoreResult<Option<ClientRecord>> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let json: Option<String> = redis::cmd("GET")
+                .arg(self.keys.client(client_id.as_str()))
+                .query_async(&mut conn)
+                .await?;
+            match json {
+                Some(json) => Ok(Some(serde_json::from_str(&json).map_err(internal)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn update_client(&self, client: &ClientRecord) -> StoreResult<()> {
+        self.run(async {
+            let json = serde_json::to_string(client).map_err(internal)?;
+            self.replace_record(self.keys.client(client.client_id.as_str()), json)
+                .await
+        })
+        .await
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let ids: Vec<String> = redis::cmd("ZRANGE")
+                .arg(self.keys.clients())
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut conn)
+                .await?;
+            let keys = ids.iter().map(|id| self.keys.client(id)).collect();
+            self.read_records(&mut conn, keys).await
+        })
+        .await
+    }
+
+    async fn delete_client(&self, client_id: &ClientId) -> StoreResult<bool> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let deleted: i64 = RECORD_DELETE
+                .key(self.keys.client(client_id.as_str()))
+                .key(self.keys.clients())
+                .arg(client_id.as_str())
+                .invoke_async(&mut conn)
+                .await?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn create_family(&self, family: &Family) -> StoreResult<()> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let (ttl, _) = self.retention(family.current.expires_at);
+            let mut invocation = FAMILY_CREATE.key(self.keys.family(family.id.as_str()));
+            invocation.arg(ttl);
+            for (field, value) in family_fields(family) {
+                invocation.arg(field).arg(value);
+            }
+            let created: i64 = invocation.invoke_async(&mut conn).await?;
+            if created == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Conflict.into())
+            }
+        })
+        .await
+    }
+
+    async fn get_family(&self, id: &TokenId) -> StoreResult<Option<Family>> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let pairs: Vec<String> = redis::cmd("HGETALL")
+                .arg(self.keys.family(id.as_str()))
+                .query_async(&mut conn)
+                .await?;
+            if pairs.is_empty() {
+                return Ok(None);
+            }
+            family_from_pairs(&pairs).map(Some)
+        })
+        .await
+    }
+
+    async fn rotate_refresh(&self, rotation: &Rotation) -> StoreResult<RotationOutcome> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let successor = &rotation.successor;
+            let (ttl, _) = self.retention(successor.expires_at);
+            let reply: Vec<String> = FAMILY_ROTATE
+                .key(self.keys.family(rotation.family.as_str()))
+                .arg(rotation.presented.as_str())
+                .arg(successor.jti.as_str())
+                .arg(successor.issued_at)
+                .arg(successor.expires_at)
+                .arg(rotation.now_ms)
+                .arg(rotation.now_ms.div_euclid(1000))
+                .arg(rotation.grace_ms)
+                .arg(ttl)
+                .invoke_async(&mut conn)
+                .await?;
+            let (outcome, pairs) = reply
+                .split_first()
+                .ok_or_else(|| internal("empty reply from the rotation script"))?;
+            match outcome.as_str() {
+                "inactive" => Ok(RotationOutcome::Inactive),
+                "inactive_owed" => {
+                    // A reuse or revocation whose feed event was never confirmed: finish it.
+                    let family = family_from_pairs(pairs)?;
+                    self.append_family_event(&mut conn, &family).await?;
+                    Ok(RotationOutcome::Inactive)
+                }
+                "rotated" => Ok(RotationOutcome::Rotated(family_from_pairs(pairs)?)),
+                "repeated" => Ok(RotationOutcome::Repeated(family_from_pairs(pairs)?)),
+                "reused" => {
+                    let family = family_from_pairs(pairs)?;
+                    self.append_family_event(&mut conn, &family).await?;
+                    Ok(RotationOutcome::Reused(family))
+                }
+                other => Err(internal(format!("rotation script answered {other:?}"))),
+            }
+        })
+        .await
+    }
+
+    async fn revoke_family(&self, id: &TokenId, now: UnixTime) -> StoreResult<bool> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let reply: Vec<String> = FAMILY_REVOKE
+                .key(self.keys.family(id.as_str()))
+                .arg(now)
+                .invoke_async(&mut conn)
+                .await?;
+            let (outcome, pairs) = reply
+                .split_first()
+                .ok_or_else(|| internal("empty reply from the revocation script"))?;
+            match outcome.as_str() {
+                "unknown" | "already" => Ok(false),
+                "owed" => {
+                    self.append_family_event(&mut conn, &family_from_pairs(pairs)?)
+                        .await?;
+                    Ok(false)
+                }
+                "revoked" => {
+                    self.append_family_event(&mut conn, &family_from_pairs(pairs)?)
+                        .await?;
+                    Ok(true)
+                }
+                other => Err(internal(format!("revocation script answered {other:?}"))),
+            }
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, jti: &TokenId, expires_at: UnixTime) -> StoreResult<()> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let (ttl, _) = self.retention(expires_at);
+            // The list entry first, then the event (another slot on Cluster): if the append
+            // fails the caller sees Unavailable and retries; both steps are idempotent.
+            let _: Value = redis::cmd("SET")
+                .arg(self.keys.revoked(jti.as_str()))
+                .arg(expires_at)
+                .arg("EX")
+                .arg(ttl)
+                .query_async(&mut conn)
+                .await?;
+            let event = RevocationEvent::Token {
+                jti: jti.as_str().to_owned(),
+                exp: expires_at,
+            };
+            self.append_event(&mut conn, &event).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn is_token_revoked(&self, jti: &TokenId, now: UnixTime) -> StoreResult<bool> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let exp: Option<String> = redis::cmd("GET")
+                .arg(self.keys.revoked(jti.as_str()))
+                .query_async(&mut conn)
+                .await?;
+            match exp {
+                None => Ok(false),
+                Some(exp) => {
+                    let exp: UnixTime = exp.parse().map_err(internal)?;
+                    Ok(exp >= now)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn revoke_subject(
+        &self,
+        subject: &str,
+        not_before: UnixTime,
+        keep_until: UnixTime,
+    ) -> StoreResult<()> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let (ttl, _) = self.retention(keep_until);
+            let _: i64 = SUBJECT_REVOKE
+                .key(self.keys.subject(subject))
+                .arg(not_before)
+                .arg(keep_until)
+                .arg(ttl)
+                .invoke_async(&mut conn)
+                .await?;
+            let event = RevocationEvent::Subject {
+                sub: subject.to_owned(),
+                not_before,
+                exp: keep_until,
+            };
+            self.append_event(&mut conn, &event).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn subject_not_before(
+        &self,
+        subject: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<UnixTime>> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let (not_before, keep): (Option<String>, Option<String>) = redis::cmd("HMGET")
+                .arg(self.keys.subject(subject))
+                .arg("nb")
+                .arg("keep")
+                .query_async(&mut conn)
+                .await?;
+            let (Some(not_before), Some(keep)) = (not_before, keep) else {
+                return Ok(None);
+            };
+            let keep: UnixTime = keep.parse().map_err(internal)?;
+            if keep < now {
+                return Ok(None);
+            }
+            Ok(Some(not_before.parse().map_err(internal)?))
+        })
+        .await
+    }
+
+    async fn revocations_after(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+        now: UnixTime,
+    ) -> StoreResult<FeedPage> {
+        let position = match cursor {
+            None => None,
+            Some(text) => Some(parse_cursor(text).ok_or(StoreError::InvalidCursor)?),
+        };
+        let asked = cursor.unwrap_or(START_CURSOR).to_owned();
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let start = match position {
+                None | Some((0, 0)) => "-".to_owned(),
+                Some((ms, seq)) => format!("({ms}-{seq}"),
+            };
+            let reply: Vec<String> = FEED_READ
+                .key(self.keys.feed())
+                .arg(start)
+                .arg(i64::try_from(limit).unwrap_or(i64::MAX))
+                .arg(now)
+                .invoke_async(&mut conn)
+                .await?;
+            let (last, entries) = reply
+                .split_first()
+                .ok_or_else(|| internal("empty reply from the feed script"))?;
+            // A cursor past the last id this feed generated was never handed out. Once the
+            // whole feed has expired its last id is gone too; then only a cursor from the
+            // future (beyond this clock, plus a minute of skew) can be told apart.
+            if let Some(position) = position {
+                let beyond = match parse_cursor(last) {
+                    Some(last) => position > last,
+                    None => {
+                        let now_ms = u64::try_from(crate::domain::now()).unwrap_or(0) * 1000;
+                        position.0 > now_ms + 60_000
+                    }
+                };
+                if beyond {
+                    return Err(StoreError::InvalidCursor.into());
+                }
+            }
+            let mut events = Vec::with_capacity(entries.len() / 2);
+            for entry in entries.chunks_exact(2) {
+                let event: RevocationEvent = serde_json::from_str(&entry[1]).map_err(internal)?;
+                events.push((entry[0].clone(), event));
+            }
+            let next_cursor = events.last().map_or(asked, |(id, _)| id.clone());
+            Ok(FeedPage {
+                events,
+                next_cursor,
+            })
+        })
+        .await
+    }
+
+    async fn record_failure(&self, key: &str, window_secs: u64) -> StoreResult<(u64, u64)> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let window = i64::try_from(window_secs.max(1)).unwrap_or(i64::MAX / 4);
+            let (count, ttl): (i64, i64) = FAILURE_RECORD
+                .key(self.keys.failures(key))
+                .arg(window)
+                .invoke_async(&mut conn)
+                .await?;
+            Ok((count.max(0).unsigned_abs(), ttl.max(0).unsigned_abs()))
+        })
+        .await
+    }
+
+    async fn failure_count(&self, key: &str) -> StoreResult<(u64, u64)> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let (count, ttl): (i64, i64) = FAILURE_COUNT
+                .key(self.keys.failures(key))
+                .invoke_async(&mut conn)
+                .await?;
+            Ok((count.max(0).unsigned_abs(), ttl.max(0).unsigned_abs()))
+        })
+        .await
+    }
+
+    async fn clear_failures(&self, key: &str) -> StoreResult<()> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let _: i64 = redis::cmd("DEL")
+                .arg(self.keys.failures(key))
+                .query_async(&mut conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_are_stream_ids() {
+        assert_eq!(
+            parse_cursor("1700000000000-3"),
+            Some((1_700_000_000_000, 3))
+        );
+        assert_eq!(parse_cursor("0"), Some((0, 0)));
+        assert_eq!(parse_cursor("0-0"), Some((0, 0)));
+        for bad in [
+            "",
+            "-",
+            "12",
+            "a-1",
+            "1-",
+            "-1",
+            "1-2-3",
+            "1 -2",
+            "+",
+            "99999999999999999999999-0",
+        ] {
+            assert_eq!(parse_cursor(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn keys_of_one_script_share_a_hash_tag() {
+        let keys = Keys {
+            prefix: "lk:".to_owned(),
+        };
+        let tag = |key: &str| {
+            let open = key.find('{').unwrap();
+            let close = key[open..].find('}').unwrap() + open;
+            key[open + 1..close].to_owned()
+        };
+        assert_eq!(tag(&keys.user("alice")), tag(&keys.users()));
+        assert_eq!(tag(&keys.client("web")), tag(&keys.clients()));
+        assert_eq!(tag(&keys.feed()), tag(&keys.feed_deadlines()));
+        assert_eq!(tag(&keys.family("F1")), "F1");
+        assert!(keys.family("F1").starts_with("lk:"));
+    }
+
+    #[test]
+    fn a_family_survives_its_hash_encoding() {
+        let family = Family {
+            id: TokenId::from_trusted("fam"),
+            subject: "alice".into(),
+            client_id: ClientId::parse("web").unwrap(),
+            scope: Scope::parse("read write").unwrap(),
+            audience: "api".into(),
+            current: RefreshGeneration {
+                jti: TokenId::from_trusted("j2"),
+                issued_at: 1_700_000_000,
+                expires_at: i64::MAX,
+            },
+            previous: Some(TokenId::from_trusted("j1")),
+            rotated_at_ms: Some(1_700_000_000_123),
+            revoked: false,
+        };
+        let pairs: Vec<String> = family_fields(&family)
+            .into_iter()
+            .flat_map(|(k, v)| [k.to_owned(), v])
+            .collect();
+        assert_eq!(family_from_pairs(&pairs).ok(), Some(family));
+    }
+}

@@ -1,0 +1,27 @@
+//! The Lua scripts, one file each beside this one. Each touches only keys that share one hash
+//! tag, so each runs on Redis Cluster as well.
+//!
+//! `redis::Script` sends `EVALSHA` and loads the script on `NOSCRIPT`, so a restarted or newly
+//! failed-over Redis needs no warm-up.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+macro_rules! script {
+    ($name:ident, $file:literal) => {
+        pub(crate) static $name: LazyLock<Script> =
+            LazyLock::new(|| Script::new(include_str!($file)));
+    };
+}
+
+script!(FAMILY_CREATE, "family_create.lua");
+script!(FAMILY_ROTATE, "family_rotate.lua");
+script!(FAMILY_REVOKE, "family_revoke.lua");
+script!(FEED_APPEND, "feed_append.lua");
+script!(FEED_READ, "feed_read.lua");
+script!(SUBJECT_REVOKE, "subject_revoke.lua");
+script!(RECORD_CREATE, "record_create.lua");
+script!(RECORD_DELETE, "record_delete.lua");
+script!(FAILURE_RECORD, "failure_record.lua");
+script!(FAILURE_COUNT, "failure_count.lua");

@@ -1,0 +1,463 @@
+//! The store contract: every backend must pass the same suite.
+//!
+//! `store_contract!(name, open_expr)` instantiates the whole suite for one backend; `open_expr`
+//! is a future of `(SharedStore, guard)`, where the guard keeps whatever backs the store (a temp
+//! dir, a server) alive for the test. Each test gets a fresh store. Times are derived from one
+//! reading of the clock per test, so backends that expire entries by real time (Redis TTLs) see
+//! realistic values, while the store's answers depend only on the `now` passed in.
+
+use std::any::Any;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use latchkey::domain::{ClientId, GrantType, Scope, TokenId, UnixTime, Username};
+use latchkey::store::embedded::{DB_FILE, EmbeddedStore, SCHEMA_VERSION};
+use latchkey::store::{
+    ClientRecord, Family, RefreshGeneration, RevocationEvent, Rotation, RotationOutcome,
+    SharedStore, Store, StoreError, StoreResult, UserRecord,
+};
+
+type Guard = Box<dyn Any + Send>;
+
+async fn open_embedded() -> (SharedStore, Guard) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = EmbeddedStore::open(dir.path()).expect("open the embedded store");
+    (Arc::new(store), Box::new(dir))
+}
+
+macro_rules! store_contract {
+    ($backend:ident, $open:expr) => {
+        mod $backend {
+            use super::*;
+
+            #[tokio::test]
+            async fn a_fresh_store_answers_ping() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_fresh_store_answers_ping(&*store).await
+            }
+
+            #[tokio::test]
+            async fn a_created_user_can_be_read_back_and_updated() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_created_user_can_be_read_back_and_updated(&*store).await
+            }
+
+            #[tokio::test]
+            async fn creating_a_user_twice_is_a_conflict() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::creating_a_user_twice_is_a_conflict(&*store).await
+            }
+
+            #[tokio::test]
+            async fn updating_a_missing_user_is_not_found() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::updating_a_missing_user_is_not_found(&*store).await
+            }
+
+            #[tokio::test]
+            async fn users_are_listed_in_username_order_a_page_at_a_time() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::users_are_listed_in_username_order_a_page_at_a_time(&*store).await
+            }
+
+            #[tokio::test]
+            async fn a_created_client_can_be_read_back_updated_and_listed() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_created_client_can_be_read_back_updated_and_listed(&*store).await
+            }
+
+            #[tokio::test]
+            async fn creating_a_client_twice_is_a_conflict_and_updating_a_missing_one_is_not_found() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::creating_a_client_twice_is_a_conflict_and_updating_a_missing_one_is_not_found(&*store).await
+            }
+
+            #[tokio::test]
+            async fn deleting_a_client_reports_whether_it_was_there() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::deleting_a_client_reports_whether_it_was_there(&*store).await
+            }
+
+            #[tokio::test]
+            async fn a_created_family_can_be_read_back() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_created_family_can_be_read_back(&*store).await
+            }
+
+            #[tokio::test]
+            async fn presenting_the_current_token_rotates_the_family() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::presenting_the_current_token_rotates_the_family(&*store).await
+            }
+
+            #[tokio::test]
+            async fn a_repeated_refresh_inside_the_grace_window_gets_the_same_successor() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_repeated_refresh_inside_the_grace_window_gets_the_same_successor(&*store).await
+            }
+
+            #[tokio::test]
+            async fn a_repeat_after_the_grace_window_is_reuse_and_revokes_the_family() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_repeat_after_the_grace_window_is_reuse_and_revokes_the_family(&*store).await
+            }
+
+            #[tokio::test]
+            async fn with_a_zero_grace_window_any_repeat_is_reuse() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::with_a_zero_grace_window_any_repeat_is_reuse(&*store).await
+            }
+
+            #[tokio::test]
+            async fn a_token_that_never_belonged_to_the_family_is_reuse() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_token_that_never_belonged_to_the_family_is_reuse(&*store).await
+            }
+
+            #[tokio::test]
+            async fn an_unknown_family_is_inactive() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::an_unknown_family_is_inactive(&*store).await
+            }
+
+            #[tokio::test]
+            async fn a_revoked_family_is_inactive() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_revoked_family_is_inactive(&*store).await
+            }
+
+            #[tokio::test]
+            async fn an_expired_family_is_inactive() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::an_expired_family_is_inactive(&*store).await
+            }
+
+            #[tokio::test]
+            async fn revoking_a_family_reports_true_once_then_false() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::revoking_a_family_reports_true_once_then_false(&*store).await
+            }
+
+            #[tokio::test]
+            async fn a_revoked_token_stays_revoked_until_it_expires() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_revoked_token_stays_revoked_until_it_expires(&*store).await
+            }
+
+            #[tokio::test]
+            async fn revoking_a_subject_keeps_the_latest_not_before() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::revoking_a_subject_keeps_the_latest_not_before(&*store).await
+            }
+
+            #[tokio::test]
+            async fn a_subject_revocation_is_forgotten_after_keep_until() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_subject_revocation_is_forgotten_after_keep_until(&*store).await
+            }
+
+            #[tokio::test]
+            async fn the_feed_pages_through_events_in_order_with_cursors() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::the_feed_pages_through_events_in_order_with_cursors(&*store).await
+            }
+
+            #[tokio::test]
+            async fn the_feed_leaves_out_expired_events() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::the_feed_leaves_out_expired_events(&*store).await
+            }
+
+            #[tokio::test]
+            async fn an_unparseable_feed_cursor_is_invalid() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::an_unparseable_feed_cursor_is_invalid(&*store).await
+            }
+
+            #[tokio::test]
+            async fn failures_are_counted_within_one_window_and_cleared() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::failures_are_counted_within_one_window_and_cleared(&*store).await
+            }
+
+            #[tokio::test]
+            async fn the_failure_count_restarts_after_the_window() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::the_failure_count_restarts_after_the_window(&*store).await
+            }
+
+            #[tokio::test]
+            async fn purging_keeps_live_entries_and_hides_expired_ones() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::purging_keeps_live_entries_and_hides_expired_ones(&*store).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn fifty_concurrent_rotations_of_one_token_yield_one_successor() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::fifty_concurrent_rotations_of_one_token_yield_one_successor(store).await
+            }
+        }
+    };
+}
+
+store_contract!(embedded, open_embedded());
+
+/// Fixtures and assertions shared by the contract and the embedded-only tests.
+mod fixtures {
+    use super::*;
+
+    pub const HOUR: i64 = 3600;
+
+    pub fn now() -> UnixTime {
+        latchkey::domain::now()
+    }
+
+    pub fn tid(id: &str) -> TokenId {
+        TokenId::from_trusted(id)
+    }
+
+    pub fn user(name: &str, now: UnixTime) -> UserRecord {
+        UserRecord {
+            username: Username::parse(name).expect("username"),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+            roles: BTreeSet::from(["reader".to_owned()]),
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn client(id: &str, now: UnixTime) -> ClientRecord {
+        ClientRecord {
+            client_id: ClientId::parse(id).expect("client id"),
+            secret_hash: Some("ab".repeat(32)),
+            grants: BTreeSet::from([GrantType::ClientCredentials, GrantType::RefreshToken]),
+            scope: Scope::parse("read write").expect("scope"),
+            audiences: BTreeSet::from(["api".to_owned()]),
+            created_at: now,
+        }
+    }
+
+    /// A refresh token issued at `issued_at`, valid for an hour.
+    pub fn generation(jti: &str, issued_at: UnixTime) -> RefreshGeneration {
+        RefreshGeneration {
+            jti: tid(jti),
+            issued_at,
+            expires_at: issued_at + HOUR,
+        }
+    }
+
+    pub fn family(id: &str, jti: &str, now: UnixTime) -> Family {
+        Family {
+            id: tid(id),
+            subject: "alice".to_owned(),
+            client_id: ClientId::parse("app").expect("client id"),
+            scope: Scope::parse("read").expect("scope"),
+            audience: "api".to_owned(),
+            current: generation(jti, now),
+            previous: None,
+            rotated_at_ms: None,
+            revoked: false,
+        }
+    }
+
+    /// Presents `presented` at `now_ms`, offering a successor issued one second after `now`.
+    pub fn rotation(
+        fam: &str,
+        presented: &str,
+        successor: &str,
+        now_ms: i64,
+        grace_ms: i64,
+    ) -> Rotation {
+        Rotation {
+            family: tid(fam),
+            presented: tid(presented),
+            successor: generation(successor, now_ms / 1000 + 1),
+            now_ms,
+            grace_ms,
+        }
+    }
+
+    /// Asserts that a rotation was `kind` (rotated, repeated or reused); returns its family.
+    #[track_caller]
+    pub fn expect_outcome(kind: &str, outcome: RotationOutcome) -> Family {
+        let (actual, family) = match outcome {
+            RotationOutcome::Rotated(f) => ("rotated", f),
+            RotationOutcome::Repeated(f) => ("repeated", f),
+            RotationOutcome::Reused(f) => ("reused", f),
+            RotationOutcome::Inactive => panic!("expected {kind}, got Inactive"),
+        };
+        assert_eq!(actual, kind, "unexpected rotation outcome");
+        family
+    }
+
+    /// Every live event of the feed, without cursors.
+    pub async fn all_events(store: &dyn Store, now: UnixTime) -> StoreResult<Vec<RevocationEvent>> {
+        let page = store.revocations_after(None, 1000, now).await?;
+        Ok(page.events.into_iter().map(|(_, e)| e).collect())
+    }
+}
+
+/// The contract bodies, one per test, each against a fresh store.
+#[path = "store_contract/contract.rs"]
+mod contract;
+
+// ---- Embedded-only tests ----
+
+use fixtures::*;
+
+#[tokio::test]
+async fn embedded_data_survives_closing_and_reopening_the_store() -> StoreResult<()> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let now = now();
+    let feed_before = {
+        let store = EmbeddedStore::open(dir.path())?;
+        store.create_user(&user("alice", now)).await?;
+        store.create_client(&client("app", now)).await?;
+        store.create_family(&family("fam", "rt1", now)).await?;
+        let r = rotation("fam", "rt1", "rt2", now * 1000, 5000);
+        expect_outcome("rotated", store.rotate_refresh(&r).await?);
+        store.revoke_token(&tid("at1"), now + HOUR).await?;
+        store.revoke_subject("bob", now, now + HOUR).await?;
+        store.record_failure("login:alice", 600).await?;
+        store.revocations_after(None, 100, now).await?
+    };
+
+    let store = EmbeddedStore::open(dir.path())?;
+    assert_eq!(
+        store.get_user(&user("alice", now).username).await?,
+        Some(user("alice", now))
+    );
+    assert!(
+        store
+            .get_client(&client("app", now).client_id)
+            .await?
+            .is_some()
+    );
+    let fam = store.get_family(&tid("fam")).await?.expect("family kept");
+    assert_eq!(fam.current.jti, tid("rt2"));
+    assert!(store.is_token_revoked(&tid("at1"), now).await?);
+    assert_eq!(store.subject_not_before("bob", now).await?, Some(now));
+    assert_eq!(store.failure_count("login:alice").await?.0, 1);
+    assert_eq!(store.revocations_after(None, 100, now).await?, feed_before);
+
+    // Sequence numbers keep growing across restarts, so followers' cursors stay valid.
+    store.revoke_token(&tid("at2"), now + HOUR).await?;
+    let next = store
+        .revocations_after(Some(&feed_before.next_cursor), 100, now)
+        .await?;
+    assert_eq!(next.events.len(), 1);
+    let last: u64 = feed_before.next_cursor.parse().expect("decimal");
+    assert!(next.next_cursor.parse::<u64>().expect("decimal") > last);
+
+    drop(store);
+    let raw = rusqlite::Connection::open(dir.path().join(DB_FILE)).expect("raw open");
+    let mode: String = raw
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("pragma");
+    assert_eq!(mode, "wal");
+    let version: i64 = raw
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("pragma");
+    assert_eq!(version, SCHEMA_VERSION);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_embedded_stores_on_one_directory_see_each_others_writes() -> StoreResult<()> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let service: SharedStore = Arc::new(EmbeddedStore::open(dir.path())?);
+    let cli: SharedStore = Arc::new(EmbeddedStore::open(dir.path())?);
+    let now = now();
+
+    cli.create_user(&user("alice", now)).await?;
+    assert!(
+        service
+            .get_user(&user("alice", now).username)
+            .await?
+            .is_some()
+    );
+    assert!(matches!(
+        service.create_user(&user("alice", now)).await,
+        Err(StoreError::Conflict)
+    ));
+
+    service.revoke_token(&tid("at1"), now + HOUR).await?;
+    assert!(cli.is_token_revoked(&tid("at1"), now).await?);
+    assert_eq!(all_events(&*cli, now).await?.len(), 1);
+
+    // Rotation is atomic across connections, not just within one.
+    service.create_family(&family("fam", "rt1", now)).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let store = Arc::clone(if i % 2 == 0 { &service } else { &cli });
+        let r = rotation("fam", "rt1", &format!("succ{i}"), now * 1000, 60_000);
+        tasks.spawn(async move { store.rotate_refresh(&r).await });
+    }
+    let outcomes = tasks.join_all().await;
+    let rotated = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(RotationOutcome::Rotated(_))))
+        .count();
+    let repeated = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(RotationOutcome::Repeated(_))))
+        .count();
+    assert_eq!((rotated, repeated), (1, 19), "{outcomes:?}");
+    let a = service.get_family(&tid("fam")).await?.expect("family");
+    let b = cli.get_family(&tid("fam")).await?.expect("family");
+    assert_eq!(a, b);
+    Ok(())
+}
+
+#[tokio::test]
+async fn purging_the_embedded_store_deletes_and_counts_expired_rows() -> StoreResult<()> {
+    let (store, _guard) = open_embedded().await;
+    let now = now();
+    let soon = now + 100;
+    let mut short = family("short", "rt-s", now);
+    short.current.expires_at = soon;
+    store.create_family(&short).await?;
+    store.create_family(&family("long", "rt-l", now)).await?;
+    store.revoke_token(&tid("at-short"), soon).await?;
+    store.revoke_token(&tid("at-long"), now + HOUR).await?;
+    store.revoke_subject("bob", now, soon).await?;
+    store.record_failure("ended", 0).await?;
+    store.record_failure("running", 3600).await?;
+
+    // The short family, token, subject, their two feed events, and the ended counter.
+    assert_eq!(store.purge_expired(now + 500).await?, 6);
+    assert_eq!(store.purge_expired(now + 500).await?, 0);
+    assert!(store.get_family(&tid("short")).await?.is_none());
+    assert!(store.get_family(&tid("long")).await?.is_some());
+    assert!(store.is_token_revoked(&tid("at-long"), now + 500).await?);
+    assert_eq!(store.failure_count("running").await?.0, 1);
+    assert_eq!(all_events(&*store, now).await?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_empty_embedded_feed_starts_at_cursor_zero() -> StoreResult<()> {
+    let (store, _guard) = open_embedded().await;
+    let page = store.revocations_after(None, 10, now()).await?;
+    assert!(page.events.is_empty());
+    assert_eq!(page.next_cursor, "0");
+    let again = store.revocations_after(Some("0"), 10, now()).await?;
+    assert_eq!(again.next_cursor, "0");
+    Ok(())
+}
+
+#[test]
+fn an_embedded_database_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    drop(EmbeddedStore::open(dir.path()).expect("open"));
+    let raw = rusqlite::Connection::open(dir.path().join(DB_FILE)).expect("raw open");
+    raw.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .expect("pragma");
+    drop(raw);
+    assert!(matches!(
+        EmbeddedStore::open(dir.path()),
+        Err(StoreError::Internal(_))
+    ));
+}

@@ -1,0 +1,589 @@
+//! The bodies of the store contract, each run against a fresh store of every backend by
+//! `store_contract!` in `tests/store_contract.rs`.
+
+use std::time::{Duration, Instant};
+
+use super::fixtures::*;
+use super::*;
+use latchkey::store::StoreResult;
+
+const GRACE_MS: i64 = 5_000;
+
+pub async fn a_fresh_store_answers_ping(store: &dyn Store) -> StoreResult<()> {
+    store.ping().await?;
+    Ok(())
+}
+
+pub async fn a_created_user_can_be_read_back_and_updated(store: &dyn Store) -> StoreResult<()> {
+    let now = now();
+    let mut alice = user("alice", now);
+    store.create_user(&alice).await?;
+    assert_eq!(store.get_user(&alice.username).await?, Some(alice.clone()));
+
+    alice.disabled = true;
+    alice.roles.insert("admin".to_owned());
+    alice.updated_at = now + 1;
+    store.update_user(&alice).await?;
+    assert_eq!(store.get_user(&alice.username).await?, Some(alice));
+
+    let nobody = Username::parse("nobody").expect("username");
+    assert_eq!(store.get_user(&nobody).await?, None);
+    Ok(())
+}
+
+pub async fn creating_a_user_twice_is_a_conflict(store: &dyn Store) -> StoreResult<()> {
+    let now = now();
+    store.create_user(&user("alice", now)).await?;
+    let mut again = user("alice", now + 1);
+    again.password_hash = "other".to_owned();
+    assert!(matches!(
+        store.create_user(&again).await,
+        Err(StoreError::Conflict)
+    ));
+    let kept = store.get_user(&again.username).await?.expect("user");
+    assert_eq!(kept, user("alice", now), "the first record is left alone");
+    Ok(())
+}
+
+pub async fn updating_a_missing_user_is_not_found(store: &dyn Store) -> StoreResult<()> {
+    let ghost = user("ghost", now());
+    assert!(matches!(
+        store.update_user(&ghost).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.get_user(&ghost.username).await?, None);
+    Ok(())
+}
+
+pub async fn users_are_listed_in_username_order_a_page_at_a_time(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    for name in ["dave", "alice", "erin", "bob", "carol"] {
+        store.create_user(&user(name, now)).await?;
+    }
+    let mut names = Vec::new();
+    let mut after: Option<Username> = None;
+    loop {
+        let page = store.list_users(after.as_ref(), 2).await?;
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last.username.clone());
+        names.extend(page.iter().map(|u| u.username.to_string()));
+    }
+    assert_eq!(names, ["alice", "bob", "carol", "dave", "erin"]);
+
+    let from_bob = Username::parse("bob").expect("username");
+    let rest = store.list_users(Some(&from_bob), 10).await?;
+    assert_eq!(rest.len(), 3, "strictly after `after`");
+    assert_eq!(rest[0], user("carol", now));
+    assert!(store.list_users(None, 0).await?.is_empty());
+    Ok(())
+}
+
+pub async fn a_created_client_can_be_read_back_updated_and_listed(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    let mut app = client("app", now);
+    let mut public = client("spa", now);
+    public.secret_hash = None;
+    store.create_client(&app).await?;
+    store.create_client(&public).await?;
+    assert_eq!(store.get_client(&app.client_id).await?, Some(app.clone()));
+    let fetched = store.get_client(&public.client_id).await?.expect("client");
+    assert!(fetched.is_public());
+
+    app.scope = Scope::parse("read").expect("scope");
+    app.audiences.insert("billing".to_owned());
+    store.update_client(&app).await?;
+    assert_eq!(store.get_client(&app.client_id).await?, Some(app.clone()));
+
+    let mut listed = store.list_clients().await?;
+    listed.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    assert_eq!(listed, [app, public]);
+    Ok(())
+}
+
+pub async fn creating_a_client_twice_is_a_conflict_and_updating_a_missing_one_is_not_found(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    store.create_client(&client("app", now)).await?;
+    assert!(matches!(
+        store.create_client(&client("app", now)).await,
+        Err(StoreError::Conflict)
+    ));
+    let ghost = client("ghost", now);
+    assert!(matches!(
+        store.update_client(&ghost).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.get_client(&ghost.client_id).await?, None);
+    Ok(())
+}
+
+pub async fn deleting_a_client_reports_whether_it_was_there(store: &dyn Store) -> StoreResult<()> {
+    let app = client("app", now());
+    store.create_client(&app).await?;
+    assert!(store.delete_client(&app.client_id).await?);
+    assert!(!store.delete_client(&app.client_id).await?);
+    assert_eq!(store.get_client(&app.client_id).await?, None);
+    assert!(store.list_clients().await?.is_empty());
+    Ok(())
+}
+
+pub async fn a_created_family_can_be_read_back(store: &dyn Store) -> StoreResult<()> {
+    let fam = family("fam", "rt1", now());
+    store.create_family(&fam).await?;
+    assert_eq!(store.get_family(&fam.id).await?, Some(fam));
+    assert_eq!(store.get_family(&tid("unknown")).await?, None);
+    Ok(())
+}
+
+pub async fn presenting_the_current_token_rotates_the_family(store: &dyn Store) -> StoreResult<()> {
+    let now = now();
+    store.create_family(&family("fam", "rt1", now)).await?;
+    let first = rotation("fam", "rt1", "rt2", now * 1000, GRACE_MS);
+    let rotated = expect_outcome("rotated", store.rotate_refresh(&first).await?);
+    assert_eq!(rotated.current, first.successor);
+    assert_eq!(rotated.previous, Some(tid("rt1")));
+    assert_eq!(rotated.rotated_at_ms, Some(now * 1000));
+    assert!(!rotated.revoked);
+    assert_eq!(store.get_family(&tid("fam")).await?, Some(rotated));
+
+    // The successor is current now, so it rotates in turn.
+    let second = rotation("fam", "rt2", "rt3", now * 1000 + 60_000, GRACE_MS);
+    let again = expect_outcome("rotated", store.rotate_refresh(&second).await?);
+    assert_eq!(again.current.jti, tid("rt3"));
+    assert_eq!(again.previous, Some(tid("rt2")));
+    Ok(())
+}
+
+pub async fn a_repeated_refresh_inside_the_grace_window_gets_the_same_successor(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    let t0 = now * 1000;
+    store.create_family(&family("fam", "rt1", now)).await?;
+    let first = rotation("fam", "rt1", "rt2", t0, GRACE_MS);
+    let rotated = expect_outcome("rotated", store.rotate_refresh(&first).await?);
+
+    for at in [t0, t0 + 1, t0 + GRACE_MS] {
+        let retry = rotation("fam", "rt1", "other", at, GRACE_MS);
+        let repeated = expect_outcome("repeated", store.rotate_refresh(&retry).await?);
+        assert_eq!(repeated, rotated, "unchanged, with the first successor");
+    }
+    assert_eq!(store.get_family(&tid("fam")).await?, Some(rotated));
+    assert!(
+        all_events(store, now).await?.is_empty(),
+        "a repeat revokes nothing"
+    );
+    Ok(())
+}
+
+pub async fn a_repeat_after_the_grace_window_is_reuse_and_revokes_the_family(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    let t0 = now * 1000;
+    store.create_family(&family("fam", "rt1", now)).await?;
+    let first = rotation("fam", "rt1", "rt2", t0, GRACE_MS);
+    expect_outcome("rotated", store.rotate_refresh(&first).await?);
+
+    let late = rotation("fam", "rt1", "rt3", t0 + GRACE_MS + 1, GRACE_MS);
+    let reused = expect_outcome("reused", store.rotate_refresh(&late).await?);
+    assert!(reused.revoked);
+    assert_eq!(reused.current, first.successor);
+    assert_eq!(store.get_family(&tid("fam")).await?, Some(reused));
+
+    let expected = RevocationEvent::Family {
+        fam: "fam".to_owned(),
+        exp: first.successor.expires_at,
+    };
+    assert_eq!(all_events(store, now).await?, [expected]);
+
+    let successor = rotation("fam", "rt2", "rt4", t0 + GRACE_MS + 2, GRACE_MS);
+    assert_eq!(
+        store.rotate_refresh(&successor).await?,
+        RotationOutcome::Inactive,
+        "the successor dies with its family"
+    );
+    Ok(())
+}
+
+pub async fn with_a_zero_grace_window_any_repeat_is_reuse(store: &dyn Store) -> StoreResult<()> {
+    let now = now();
+    store.create_family(&family("fam", "rt1", now)).await?;
+    let first = rotation("fam", "rt1", "rt2", now * 1000, 0);
+    expect_outcome("rotated", store.rotate_refresh(&first).await?);
+    let same_instant = rotation("fam", "rt1", "rt3", now * 1000, 0);
+    let reused = expect_outcome("reused", store.rotate_refresh(&same_instant).await?);
+    assert!(reused.revoked);
+    assert_eq!(all_events(store, now).await?.len(), 1);
+    Ok(())
+}
+
+pub async fn a_token_that_never_belonged_to_the_family_is_reuse(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    store.create_family(&family("fam", "rt1", now)).await?;
+    let forged = rotation("fam", "forged", "rt2", now * 1000, GRACE_MS);
+    let reused = expect_outcome("reused", store.rotate_refresh(&forged).await?);
+    assert!(reused.revoked);
+    assert_eq!(reused.current.jti, tid("rt1"));
+    let current = rotation("fam", "rt1", "rt3", now * 1000, GRACE_MS);
+    let outcome = store.rotate_refresh(&current).await?;
+    assert_eq!(outcome, RotationOutcome::Inactive);
+    Ok(())
+}
+
+pub async fn an_unknown_family_is_inactive(store: &dyn Store) -> StoreResult<()> {
+    let now = now();
+    let r = rotation("nope", "rt1", "rt2", now * 1000, GRACE_MS);
+    assert_eq!(store.rotate_refresh(&r).await?, RotationOutcome::Inactive);
+    assert_eq!(store.get_family(&tid("nope")).await?, None);
+    assert!(all_events(store, now).await?.is_empty());
+    Ok(())
+}
+
+pub async fn a_revoked_family_is_inactive(store: &dyn Store) -> StoreResult<()> {
+    let now = now();
+    store.create_family(&family("fam", "rt1", now)).await?;
+    assert!(store.revoke_family(&tid("fam"), now).await?);
+    let r = rotation("fam", "rt1", "rt2", now * 1000, GRACE_MS);
+    assert_eq!(store.rotate_refresh(&r).await?, RotationOutcome::Inactive);
+    let kept = store.get_family(&tid("fam")).await?.expect("family");
+    assert_eq!(kept.current.jti, tid("rt1"), "nothing rotated");
+    assert_eq!(all_events(store, now).await?.len(), 1, "no second event");
+    Ok(())
+}
+
+pub async fn an_expired_family_is_inactive(store: &dyn Store) -> StoreResult<()> {
+    let now = now();
+    let fam = family("fam", "rt1", now);
+    store.create_family(&fam).await?;
+    let expiry_ms = fam.current.expires_at * 1000;
+    let just_before = rotation("fam", "rt1", "rt2", expiry_ms - 1, GRACE_MS);
+    let at_expiry = Rotation {
+        now_ms: expiry_ms,
+        ..just_before.clone()
+    };
+    assert_eq!(
+        store.rotate_refresh(&at_expiry).await?,
+        RotationOutcome::Inactive
+    );
+    assert_eq!(store.get_family(&tid("fam")).await?, Some(fam));
+    expect_outcome("rotated", store.rotate_refresh(&just_before).await?);
+    Ok(())
+}
+
+pub async fn fifty_concurrent_rotations_of_one_token_yield_one_successor(
+    store: SharedStore,
+) -> StoreResult<()> {
+    let now = now();
+    store.create_family(&family("fam", "rt1", now)).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let store = Arc::clone(&store);
+        let r = rotation("fam", "rt1", &format!("succ{i}"), now * 1000, 60_000);
+        tasks.spawn(async move { store.rotate_refresh(&r).await });
+    }
+    let (mut rotated, mut repeated) = (Vec::new(), Vec::new());
+    for outcome in tasks.join_all().await {
+        match outcome? {
+            RotationOutcome::Rotated(f) => rotated.push(f),
+            RotationOutcome::Repeated(f) => repeated.push(f),
+            other => panic!("a concurrent retry must not be {other:?}"),
+        }
+    }
+    assert_eq!((rotated.len(), repeated.len()), (1, 49));
+    let winner = &rotated[0];
+    assert!(repeated.iter().all(|f| f.current.jti == winner.current.jti));
+    assert_eq!(store.get_family(&tid("fam")).await?.as_ref(), Some(winner));
+    assert!(all_events(&*store, now).await?.is_empty());
+    Ok(())
+}
+
+pub async fn revoking_a_family_reports_true_once_then_false(store: &dyn Store) -> StoreResult<()> {
+    let now = now();
+    let fam = family("fam", "rt1", now);
+    store.create_family(&fam).await?;
+    assert!(store.revoke_family(&fam.id, now).await?);
+    assert!(!store.revoke_family(&fam.id, now).await?);
+    assert!(!store.revoke_family(&tid("unknown"), now).await?);
+    let stored = store.get_family(&fam.id).await?.expect("family");
+    assert!(stored.revoked);
+    let expected = RevocationEvent::Family {
+        fam: "fam".to_owned(),
+        exp: fam.current.expires_at,
+    };
+    assert_eq!(
+        all_events(store, now).await?,
+        [expected],
+        "one event, for the real revocation"
+    );
+    Ok(())
+}
+
+pub async fn a_revoked_token_stays_revoked_until_it_expires(store: &dyn Store) -> StoreResult<()> {
+    let now = now();
+    let exp = now + 900;
+    assert!(!store.is_token_revoked(&tid("at1"), now).await?);
+    store.revoke_token(&tid("at1"), exp).await?;
+    assert!(store.is_token_revoked(&tid("at1"), now).await?);
+    assert!(store.is_token_revoked(&tid("at1"), exp - 1).await?);
+    assert!(!store.is_token_revoked(&tid("at1"), exp + 1).await?);
+    assert!(!store.is_token_revoked(&tid("at2"), now).await?);
+    let expected = RevocationEvent::Token {
+        jti: "at1".to_owned(),
+        exp,
+    };
+    assert_eq!(all_events(store, now).await?, [expected]);
+    Ok(())
+}
+
+pub async fn revoking_a_subject_keeps_the_latest_not_before(store: &dyn Store) -> StoreResult<()> {
+    let now = now();
+    assert_eq!(store.subject_not_before("alice", now).await?, None);
+    store.revoke_subject("alice", now, now + HOUR).await?;
+    assert_eq!(store.subject_not_before("alice", now).await?, Some(now));
+    store.revoke_subject("alice", now - 60, now + HOUR).await?;
+    assert_eq!(store.subject_not_before("alice", now).await?, Some(now));
+    store.revoke_subject("alice", now + 60, now + HOUR).await?;
+    assert_eq!(
+        store.subject_not_before("alice", now).await?,
+        Some(now + 60)
+    );
+    assert_eq!(store.subject_not_before("bob", now).await?, None);
+
+    let events = all_events(store, now).await?;
+    assert_eq!(events.len(), 3);
+    let subject_event =
+        |e: &RevocationEvent| matches!(e, RevocationEvent::Subject { sub, .. } if sub == "alice");
+    assert!(events.iter().all(subject_event));
+    Ok(())
+}
+
+pub async fn a_subject_revocation_is_forgotten_after_keep_until(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    let keep_until = now + 600;
+    store.revoke_subject("alice", now, keep_until).await?;
+    let nbf = |at| store.subject_not_before("alice", at);
+    assert_eq!(nbf(keep_until).await?, Some(now));
+    assert_eq!(nbf(keep_until + 1).await?, None);
+    Ok(())
+}
+
+pub async fn the_feed_pages_through_events_in_order_with_cursors(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    let exp = now + HOUR;
+    let start = store.revocations_after(None, 10, now).await?;
+    assert!(start.events.is_empty());
+
+    store.revoke_token(&tid("at1"), exp).await?;
+    store.revoke_token(&tid("at2"), exp).await?;
+    store.revoke_subject("alice", now, exp + 1).await?;
+    store.revoke_token(&tid("at3"), exp).await?;
+    store.create_family(&family("fam", "rt1", now)).await?;
+    store.revoke_family(&tid("fam"), now).await?;
+    let expected = vec![
+        RevocationEvent::Token {
+            jti: "at1".to_owned(),
+            exp,
+        },
+        RevocationEvent::Token {
+            jti: "at2".to_owned(),
+            exp,
+        },
+        RevocationEvent::Subject {
+            sub: "alice".to_owned(),
+            not_before: now,
+            exp: exp + 1,
+        },
+        RevocationEvent::Token {
+            jti: "at3".to_owned(),
+            exp,
+        },
+        RevocationEvent::Family {
+            fam: "fam".to_owned(),
+            exp,
+        },
+    ];
+
+    let (mut seen, mut cursors) = (Vec::new(), Vec::new());
+    let mut cursor = start.next_cursor.clone();
+    loop {
+        let page = store.revocations_after(Some(&cursor), 2, now).await?;
+        assert!(page.events.len() <= 2);
+        let Some((last, _)) = page.events.last() else {
+            assert_eq!(page.next_cursor, cursor, "an empty page keeps the cursor");
+            break;
+        };
+        assert_eq!(&page.next_cursor, last);
+        cursor = page.next_cursor.clone();
+        for (c, event) in page.events {
+            cursors.push(c);
+            seen.push(event);
+        }
+    }
+    assert_eq!(seen, expected);
+    let distinct: BTreeSet<_> = cursors.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        cursors.len(),
+        "every event has its own cursor"
+    );
+
+    let whole = store.revocations_after(None, 10, now).await?;
+    assert_eq!(
+        whole
+            .events
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect::<Vec<_>>(),
+        expected
+    );
+    let rest = store.revocations_after(Some(&cursors[2]), 10, now).await?;
+    assert_eq!(
+        rest.events.iter().map(|(c, _)| c).collect::<Vec<_>>(),
+        [&cursors[3], &cursors[4]]
+    );
+    Ok(())
+}
+
+pub async fn the_feed_leaves_out_expired_events(store: &dyn Store) -> StoreResult<()> {
+    let now = now();
+    store.revoke_token(&tid("short"), now + 10).await?;
+    store.revoke_token(&tid("long"), now + HOUR).await?;
+    store.revoke_subject("alice", now, now + 20).await?;
+    let later = now + 100;
+    let page = store.revocations_after(None, 1, later).await?;
+    let long = RevocationEvent::Token {
+        jti: "long".to_owned(),
+        exp: now + HOUR,
+    };
+    assert_eq!(
+        page.events
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect::<Vec<_>>(),
+        [long]
+    );
+    let after = store
+        .revocations_after(Some(&page.next_cursor), 10, later)
+        .await?;
+    assert!(after.events.is_empty());
+    assert_eq!(
+        all_events(store, now).await?.len(),
+        3,
+        "still there for an earlier `now`"
+    );
+    Ok(())
+}
+
+pub async fn an_unparseable_feed_cursor_is_invalid(store: &dyn Store) -> StoreResult<()> {
+    store.revoke_token(&tid("at1"), now() + HOUR).await?;
+    for bad in ["not-a-cursor", "", "-1", "1.5"] {
+        let result = store.revocations_after(Some(bad), 10, now()).await;
+        assert!(
+            matches!(result, Err(StoreError::InvalidCursor)),
+            "{bad:?} gave {result:?}"
+        );
+    }
+    Ok(())
+}
+
+pub async fn failures_are_counted_within_one_window_and_cleared(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    assert_eq!(store.failure_count("login:alice").await?, (0, 0));
+    let (count, left) = store.record_failure("login:alice", 600).await?;
+    assert_eq!(count, 1);
+    assert!((598..=600).contains(&left), "seconds left: {left}");
+    assert_eq!(store.record_failure("login:alice", 600).await?.0, 2);
+    let (count, left) = store.record_failure("login:alice", 600).await?;
+    assert_eq!(count, 3);
+    assert!(
+        (597..=600).contains(&left),
+        "the window runs from the first failure: {left}"
+    );
+    let (count, left) = store.failure_count("login:alice").await?;
+    assert_eq!(count, 3);
+    assert!(left > 0 && left <= 600);
+    assert_eq!(store.failure_count("login:bob").await?, (0, 0));
+
+    store.clear_failures("login:alice").await?;
+    assert_eq!(store.failure_count("login:alice").await?, (0, 0));
+    assert_eq!(store.record_failure("login:alice", 600).await?.0, 1);
+    Ok(())
+}
+
+pub async fn the_failure_count_restarts_after_the_window(store: &dyn Store) -> StoreResult<()> {
+    let (count, left) = store.record_failure("login:alice", 1).await?;
+    assert_eq!(count, 1);
+    assert!(left <= 1);
+    // Failure windows run on the store's own clock; wait (bounded) until this one has ended.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while store.failure_count("login:alice").await?.0 != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the one-second window never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.record_failure("login:alice", 600).await?.0, 1);
+    Ok(())
+}
+
+pub async fn purging_keeps_live_entries_and_hides_expired_ones(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    let (soon, purge_at) = (now + 100, now + 500);
+    let mut short = family("short", "rt-s", now);
+    short.current.expires_at = soon;
+    store.create_family(&short).await?;
+    store.create_family(&family("long", "rt-l", now)).await?;
+    store.revoke_token(&tid("at-short"), soon).await?;
+    store.revoke_token(&tid("at-long"), now + HOUR).await?;
+    store.revoke_subject("bob", now, soon).await?;
+    store.revoke_subject("carol", now, now + HOUR).await?;
+    store.record_failure("login:alice", 3600).await?;
+
+    store.purge_expired(purge_at).await?;
+
+    assert!(store.get_family(&tid("long")).await?.is_some());
+    let r = rotation("long", "rt-l", "rt-l2", purge_at * 1000, GRACE_MS);
+    expect_outcome("rotated", store.rotate_refresh(&r).await?);
+    assert!(store.is_token_revoked(&tid("at-long"), purge_at).await?);
+    assert!(!store.is_token_revoked(&tid("at-short"), purge_at).await?);
+    assert_eq!(
+        store.subject_not_before("carol", purge_at).await?,
+        Some(now)
+    );
+    assert_eq!(store.subject_not_before("bob", purge_at).await?, None);
+    assert_eq!(store.failure_count("login:alice").await?.0, 1);
+    let feed = store.revocations_after(None, 10, purge_at).await?;
+    let live: Vec<_> = feed.events.into_iter().map(|(_, e)| e).collect();
+    assert_eq!(
+        live,
+        [
+            RevocationEvent::Token {
+                jti: "at-long".to_owned(),
+                exp: now + HOUR
+            },
+            RevocationEvent::Subject {
+                sub: "carol".to_owned(),
+                not_before: now,
+                exp: now + HOUR
+            },
+        ]
+    );
+    Ok(())
+}
