@@ -202,6 +202,35 @@ macro_rules! store_contract {
 }
 
 store_contract!(embedded, open_embedded());
+store_contract!(redis, open_redis());
+store_contract!(redis_cluster, open_redis_cluster());
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+/// One redis-server for the whole test binary (the harness's watchdog stops it when the binary
+/// exits); each test gets a fresh store under a key prefix of its own.
+async fn open_redis() -> (SharedStore, Guard) {
+    static SERVER: std::sync::OnceLock<redis_server::RedisServer> = std::sync::OnceLock::new();
+    let server = SERVER.get_or_init(redis_server::RedisServer::start);
+    (open_redis_store(&server.url()).await, Box::new(()))
+}
+
+/// One 3-master Redis Cluster for the whole test binary, as `open_redis`.
+async fn open_redis_cluster() -> (SharedStore, Guard) {
+    static CLUSTER: std::sync::OnceLock<redis_server::RedisCluster> = std::sync::OnceLock::new();
+    let cluster = CLUSTER.get_or_init(redis_server::RedisCluster::start);
+    (open_redis_store(&cluster.url()).await, Box::new(()))
+}
+
+async fn open_redis_store(url: &str) -> SharedStore {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let store = latchkey::store::redis::RedisStore::connect(url, &format!("contract{n}:"))
+        .await
+        .expect("open the redis store");
+    Arc::new(store)
+}
 
 /// Fixtures and assertions shared by the contract and the embedded-only tests.
 mod fixtures {

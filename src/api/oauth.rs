@@ -243,7 +243,7 @@ impl OAuthApi {
         self.authority.authenticate_client(&credentials).await?;
         let token = required_token(params.token)?;
         let hint = TokenHint::parse(params.token_type_hint.as_deref());
-        let answer = self.authority.introspect(&token, hint, now()).await?;
+        let answer = self.authority.introspect(&token, hint, now_ms()).await?;
         Ok(Json(answer.into()))
     }
 }

@@ -86,16 +86,16 @@ impl Authority {
         self.not_revoked_by_subject(&claims.sub, claims.iat, now).await
     }
 
-    async fn refresh_is_live(&self, claims: &RefreshClaims, now: UnixTime) -> Result<bool, AuthError> {
+    async fn refresh_is_live(&self, claims: &RefreshClaims, now_ms: i64) -> Result<bool, AuthError> {
+        let now = now_ms.div_euclid(1000);
         let Some(family) = self.store.get_family(&TokenId::from_trusted(&claims.fam)).await? else {
             return Ok(false);
         };
         let current = family.current.jti.as_str() == claims.jti;
         let grace = (self.tokens.refresh_grace * 1000) as i64;
-        let just_replaced = family.previous.as_ref().is_some_and(|p| p.as_str() == claims.jti)
-            && family
-                .rotated_at_ms
-                .is_some_and(|at| now * 1000 - at <= grace);
+        let just_replaced = grace > 0
+            && family.previous.as_ref().is_some_and(|p| p.as_str() == claims.jti)
+            && family.rotated_at_ms.is_some_and(|at| now_ms - at <= grace);
         if family.revoked || !(current || just_replaced) {
             return Ok(false);
         }
@@ -127,13 +127,14 @@ impl Authority {
     }
 
     /// RFC 7662: any authenticated client may ask; foreign, expired and revoked tokens are
-    /// simply inactive.
+    /// simply inactive. Time in milliseconds, for the refresh grace window.
     pub async fn introspect(
         &self,
         token: &str,
         hint: Option<TokenHint>,
-        now: UnixTime,
+        now_ms: i64,
     ) -> Result<Introspection, AuthError> {
+        let now = now_ms.div_euclid(1000);
         let answer = match self.identify(token, hint) {
             Some(Verified::Access(c)) if self.access_is_live(&c, now).await? => Introspection {
                 active: true,
@@ -149,7 +150,7 @@ impl Authority {
                 nbf: Some(c.nbf),
                 jti: Some(c.jti),
             },
-            Some(Verified::Refresh(c)) if self.refresh_is_live(&c, now).await? => Introspection {
+            Some(Verified::Refresh(c)) if self.refresh_is_live(&c, now_ms).await? => Introspection {
                 active: true,
                 token_type: Some("refresh_token"),
                 username: Some(c.sub.clone()),

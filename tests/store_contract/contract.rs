@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use super::fixtures::*;
 use super::*;
-use latchkey::store::StoreResult;
 
 const GRACE_MS: i64 = 5_000;
 

@@ -9,7 +9,7 @@
 //! test leaves a server running.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -21,9 +21,14 @@ const START_DEADLINE: Duration = Duration::from_secs(20);
 const PORT_ATTEMPTS: usize = 5;
 
 /// Runs `redis-server "$@"` and kills it (SIGKILL) as soon as our end of stdin closes; exits
-/// when redis-server exits.
-const WATCHDOG: &str =
-    r#"redis-server "$@" & pid=$!; (read _eof; kill -9 "$pid" 2>/dev/null) & wait "$pid""#;
+/// when redis-server exits. (A background job's stdin is /dev/null in `sh`, so the watcher reads
+/// the pipe through fd 3.)
+const WATCHDOG: &str = r#"exec 3<&0
+redis-server "$@" 3<&- </dev/null &
+pid=$!
+(read _eof <&3; kill -9 "$pid" 2>/dev/null) &
+exec 3<&-
+wait "$pid""#;
 
 fn spawn_redis(args: &[String]) -> Child {
     Command::new("sh")

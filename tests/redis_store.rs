@@ -1,0 +1,606 @@
+//! Behaviour of the Redis store that only Redis has: key prefix, TTL-bounded memory, faults,
+//! durability with AOF, Cluster and Sentinel. Each test starts its own redis-server processes
+//! (see `support/redis_server.rs`); the shared contract runs in `store_contract.rs`.
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use latchkey::domain::{ClientId, GrantType, Scope, TokenId, UnixTime, Username};
+use latchkey::store::redis::{RedisOptions, RedisStore};
+use latchkey::store::{
+    ClientRecord, Family, RefreshGeneration, RevocationEvent, Rotation, RotationOutcome, Store,
+    StoreError, StoreResult, UserRecord,
+};
+use redis_server::{
+    RedisCluster, RedisSentinel, RedisServer, RedisServerOptions, free_port, wait_until,
+};
+
+const HOUR: i64 = 3600;
+
+fn now() -> UnixTime {
+    latchkey::domain::now()
+}
+
+fn tid(id: &str) -> TokenId {
+    TokenId::from_trusted(id)
+}
+
+fn user(name: &str) -> UserRecord {
+    UserRecord {
+        username: Username::parse(name).expect("username"),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        roles: BTreeSet::from(["reader".to_owned()]),
+        disabled: false,
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+fn client(id: &str) -> ClientRecord {
+    ClientRecord {
+        client_id: ClientId::parse(id).expect("client id"),
+        secret_hash: None,
+        grants: BTreeSet::from([GrantType::RefreshToken]),
+        scope: Scope::parse("read").expect("scope"),
+        audiences: BTreeSet::from(["api".to_owned()]),
+        created_at: now(),
+    }
+}
+
+/// A family whose current token expires at `expires_at`.
+fn family(id: &str, jti: &str, expires_at: UnixTime) -> Family {
+    Family {
+        id: tid(id),
+        subject: "alice".to_owned(),
+        client_id: ClientId::parse("app").expect("client id"),
+        scope: Scope::parse("read").expect("scope"),
+        audience: "api".to_owned(),
+        current: RefreshGeneration {
+            jti: tid(jti),
+            issued_at: now(),
+            expires_at,
+        },
+        previous: None,
+        rotated_at_ms: None,
+        revoked: false,
+    }
+}
+
+fn rotation(fam: &str, presented: &str, successor: &str, expires_at: UnixTime) -> Rotation {
+    Rotation {
+        family: tid(fam),
+        presented: tid(presented),
+        successor: RefreshGeneration {
+            jti: tid(successor),
+            issued_at: now(),
+            expires_at,
+        },
+        now_ms: now() * 1000,
+        grace_ms: 5_000,
+    }
+}
+
+async fn open(url: &str, prefix: &str, expiry_slack: Duration) -> RedisStore {
+    RedisStore::connect_with(
+        url,
+        RedisOptions {
+            prefix: prefix.to_owned(),
+            expiry_slack,
+            ..RedisOptions::default()
+        },
+    )
+    .await
+    .expect("open the redis store")
+}
+
+/// Polls an async condition every 50 ms until it holds or `deadline` passes.
+async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + deadline;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs every kind of write once.
+async fn exercise(store: &RedisStore) -> StoreResult<()> {
+    let now = now();
+    store.create_user(&user("alice")).await?;
+    store.create_client(&client("app")).await?;
+    store
+        .create_family(&family("fam1", "rt1", now + HOUR))
+        .await?;
+    store
+        .rotate_refresh(&rotation("fam1", "rt1", "rt2", now + HOUR))
+        .await?;
+    store
+        .create_family(&family("fam2", "rt1", now + HOUR))
+        .await?;
+    store.revoke_family(&tid("fam2"), now).await?;
+    store.revoke_token(&tid("at1"), now + 900).await?;
+    store.revoke_subject("alice", now, now + HOUR).await?;
+    store.record_failure("login:alice", 600).await?;
+    store.revocations_after(None, 10, now).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_key_carries_the_configured_prefix_and_prefixes_do_not_share_data() -> StoreResult<()>
+{
+    let server = RedisServer::start();
+    let store = open(&server.url(), "tenant-a:", Duration::from_secs(60)).await;
+    exercise(&store).await?;
+
+    let keys = server.keys();
+    assert!(keys.len() >= 10, "{keys:?}");
+    assert!(keys.iter().all(|k| k.starts_with("tenant-a:")), "{keys:?}");
+
+    let other = open(&server.url(), "tenant-b:", Duration::from_secs(60)).await;
+    assert_eq!(other.get_user(&user("alice").username).await?, None);
+    assert!(
+        other
+            .revocations_after(None, 10, now())
+            .await?
+            .events
+            .is_empty()
+    );
+    other.create_user(&user("alice")).await?;
+    assert!(
+        RedisStore::connect(&server.url(), "bad{tag}:")
+            .await
+            .is_err()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn after_families_revocations_events_and_counters_expire_the_key_count_returns_to_its_baseline()
+-> StoreResult<()> {
+    let server = RedisServer::start();
+    let store = open(&server.url(), "lk:", Duration::ZERO).await;
+    // Users and clients are permanent: they make the baseline.
+    store.create_user(&user("alice")).await?;
+    store.create_client(&client("app")).await?;
+    let baseline = server.dbsize();
+
+    let now = now();
+    for i in 0..20 {
+        let expires_at = now + 1 + i % 2;
+        let fam = format!("fam{i}");
+        store
+            .create_family(&family(&fam, "rt1", expires_at))
+            .await?;
+        match i % 4 {
+            0 => {
+                store
+                    .rotate_refresh(&rotation(&fam, "rt1", "rt2", expires_at))
+                    .await?;
+            }
+            1 => {
+                // Reuse: revokes the family and appends a feed event.
+                store
+                    .rotate_refresh(&rotation(&fam, "forged", "rt2", expires_at))
+                    .await?;
+            }
+            2 => {
+                store.revoke_family(&tid(&fam), now).await?;
+            }
+            _ => {}
+        }
+        store
+            .revoke_token(&tid(&format!("at{i}")), expires_at)
+            .await?;
+        store
+            .revoke_subject(&format!("user{i}"), now, expires_at)
+            .await?;
+        store
+            .record_failure(&format!("login:{i}"), 1 + (i % 2) as u64)
+            .await?;
+    }
+    let peak = server.dbsize();
+    assert!(peak >= baseline + 80, "baseline {baseline}, peak {peak}");
+    let feed = store.revocations_after(None, 1000, now).await?;
+    assert_eq!(feed.events.len(), 20 + 20 + 10);
+
+    let started = Instant::now();
+    let back = wait_until(Duration::from_secs(15), || server.dbsize() == baseline);
+    assert!(
+        back,
+        "still {} keys (baseline {baseline}): {:?}",
+        server.dbsize(),
+        server.keys()
+    );
+    eprintln!(
+        "{peak} keys fell back to {baseline} within {:?}",
+        started.elapsed()
+    );
+    assert!(store.get_user(&user("alice").username).await?.is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_feed_drops_each_entry_when_it_expires_even_behind_a_long_lived_one() -> StoreResult<()>
+{
+    let server = RedisServer::start();
+    let store = open(&server.url(), "lk:", Duration::ZERO).await;
+    let now = now();
+    store.revoke_token(&tid("long"), now + HOUR).await?;
+    for i in 0..5 {
+        store
+            .revoke_token(&tid(&format!("short{i}")), now + 1)
+            .await?;
+    }
+    let xlen = || {
+        server
+            .command(&["XLEN", "lk:{feed}:stream"])
+            .and_then(|r| r.trim_start_matches(':').parse::<i64>().ok())
+            .expect("XLEN")
+    };
+    assert_eq!(xlen(), 6);
+    // Trimming happens on appends; wait (on the clock) until the short entries' retention ends.
+    assert!(wait_until(
+        Duration::from_secs(5),
+        || latchkey::domain::now() > now + 1
+    ));
+    store.revoke_token(&tid("next"), now + HOUR).await?;
+    assert_eq!(xlen(), 2, "the long-lived entry and the new one remain");
+    let feed = store.revocations_after(None, 10, now).await?;
+    let jtis: Vec<_> = feed
+        .events
+        .iter()
+        .map(|(_, e)| match e {
+            RevocationEvent::Token { jti, .. } => jti.clone(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(jtis, ["long", "next"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cursor_past_the_end_of_the_feed_is_invalid() -> StoreResult<()> {
+    let server = RedisServer::start();
+    let store = open(&server.url(), "lk:", Duration::from_secs(60)).await;
+    // With no feed at all, only cursors from the future can be told apart.
+    let future = format!("{}-0", (now() + 3600) * 1000);
+    assert!(matches!(
+        store.revocations_after(Some(&future), 10, now()).await,
+        Err(StoreError::InvalidCursor)
+    ));
+    store.revoke_token(&tid("at1"), now() + HOUR).await?;
+    let page = store.revocations_after(None, 10, now()).await?;
+    let (ms, seq) = page.next_cursor.split_once('-').expect("stream id");
+    let past_end = format!("{ms}-{}", seq.parse::<u64>().expect("seq") + 1);
+    assert!(matches!(
+        store.revocations_after(Some(&past_end), 10, now()).await,
+        Err(StoreError::InvalidCursor)
+    ));
+    let at_end = store
+        .revocations_after(Some(&page.next_cursor), 10, now())
+        .await?;
+    assert!(at_end.events.is_empty());
+    assert_eq!(at_end.next_cursor, page.next_cursor);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_revocation_whose_feed_event_was_lost_gets_it_on_the_next_attempt() -> StoreResult<()> {
+    let server = RedisServer::start();
+    let store = open(&server.url(), "lk:", Duration::from_secs(60)).await;
+    let now = now();
+    store
+        .create_family(&family("fam", "rt1", now + HOUR))
+        .await?;
+    // As if a replica died right after the reuse script revoked the family, before the event.
+    let reply = server.command(&["HSET", "lk:family:{fam}", "rev", "1", "feed", "owed"]);
+    assert_eq!(reply.as_deref(), Some(":1"), "one field added");
+    assert!(
+        store
+            .revocations_after(None, 10, now)
+            .await?
+            .events
+            .is_empty()
+    );
+
+    let retry = rotation("fam", "rt1", "rt2", now + HOUR);
+    assert_eq!(
+        store.rotate_refresh(&retry).await?,
+        RotationOutcome::Inactive
+    );
+    let expected = RevocationEvent::Family {
+        fam: "fam".to_owned(),
+        exp: now + HOUR,
+    };
+    let events: Vec<_> = store
+        .revocations_after(None, 10, now)
+        .await?
+        .events
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    assert_eq!(events, [expected.clone()]);
+    // Owed no more: a further attempt appends nothing.
+    assert_eq!(
+        store.rotate_refresh(&retry).await?,
+        RotationOutcome::Inactive
+    );
+    assert!(!store.revoke_family(&tid("fam"), now).await?);
+    assert_eq!(
+        store.revocations_after(None, 10, now).await?.events.len(),
+        1
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_unavailable_within_three_seconds() {
+    // Nothing listens on this port: connection refused.
+    let refused = open(
+        &format!("redis://127.0.0.1:{}", free_port()),
+        "lk:",
+        Duration::from_secs(60),
+    )
+    .await;
+    // Something accepts connections but never answers: a black hole.
+    let black_hole = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent = open(
+        &format!(
+            "redis://127.0.0.1:{}",
+            black_hole.local_addr().expect("addr").port()
+        ),
+        "lk:",
+        Duration::from_secs(60),
+    )
+    .await;
+
+    for (name, store) in [("refused", &refused), ("black hole", &silent)] {
+        let started = Instant::now();
+        let ping = store.ping().await;
+        let rotate = store
+            .rotate_refresh(&rotation("fam", "rt1", "rt2", now() + HOUR))
+            .await;
+        let elapsed = started.elapsed();
+        assert!(
+            matches!(ping, Err(StoreError::Unavailable(_))),
+            "{name}: {ping:?}"
+        );
+        assert!(
+            matches!(rotate, Err(StoreError::Unavailable(_))),
+            "{name}: {rotate:?}"
+        );
+        eprintln!("{name}: two operations failed in {elapsed:?}");
+        assert!(
+            elapsed < Duration::from_secs(6),
+            "{name}: {elapsed:?} for two operations"
+        );
+    }
+    let started = Instant::now();
+    let result = silent.get_user(&user("alice").username).await;
+    assert!(matches!(result, Err(StoreError::Unavailable(_))));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn the_store_recovers_by_itself_after_redis_restarts() -> StoreResult<()> {
+    let mut server = RedisServer::start();
+    let store = open(&server.url(), "lk:", Duration::from_secs(60)).await;
+    store.create_user(&user("alice")).await?;
+
+    server.stop();
+    let started = Instant::now();
+    let down = store.get_user(&user("alice").username).await;
+    assert!(matches!(down, Err(StoreError::Unavailable(_))), "{down:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    server.restart();
+    let started = Instant::now();
+    let back = eventually(Duration::from_secs(10), || async {
+        store.ping().await.is_ok()
+    })
+    .await;
+    assert!(back, "the store never reconnected");
+    eprintln!("reconnected {:?} after redis came back", started.elapsed());
+    // The server ran without persistence, so it is empty; the store writes to it again.
+    store.create_user(&user("bob")).await?;
+    assert!(store.get_user(&user("bob").username).await?.is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_aof_always_a_redis_crash_and_restart_loses_no_family_and_no_revocation()
+-> StoreResult<()> {
+    let mut server = RedisServer::start_with(RedisServerOptions {
+        aof_always: true,
+        ..RedisServerOptions::default()
+    });
+    let store = open(&server.url(), "lk:", Duration::from_secs(60)).await;
+    let now = now();
+    for i in 0..10 {
+        store
+            .create_family(&family(&format!("fam{i}"), "rt1", now + HOUR))
+            .await?;
+    }
+    let rotated = match store
+        .rotate_refresh(&rotation("fam0", "rt1", "rt2", now + 2 * HOUR))
+        .await?
+    {
+        RotationOutcome::Rotated(f) => f,
+        other => panic!("{other:?}"),
+    };
+    assert!(store.revoke_family(&tid("fam1"), now).await?);
+    store.revoke_token(&tid("at1"), now + 900).await?;
+    store.revoke_subject("mallory", now, now + HOUR).await?;
+    let feed = store.revocations_after(None, 100, now).await?;
+    assert_eq!(feed.events.len(), 3);
+
+    server.stop(); // SIGKILL: no shutdown save, only what the AOF holds.
+    server.restart();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            store.ping().await.is_ok()
+        })
+        .await
+    );
+
+    assert_eq!(store.get_family(&tid("fam0")).await?, Some(rotated));
+    assert!(store.get_family(&tid("fam1")).await?.expect("fam1").revoked);
+    for i in 2..10 {
+        assert!(store.get_family(&tid(&format!("fam{i}"))).await?.is_some());
+    }
+    assert!(store.is_token_revoked(&tid("at1"), now).await?);
+    assert_eq!(store.subject_not_before("mallory", now).await?, Some(now));
+    assert_eq!(store.revocations_after(None, 100, now).await?, feed);
+    let ttl = server
+        .command(&["TTL", "lk:family:{fam2}"])
+        .and_then(|r| r.trim_start_matches(':').parse::<i64>().ok())
+        .expect("TTL");
+    assert!(
+        ttl > HOUR && ttl <= HOUR + 60,
+        "the TTL survives too: {ttl}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_rotations_on_a_cluster_yield_exactly_one_rotated() -> StoreResult<()> {
+    let cluster = RedisCluster::start();
+    let store = Arc::new(open(&cluster.url(), "lk:", Duration::from_secs(60)).await);
+    let now = now();
+    // Families land in different slots, so on different masters.
+    for i in 0..6 {
+        store
+            .create_family(&family(&format!("fam{i}"), "rt1", now + HOUR))
+            .await?;
+    }
+    let masters_with_families = cluster
+        .nodes
+        .iter()
+        .filter(|node| node.keys().iter().any(|k| k.starts_with("lk:family:")))
+        .count();
+    assert!(
+        masters_with_families >= 2,
+        "families spread over the masters"
+    );
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let store = Arc::clone(&store);
+        let r = rotation("fam0", "rt1", &format!("succ{i}"), now + HOUR);
+        tasks.spawn(async move { store.rotate_refresh(&r).await });
+    }
+    let (mut rotated, mut repeated) = (Vec::new(), Vec::new());
+    for outcome in tasks.join_all().await {
+        match outcome? {
+            RotationOutcome::Rotated(f) => rotated.push(f),
+            RotationOutcome::Repeated(f) => repeated.push(f),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((rotated.len(), repeated.len()), (1, 49));
+    assert!(
+        repeated
+            .iter()
+            .all(|f| f.current.jti == rotated[0].current.jti)
+    );
+
+    // Reuse on Cluster: the script revokes in the family's slot, the event goes to the feed's.
+    let late = Rotation {
+        now_ms: (now + 60) * 1000,
+        ..rotation("fam0", "rt1", "x", now + HOUR)
+    };
+    assert!(matches!(
+        store.rotate_refresh(&late).await?,
+        RotationOutcome::Reused(_)
+    ));
+    let events = store.revocations_after(None, 10, now).await?.events;
+    assert_eq!(events.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn through_sentinel_the_store_finds_the_master_and_follows_a_failover() -> StoreResult<()> {
+    let mut master = RedisServer::start();
+    let replica = RedisServer::start_with(RedisServerOptions {
+        args: vec![
+            "--replicaof".to_owned(),
+            format!("127.0.0.1 {}", master.port()),
+        ],
+        ..RedisServerOptions::default()
+    });
+    assert!(
+        wait_until(Duration::from_secs(10), || replica
+            .command(&["INFO", "replication"])
+            .is_some_and(|info| info.contains("master_link_status:up"))),
+        "the replica never synced"
+    );
+    let sentinel = RedisSentinel::start(&master, "lkmaster");
+    assert!(
+        wait_until(Duration::from_secs(15), || sentinel
+            .command(&["SENTINEL", "replicas", "lkmaster"])
+            .is_some_and(|r| r.contains(&replica.port().to_string()))),
+        "the sentinel never saw the replica"
+    );
+
+    let store = open(&sentinel.url(), "lk:", Duration::from_secs(60)).await;
+    let now = now();
+    store
+        .create_family(&family("fam", "rt1", now + HOUR))
+        .await?;
+    store.revoke_token(&tid("at1"), now + 900).await?;
+    assert!(master.keys().iter().any(|k| k == "lk:family:{fam}"));
+    // Make sure the replica has the writes before promoting it.
+    assert_eq!(
+        master.command(&["WAIT", "1", "5000"]).as_deref(),
+        Some(":1")
+    );
+
+    // The master crashes; the sentinel notices after a second and promotes the replica.
+    master.stop();
+    let started = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(30), || sentinel.master_port()
+            == Some(replica.port())),
+        "no failover: {}",
+        sentinel.log()
+    );
+    // Operations fail while the master is gone (each failure makes the store ask the sentinel
+    // again, in the background); once the sentinel names the new master, writes go there.
+    let followed = eventually(Duration::from_secs(20), || async {
+        store
+            .create_family(&family("fam-after", "rt1", now + HOUR))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(followed, "the store never followed the failover");
+    eprintln!(
+        "writes resumed {:?} after the master crashed",
+        started.elapsed()
+    );
+    assert!(replica.keys().iter().any(|k| k == "lk:family:{fam-after}"));
+    assert!(store.get_family(&tid("fam")).await?.is_some());
+    assert!(store.is_token_revoked(&tid("at1"), now).await?);
+    Ok(())
+}

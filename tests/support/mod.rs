@@ -1,0 +1,9 @@
+//! Shared test harness: the service spawned on a free port with its own data and key
+//! directories, and helpers that speak HTTP to it.
+#![allow(dead_code)]
+
+pub mod app;
+pub mod process;
+pub mod redis_server;
+
+pub use app::*;
