@@ -332,7 +332,7 @@ async fn a_revocation_whose_feed_event_was_lost_gets_it_on_the_next_attempt() ->
         .into_iter()
         .map(|(_, e)| e)
         .collect();
-    assert_eq!(events, [expected.clone()]);
+    assert_eq!(events, [expected]);
     // Owed no more: a further attempt appends nothing.
     assert_eq!(
         store.rotate_refresh(&retry).await?,

@@ -118,9 +118,16 @@ impl TestApp {
     pub async fn add_user(&self, name: &str, password: &str, roles: &[&str]) {
         let hasher = PasswordHasher::new(&self.settings.passwords).expect("hasher");
         let roles: BTreeSet<String> = roles.iter().map(|r| r.to_string()).collect();
-        accounts::add_user(self.store.as_ref(), &hasher, name, Secret::new(password), roles, now())
-            .await
-            .expect("user added");
+        accounts::add_user(
+            self.store.as_ref(),
+            &hasher,
+            name,
+            Secret::new(password),
+            roles,
+            now(),
+        )
+        .await
+        .expect("user added");
     }
 
     /// Registers a client; returns its secret for a confidential one.
@@ -233,7 +240,10 @@ pub async fn assert_oauth_error(response: reqwest::Response, status: u16, error:
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    assert!(content_type.starts_with("application/json"), "JSON error, got {content_type}");
+    assert!(
+        content_type.starts_with("application/json"),
+        "JSON error, got {content_type}"
+    );
     let body: Value = response.json().await.expect("json error body");
     assert_eq!(body["error"], error, "error code in {body}");
     body

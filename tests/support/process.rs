@@ -111,7 +111,10 @@ impl Workdir {
         }
         let guard = ChildGuard(Some(child));
         let output = guard.wait_with_output(COMMAND_DEADLINE).unwrap_or_else(|| {
-            panic!("`latchkey {}` did not finish within {COMMAND_DEADLINE:?}", args.join(" "))
+            panic!(
+                "`latchkey {}` did not finish within {COMMAND_DEADLINE:?}",
+                args.join(" ")
+            )
         });
         CommandOutput {
             args: args.iter().map(|a| a.to_string()).collect(),

@@ -218,10 +218,7 @@ impl RedisServer {
             if command(self.port, &["PING"]).as_deref() == Some("+PONG") {
                 return Ok(());
             }
-            let exited = match self.child.as_mut().map(Child::try_wait) {
-                Some(Ok(None)) => false,
-                _ => true,
-            };
+            let exited = !matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)));
             if exited {
                 if let Some(child) = self.child.take() {
                     kill(child);

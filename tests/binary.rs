@@ -1,0 +1,688 @@
+//! Black-box tests of the real `latchkey` binary: start-up on a fresh directory, configuration
+//! errors, the CLI on the store (also while the service runs), restart and crash durability.
+//! Each test runs the binary in its own temp directory; see `support/process.rs`.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use support::decode_jwt;
+use support::process::{Service, Workdir};
+
+const USER_PASSWORD: &str = "correct horse battery";
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+async fn get(service: &Service, path: &str) -> reqwest::Response {
+    http()
+        .get(service.url(path))
+        .send()
+        .await
+        .expect("request sent")
+}
+
+async fn post_form(service: &Service, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    http()
+        .post(service.url(path))
+        .form(form)
+        .send()
+        .await
+        .expect("request sent")
+}
+
+async fn jwks(service: &Service) -> Value {
+    let response = get(service, "/.well-known/jwks.json").await;
+    assert_eq!(response.status(), 200, "JWKS status");
+    response.json().await.expect("JWKS is JSON")
+}
+
+/// The only key of the JWKS; fails if there is not exactly one.
+async fn only_kid(service: &Service) -> String {
+    let set = jwks(service).await;
+    let keys = set["keys"].as_array().expect("keys array");
+    assert_eq!(keys.len(), 1, "exactly one key in {set}");
+    keys[0]["kid"].as_str().expect("kid").to_owned()
+}
+
+/// Status and JSON body of a response.
+async fn answer(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+/// A password grant for `username` through the public client `client_id`.
+async fn password_grant(
+    service: &Service,
+    client_id: &str,
+    username: &str,
+    password: &str,
+) -> (u16, Value) {
+    answer(
+        post_form(
+            service,
+            "/oauth/token",
+            &[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+                ("client_id", client_id),
+            ],
+        )
+        .await,
+    )
+    .await
+}
+
+/// Logs `alice` in through the public client `web`; returns the token response.
+async fn login(service: &Service) -> Value {
+    let (status, body) = password_grant(service, "web", "alice", USER_PASSWORD).await;
+    assert_eq!(status, 200, "login succeeds: {body}");
+    assert!(body["access_token"].is_string(), "{body}");
+    assert!(body["refresh_token"].is_string(), "{body}");
+    body
+}
+
+async fn refresh(service: &Service, refresh_token: &str) -> (u16, Value) {
+    answer(
+        post_form(
+            service,
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", "web"),
+            ],
+        )
+        .await,
+    )
+    .await
+}
+
+async fn revoke(service: &Service, token: &str) {
+    let (status, body) = answer(
+        post_form(
+            service,
+            "/oauth/revoke",
+            &[("token", token), ("client_id", "web")],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "revocation accepted: {body}");
+}
+
+async fn userinfo_status(service: &Service, access_token: &str) -> u16 {
+    http()
+        .get(service.url("/userinfo"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .expect("request sent")
+        .status()
+        .as_u16()
+}
+
+fn assert_invalid_grant((status, body): (u16, Value), what: &str) {
+    assert_eq!(status, 400, "{what}: {body}");
+    assert_eq!(body["error"], "invalid_grant", "{what}: {body}");
+}
+
+/// Registers, through the CLI, the public client `web` (password + refresh_token) and the user
+/// `alice` with role `user`.
+fn add_web_client_and_alice(dir: &Workdir) {
+    let client = dir
+        .run(&[
+            "clients",
+            "add",
+            "web",
+            "--public",
+            "--grant",
+            "password",
+            "--grant",
+            "refresh_token",
+            "--scope",
+            "read",
+        ])
+        .json();
+    assert_eq!(client["client_id"], "web");
+    add_alice(dir);
+}
+
+fn add_alice(dir: &Workdir) {
+    let user = dir
+        .run_with_stdin(
+            &[
+                "users",
+                "add",
+                "alice",
+                "--password-stdin",
+                "--role",
+                "user",
+            ],
+            Some(&format!("{USER_PASSWORD}\n")),
+        )
+        .json();
+    assert_eq!(user["username"], "alice", "{user}");
+}
+
+/// Waits until the wall clock's second is past `iat`, so that a change made now is strictly
+/// later than the token (token times have one-second resolution).
+fn wait_until_after(iat: i64) {
+    loop {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock");
+        let next_second = Duration::from_secs((iat + 1).max(0) as u64);
+        if now >= next_second {
+            return;
+        }
+        std::thread::sleep(next_second - now);
+    }
+}
+
+/// The `*.pem` files of `dir/keys`.
+fn pem_files(dir: &Workdir) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("keys"))
+        .expect("keys directory exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pem"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn a_fresh_directory_starts_with_no_configuration_and_generates_a_key() {
+    let dir = Workdir::new();
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "starts empty"
+    );
+    let mut service = dir.serve();
+
+    let pems = pem_files(&dir);
+    assert_eq!(pems.len(), 1, "one generated key: {pems:?}");
+    let pem = &pems[0];
+    let mode = std::fs::metadata(pem).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "private key mode of {}", pem.display());
+    assert!(
+        std::fs::read_to_string(pem)
+            .unwrap()
+            .contains("PRIVATE KEY"),
+        "a PEM private key"
+    );
+    assert!(dir.join("data/latchkey.db").is_file(), "the embedded store");
+
+    let health = get(&service, "/healthz").await;
+    assert_eq!(health.status(), 200);
+    let kid = only_kid(&service).await;
+
+    let file_name = pem.file_name().unwrap().to_string_lossy().into_owned();
+    let logs = service.logs();
+    let announced = logs.iter().any(|line| {
+        let text = line.to_string();
+        text.contains(&kid)
+            && text.contains(&file_name)
+            && line["message"]
+                .as_str()
+                .is_some_and(|m| m.to_lowercase().contains("generated"))
+    });
+    assert!(
+        announced,
+        "a log line announces the generated key {kid} at {file_name}: {logs:#?}"
+    );
+}
+
+#[tokio::test]
+async fn an_existing_key_is_never_overwritten() {
+    let dir = Workdir::new();
+    let first = dir.serve();
+    let kid = only_kid(&first).await;
+    let pems = pem_files(&dir);
+    assert_eq!(pems.len(), 1);
+    let content = std::fs::read(&pems[0]).unwrap();
+    first.terminate().assert_clean_exit();
+
+    let mut second = dir.serve();
+    assert_eq!(only_kid(&second).await, kid, "same key after restart");
+    assert_eq!(pem_files(&dir), pems, "no key added");
+    assert_eq!(
+        std::fs::read(&pems[0]).unwrap(),
+        content,
+        "same file content"
+    );
+    let generated_again = second.logs().iter().any(|line| {
+        line["message"]
+            .as_str()
+            .is_some_and(|m| m.to_lowercase().contains("generated"))
+    });
+    assert!(!generated_again, "no key generated on the second start");
+}
+
+/// Runs `latchkey` (serve) in a fresh directory with `env` and asserts that it stops quickly
+/// with a non-zero exit and a message naming `key`, without serving.
+fn assert_start_up_refused(env: &[(&str, &str)], args: &[&str], key: &str, files: &[(&str, &str)]) {
+    let mut dir = Workdir::new();
+    for (k, v) in env {
+        dir.set_env(k, v);
+    }
+    for (name, content) in files {
+        std::fs::write(dir.join(name), content).unwrap();
+    }
+    let output = dir.run(args);
+    let stderr = output.failure();
+    assert!(
+        stderr.contains(key),
+        "stderr names `{key}` for {env:?} {args:?}: {stderr}"
+    );
+    assert!(
+        !output.stdout().contains("\"listening\""),
+        "never listened: {}",
+        output.stdout()
+    );
+    assert!(
+        output.elapsed < Duration::from_secs(10),
+        "refused quickly, took {:?}",
+        output.elapsed
+    );
+}
+
+#[test]
+fn invalid_configuration_stops_start_up_naming_the_key() {
+    assert_start_up_refused(
+        &[("LATCHKEY_TOKENS__ACCESS_TTL", "soon")],
+        &[],
+        "tokens.access_ttl",
+        &[],
+    );
+    assert_start_up_refused(
+        &[("LATCHKEY_STORE__BACKEND", "postgres")],
+        &[],
+        "store.backend",
+        &[],
+    );
+    assert_start_up_refused(
+        &[("LATCHKEY_SERVER__BIND", "nonsense")],
+        &[],
+        "server.bind",
+        &[],
+    );
+    // The same through a configuration file, with `--config` and with `LATCHKEY_CONFIG`.
+    assert_start_up_refused(
+        &[],
+        &["--config", "latchkey.toml"],
+        "tokens.access_ttl",
+        &[("latchkey.toml", "[tokens]\naccess_ttl = \"soon\"\n")],
+    );
+    assert_start_up_refused(
+        &[],
+        &["--config", "latchkey.toml"],
+        "store.backend",
+        &[("latchkey.toml", "[store]\nbackend = \"postgres\"\n")],
+    );
+    assert_start_up_refused(
+        &[("LATCHKEY_CONFIG", "latchkey.toml")],
+        &["serve"],
+        "server.bind",
+        &[("latchkey.toml", "[server]\nbind = \"nonsense\"\n")],
+    );
+    // A named file that does not exist is an error too, not silently ignored.
+    assert_start_up_refused(&[], &["--config", "missing.toml"], "missing.toml", &[]);
+}
+
+#[test]
+fn clients_add_prints_the_secret_once_and_list_never_shows_it() {
+    let dir = Workdir::new();
+    let confidential = dir
+        .run(&[
+            "clients",
+            "add",
+            "backend",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "read",
+            "--scope",
+            "write",
+            "--audience",
+            "billing",
+        ])
+        .json();
+    assert_eq!(confidential["client_id"], "backend", "{confidential}");
+    let secret = confidential["client_secret"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a secret for a confidential client: {confidential}"))
+        .to_owned();
+    assert!(secret.len() >= 32, "a long random secret: {secret}");
+
+    let public = dir
+        .run(&["clients", "add", "spa", "--public", "--grant", "password"])
+        .json();
+    assert_eq!(public["client_id"], "spa", "{public}");
+    assert!(
+        public.get("client_secret").is_none_or(Value::is_null),
+        "no secret for a public client: {public}"
+    );
+
+    let listing = dir.run(&["clients", "list"]);
+    let list = listing.json();
+    let text = listing.stdout();
+    let ids: Vec<&str> = list
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|c| c["client_id"].as_str().expect("client_id"))
+        .collect();
+    assert!(
+        ids.contains(&"backend") && ids.contains(&"spa"),
+        "both listed: {list}"
+    );
+    assert!(
+        !text.contains(&secret),
+        "the secret is never listed: {text}"
+    );
+    let lower = text.to_lowercase();
+    assert!(
+        !lower.contains("secret") && !lower.contains("hash"),
+        "no secret or hash fields: {text}"
+    );
+}
+
+#[test]
+fn clients_remove_deletes_a_client_and_refuses_an_unknown_id() {
+    let dir = Workdir::new();
+    dir.run(&["clients", "add", "gone", "--grant", "client_credentials"])
+        .json();
+    dir.run(&["clients", "add", "kept", "--grant", "client_credentials"])
+        .json();
+    dir.run(&["clients", "remove", "gone"]).json();
+
+    let list = dir.run(&["clients", "list"]).json();
+    let ids: Vec<&str> = list
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|c| c["client_id"].as_str().expect("client_id"))
+        .collect();
+    assert_eq!(ids, ["kept"], "only the other client is left: {list}");
+
+    let stderr = dir.run(&["clients", "remove", "gone"]).failure();
+    assert!(stderr.contains("gone"), "names the unknown id: {stderr}");
+    let stderr = dir.run(&["clients", "remove", "never-existed"]).failure();
+    assert!(
+        stderr.contains("never-existed"),
+        "names the unknown id: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn users_add_reads_the_password_from_stdin_and_refuses_without_the_flag() {
+    let dir = Workdir::new();
+    dir.run(&["clients", "add", "web", "--public", "--grant", "password"])
+        .json();
+
+    // Without --password-stdin: refused, even with a password waiting on stdin.
+    let stderr = dir
+        .run_with_stdin(
+            &["users", "add", "alice", "--role", "user"],
+            Some(&format!("{USER_PASSWORD}\n")),
+        )
+        .failure();
+    assert!(
+        stderr.contains("--password-stdin"),
+        "says how to pass the password: {stderr}"
+    );
+    let users = dir.run(&["users", "list"]).json();
+    assert_eq!(users, serde_json::json!([]), "no user was created");
+
+    let output = dir.run_with_stdin(
+        &[
+            "users",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--role",
+            "user",
+        ],
+        Some(&format!("{USER_PASSWORD}\n")),
+    );
+    let user = output.json();
+    assert_eq!(user["username"], "alice", "{user}");
+    assert_eq!(user["roles"], serde_json::json!(["user"]), "{user}");
+    assert!(
+        !output.stdout().contains(USER_PASSWORD) && !output.stderr().contains(USER_PASSWORD),
+        "the password is never echoed"
+    );
+
+    let service = dir.serve();
+    let (status, body) = password_grant(&service, "web", "alice", USER_PASSWORD).await;
+    assert_eq!(status, 200, "the password read from stdin works: {body}");
+    let (_, claims) = decode_jwt(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["roles"], serde_json::json!(["user"]));
+}
+
+#[tokio::test]
+async fn users_passwd_changes_the_password_and_revokes_earlier_tokens() {
+    let dir = Workdir::new();
+    add_web_client_and_alice(&dir);
+    let service = dir.serve();
+    let old = login(&service).await;
+    let old_access = old["access_token"].as_str().unwrap();
+    let old_refresh = old["refresh_token"].as_str().unwrap();
+    assert_eq!(userinfo_status(&service, old_access).await, 200);
+
+    // Without --password-stdin: refused, nothing changes.
+    dir.run_with_stdin(
+        &["users", "passwd", "alice"],
+        Some("a whole new password\n"),
+    )
+    .failure();
+    assert_eq!(userinfo_status(&service, old_access).await, 200);
+
+    let (_, claims) = decode_jwt(old_access);
+    wait_until_after(claims["iat"].as_i64().expect("iat"));
+    let (_, refresh_claims) = decode_jwt(old_refresh);
+    wait_until_after(refresh_claims["iat"].as_i64().expect("iat"));
+    let new_password = "a whole new password";
+    let changed = dir
+        .run_with_stdin(
+            &["users", "passwd", "alice", "--password-stdin"],
+            Some(&format!("{new_password}\n")),
+        )
+        .json();
+    assert_eq!(changed["username"], "alice", "{changed}");
+
+    assert_invalid_grant(
+        password_grant(&service, "web", "alice", USER_PASSWORD).await,
+        "the old password",
+    );
+    let (status, fresh) = password_grant(&service, "web", "alice", new_password).await;
+    assert_eq!(status, 200, "the new password: {fresh}");
+    assert_eq!(
+        userinfo_status(&service, old_access).await,
+        401,
+        "an access token issued before the change"
+    );
+    assert_invalid_grant(
+        refresh(&service, old_refresh).await,
+        "a refresh token issued before the change",
+    );
+    assert_eq!(
+        userinfo_status(&service, fresh["access_token"].as_str().unwrap()).await,
+        200,
+        "a token issued after the change"
+    );
+}
+
+#[tokio::test]
+async fn the_cli_works_on_the_store_while_the_service_runs() {
+    let dir = Workdir::new();
+    let service = dir.serve();
+
+    let registered = dir
+        .run(&[
+            "clients",
+            "add",
+            "backend",
+            "--grant",
+            "client_credentials",
+            "--grant",
+            "password",
+            "--grant",
+            "refresh_token",
+            "--scope",
+            "read",
+        ])
+        .json();
+    let secret = registered["client_secret"].as_str().expect("secret");
+    add_alice(&dir);
+
+    let response = http()
+        .post(service.url("/oauth/token"))
+        .basic_auth("backend", Some(secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "read")])
+        .send()
+        .await
+        .expect("request sent");
+    let (status, body) = answer(response).await;
+    assert_eq!(status, 200, "client_credentials for the new client: {body}");
+    let (_, claims) = decode_jwt(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], "backend");
+    assert_eq!(claims["client_id"], "backend");
+
+    let response = http()
+        .post(service.url("/oauth/token"))
+        .basic_auth("backend", Some(secret))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", USER_PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("request sent");
+    let (status, body) = answer(response).await;
+    assert_eq!(status, 200, "password grant for the new user: {body}");
+    let (_, claims) = decode_jwt(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], "alice");
+
+    // Removal is seen at once too.
+    dir.run(&["clients", "remove", "backend"]).json();
+    let response = http()
+        .post(service.url("/oauth/token"))
+        .basic_auth("backend", Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("request sent");
+    let (status, body) = answer(response).await;
+    assert_eq!(status, 401, "a removed client: {body}");
+    assert_eq!(body["error"], "invalid_client", "{body}");
+}
+
+#[tokio::test]
+async fn tokens_and_refresh_families_survive_a_restart() {
+    let dir = Workdir::new();
+    add_web_client_and_alice(&dir);
+    let service = dir.serve();
+    let kept = login(&service).await;
+    let revoked_family = login(&service).await;
+    let revoked_access = login(&service).await;
+    revoke(&service, revoked_family["refresh_token"].as_str().unwrap()).await;
+    revoke(&service, revoked_access["access_token"].as_str().unwrap()).await;
+    let stopped = service.terminate();
+    stopped.assert_clean_exit();
+
+    let service = dir.serve();
+    let kept_access = kept["access_token"].as_str().unwrap();
+    assert_eq!(
+        userinfo_status(&service, kept_access).await,
+        200,
+        "the old access token still works"
+    );
+    let (status, rotated) = refresh(&service, kept["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "the refresh token still rotates: {rotated}");
+    assert_ne!(rotated["refresh_token"], kept["refresh_token"]);
+    assert_eq!(
+        userinfo_status(&service, rotated["access_token"].as_str().unwrap()).await,
+        200
+    );
+    assert_invalid_grant(
+        refresh(&service, revoked_family["refresh_token"].as_str().unwrap()).await,
+        "a refresh token revoked before the restart",
+    );
+    assert_eq!(
+        userinfo_status(&service, revoked_access["access_token"].as_str().unwrap()).await,
+        401,
+        "an access token revoked before the restart"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_loses_no_committed_family_or_revocation() {
+    let dir = Workdir::new().env("LATCHKEY_TOKENS__REFRESH_GRACE", "0");
+    add_web_client_and_alice(&dir);
+    let service = dir.serve();
+    let session = login(&service).await;
+    let replaced = session["refresh_token"].as_str().unwrap().to_owned();
+    let (status, rotated) = refresh(&service, &replaced).await;
+    assert_eq!(status, 200, "{rotated}");
+    let current = rotated["refresh_token"].as_str().unwrap().to_owned();
+    let other = login(&service).await;
+    let other_refresh = other["refresh_token"].as_str().unwrap().to_owned();
+    revoke(&service, &other_refresh).await;
+    let crashed = service.kill();
+    assert!(!crashed.status.success(), "SIGKILL is not a clean exit");
+
+    let service = dir.serve();
+    let (status, next) = refresh(&service, &current).await;
+    assert_eq!(status, 200, "the rotated refresh token still works: {next}");
+    let next_refresh = next["refresh_token"].as_str().unwrap().to_owned();
+    assert_invalid_grant(
+        refresh(&service, &replaced).await,
+        "the replaced refresh token is reuse",
+    );
+    // Reuse revoked the whole family: the token just issued is dead too, which shows the
+    // replaced token was recognised as a member of the family, not as an unknown token.
+    assert_invalid_grant(
+        refresh(&service, &next_refresh).await,
+        "the family after reuse",
+    );
+    assert_invalid_grant(
+        refresh(&service, &other_refresh).await,
+        "a family revoked before the crash",
+    );
+}
+
+#[test]
+fn latchkey_openapi_prints_the_document() {
+    let dir = Workdir::new();
+    let document = dir.run(&["openapi"]).json();
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with('3')),
+        "an OpenAPI 3 document: {}",
+        document["openapi"]
+    );
+    let paths = document["paths"].as_object().expect("paths");
+    assert!(
+        paths.contains_key("/oauth/token"),
+        "paths: {:?}",
+        paths.keys()
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "printing the document touches neither keys nor store"
+    );
+}
