@@ -61,9 +61,14 @@ impl KeySet {
         let mut keys = read_dir(dir)?;
         let mut generated = None;
         if keys.is_empty() {
-            let (path, key) = generate_in(dir, 2048, now)?;
-            generated = Some(path);
-            keys.push(key);
+            match generate_first(dir, now)? {
+                Some((path, key)) => {
+                    generated = Some(path);
+                    keys.push(key);
+                }
+                // Another replica sharing the directory made the first key a moment ago.
+                None => keys = read_dir(dir)?,
+            }
         }
         Ok(LoadedKeys {
             keys: KeySet::from_keys(keys)?,
@@ -109,14 +114,40 @@ pub fn generate_in(dir: &Path, bits: usize, now: UnixTime) -> Result<(PathBuf, S
     let (key, pem) = SigningKey::generate_rsa(bits, now)?;
     let short_kid: String = key.kid().chars().take(8).collect();
     let path = dir.join(format!("key-{now}-{short_kid}.pem"));
+    write_private(&path, pem.as_bytes())?;
+    Ok((path, key))
+}
+
+/// The name of the key a fresh installation makes for itself.
+const FIRST_KEY: &str = "key-first.pem";
+
+/// Makes the first key of an empty directory. Replicas that start together on one shared
+/// directory race here; the key is written aside and linked into place, which only one of them
+/// can do, so they all end up with the same key. `None` when another process won.
+fn generate_first(dir: &Path, now: UnixTime) -> Result<Option<(PathBuf, SigningKey)>, KeyError> {
+    create_private_dir(dir)?;
+    let (key, pem) = SigningKey::generate_rsa(2048, now)?;
+    let staging = dir.join(format!(".{}.tmp", crate::credentials::random_token(9)));
+    write_private(&staging, pem.as_bytes())?;
+    let path = dir.join(FIRST_KEY);
+    let linked = fs::hard_link(&staging, &path);
+    fs::remove_file(&staging)?;
+    match linked {
+        Ok(()) => Ok(Some((path, key))),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)?;
-    file.write_all(pem.as_bytes())?;
+        .open(path)?;
+    file.write_all(contents)?;
     file.sync_all()?;
-    Ok((path, key))
+    Ok(())
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
@@ -182,6 +213,25 @@ mod tests {
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(loaded.keys.keys().len(), 1);
+    }
+
+    #[test]
+    fn replicas_starting_together_on_an_empty_directory_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let starts: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || KeySet::load_or_generate(&path, 1).unwrap())
+            })
+            .collect();
+        let loaded: Vec<LoadedKeys> = starts.into_iter().map(|s| s.join().unwrap()).collect();
+        let kids: std::collections::HashSet<String> =
+            loaded.iter().map(|l| l.keys.signer().kid().to_owned()).collect();
+        assert_eq!(kids.len(), 1);
+        assert_eq!(loaded.iter().filter(|l| l.generated.is_some()).count(), 1);
+        let files = fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(files, 1, "no staging files are left behind");
     }
 
     #[test]

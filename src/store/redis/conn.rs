@@ -14,7 +14,8 @@ use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
-    Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value,
+    Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind,
+    TlsCertificates, Value,
 };
 
 use crate::store::StoreError;
@@ -155,11 +156,27 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
-    pub(crate) fn open(target: Target, timeout: Duration) -> Result<Backend, StoreError> {
+    /// `tls_root_cert`: PEM of the CA that signs the servers' certificates, for `rediss://`
+    /// with a private CA (instead of the system's roots).
+    pub(crate) fn open(
+        target: Target,
+        timeout: Duration,
+        tls_root_cert: Option<Vec<u8>>,
+    ) -> Result<Backend, StoreError> {
+        let certificates = |root_cert: Vec<u8>| TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root_cert),
+        };
         match target {
             Target::Standalone(url) => {
                 ensure_tls_provider(std::slice::from_ref(&url));
-                let client = Client::open(url.as_str()).map_err(bad_url)?;
+                let client = match tls_root_cert {
+                    Some(root) if url.starts_with("rediss://") => {
+                        Client::build_with_tls(url.as_str(), certificates(root))
+                    }
+                    _ => Client::open(url.as_str()),
+                }
+                .map_err(bad_url)?;
                 let manager =
                     ConnectionManager::new_lazy_with_config(client, manager_config(timeout))
                         .map_err(bad_url)?;
@@ -196,7 +213,12 @@ impl Backend {
             }
             Target::Cluster(seeds) => {
                 ensure_tls_provider(&seeds);
-                let client = ClusterClientBuilder::new(seeds)
+                let tls = seeds.iter().any(|seed| seed.starts_with("rediss://"));
+                let mut builder = ClusterClientBuilder::new(seeds);
+                if let Some(root) = tls_root_cert.filter(|_| tls) {
+                    builder = builder.certs(certificates(root));
+                }
+                let client = builder
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
                     .retries(2)

@@ -14,7 +14,7 @@
 //! | `P{clients}:client:<id>`    | string     | `ClientRecord` as JSON                  | none   |
 //! | `P{clients}:index`          | sorted set | client ids, score 0 (lexicographic)     | none   |
 //! | `Pfamily:{<fam>}`           | hash       | one refresh-token family (fields below) | current generation's expiry |
-//! | `Prevoked:{<jti>}`          | string     | the revoked access token's `exp`        | that `exp` |
+//! | `Prevoked:{<jti>}`          | string     | the revoked token's latest `exp`        | that `exp` |
 //! | `Psubject:{<sub>}`          | hash       | `nb` (max not-before), `keep` (max keep-until) | `keep` |
 //! | `P{feed}:stream`            | stream     | revocation events: `e` JSON, `exp`      | the longest-retained entry |
 //! | `P{feed}:deadlines`         | sorted set | stream id -> retention deadline         | as the stream |
@@ -26,6 +26,19 @@
 //!
 //! Numbers are stored as decimal strings and compared in Lua with `tonumber`; Lua never formats
 //! a number back into a stored field, so no value loses precision.
+//!
+//! # Feed
+//!
+//! One Redis Stream, so every replica reads the same order; a cursor is a stream id
+//! (`<ms>-<seq>`, `0` for the start), and a well-formed id beyond the stream's last generated
+//! id is [`StoreError::InvalidCursor`]. Entries expire individually (a token event after
+//! minutes, a family event after weeks), so each append also drops the entries whose retention
+//! deadline has passed, found through the `deadlines` sorted set, whatever their position.
+//!
+//! On Cluster the feed lives in its own slot. Revocations therefore happen first, in a script
+//! on the revoked entry's own keys, and the event is appended by a second call; for families a
+//! `feed = owed` mark makes that second step survive a failure in between (see
+//! `append_family_event`).
 //!
 //! # Expiry
 //!
@@ -39,7 +52,10 @@
 //!
 //! Every operation runs under one deadline (the connection/response timeout plus half a
 //! second); a Redis that is down, black-holed, loading, or refusing writes answers
-//! [`StoreError::Unavailable`], never a hang. The clients reconnect by themselves.
+//! [`StoreError::Unavailable`], never a hang. The clients reconnect by themselves; with
+//! Sentinel, a failed operation makes the store ask the sentinels for the master again.
+//! (Sentinel failover is asynchronous replication: writes that the old master acknowledged just
+//! before it failed can be lost; `min-replicas-to-write` on the servers bounds that.)
 
 mod conn;
 mod scripts;
@@ -71,6 +87,9 @@ pub struct RedisOptions {
     pub timeout: Duration,
     /// Kept past each entry's expiry before Redis drops it; covers clock skew between replicas.
     pub expiry_slack: Duration,
+    /// For `rediss://` servers whose certificates a private CA signs: that CA's certificate
+    /// (PEM), trusted instead of the system's roots. Not used with Sentinel.
+    pub tls_root_cert: Option<Vec<u8>>,
 }
 
 impl Default for RedisOptions {
@@ -79,6 +98,7 @@ impl Default for RedisOptions {
             prefix: "latchkey:".to_owned(),
             timeout: Duration::from_secs(2),
             expiry_slack: Duration::from_secs(60),
+            tls_root_cert: None,
         }
     }
 }
@@ -125,7 +145,7 @@ impl RedisStore {
                 "the redis key prefix must not contain '{' or '}'".to_owned(),
             ));
         }
-        let backend = Backend::open(Target::parse(url)?, options.timeout)?;
+        let backend = Backend::open(Target::parse(url)?, options.timeout, options.tls_root_cert)?;
         Ok(RedisStore {
             backend,
             keys: Keys {
@@ -644,12 +664,11 @@ impl Store for RedisStore {
             let (ttl, _) = self.retention(expires_at);
             // The list entry first, then the event (another slot on Cluster): if the append
             // fails the caller sees Unavailable and retries; both steps are idempotent.
-            let _: Value = redis::cmd("SET")
-                .arg(self.keys.revoked(jti.as_str()))
+            let _: i64 = TOKEN_REVOKE
+                .key(self.keys.revoked(jti.as_str()))
                 .arg(expires_at)
-                .arg("EX")
                 .arg(ttl)
-                .query_async(&mut conn)
+                .invoke_async(&mut conn)
                 .await?;
             let event = RevocationEvent::Token {
                 jti: jti.as_str().to_owned(),
@@ -688,7 +707,8 @@ impl Store for RedisStore {
         self.run(async {
             let mut conn = self.conn().await?;
             let (ttl, _) = self.retention(keep_until);
-            let _: i64 = SUBJECT_REVOKE
+            // The event states the cut-off now in force (an earlier revocation may reach later).
+            let (not_before, keep_until): (String, String) = SUBJECT_REVOKE
                 .key(self.keys.subject(subject))
                 .arg(not_before)
                 .arg(keep_until)
@@ -697,8 +717,8 @@ impl Store for RedisStore {
                 .await?;
             let event = RevocationEvent::Subject {
                 sub: subject.to_owned(),
-                not_before,
-                exp: keep_until,
+                not_before: not_before.parse().map_err(internal)?,
+                exp: keep_until.parse().map_err(internal)?,
             };
             self.append_event(&mut conn, &event).await?;
             Ok(())
