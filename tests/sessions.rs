@@ -351,12 +351,21 @@ async fn forged_tampered_and_misused_tokens_are_refused_as_invalid_token() {
 
     let signer = keys.signer();
     let now = latchkey::domain::now();
-    let expired = AccessClaims { exp: now - 120, iat: now - 1000, nbf: now - 1000, ..base.clone() };
-    assert_refused(&app, &sign(signer, TokenKind::Access, &expired).unwrap(), "expired").await;
-    let early = AccessClaims { nbf: now + 600, ..base.clone() };
-    assert_refused(&app, &sign(signer, TokenKind::Access, &early).unwrap(), "not yet valid").await;
-    let wrong_issuer = AccessClaims { iss: "https://evil.example".into(), ..base.clone() };
-    assert_refused(&app, &sign(signer, TokenKind::Access, &wrong_issuer).unwrap(), "wrong issuer").await;
+    let with = |change: &dyn Fn(&mut AccessClaims)| {
+        let mut claims = base.clone();
+        change(&mut claims);
+        sign(signer, TokenKind::Access, &claims).unwrap()
+    };
+    let expired = with(&|c| {
+        c.claims.exp = now - 120;
+        c.claims.iat = now - 1000;
+        c.claims.nbf = now - 1000;
+    });
+    assert_refused(&app, &expired, "expired").await;
+    let early = with(&|c| c.claims.nbf = now + 600);
+    assert_refused(&app, &early, "not yet valid").await;
+    let wrong_issuer = with(&|c| c.claims.iss = "https://evil.example".into());
+    assert_refused(&app, &wrong_issuer, "wrong issuer").await;
 
     assert_refused(&app, str_of(&tokens, "refresh_token"), "a refresh token as access token").await;
     let huge = format!("{access}{}", "A".repeat(100_000));

@@ -3,7 +3,7 @@
 use super::{AuthError, Authority, ClientCredentials};
 use crate::domain::{ClientId, GrantType, Scope, Secret, TokenId, UnixTime, Username};
 use crate::store::{ClientRecord, Family, RefreshGeneration, Rotation, RotationOutcome, UserRecord};
-use crate::tokens::{AccessClaims, RefreshClaims, TokenKind, sign};
+use crate::tokens::{AccessClaims, Claims, RefreshClaims, TokenKind, sign};
 
 /// A token request as received, before any checks.
 #[derive(Debug, Default)]
@@ -243,15 +243,17 @@ impl Authority {
     fn issue(&self, grant: &Grant<'_>, family: Option<&Family>, now: UnixTime) -> Result<IssuedTokens, AuthError> {
         let signer = self.keys.signer();
         let access = AccessClaims {
-            iss: self.issuer.clone(),
-            sub: grant.subject.to_owned(),
-            aud: grant.audience.to_owned(),
-            exp: now + self.tokens.access_ttl as i64,
-            iat: now,
-            nbf: now,
-            jti: TokenId::generate().to_string(),
-            client_id: grant.client_id.to_string(),
-            scope: grant.scope.to_string(),
+            claims: Claims {
+                iss: self.issuer.clone(),
+                sub: grant.subject.to_owned(),
+                aud: grant.audience.to_owned(),
+                exp: now + self.tokens.access_ttl as i64,
+                iat: now,
+                nbf: now,
+                jti: TokenId::generate().to_string(),
+                client_id: grant.client_id.to_string(),
+                scope: grant.scope.to_string(),
+            },
             roles: grant.roles.clone(),
             sid: grant.session.map(ToString::to_string),
         };
@@ -259,15 +261,17 @@ impl Authority {
         let refresh_token = match family {
             Some(family) => {
                 let claims = RefreshClaims {
-                    iss: self.issuer.clone(),
-                    sub: family.subject.clone(),
-                    aud: self.issuer.clone(),
-                    exp: family.current.expires_at,
-                    iat: family.current.issued_at,
-                    nbf: family.current.issued_at,
-                    jti: family.current.jti.to_string(),
-                    client_id: family.client_id.to_string(),
-                    scope: family.scope.to_string(),
+                    claims: Claims {
+                        iss: self.issuer.clone(),
+                        sub: family.subject.clone(),
+                        aud: self.issuer.clone(),
+                        exp: family.current.expires_at,
+                        iat: family.current.issued_at,
+                        nbf: family.current.issued_at,
+                        jti: family.current.jti.to_string(),
+                        client_id: family.client_id.to_string(),
+                        scope: family.scope.to_string(),
+                    },
                     fam: family.id.to_string(),
                 };
                 Some(sign(signer, TokenKind::Refresh, &claims)?)

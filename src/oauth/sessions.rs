@@ -5,7 +5,7 @@ use super::grants::truncate;
 use super::{AuthError, Authority};
 use crate::domain::{TokenId, UnixTime, Username};
 use crate::store::{ClientRecord, UserRecord};
-use crate::tokens::{AccessClaims, RefreshClaims};
+use crate::tokens::{AccessClaims, Claims, RefreshClaims};
 
 /// The `token_type_hint` of RFC 7009 and RFC 7662.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,25 @@ pub struct Introspection {
     pub iat: Option<i64>,
     pub nbf: Option<i64>,
     pub jti: Option<String>,
+}
+
+impl Introspection {
+    fn describe(token_type: &'static str, username: Option<String>, c: Claims) -> Introspection {
+        Introspection {
+            active: true,
+            token_type: Some(token_type),
+            username,
+            scope: Some(c.scope),
+            client_id: Some(c.client_id),
+            sub: Some(c.sub),
+            aud: Some(c.aud),
+            iss: Some(c.iss),
+            exp: Some(c.exp),
+            iat: Some(c.iat),
+            nbf: Some(c.nbf),
+            jti: Some(c.jti),
+        }
+    }
 }
 
 enum Verified {
@@ -136,34 +155,14 @@ impl Authority {
     ) -> Result<Introspection, AuthError> {
         let now = now_ms.div_euclid(1000);
         let answer = match self.identify(token, hint) {
-            Some(Verified::Access(c)) if self.access_is_live(&c, now).await? => Introspection {
-                active: true,
-                token_type: Some("access_token"),
-                username: c.roles.is_some().then(|| c.sub.clone()),
-                scope: Some(c.scope),
-                client_id: Some(c.client_id),
-                sub: Some(c.sub),
-                aud: Some(c.aud),
-                iss: Some(c.iss),
-                exp: Some(c.exp),
-                iat: Some(c.iat),
-                nbf: Some(c.nbf),
-                jti: Some(c.jti),
-            },
-            Some(Verified::Refresh(c)) if self.refresh_is_live(&c, now_ms).await? => Introspection {
-                active: true,
-                token_type: Some("refresh_token"),
-                username: Some(c.sub.clone()),
-                scope: Some(c.scope),
-                client_id: Some(c.client_id),
-                sub: Some(c.sub),
-                aud: Some(c.aud),
-                iss: Some(c.iss),
-                exp: Some(c.exp),
-                iat: Some(c.iat),
-                nbf: Some(c.nbf),
-                jti: Some(c.jti),
-            },
+            Some(Verified::Access(c)) if self.access_is_live(&c, now).await? => {
+                let username = c.roles.is_some().then(|| c.sub.clone());
+                Introspection::describe("access_token", username, c.claims)
+            }
+            Some(Verified::Refresh(c)) if self.refresh_is_live(&c, now_ms).await? => {
+                let username = Some(c.sub.clone());
+                Introspection::describe("refresh_token", username, c.claims)
+            }
             _ => Introspection::default(),
         };
         Ok(answer)

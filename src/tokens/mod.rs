@@ -28,10 +28,10 @@ impl TokenKind {
     }
 }
 
-/// RFC 9068 access-token claims, plus `roles` for users and `sid` naming the refresh-token
-/// family (the session) the token was issued in, so revoking the family reaches it too.
+/// The claims every token of this issuer carries (RFC 7519 registered claims plus RFC 9068's
+/// `client_id` and `scope`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessClaims {
+pub struct Claims {
     pub iss: String,
     pub sub: String,
     pub aud: String,
@@ -41,6 +41,14 @@ pub struct AccessClaims {
     pub jti: String,
     pub client_id: String,
     pub scope: String,
+}
+
+/// RFC 9068 access-token claims, plus `roles` for users and `sid` naming the refresh-token
+/// family (the session) the token was issued in, so revoking the family reaches it too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    #[serde(flatten)]
+    pub claims: Claims,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,16 +58,23 @@ pub struct AccessClaims {
 /// Refresh-token claims: the audience is the issuer itself, `fam` names the family.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshClaims {
-    pub iss: String,
-    pub sub: String,
-    pub aud: String,
-    pub exp: i64,
-    pub iat: i64,
-    pub nbf: i64,
-    pub jti: String,
-    pub client_id: String,
-    pub scope: String,
+    #[serde(flatten)]
+    pub claims: Claims,
     pub fam: String,
+}
+
+impl std::ops::Deref for AccessClaims {
+    type Target = Claims;
+    fn deref(&self) -> &Claims {
+        &self.claims
+    }
+}
+
+impl std::ops::Deref for RefreshClaims {
+    type Target = Claims;
+    fn deref(&self) -> &Claims {
+        &self.claims
+    }
 }
 
 #[derive(Serialize)]

@@ -126,7 +126,7 @@ fn classify(error: jsonwebtoken::errors::Error) -> TokenError {
 mod tests {
     use super::*;
     use crate::keys::SigningKey;
-    use crate::tokens::sign;
+    use crate::tokens::{Claims, sign};
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -137,17 +137,23 @@ mod tests {
         KeySet::from_keys(vec![key]).unwrap()
     }
 
-    fn access(now: i64) -> AccessClaims {
-        AccessClaims {
+    fn claims(now: i64, aud: &str, jti: &str) -> Claims {
+        Claims {
             iss: ISSUER.into(),
             sub: "alice".into(),
-            aud: "api".into(),
+            aud: aud.into(),
             exp: now + 60,
             iat: now,
             nbf: now,
-            jti: "j1".into(),
+            jti: jti.into(),
             client_id: "app".into(),
             scope: "read".into(),
+        }
+    }
+
+    fn access(now: i64) -> AccessClaims {
+        AccessClaims {
+            claims: claims(now, "api", "j1"),
             roles: Some(vec!["user".into()]),
             sid: None,
         }
@@ -155,15 +161,10 @@ mod tests {
 
     fn refresh(now: i64) -> RefreshClaims {
         RefreshClaims {
-            iss: ISSUER.into(),
-            sub: "alice".into(),
-            aud: ISSUER.into(),
-            exp: now + 600,
-            iat: now,
-            nbf: now,
-            jti: "r1".into(),
-            client_id: "app".into(),
-            scope: "read".into(),
+            claims: Claims {
+                exp: now + 600,
+                ..claims(now, ISSUER, "r1")
+            },
             fam: "f1".into(),
         }
     }
@@ -249,11 +250,11 @@ mod tests {
         let keys = keys();
         let verifier = TokenVerifier::new(ISSUER);
         let mut old = access(now() - 3600);
-        old.exp = now() - 60;
+        old.claims.exp = now() - 60;
         let token = sign(keys.signer(), TokenKind::Access, &old).unwrap();
         assert_eq!(verifier.verify_access(&keys, &token), Err(TokenError::Expired));
         let mut future = access(now());
-        future.nbf = now() + 600;
+        future.claims.nbf = now() + 600;
         let token = sign(keys.signer(), TokenKind::Access, &future).unwrap();
         assert_eq!(verifier.verify_access(&keys, &token), Err(TokenError::NotYetValid));
     }
@@ -262,7 +263,7 @@ mod tests {
     fn a_token_of_another_issuer_is_refused() {
         let keys = keys();
         let mut claims = access(now());
-        claims.iss = "https://evil.test".into();
+        claims.claims.iss = "https://evil.test".into();
         let token = sign(keys.signer(), TokenKind::Access, &claims).unwrap();
         let result = TokenVerifier::new(ISSUER).verify_access(&keys, &token);
         assert_eq!(result, Err(TokenError::WrongIssuer));
@@ -272,7 +273,7 @@ mod tests {
     fn a_refresh_token_for_another_audience_is_refused() {
         let keys = keys();
         let mut claims = refresh(now());
-        claims.aud = "api".into();
+        claims.claims.aud = "api".into();
         let token = sign(keys.signer(), TokenKind::Refresh, &claims).unwrap();
         let result = TokenVerifier::new(ISSUER).verify_refresh(&keys, &token);
         assert_eq!(result, Err(TokenError::WrongAudience));

@@ -233,6 +233,14 @@ impl RedisStore {
         Ok(())
     }
 
+    /// One JSON record, if the key exists.
+    async fn read_record<T: serde::de::DeserializeOwned>(&self, key: String) -> Op<Option<T>> {
+        let mut conn = self.conn().await?;
+        let json: Option<String> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
+        json.map(|json| serde_json::from_str(&json).map_err(internal))
+            .transpose()
+    }
+
     async fn read_records<T: serde::de::DeserializeOwned>(
         &self,
         conn: &mut Conn,
@@ -439,18 +447,8 @@ impl Store for RedisStore {
     }
 
     async fn get_user(&self, username: &Username) -> StoreResult<Option<UserRecord>> {
-        self.run(async {
-            let mut conn = self.conn().await?;
-            let json: Option<String> = redis::cmd("GET")
-                .arg(self.keys.user(username.as_str()))
-                .query_async(&mut conn)
-                .await?;
-            match json {
-                Some(json) => Ok(Some(serde_json::from_str(&json).map_err(internal)?)),
-                None => Ok(None),
-            }
-        })
-        .await
+        self.run(self.read_record(self.keys.user(username.as_str())))
+            .await
     }
 
     async fn update_user(&self, user: &UserRecord) -> StoreResult<()> {
@@ -502,18 +500,8 @@ impl Store for RedisStore {
     }
 
     async fn get_client(&self, client_id: &ClientId) -> StoreResult<Option<ClientRecord>> {
-        self.run(async {
-            let mut conn = self.conn().await?;
-            let json: Option<String> = redis::cmd("GET")
-                .arg(self.keys.client(client_id.as_str()))
-                .query_async(&mut conn)
-                .await?;
-            match json {
-                Some(json) => Ok(Some(serde_json::from_str(&json).map_err(internal)?)),
-                None => Ok(None),
-            }
-        })
-        .await
+        self.run(self.read_record(self.keys.client(client_id.as_str())))
+            .await
     }
 
     async fn update_client(&self, client: &ClientRecord) -> StoreResult<()> {
