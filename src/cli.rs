@@ -13,7 +13,7 @@ use crate::accounts::{self, ClientSpec};
 use crate::configuration::Settings;
 use crate::credentials::PasswordHasher;
 use crate::domain::{ClientId, GrantType, Secret, now};
-use crate::keys::{self, KeySet};
+use crate::keys::{self, Algorithm};
 use crate::startup::{Application, documentation};
 use crate::store::{self, SharedStore};
 use crate::telemetry;
@@ -47,17 +47,27 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Add a new signing key to the key directory; the newest key signs.
+    /// Add a key to the key directory. It is published at once and signs once it has been
+    /// published for the JWKS max-age; the key it replaces then retires.
     Generate {
-        /// The algorithm; RS256 is the one every client supports.
+        /// RS256 (the default, and the one every client handles), ES256 or EdDSA.
         #[arg(long, default_value = "RS256")]
         alg: String,
-        /// RSA modulus size.
+        /// RSA modulus size: 2048, 3072 or 4096.
         #[arg(long, default_value_t = 2048)]
         bits: usize,
     },
-    /// List the keys in the key directory.
+    /// Start a rotation: add a new RS256 key that takes over after the JWKS max-age.
+    Rotate,
+    /// List the keys with their state and dates.
     List,
+    /// Delete a key's file. Refused while tokens it signed may be live, unless forced.
+    Retire {
+        kid: String,
+        /// Retire even though tokens it signed may still be live; they will fail.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,32 +137,53 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
     let dir = &settings.keys.dir;
+    let policy = settings.key_policy();
+    let now = now();
     match command {
         KeysCommand::Generate { alg, bits } => {
-            if alg != "RS256" {
-                bail!("unsupported algorithm '{alg}': only RS256 keys can be generated");
-            }
-            let (path, key) = keys::generate_in(dir, bits, now())
-                .with_context(|| format!("cannot generate a key in {}", dir.display()))?;
-            print_json(&json!({"kid": key.kid(), "alg": key.algorithm().as_str(), "path": path}))
+            let algorithm = Algorithm::parse(&alg)
+                .with_context(|| format!("unknown algorithm '{alg}': use RS256, ES256 or EdDSA"))?;
+            add_key(settings, algorithm, bits, now)
         }
+        KeysCommand::Rotate => add_key(settings, Algorithm::RS256, 2048, now),
         KeysCommand::List => {
-            let set = KeySet::load(dir)?;
-            let listed: Vec<_> = set
-                .keys()
+            let files = keys::read_dir(dir)?;
+            let times: Vec<i64> = files.iter().map(|f| f.published_at).collect();
+            let states = keys::lifecycle(&times, now, &policy);
+            let mut listed: Vec<_> = files
                 .iter()
-                .map(|k| {
+                .zip(states)
+                .map(|(file, state)| {
                     json!({
-                        "kid": k.kid(),
-                        "alg": k.algorithm().as_str(),
-                        "created_at": k.created_at(),
-                        "signing": k.kid() == set.signer().kid(),
+                        "kid": file.key.kid(),
+                        "alg": file.key.algorithm().as_str(),
+                        "state": state.as_str(),
+                        "published": state.is_published(),
+                        "published_at": file.published_at,
+                        "file": file.file,
                     })
                 })
                 .collect();
+            listed.sort_by_key(|k| k["published_at"].as_i64());
             print_json(&json!(listed))
         }
+        KeysCommand::Retire { kid, force } => {
+            let file = keys::retire(dir, &kid, now, &policy, force)?;
+            print_json(&json!({"kid": kid, "removed": file}))
+        }
     }
+}
+
+fn add_key(settings: &Settings, algorithm: Algorithm, bits: usize, now: i64) -> anyhow::Result<()> {
+    let dir = &settings.keys.dir;
+    let added = keys::generate_in(dir, algorithm, bits, now)
+        .with_context(|| format!("cannot generate a key in {}", dir.display()))?;
+    print_json(&json!({
+        "kid": added.key.kid(),
+        "alg": algorithm.as_str(),
+        "file": added.file,
+        "signs_from": now + settings.keys.jwks_max_age as i64,
+    }))
 }
 
 async fn users_command(settings: &Settings, command: UsersCommand) -> anyhow::Result<()> {

@@ -49,8 +49,14 @@ pub struct StoreSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeySettings {
     pub dir: PathBuf,
-    /// `max-age` of the JWKS response, in seconds.
+    /// `max-age` of the JWKS response, in seconds; also how long a new key is published before
+    /// it signs.
     pub jwks_max_age: u64,
+    /// How often the key directory is re-read, in seconds.
+    pub reload_interval: u64,
+    /// Publish a new key when the newest is this many seconds old; 0 turns automatic rotation
+    /// off.
+    pub rotate_every: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,6 +121,8 @@ impl Default for Settings {
             keys: KeySettings {
                 dir: PathBuf::from("./keys"),
                 jwks_max_age: 300,
+                reload_interval: 10,
+                rotate_every: 0,
             },
             tokens: TokenSettings {
                 access_ttl: 900,
@@ -234,7 +242,26 @@ impl Settings {
         if self.keys.jwks_max_age == 0 {
             return Err(invalid("keys.jwks_max_age", "must be at least 1 second"));
         }
+        if self.keys.reload_interval == 0 {
+            return Err(invalid("keys.reload_interval", "must be at least 1 second"));
+        }
+        if self.keys.rotate_every != 0 && self.keys.rotate_every <= self.keys.jwks_max_age {
+            return Err(invalid(
+                "keys.rotate_every",
+                "must be 0 (off) or longer than keys.jwks_max_age",
+            ));
+        }
         Ok(self)
+    }
+
+    /// The key lifecycle's times, from the JWKS max-age and the token lifetimes.
+    pub fn key_policy(&self) -> crate::keys::Policy {
+        crate::keys::Policy {
+            publish_ahead: self.keys.jwks_max_age as i64,
+            access_ttl: self.tokens.access_ttl as i64,
+            refresh_ttl: self.tokens.refresh_ttl as i64,
+            leeway: 60,
+        }
     }
 
     pub fn bind_address(&self) -> Result<SocketAddr, ConfigError> {

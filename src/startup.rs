@@ -13,7 +13,7 @@ use crate::api;
 use crate::configuration::Settings;
 use crate::credentials::PasswordHasher;
 use crate::domain::now;
-use crate::keys::KeySet;
+use crate::keys::{KeyRing, KeySet};
 use crate::oauth::Authority;
 use crate::store::{self, SharedStore};
 
@@ -28,6 +28,8 @@ pub struct Application {
     address: SocketAddr,
     app: poem::endpoint::BoxEndpoint<'static>,
     store: SharedStore,
+    keys: Arc<KeyRing>,
+    key_reload: Duration,
 }
 
 impl Application {
@@ -56,7 +58,8 @@ impl Application {
             .and_then(|a| a.as_socket_addr().copied())
             .context("the listener has no TCP address")?;
         let keys_dir = settings.keys.dir.clone();
-        let loaded = tokio::task::spawn_blocking(move || KeySet::load_or_generate(&keys_dir, now()))
+        let policy = settings.key_policy();
+        let loaded = tokio::task::spawn_blocking(move || KeySet::load_or_generate(&keys_dir, now(), &policy))
             .await?
             .with_context(|| format!("cannot load signing keys from {}", settings.keys.dir.display()))?;
         if let Some(path) = &loaded.generated {
@@ -66,23 +69,25 @@ impl Application {
                 "no signing key found; generated a new RSA-2048 key"
             );
         }
-        let keys = Arc::new(loaded.keys);
         tracing::info!(
-            signer = %keys.signer().kid(),
-            published = keys.keys().len(),
+            signer = %loaded.keys.signer().kid(),
+            loaded = loaded.keys.keys().len(),
             "signing keys loaded"
         );
+        let keys = Arc::new(KeyRing::new(loaded.keys, settings.keys.dir.clone(), settings.key_policy()));
         let store = store::open(&settings.store)
             .await
             .context("cannot open the store")?;
         let passwords = PasswordHasher::new(&settings.passwords)?;
-        let authority = Arc::new(Authority::new(&settings, store.clone(), keys, passwords));
+        let authority = Arc::new(Authority::new(&settings, store.clone(), keys.clone(), passwords));
         let app = routes(authority, &settings);
         Ok(Application {
             acceptor,
             address,
             app,
             store,
+            keys,
+            key_reload: Duration::from_secs(settings.keys.reload_interval),
         })
     }
 
@@ -98,10 +103,12 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tracing::info!(address = %self.address, "listening");
         let sweeper = tokio::spawn(purge_periodically(self.store.clone()));
+        let key_watcher = tokio::spawn(self.keys.clone().watch(self.key_reload));
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.app, shutdown_signal(), Some(SHUTDOWN_GRACE))
             .await;
         sweeper.abort();
+        key_watcher.abort();
         tracing::info!("stopped");
         result
     }
@@ -165,8 +172,8 @@ pub async fn documentation(
     settings: &Settings,
 ) -> anyhow::Result<poem_openapi::OpenApiService<api::Api, ()>> {
     let store: SharedStore = Arc::new(store::embedded::EmbeddedStore::open_in_memory()?);
-    let (key, _) = crate::keys::SigningKey::generate_rsa(2048, now())?;
-    let keys = Arc::new(KeySet::from_keys(vec![key])?);
+    let (key, _) = crate::keys::SigningKey::generate_rsa(2048)?;
+    let keys = Arc::new(KeyRing::fixed(KeySet::from_keys(vec![key])?));
     let passwords = PasswordHasher::new(&crate::configuration::PasswordSettings {
         memory_kib: 8,
         iterations: 1,

@@ -10,7 +10,6 @@ mod well_known;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use poem_openapi::{OpenApiService, Tags};
 
 use crate::configuration::Settings;
@@ -39,15 +38,13 @@ pub type Api = (
 
 /// The documented API. `server_url` is listed in the document as where it is served.
 pub fn service(authority: Arc<Authority>, settings: &Settings) -> OpenApiService<Api, ()> {
-    let metadata = ServerMetadata::new(authority.issuer(), authority.keys());
-    let metadata = Bytes::from(serde_json::to_vec(&metadata).unwrap_or_default());
     let api = (
         oauth::OAuthApi {
             authority: authority.clone(),
         },
         well_known::WellKnownApi {
             keys: authority.keys().clone(),
-            metadata,
+            issuer: authority.issuer().to_owned(),
             max_age: settings.keys.jwks_max_age,
         },
         account::AccountApi {

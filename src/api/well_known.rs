@@ -13,7 +13,7 @@ use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
-use crate::keys::KeySet;
+use crate::keys::{KeyRing, KeySet};
 
 /// A JSON document serialised once and sent as is; `T` describes it in the OpenAPI document.
 pub struct PreSerialized<T> {
@@ -96,13 +96,11 @@ impl ServerMetadata {
     pub fn new(issuer: &str, keys: &KeySet) -> ServerMetadata {
         let url = |path: &str| format!("{issuer}{path}");
         let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let mut algorithms: Vec<String> = keys
-            .keys()
-            .iter()
-            .map(|k| k.algorithm().as_str().to_owned())
+        let algorithms = keys
+            .algorithms()
+            .into_iter()
+            .map(|a| a.as_str().to_owned())
             .collect();
-        algorithms.sort();
-        algorithms.dedup();
         ServerMetadata {
             issuer: issuer.to_owned(),
             token_endpoint: url("/oauth/token"),
@@ -159,8 +157,8 @@ pub enum MetadataResponse {
 }
 
 pub struct WellKnownApi {
-    pub keys: Arc<KeySet>,
-    pub metadata: Bytes,
+    pub keys: Arc<KeyRing>,
+    pub issuer: String,
     pub max_age: u64,
 }
 
@@ -183,11 +181,12 @@ impl WellKnownApi {
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> JwksResponse {
         let cache_control = format!("public, max-age={}", self.max_age);
-        let etag = self.keys.etag().to_owned();
+        let keys = self.keys.current();
+        let etag = keys.etag().to_owned();
         if if_none_match.0.as_deref().is_some_and(|v| matches_etag(v, &etag)) {
             return JwksResponse::NotModified(cache_control, etag);
         }
-        JwksResponse::Ok(PreSerialized::new(self.keys.jwks()), cache_control, etag)
+        JwksResponse::Ok(PreSerialized::new(keys.jwks()), cache_control, etag)
     }
 
     /// Authorization-server metadata
@@ -211,8 +210,11 @@ impl WellKnownApi {
 
 impl WellKnownApi {
     fn metadata_document(&self) -> MetadataResponse {
+        // Small and cheap to build; built per request so that it follows key rotation.
+        let metadata = ServerMetadata::new(&self.issuer, &self.keys.current());
+        let bytes = serde_json::to_vec(&metadata).unwrap_or_default();
         MetadataResponse::Ok(
-            PreSerialized::new(self.metadata.clone()),
+            PreSerialized::new(Bytes::from(bytes)),
             format!("public, max-age={}", self.max_age),
         )
     }

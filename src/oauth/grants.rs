@@ -168,7 +168,7 @@ impl Authority {
             .ok_or_else(|| AuthError::InvalidRequest("refresh_token is required".into()))?;
         let claims = self
             .verifier
-            .verify_refresh(&self.keys, presented)
+            .verify_refresh(&self.keys.current(), presented)
             .map_err(|e| AuthError::InvalidGrant(format!("invalid refresh token: {e}")))?;
         if claims.client_id != client.client_id.as_str() {
             return Err(AuthError::InvalidGrant(
@@ -241,7 +241,8 @@ impl Authority {
     /// Signs the access token and, for a family, the refresh token of its current generation.
     /// Signing is deterministic, so a repeat inside the grace window gets the very same token.
     fn issue(&self, grant: &Grant<'_>, family: Option<&Family>, now: UnixTime) -> Result<IssuedTokens, AuthError> {
-        let signer = self.keys.signer();
+        let keys = self.keys.current();
+        let signer = keys.signer();
         let access = AccessClaims {
             claims: Claims {
                 iss: self.issuer.clone(),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::configuration::{Settings, TokenSettings};
 use crate::credentials::PasswordHasher;
-use crate::keys::KeySet;
+use crate::keys::KeyRing;
 use crate::store::SharedStore;
 use crate::tokens::TokenVerifier;
 
@@ -24,7 +24,7 @@ pub struct Authority {
     issuer: String,
     tokens: TokenSettings,
     store: SharedStore,
-    keys: Arc<KeySet>,
+    keys: Arc<KeyRing>,
     verifier: TokenVerifier,
     passwords: PasswordHasher,
 }
@@ -33,7 +33,7 @@ impl Authority {
     pub fn new(
         settings: &Settings,
         store: SharedStore,
-        keys: Arc<KeySet>,
+        keys: Arc<KeyRing>,
         passwords: PasswordHasher,
     ) -> Authority {
         Authority {
@@ -50,7 +50,7 @@ impl Authority {
         &self.issuer
     }
 
-    pub fn keys(&self) -> &Arc<KeySet> {
+    pub fn keys(&self) -> &Arc<KeyRing> {
         &self.keys
     }
 

@@ -76,7 +76,7 @@ impl Authority {
     ) -> Result<AccessClaims, AuthError> {
         let claims = self
             .verifier
-            .verify_access(&self.keys, token)
+            .verify_access(&self.keys.current(), token)
             .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
         if self.access_is_live(&claims, now).await? {
             Ok(claims)
@@ -137,8 +137,8 @@ impl Authority {
     }
 
     fn identify(&self, token: &str, hint: Option<TokenHint>) -> Option<Verified> {
-        let access = || self.verifier.verify_access(&self.keys, token).ok().map(Verified::Access);
-        let refresh = || self.verifier.verify_refresh(&self.keys, token).ok().map(Verified::Refresh);
+        let access = || self.verifier.verify_access(&self.keys.current(), token).ok().map(Verified::Access);
+        let refresh = || self.verifier.verify_refresh(&self.keys.current(), token).ok().map(Verified::Refresh);
         match hint {
             Some(TokenHint::RefreshToken) => refresh().or_else(access),
             _ => access().or_else(refresh),
@@ -222,7 +222,7 @@ impl Authority {
         if let Some(token) = refresh_token {
             let refresh = self
                 .verifier
-                .verify_refresh(&self.keys, token)
+                .verify_refresh(&self.keys.current(), token)
                 .map_err(|e| AuthError::InvalidRequest(format!("invalid refresh_token: {e}")))?;
             if refresh.sub != claims.sub {
                 return Err(AuthError::InvalidRequest(

@@ -133,7 +133,7 @@ mod tests {
     const ISSUER: &str = "https://issuer.test";
 
     fn keys() -> KeySet {
-        let (key, _) = SigningKey::generate_rsa(2048, 1).unwrap();
+        let (key, _) = SigningKey::generate_rsa(2048).unwrap();
         KeySet::from_keys(vec![key]).unwrap()
     }
 
@@ -233,7 +233,7 @@ mod tests {
     #[test]
     fn a_token_signed_by_another_key_with_our_kid_is_refused() {
         let ours = keys();
-        let (other, _) = SigningKey::generate_rsa(2048, 1).unwrap();
+        let (other, _) = SigningKey::generate_rsa(2048).unwrap();
         let token = sign(&other, TokenKind::Access, &access(now())).unwrap();
         let forged = with_header(
             &token,

@@ -211,9 +211,10 @@ impl TestApp {
             .expect("request sent")
     }
 
-    /// The service's key set, read from its key directory.
+    /// The service's key set now, read from its key directory.
     pub fn keys(&self) -> KeySet {
-        KeySet::load(&self.settings.keys.dir).expect("keys load")
+        let files = latchkey::keys::read_dir(&self.settings.keys.dir).expect("keys read");
+        KeySet::assemble(&files, now(), &self.settings.key_policy()).expect("keys assemble")
     }
 }
 
