@@ -29,10 +29,21 @@ pub struct ServerSettings {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum StoreBackend {
     Embedded,
     Redis,
+}
+
+impl TryFrom<String> for StoreBackend {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "embedded" => Ok(StoreBackend::Embedded),
+            "redis" => Ok(StoreBackend::Redis),
+            other => Err(format!("unknown backend '{other}': use embedded or redis")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,10 +160,17 @@ impl Default for Settings {
 /// A configuration that cannot be used, with the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    // The source's own message names the key; `{0}` is shown once, not again as a cause.
     #[error("invalid configuration: {0}")]
-    Source(#[from] config::ConfigError),
+    Source(config::ConfigError),
     #[error("invalid configuration: {key}: {reason}")]
     Invalid { key: &'static str, reason: String },
+}
+
+impl From<config::ConfigError> for ConfigError {
+    fn from(error: config::ConfigError) -> Self {
+        ConfigError::Source(error)
+    }
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {

@@ -74,7 +74,13 @@ impl Application {
             loaded = loaded.keys.keys().len(),
             "signing keys loaded"
         );
-        let keys = Arc::new(KeyRing::new(loaded.keys, settings.keys.dir.clone(), settings.key_policy()));
+        let rotate_every = (settings.keys.rotate_every > 0).then_some(settings.keys.rotate_every as i64);
+        let keys = Arc::new(KeyRing::new(
+            loaded.keys,
+            settings.keys.dir.clone(),
+            settings.key_policy(),
+            rotate_every,
+        ));
         let store = store::open(&settings.store)
             .await
             .context("cannot open the store")?;
@@ -101,11 +107,12 @@ impl Application {
 
     /// Serves until SIGINT or SIGTERM, then lets requests in flight finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let shutdown = shutdown_signal()?;
         tracing::info!(address = %self.address, "listening");
         let sweeper = tokio::spawn(purge_periodically(self.store.clone()));
         let key_watcher = tokio::spawn(self.keys.clone().watch(self.key_reload));
         let result = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(self.app, shutdown_signal(), Some(SHUTDOWN_GRACE))
+            .run_with_graceful_shutdown(self.app, shutdown, Some(SHUTDOWN_GRACE))
             .await;
         sweeper.abort();
         key_watcher.abort();
@@ -142,28 +149,20 @@ async fn purge_periodically(store: SharedStore) {
     }
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
+/// Registers the SIGINT and SIGTERM handlers now, before the service says it is listening (a
+/// signal that arrives before its handler exists kills the process outright), and returns a
+/// future that completes on the first of them.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
         tokio::select! {
-            _ = interrupt => {},
-            _ = terminate => {},
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
-    tracing::info!("shutdown signal received; finishing requests in flight");
+        tracing::info!("shutdown signal received; finishing requests in flight");
+    })
 }
 
 /// The documented API on throwaway components (an in-memory store, a fresh key), for printing

@@ -268,75 +268,103 @@ async fn an_existing_key_is_never_overwritten() {
     assert!(!generated_again, "no key generated on the second start");
 }
 
-/// Runs `latchkey` (serve) in a fresh directory with `env` and asserts that it stops quickly
-/// with a non-zero exit and a message naming `key`, without serving.
-fn assert_start_up_refused(env: &[(&str, &str)], args: &[&str], key: &str, files: &[(&str, &str)]) {
+/// How soon a refused start-up must have exited.
+const REFUSAL_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A setting for [`assert_start_up_refused`]: environment, arguments and files.
+#[derive(Debug, Default)]
+struct StartUp<'a> {
+    env: &'a [(&'a str, &'a str)],
+    args: &'a [&'a str],
+    /// `(name, content)` written into the directory first.
+    files: &'a [(&'a str, &'a str)],
+    /// Default environment variables to drop, so that a file's value is the one that counts.
+    without_env: &'a [&'a str],
+}
+
+/// Runs `latchkey` in a fresh directory as `setup` says and asserts that it stops quickly
+/// with a non-zero exit and a message naming `key`, without ever listening.
+fn assert_start_up_refused(setup: StartUp<'_>, key: &str) {
     let mut dir = Workdir::new();
-    for (k, v) in env {
+    for name in setup.without_env {
+        dir.remove_env(name);
+    }
+    for (k, v) in setup.env {
         dir.set_env(k, v);
     }
-    for (name, content) in files {
+    for (name, content) in setup.files {
         std::fs::write(dir.join(name), content).unwrap();
     }
-    let output = dir.run(args);
+    let output = dir
+        .run_within(setup.args, None, REFUSAL_DEADLINE)
+        .unwrap_or_else(|| panic!("still running after {REFUSAL_DEADLINE:?}: {setup:?}"));
     let stderr = output.failure();
     assert!(
         stderr.contains(key),
-        "stderr names `{key}` for {env:?} {args:?}: {stderr}"
+        "stderr names `{key}` for {setup:?}: {stderr}"
     );
     assert!(
         !output.stdout().contains("\"listening\""),
         "never listened: {}",
         output.stdout()
     );
-    assert!(
-        output.elapsed < Duration::from_secs(10),
-        "refused quickly, took {:?}",
-        output.elapsed
-    );
 }
 
 #[test]
 fn invalid_configuration_stops_start_up_naming_the_key() {
-    assert_start_up_refused(
-        &[("LATCHKEY_TOKENS__ACCESS_TTL", "soon")],
-        &[],
-        "tokens.access_ttl",
-        &[],
-    );
-    assert_start_up_refused(
-        &[("LATCHKEY_STORE__BACKEND", "postgres")],
-        &[],
-        "store.backend",
-        &[],
-    );
-    assert_start_up_refused(
-        &[("LATCHKEY_SERVER__BIND", "nonsense")],
-        &[],
-        "server.bind",
-        &[],
-    );
-    // The same through a configuration file, with `--config` and with `LATCHKEY_CONFIG`.
-    assert_start_up_refused(
-        &[],
-        &["--config", "latchkey.toml"],
-        "tokens.access_ttl",
-        &[("latchkey.toml", "[tokens]\naccess_ttl = \"soon\"\n")],
-    );
-    assert_start_up_refused(
-        &[],
-        &["--config", "latchkey.toml"],
-        "store.backend",
-        &[("latchkey.toml", "[store]\nbackend = \"postgres\"\n")],
-    );
-    assert_start_up_refused(
-        &[("LATCHKEY_CONFIG", "latchkey.toml")],
-        &["serve"],
-        "server.bind",
-        &[("latchkey.toml", "[server]\nbind = \"nonsense\"\n")],
-    );
+    let env_cases = [
+        ("LATCHKEY_TOKENS__ACCESS_TTL", "soon", "tokens.access_ttl"),
+        ("LATCHKEY_STORE__BACKEND", "postgres", "store.backend"),
+        ("LATCHKEY_SERVER__BIND", "nonsense", "server.bind"),
+    ];
+    for (name, value, key) in env_cases {
+        let env = [(name, value)];
+        assert_start_up_refused(
+            StartUp {
+                env: &env,
+                ..StartUp::default()
+            },
+            key,
+        );
+    }
+
+    // The same through a configuration file, named by `--config` or by `LATCHKEY_CONFIG`.
+    // The harness's own LATCHKEY_SERVER__BIND would win over the file, so it is dropped.
+    let file_cases = [
+        ("[tokens]\naccess_ttl = \"soon\"\n", "tokens.access_ttl"),
+        ("[store]\nbackend = \"postgres\"\n", "store.backend"),
+        ("[server]\nbind = \"nonsense\"\n", "server.bind"),
+    ];
+    for (content, key) in file_cases {
+        let files = [("latchkey.toml", content)];
+        assert_start_up_refused(
+            StartUp {
+                args: &["--config", "latchkey.toml"],
+                files: &files,
+                without_env: &["LATCHKEY_SERVER__BIND"],
+                ..StartUp::default()
+            },
+            key,
+        );
+        assert_start_up_refused(
+            StartUp {
+                env: &[("LATCHKEY_CONFIG", "latchkey.toml")],
+                args: &["serve"],
+                files: &files,
+                without_env: &["LATCHKEY_SERVER__BIND"],
+            },
+            key,
+        );
+    }
+
     // A named file that does not exist is an error too, not silently ignored.
-    assert_start_up_refused(&[], &["--config", "missing.toml"], "missing.toml", &[]);
+    assert_start_up_refused(
+        StartUp {
+            args: &["--config", "missing.toml"],
+            ..StartUp::default()
+        },
+        "missing.toml",
+    );
 }
 
 #[test]
@@ -588,6 +616,17 @@ async fn the_cli_works_on_the_store_while_the_service_runs() {
     let (status, body) = answer(response).await;
     assert_eq!(status, 401, "a removed client: {body}");
     assert_eq!(body["error"], "invalid_client", "{body}");
+}
+
+/// Whoever reads the `listening` line (an orchestrator, a test) may stop the service at once:
+/// SIGTERM must already be handled then, giving a graceful stop with exit status 0, not death
+/// by the signal's default action.
+#[test]
+fn a_sigterm_right_after_the_listening_line_stops_the_service_cleanly() {
+    let dir = Workdir::new();
+    for _ in 0..3 {
+        dir.serve().terminate().assert_clean_exit();
+    }
 }
 
 #[tokio::test]

@@ -22,7 +22,9 @@ use serde::Serialize;
 
 pub use lifecycle::{KeyState, Policy, lifecycle};
 pub use ring::KeyRing;
-pub use set::{DirectoryKey, KeySet, LoadedKeys, generate_in, read_dir, retire};
+pub use set::{
+    DirectoryKey, KeySet, LoadedKeys, generate_in, read_dir, retire, rotate_on_schedule,
+};
 
 /// Why a key could not be made, read or used.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use super::lifecycle::Policy;
-use super::set::{KeySet, read_dir};
+use super::set::{KeySet, read_dir, rotate_on_schedule};
 use crate::domain::{UnixTime, now};
 
 /// Shared by every request; readers never wait for a reload.
@@ -16,14 +16,17 @@ pub struct KeyRing {
     current: ArcSwap<KeySet>,
     dir: PathBuf,
     policy: Policy,
+    /// Seconds between scheduled rotations, if they are on.
+    rotate_every: Option<i64>,
 }
 
 impl KeyRing {
-    pub fn new(keys: KeySet, dir: PathBuf, policy: Policy) -> KeyRing {
+    pub fn new(keys: KeySet, dir: PathBuf, policy: Policy, rotate_every: Option<i64>) -> KeyRing {
         KeyRing {
             current: ArcSwap::from_pointee(keys),
             dir,
             policy,
+            rotate_every,
         }
     }
 
@@ -35,7 +38,7 @@ impl KeyRing {
             refresh_ttl: 0,
             leeway: 0,
         };
-        Self::new(keys, PathBuf::new(), policy)
+        Self::new(keys, PathBuf::new(), policy, None)
     }
 
     /// The key set in force.
@@ -47,6 +50,14 @@ impl KeyRing {
     /// returns true when what signs or what is published changed. A directory that cannot be
     /// read leaves the current set in force.
     pub fn reload(&self, now: UnixTime) -> bool {
+        if let Some(every) = self.rotate_every {
+            match rotate_on_schedule(&self.dir, every, now) {
+                Ok(Some(added)) => tracing::info!(kid = %added.key.kid(), signs_from = added.published_at + self.policy.publish_ahead, "scheduled rotation: published a new key"),
+                Ok(None) => {}
+                // A read-only directory (a mounted secret) cannot rotate itself.
+                Err(error) => tracing::warn!(%error, "scheduled rotation failed"),
+            }
+        }
         let next = match read_dir(&self.dir).and_then(|files| KeySet::assemble(&files, now, &self.policy)) {
             Ok(next) => next,
             Err(error) => {

@@ -196,6 +196,26 @@ pub fn generate_in(dir: &Path, algorithm: Algorithm, bits: usize, now: UnixTime)
     })
 }
 
+/// Starts a scheduled rotation: when the newest key is `every` seconds old, publishes a new
+/// RS256 key. Replicas run this concurrently on one directory: the new key's name and time are
+/// the next whole minute, so all replicas that decide within one minute race for one name and
+/// one of them wins. The time is never in the past, so the key is still published for the full
+/// JWKS max-age before it signs. Returns the new key if this process made it.
+pub fn rotate_on_schedule(dir: &Path, every: i64, now: UnixTime) -> Result<Option<DirectoryKey>, KeyError> {
+    let files = read_dir(dir)?;
+    let newest = files.iter().map(|f| f.published_at).max().unwrap_or(0);
+    if files.is_empty() || newest + every > now {
+        return Ok(None);
+    }
+    let slot = now - now.rem_euclid(60) + 60;
+    let (key, pem) = SigningKey::generate_rsa(2048)?;
+    Ok(place(dir, &format!("key-{slot}-scheduled.pem"), &pem)?.map(|file| DirectoryKey {
+        key: Arc::new(key),
+        file,
+        published_at: slot,
+    }))
+}
+
 /// Writes a private key file so that nobody ever sees it half written (replicas poll the
 /// directory) and nothing is overwritten: written aside with mode 0600, then linked into place.
 /// `None` when `name` exists already.
@@ -392,6 +412,19 @@ mod tests {
         assert!(retire(dir.path(), &old, 1_400, &POLICY, false).is_err());
         retire(dir.path(), &old, 1_400, &POLICY, true).unwrap();
         assert_eq!(read_dir(dir.path()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn scheduled_rotation_adds_one_key_when_the_newest_is_old_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_in(dir.path(), Algorithm::RS256, 2048, 1_000).unwrap();
+        assert!(rotate_on_schedule(dir.path(), 3_600, 4_000).unwrap().is_none());
+        let added = rotate_on_schedule(dir.path(), 3_600, 4_630).unwrap().expect("a new key");
+        assert_eq!(added.published_at, 4_680, "the next whole minute, never the past");
+        assert!(rotate_on_schedule(dir.path(), 3_600, 4_640).unwrap().is_none(), "one per period");
+        let files = read_dir(dir.path()).unwrap();
+        let set = KeySet::assemble(&files, 4_640, &POLICY).unwrap();
+        assert_ne!(set.signer().kid(), added.key.kid(), "it is published before it signs");
     }
 
     #[test]

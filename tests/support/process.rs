@@ -57,8 +57,13 @@ impl Workdir {
     }
 
     pub fn set_env(&mut self, key: &str, value: &str) {
-        self.env.retain(|(k, _)| k != key);
+        self.remove_env(key);
         self.env.push((key.into(), value.into()));
+    }
+
+    /// Drops one of the defaults (say, to let a configuration file's `server.bind` count).
+    pub fn remove_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
     }
 
     pub fn path(&self) -> &Path {
@@ -92,6 +97,23 @@ impl Workdir {
 
     /// Runs a CLI command to completion, writing `stdin` (if any) to its standard input.
     pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> CommandOutput {
+        self.run_within(args, stdin, COMMAND_DEADLINE)
+            .unwrap_or_else(|| {
+                panic!(
+                    "`latchkey {}` did not finish within {COMMAND_DEADLINE:?}",
+                    args.join(" ")
+                )
+            })
+    }
+
+    /// Runs a command, writing `stdin` (if any) to its standard input; `None` (the process
+    /// killed) if it has not exited within `deadline`.
+    pub fn run_within(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+        deadline: Duration,
+    ) -> Option<CommandOutput> {
         let mut command = self.command(args);
         command
             .stdin(if stdin.is_some() {
@@ -109,18 +131,12 @@ impl Workdir {
             // output), so a broken pipe here is not the test's error.
             let _ = pipe.write_all(input.as_bytes());
         }
-        let guard = ChildGuard(Some(child));
-        let output = guard.wait_with_output(COMMAND_DEADLINE).unwrap_or_else(|| {
-            panic!(
-                "`latchkey {}` did not finish within {COMMAND_DEADLINE:?}",
-                args.join(" ")
-            )
-        });
-        CommandOutput {
+        let output = ChildGuard(Some(child)).wait_with_output(deadline)?;
+        Some(CommandOutput {
             args: args.iter().map(|a| a.to_string()).collect(),
             elapsed: started.elapsed(),
             output,
-        }
+        })
     }
 
     /// Starts `latchkey ARGS` (no arguments: the default `serve`) and waits for its
