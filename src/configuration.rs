@@ -19,6 +19,7 @@ pub struct Settings {
     pub registration: RegistrationSettings,
     pub passwords: PasswordSettings,
     pub log: LogSettings,
+    pub bootstrap: BootstrapSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +81,47 @@ pub struct TokenSettings {
     pub refresh_grace: u64,
     /// `aud` of access tokens whose request names no audience.
     pub audience: String,
+    /// Scopes that only users with role `admin` may receive. A list, or one string of
+    /// space- or comma-separated scopes (as an environment variable gives it).
+    #[serde(deserialize_with = "scope_list")]
+    pub admin_scopes: Vec<String>,
+}
+
+fn scope_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scopes {
+        List(Vec<String>),
+        Joined(String),
+    }
+    Ok(match Scopes::deserialize(deserializer)? {
+        Scopes::List(list) => list,
+        Scopes::Joined(joined) => joined
+            .split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+/// The first administrator, created at start-up when no user has role `admin`. The password
+/// comes from a file (a mounted secret) or, less safely, from the setting itself.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct BootstrapSettings {
+    pub admin_username: Option<String>,
+    pub admin_password_file: Option<PathBuf>,
+    pub admin_password: Option<String>,
+}
+
+// Settings are printed in diagnostics; the password must never be among what is printed.
+impl std::fmt::Debug for BootstrapSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootstrapSettings")
+            .field("admin_username", &self.admin_username)
+            .field("admin_password_file", &self.admin_password_file)
+            .field("admin_password", &self.admin_password.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,6 +182,7 @@ impl Default for Settings {
                 refresh_ttl: 2_592_000,
                 refresh_grace: 5,
                 audience: "api".into(),
+                admin_scopes: vec!["admin".into()],
             },
             registration: RegistrationSettings { enabled: false },
             passwords: PasswordSettings {
@@ -153,6 +196,7 @@ impl Default for Settings {
                 level: "info".into(),
                 format: LogFormat::Auto,
             },
+            bootstrap: BootstrapSettings::default(),
         }
     }
 }
@@ -200,11 +244,13 @@ impl Settings {
             .prefix_separator("_")
             .separator("__")
             .try_parsing(true)
-            .source(env);
-        let settings: Settings = builder
+            .source(env.clone());
+        let env_source = env;
+        let mut settings: Settings = builder
             .add_source(environment)
             .build()?
             .try_deserialize()?;
+        settings.bootstrap.take_verbatim(env_source.as_ref());
         settings.validated()
     }
 
@@ -260,8 +306,12 @@ impl Settings {
         if self.keys.jwks_max_age == 0 {
             return Err(invalid("keys.jwks_max_age", "must be at least 1 second"));
         }
-        if self.keys.reload_interval == 0 {
-            return Err(invalid("keys.reload_interval", "must be at least 1 second"));
+        if self.keys.reload_interval == 0 || self.keys.reload_interval >= self.keys.jwks_max_age {
+            return Err(invalid(
+                "keys.reload_interval",
+                "must be at least 1 second and shorter than keys.jwks_max_age, so that every \
+                 replica loads a new key before it signs",
+            ));
         }
         if self.keys.rotate_every != 0 && self.keys.rotate_every <= self.keys.jwks_max_age {
             return Err(invalid(
@@ -269,6 +319,10 @@ impl Settings {
                 "must be 0 (off) or longer than keys.jwks_max_age",
             ));
         }
+        if crate::domain::Scope::from_tokens(&self.tokens.admin_scopes).is_err() {
+            return Err(invalid("tokens.admin_scopes", "must be valid scope tokens"));
+        }
+        self.bootstrap.validate()?;
         Ok(self)
     }
 
@@ -278,8 +332,34 @@ impl Settings {
             publish_ahead: self.keys.jwks_max_age as i64,
             access_ttl: self.tokens.access_ttl as i64,
             refresh_ttl: self.tokens.refresh_ttl as i64,
-            leeway: 60,
+            // Clock skew between replicas and resource servers: a minute, or less where keys
+            // are cached for less than that.
+            leeway: self.keys.jwks_max_age.min(60) as i64,
         }
+    }
+
+    /// The first admin's name and password, the password read now (at start-up); `None`
+    /// without a bootstrap admin. One trailing newline of a file is not part of the password.
+    pub fn bootstrap_admin(&self) -> Result<Option<(String, crate::domain::Secret)>, ConfigError> {
+        let b = &self.bootstrap;
+        let Some(username) = b.admin_username.clone() else {
+            return Ok(None);
+        };
+        let password = match (&b.admin_password_file, &b.admin_password) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    invalid(
+                        "bootstrap.admin_password_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                text.strip_suffix('\r').unwrap_or(text).to_owned()
+            }
+            (None, Some(password)) => password.clone(),
+            (None, None) => return Err(BootstrapSettings::missing_password()),
+        };
+        Ok(Some((username, crate::domain::Secret::new(password))))
     }
 
     pub fn bind_address(&self) -> Result<SocketAddr, ConfigError> {
@@ -287,6 +367,56 @@ impl Settings {
             .bind
             .parse()
             .map_err(|_| invalid("server.bind", format!("'{}' is not host:port", self.server.bind)))
+    }
+}
+
+impl BootstrapSettings {
+    /// `try_parsing` reads `0042` as the number 42; credentials are taken as written instead.
+    /// Empty values count as unset, as a deployment template's blank variables mean.
+    fn take_verbatim(&mut self, env: Option<&std::collections::HashMap<String, String>>) {
+        let read = |key: &str| match env {
+            Some(pairs) => pairs.get(key).cloned(),
+            None => std::env::var(key).ok(),
+        };
+        if let Some(username) = read("LATCHKEY_BOOTSTRAP__ADMIN_USERNAME") {
+            self.admin_username = Some(username);
+        }
+        if let Some(password) = read("LATCHKEY_BOOTSTRAP__ADMIN_PASSWORD") {
+            self.admin_password = Some(password);
+        }
+        self.admin_username = self.admin_username.take().filter(|s| !s.is_empty());
+        self.admin_password = self.admin_password.take().filter(|s| !s.is_empty());
+        self.admin_password_file = self
+            .admin_password_file
+            .take()
+            .filter(|p| !p.as_os_str().is_empty());
+    }
+
+    fn missing_password() -> ConfigError {
+        invalid(
+            "bootstrap.admin_password_file",
+            "bootstrap.admin_username is set, but neither bootstrap.admin_password_file nor \
+             bootstrap.admin_password is",
+        )
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let password_given = self.admin_password_file.is_some() || self.admin_password.is_some();
+        match &self.admin_username {
+            None if password_given => Err(invalid(
+                "bootstrap.admin_username",
+                "is required when a bootstrap admin password is given",
+            )),
+            None => Ok(()),
+            Some(name) => {
+                crate::domain::Username::parse(name.as_str())
+                    .map_err(|e| invalid("bootstrap.admin_username", e.to_string()))?;
+                if !password_given {
+                    return Err(Self::missing_password());
+                }
+                Ok(())
+            }
+        }
     }
 }
 
