@@ -1,7 +1,6 @@
 //! The command line: `serve` (the default), and key, user and client management that works on
 //! the configured store, also while the service runs on it.
 
-use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
@@ -9,14 +8,16 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use crate::accounts::{self, ClientSpec};
 use crate::configuration::Settings;
-use crate::credentials::PasswordHasher;
-use crate::domain::{ClientId, GrantType, Secret, now};
+use crate::domain::{Secret, now};
 use crate::keys::{self, Algorithm};
 use crate::startup::{Application, documentation};
 use crate::store::{self, SharedStore};
 use crate::telemetry;
+
+mod accounts;
+
+pub use accounts::{ClientsCommand, UsersCommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "latchkey", version, about = "A standalone OAuth2-style token issuer")]
@@ -43,6 +44,16 @@ pub enum Command {
     Clients(ClientsCommand),
     /// Print the OpenAPI document.
     Openapi,
+    /// Exit 0 if the service answers /healthz with 200, 1 otherwise (a container HEALTHCHECK
+    /// for images without curl).
+    Healthcheck {
+        /// What to ask; by default /healthz on the configured `server.bind`.
+        #[arg(long)]
+        url: Option<String>,
+        /// Seconds to wait for the connection and for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,52 +81,6 @@ pub enum KeysCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
-pub enum UsersCommand {
-    /// Add a user; the password is read from standard input.
-    Add {
-        name: String,
-        /// Read the password from the first line of standard input.
-        #[arg(long)]
-        password_stdin: bool,
-        /// A role to grant; repeat for several.
-        #[arg(long = "role")]
-        roles: Vec<String>,
-    },
-    /// Set a user's password (read from standard input) and revoke all of the user's tokens.
-    Passwd {
-        name: String,
-        #[arg(long)]
-        password_stdin: bool,
-    },
-    /// List users.
-    List,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ClientsCommand {
-    /// Register a client; prints its secret, this once.
-    Add {
-        id: String,
-        /// A public client (no secret), such as a mobile or single-page app.
-        #[arg(long)]
-        public: bool,
-        /// A grant the client may use: password, client_credentials, refresh_token.
-        #[arg(long = "grant")]
-        grants: Vec<String>,
-        /// A scope the client may request.
-        #[arg(long = "scope")]
-        scopes: Vec<String>,
-        /// An audience the client may request besides the default one.
-        #[arg(long = "audience")]
-        audiences: Vec<String>,
-    },
-    /// List clients.
-    List,
-    /// Remove a client.
-    Remove { id: String },
-}
-
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
@@ -125,11 +90,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Application::build(settings).await?.run_until_stopped().await?;
         }
         Command::Keys(command) => keys_command(&settings, command)?,
-        Command::Users(command) => users_command(&settings, command).await?,
-        Command::Clients(command) => clients_command(&settings, command).await?,
+        Command::Users(command) => accounts::users_command(&settings, command).await?,
+        Command::Clients(command) => accounts::clients_command(&settings, command).await?,
         Command::Openapi => {
             let document = documentation(&settings).await?.spec();
             println!("{document}");
+        }
+        Command::Healthcheck { url, timeout } => {
+            let url = match url {
+                Some(url) => url,
+                None => crate::healthcheck::default_url(settings.bind_address()?),
+            };
+            crate::healthcheck::check(&url, std::time::Duration::from_secs(timeout))?;
         }
     }
     Ok(())
@@ -184,115 +156,6 @@ fn add_key(settings: &Settings, algorithm: Algorithm, bits: usize, now: i64) -> 
         "file": added.file,
         "signs_from": now + settings.keys.jwks_max_age as i64,
     }))
-}
-
-async fn users_command(settings: &Settings, command: UsersCommand) -> anyhow::Result<()> {
-    let store = open_store(settings).await?;
-    match command {
-        UsersCommand::Add {
-            name,
-            password_stdin,
-            roles,
-        } => {
-            let password = read_password(password_stdin)?;
-            let hasher = PasswordHasher::new(&settings.passwords)?;
-            let roles: BTreeSet<String> = roles.into_iter().collect();
-            let user = accounts::add_user(store.as_ref(), &hasher, &name, password, roles, now())
-                .await
-                .with_context(|| format!("cannot add user '{name}'"))?;
-            print_json(&json!({"username": user.username, "roles": user.roles}))
-        }
-        UsersCommand::Passwd {
-            name,
-            password_stdin,
-        } => {
-            let password = read_password(password_stdin)?;
-            let hasher = PasswordHasher::new(&settings.passwords)?;
-            let tokens = &settings.tokens;
-            accounts::set_password(
-                store.as_ref(),
-                &hasher,
-                &name,
-                password,
-                tokens.access_ttl,
-                tokens.refresh_ttl,
-                now(),
-            )
-            .await
-            .with_context(|| format!("cannot change the password of '{name}'"))?;
-            print_json(&json!({"username": name, "tokens_revoked": true}))
-        }
-        UsersCommand::List => {
-            let mut all = Vec::new();
-            let mut after = None;
-            loop {
-                let page = store.list_users(after.as_ref(), 500).await?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.username.clone());
-                all.extend(page.into_iter().map(|u| {
-                    json!({"username": u.username, "roles": u.roles, "disabled": u.disabled, "created_at": u.created_at})
-                }));
-            }
-            print_json(&json!(all))
-        }
-    }
-}
-
-async fn clients_command(settings: &Settings, command: ClientsCommand) -> anyhow::Result<()> {
-    let store = open_store(settings).await?;
-    match command {
-        ClientsCommand::Add {
-            id,
-            public,
-            grants,
-            scopes,
-            audiences,
-        } => {
-            let grants = grants
-                .iter()
-                .map(|g| GrantType::parse(g).with_context(|| format!("unknown grant '{g}'")))
-                .collect::<anyhow::Result<BTreeSet<_>>>()?;
-            let spec = ClientSpec {
-                public,
-                grants,
-                scopes,
-                audiences: audiences.into_iter().collect(),
-            };
-            let registered = accounts::add_client(store.as_ref(), &id, spec, now())
-                .await
-                .with_context(|| format!("cannot add client '{id}'"))?;
-            let mut output = json!({"client_id": registered.client.client_id});
-            if let Some(secret) = registered.secret {
-                output["client_secret"] = json!(secret.expose());
-            }
-            print_json(&output)
-        }
-        ClientsCommand::List => {
-            let clients: Vec<_> = store
-                .list_clients()
-                .await?
-                .into_iter()
-                .map(|c| {
-                    json!({
-                        "client_id": c.client_id,
-                        "public": c.is_public(),
-                        "grants": c.grants,
-                        "scope": c.scope,
-                        "audiences": c.audiences,
-                        "created_at": c.created_at,
-                    })
-                })
-                .collect();
-            print_json(&json!(clients))
-        }
-        ClientsCommand::Remove { id } => {
-            let client_id = ClientId::parse(&id)?;
-            if !store.delete_client(&client_id).await? {
-                bail!("no client '{id}'");
-            }
-            print_json(&json!({"client_id": id, "removed": true}))
-        }
-    }
 }
 
 async fn open_store(settings: &Settings) -> anyhow::Result<SharedStore> {

@@ -531,4 +531,62 @@ mod tests {
         let message = error_for(&[("LATCHKEY_ISSUER", "latchkey")]);
         assert!(message.contains("issuer"), "{message}");
     }
+
+    #[test]
+    fn admin_scopes_default_to_admin_and_read_a_joined_list_from_the_environment() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(settings.tokens.admin_scopes, ["admin"]);
+        let settings =
+            Settings::load_from(None, env(&[("LATCHKEY_TOKENS__ADMIN_SCOPES", "admin ops,audit")]))
+                .unwrap();
+        assert_eq!(settings.tokens.admin_scopes, ["admin", "ops", "audit"]);
+        let message = error_for(&[("LATCHKEY_TOKENS__ADMIN_SCOPES", "bad\\scope")]);
+        assert!(message.contains("tokens.admin_scopes"), "{message}");
+    }
+
+    #[test]
+    fn a_bootstrap_admin_needs_a_password_and_a_password_needs_a_username() {
+        let message = error_for(&[("LATCHKEY_BOOTSTRAP__ADMIN_USERNAME", "root")]);
+        assert!(message.contains("bootstrap.admin_password"), "{message}");
+        let message = error_for(&[("LATCHKEY_BOOTSTRAP__ADMIN_PASSWORD", "long enough")]);
+        assert!(message.contains("bootstrap.admin_username"), "{message}");
+        let message = error_for(&[
+            ("LATCHKEY_BOOTSTRAP__ADMIN_USERNAME", "no spaces allowed"),
+            ("LATCHKEY_BOOTSTRAP__ADMIN_PASSWORD", "long enough"),
+        ]);
+        assert!(message.contains("bootstrap.admin_username"), "{message}");
+    }
+
+    #[test]
+    fn bootstrap_credentials_are_taken_as_written_and_never_printed() {
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("LATCHKEY_BOOTSTRAP__ADMIN_USERNAME", "007"),
+                ("LATCHKEY_BOOTSTRAP__ADMIN_PASSWORD", "0012345678"),
+            ]),
+        )
+        .unwrap();
+        let (username, password) = settings.bootstrap_admin().unwrap().unwrap();
+        assert_eq!(username, "007");
+        assert_eq!(password.expose(), "0012345678");
+        assert!(!format!("{settings:?}").contains("0012345678"));
+    }
+
+    #[test]
+    fn a_bootstrap_password_file_loses_one_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "pass word \n\n").unwrap();
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("LATCHKEY_BOOTSTRAP__ADMIN_USERNAME", "root"),
+                ("LATCHKEY_BOOTSTRAP__ADMIN_PASSWORD_FILE", path.to_str().unwrap()),
+            ]),
+        )
+        .unwrap();
+        let (_, password) = settings.bootstrap_admin().unwrap().unwrap();
+        assert_eq!(password.expose(), "pass word \n");
+    }
 }

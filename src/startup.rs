@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::middleware::CatchPanic;
 use poem::{EndpointExt, Route, Server};
 
@@ -15,16 +14,20 @@ use crate::credentials::PasswordHasher;
 use crate::domain::now;
 use crate::keys::{KeyRing, KeySet};
 use crate::oauth::Authority;
+use crate::shutdown::{Drain, DrainingAcceptor};
 use crate::store::{self, SharedStore};
 
 /// How often expired entries are swept from stores that do not expire them by themselves.
 const PURGE_INTERVAL: Duration = Duration::from_secs(300);
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long closing the store may take at shutdown, on top of the grace.
+const STORE_CLOSE_LIMIT: Duration = Duration::from_secs(2);
 
 /// A service ready to accept connections on its bound address.
 pub struct Application {
-    acceptor: TcpAcceptor,
+    listener: std::net::TcpListener,
+    drain: Drain,
     address: SocketAddr,
     app: poem::endpoint::BoxEndpoint<'static>,
     store: SharedStore,
@@ -36,27 +39,25 @@ impl Application {
     /// Loads keys and opens the store per `settings`, and binds `server.bind`.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let bind = settings.bind_address()?;
-        let acceptor = TcpListener::bind(bind)
-            .into_acceptor()
+        // Bound by tokio for its larger listen backlog, then handed over as a std socket.
+        let listener = tokio::net::TcpListener::bind(bind)
             .await
+            .and_then(|listener| listener.into_std())
             .with_context(|| format!("cannot listen on {bind}"))?;
-        Self::build_with(settings, acceptor).await
+        Self::build_with(settings, listener).await
     }
 
     /// Like [`Application::build`], on a listener the caller bound already (tests bind port 0
     /// first so that they know the issuer URL before the service starts).
     pub async fn build_on(settings: Settings, listener: std::net::TcpListener) -> anyhow::Result<Application> {
-        listener.set_nonblocking(true)?;
-        let acceptor = TcpAcceptor::from_std(listener)?;
-        Self::build_with(settings, acceptor).await
+        Self::build_with(settings, listener).await
     }
 
-    async fn build_with(settings: Settings, acceptor: TcpAcceptor) -> anyhow::Result<Application> {
-        let address = acceptor
+    async fn build_with(settings: Settings, listener: std::net::TcpListener) -> anyhow::Result<Application> {
+        let address = listener
             .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
             .context("the listener has no TCP address")?;
+        crate::metrics::init();
         let keys_dir = settings.keys.dir.clone();
         let policy = settings.key_policy();
         let loaded = tokio::task::spawn_blocking(move || KeySet::load_or_generate(&keys_dir, now(), &policy))
@@ -85,10 +86,22 @@ impl Application {
             .await
             .context("cannot open the store")?;
         let passwords = PasswordHasher::new(&settings.passwords)?;
+        if let Some((username, password)) = settings.bootstrap_admin()? {
+            crate::accounts::bootstrap_admin(store.as_ref(), &passwords, &username, password, now())
+                .await
+                .context("cannot create the admin named by bootstrap.admin_username")?;
+        }
         let authority = Arc::new(Authority::new(&settings, store.clone(), keys.clone(), passwords));
-        let app = routes(authority, &settings);
+        let drain = Drain::new();
+        let observed = drain.clone();
+        let app = routes(authority, &settings)
+            .around(move |endpoint, request| {
+                api::observe::observe(endpoint, request, observed.clone())
+            })
+            .boxed();
         Ok(Application {
-            acceptor,
+            listener,
+            drain,
             address,
             app,
             store,
@@ -105,17 +118,34 @@ impl Application {
         self.address.port()
     }
 
-    /// Serves until SIGINT or SIGTERM, then lets requests in flight finish.
+    /// Serves until SIGINT or SIGTERM, then drains (see [`crate::shutdown`]) within
+    /// `SHUTDOWN_GRACE` and closes the store.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let shutdown = shutdown_signal()?;
+        let acceptor = DrainingAcceptor::new(self.listener, self.drain.clone())?;
         tracing::info!(address = %self.address, "listening");
         let sweeper = tokio::spawn(purge_periodically(self.store.clone()));
         let key_watcher = tokio::spawn(self.keys.clone().watch(self.key_reload));
-        let result = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(self.app, shutdown, Some(SHUTDOWN_GRACE))
-            .await;
+        // poem waits for every connection; the drain's deadline bounds that wait.
+        let server = Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+            self.app,
+            self.drain.clone().after(shutdown),
+            None,
+        );
+        let result = match self.drain.bounded(server, SHUTDOWN_GRACE).await {
+            Some(result) => result,
+            None => {
+                tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still running at the end of the grace period were dropped");
+                Ok(())
+            }
+        };
         sweeper.abort();
         key_watcher.abort();
+        match tokio::time::timeout(STORE_CLOSE_LIMIT, self.store.close()).await {
+            Ok(Ok(())) => tracing::info!("store closed"),
+            Ok(Err(error)) => tracing::warn!(%error, "closing the store failed"),
+            Err(_) => tracing::warn!("closing the store timed out"),
+        }
         tracing::info!("stopped");
         result
     }
@@ -124,11 +154,13 @@ impl Application {
 /// The whole HTTP surface: the documented API, its document and docs page, and the middleware
 /// every response passes through.
 pub fn routes(authority: Arc<Authority>, settings: &Settings) -> poem::endpoint::BoxEndpoint<'static> {
+    let metrics = api::metrics::endpoint(authority.clone());
     let api = api::service(authority, settings);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let max_body = settings.server.max_body_bytes;
     Route::new()
+        .at("/metrics", metrics)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/", api)

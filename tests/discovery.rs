@@ -74,6 +74,8 @@ async fn tokens_name_a_key_that_the_jwks_publishes() {
 #[tokio::test]
 async fn the_metadata_is_served_at_both_well_known_paths_and_matches_the_tokens() {
     let app = TestApp::spawn().await;
+    // The password grant is listed only while some client has it (tests/scopes.rs).
+    app.with_user_and_web_client().await;
     let mut documents = Vec::new();
     for path in [
         "/.well-known/oauth-authorization-server",

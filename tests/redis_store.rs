@@ -546,7 +546,7 @@ async fn through_sentinel_the_store_finds_the_master_and_follows_a_failover() ->
         ..RedisServerOptions::default()
     });
     assert!(
-        wait_until(Duration::from_secs(10), || replica
+        wait_until(Duration::from_secs(30), || replica
             .command(&["INFO", "replication"])
             .is_some_and(|info| info.contains("master_link_status:up"))),
         "the replica never synced"

@@ -175,6 +175,12 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
+            async fn a_feed_cursor_never_handed_out_is_invalid() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_feed_cursor_never_handed_out_is_invalid(&*store).await
+            }
+
+            #[tokio::test]
             async fn failures_are_counted_within_one_window_and_cleared() -> StoreResult<()> {
                 let (store, _guard) = $open.await;
                 contract::failures_are_counted_within_one_window_and_cleared(&*store).await

@@ -3,15 +3,18 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi, SecurityScheme};
 use serde::Deserialize;
 
 use super::ApiTags;
+use super::origin::origin;
 use super::optional_body::OptionalBody;
 use super::errors::ApiResult;
-use crate::accounts;
+use crate::accounts::{self, Change};
+use crate::audit::Actor;
 use crate::domain::{Secret, now};
 use crate::oauth::{AuthError, Authority};
 use crate::store::UserRecord;
@@ -97,7 +100,11 @@ impl AccountApi {
     /// Self-registration, when the operator has enabled it (`registration.enabled`). The new
     /// user has no roles.
     #[oai(path = "/users", method = "post")]
-    async fn register(&self, body: RegistrationBody) -> ApiResult<RegistrationResponse> {
+    async fn register(
+        &self,
+        req: &Request,
+        body: RegistrationBody,
+    ) -> ApiResult<RegistrationResponse> {
         if !self.registration_enabled {
             return Err(AuthError::Forbidden("self-registration is disabled".into()).into());
         }
@@ -110,13 +117,17 @@ impl AccountApi {
         let password = params
             .password
             .ok_or_else(|| AuthError::InvalidRequest("password is required".into()))?;
+        let change = Change {
+            store: self.authority.store().as_ref(),
+            by: &Actor::Anonymous(origin(req)),
+            now: now(),
+        };
         let user = accounts::add_user(
-            self.authority.store().as_ref(),
+            &change,
             self.authority.passwords(),
             &username,
             Secret::new(password),
             BTreeSet::new(),
-            now(),
         )
         .await?;
         Ok(RegistrationResponse::Created(Json(user.into())))
@@ -139,6 +150,7 @@ impl AccountApi {
     #[oai(path = "/logout", method = "post")]
     async fn logout(
         &self,
+        req: &Request,
         auth: BearerToken,
         body: OptionalBody,
     ) -> ApiResult<LogoutResponse> {
@@ -147,7 +159,9 @@ impl AccountApi {
         let refresh = body.0.and_then(|b| match b {
             LogoutBody::Form(Form(p)) | LogoutBody::Json(Json(p)) => p.refresh_token,
         });
-        self.authority.logout(&claims, refresh.as_deref(), now).await?;
+        self.authority
+            .logout(&claims, refresh.as_deref(), &origin(req), now)
+            .await?;
         Ok(LogoutResponse::LoggedOut)
     }
 }

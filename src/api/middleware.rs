@@ -2,7 +2,7 @@
 //! ones raised by routing and request parsing), a bounded request body, and safe headers.
 
 use poem::http::{HeaderValue, Method, StatusCode, header};
-use poem::{Body, Endpoint, IntoResponse, Request, Response, Result};
+use poem::{Body, Endpoint, IntoResponse, PathPattern, Request, Response, Result};
 
 use super::errors::bearer_challenge;
 
@@ -55,7 +55,13 @@ async fn limit_body(req: &mut Request, max: usize) -> Result<(), Response> {
 
 async fn finish(response: Response, oauth: bool) -> Response {
     let mut response = if is_plain_error(&response) {
-        normalise_error(response, oauth).await
+        // The route template labels the request's metrics; the fresh error response keeps it.
+        let pattern = response.data::<PathPattern>().cloned();
+        let mut fresh = normalise_error(response, oauth).await;
+        if let Some(pattern) = pattern {
+            fresh.set_data(pattern);
+        }
+        fresh
     } else {
         response
     };

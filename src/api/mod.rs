@@ -1,11 +1,16 @@
 //! The HTTP API: one `#[OpenApi]` struct per area, assembled into one documented service.
 
 mod account;
+mod admin;
 pub mod errors;
 mod health;
+pub mod metrics;
 pub mod middleware;
+pub mod observe;
 mod oauth;
 mod optional_body;
+mod origin;
+mod revocations;
 mod well_known;
 
 use std::sync::Arc;
@@ -27,6 +32,8 @@ pub enum ApiTags {
     Account,
     /// Health checks.
     Operations,
+    /// Users and clients, for users with role `admin`.
+    Admin,
 }
 
 pub type Api = (
@@ -34,6 +41,8 @@ pub type Api = (
     well_known::WellKnownApi,
     account::AccountApi,
     health::HealthApi,
+    revocations::RevocationsApi,
+    admin::AdminApi,
 );
 
 /// The documented API. `server_url` is listed in the document as where it is served.
@@ -46,12 +55,19 @@ pub fn service(authority: Arc<Authority>, settings: &Settings) -> OpenApiService
             keys: authority.keys().clone(),
             issuer: authority.issuer().to_owned(),
             max_age: settings.keys.jwks_max_age,
+            authority: authority.clone(),
         },
         account::AccountApi {
             authority: authority.clone(),
             registration_enabled: settings.registration.enabled,
         },
-        health::HealthApi { authority },
+        health::HealthApi {
+            authority: authority.clone(),
+        },
+        revocations::RevocationsApi {
+            authority: authority.clone(),
+        },
+        admin::AdminApi { authority },
     );
     OpenApiService::new(api, "Latchkey", env!("CARGO_PKG_VERSION"))
         .description(

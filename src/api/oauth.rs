@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::ApiTags;
 use super::errors::{ApiError, ApiResult};
+use super::origin::origin;
 use crate::domain::{Secret, now, now_ms};
 use crate::oauth::{Authority, ClientCredentials, Introspection, TokenHint, TokenRequest};
 
@@ -176,7 +177,8 @@ impl OAuthApi {
             authorization(req),
             params.client_id,
             params.client_secret,
-        )?;
+        )?
+        .with_origin(origin(req));
         let request = TokenRequest {
             grant_type: params.grant_type,
             username: params.username,
@@ -214,11 +216,14 @@ impl OAuthApi {
             authorization(req),
             params.client_id,
             params.client_secret,
-        )?;
+        )?
+        .with_origin(origin(req));
         let client = self.authority.authenticate_client(&credentials).await?;
         let token = required_token(params.token)?;
         let hint = TokenHint::parse(params.token_type_hint.as_deref());
-        self.authority.revoke(&client, &token, hint, now()).await?;
+        self.authority
+            .revoke(&client, &token, hint, &credentials.origin, now())
+            .await?;
         Ok(RevokeResponse::Ok)
     }
 
@@ -239,7 +244,8 @@ impl OAuthApi {
             authorization(req),
             params.client_id,
             params.client_secret,
-        )?;
+        )?
+        .with_origin(origin(req));
         self.authority.authenticate_client(&credentials).await?;
         let token = required_token(params.token)?;
         let hint = TokenHint::parse(params.token_type_hint.as_deref());

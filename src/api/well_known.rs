@@ -14,6 +14,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
 use crate::keys::{KeyRing, KeySet};
+use crate::oauth::Authority;
 
 /// A JSON document serialised once and sent as is; `T` describes it in the OpenAPI document.
 pub struct PreSerialized<T> {
@@ -90,6 +91,9 @@ pub struct ServerMetadata {
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
     /// Algorithms of the published keys.
     pub token_signing_alg_values_supported: Vec<String>,
+    /// Latchkey extension: the revocation feed (`GET`, client authentication by HTTP Basic)
+    /// that resource servers follow to refuse revoked access tokens without a call per request.
+    pub revocation_feed_endpoint: String,
 }
 
 impl ServerMetadata {
@@ -125,6 +129,7 @@ impl ServerMetadata {
                 "client_secret_post",
             ]),
             token_signing_alg_values_supported: algorithms,
+            revocation_feed_endpoint: url("/oauth/revocations"),
         }
     }
 }
@@ -160,6 +165,8 @@ pub struct WellKnownApi {
     pub keys: Arc<KeyRing>,
     pub issuer: String,
     pub max_age: u64,
+    /// For the grants in use, which the metadata follows.
+    pub authority: Arc<Authority>,
 }
 
 /// RFC 9110 §13.1.2: a list of entity tags, or `*`; weak comparison.
@@ -195,7 +202,7 @@ impl WellKnownApi {
     /// signing algorithms.
     #[oai(path = "/.well-known/oauth-authorization-server", method = "get")]
     async fn metadata(&self) -> MetadataResponse {
-        self.metadata_document()
+        self.metadata_document().await
     }
 
     /// Authorization-server metadata (OpenID discovery path)
@@ -204,14 +211,19 @@ impl WellKnownApi {
     /// discover through the OpenID Connect path.
     #[oai(path = "/.well-known/openid-configuration", method = "get")]
     async fn openid_configuration(&self) -> MetadataResponse {
-        self.metadata_document()
+        self.metadata_document().await
     }
 }
 
 impl WellKnownApi {
-    fn metadata_document(&self) -> MetadataResponse {
-        // Small and cheap to build; built per request so that it follows key rotation.
-        let metadata = ServerMetadata::new(&self.issuer, &self.keys.current());
+    async fn metadata_document(&self) -> MetadataResponse {
+        // Small and cheap to build; built per request so that it follows key rotation and
+        // the grants registered clients use.
+        let mut metadata = ServerMetadata::new(&self.issuer, &self.keys.current());
+        metadata.grant_types_supported = (self.authority.advertised_grants().await)
+            .into_iter()
+            .map(|g| g.as_str().to_owned())
+            .collect();
         let bytes = serde_json::to_vec(&metadata).unwrap_or_default();
         MetadataResponse::Ok(
             PreSerialized::new(Bytes::from(bytes)),

@@ -5,6 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::{AuthError, Authority};
+use crate::audit::{Event, Origin, Record};
 use crate::credentials::verify_client_secret;
 use crate::domain::{ClientId, Secret};
 use crate::store::ClientRecord;
@@ -14,6 +15,8 @@ use crate::store::ClientRecord;
 pub struct ClientCredentials {
     pub client_id: Option<String>,
     pub client_secret: Option<Secret>,
+    /// Where the request came from, for the audit trail.
+    pub origin: Origin,
 }
 
 impl ClientCredentials {
@@ -28,6 +31,7 @@ impl ClientCredentials {
             return Ok(ClientCredentials {
                 client_id: body_id,
                 client_secret: body_secret.map(Secret::new),
+                origin: Origin::default(),
             });
         };
         let (id, secret) = parse_basic(header)?;
@@ -39,7 +43,13 @@ impl ClientCredentials {
         Ok(ClientCredentials {
             client_id: Some(id),
             client_secret: Some(Secret::new(secret)),
+            origin: Origin::default(),
         })
+    }
+
+    /// The same credentials, remembering where the request came from.
+    pub fn with_origin(self, origin: Origin) -> ClientCredentials {
+        ClientCredentials { origin, ..self }
     }
 }
 
@@ -91,16 +101,25 @@ impl Authority {
             .client_id
             .as_deref()
             .ok_or_else(|| AuthError::InvalidClient("client authentication is required".into()))?;
-        let id = ClientId::parse(id).map_err(|_| failed())?;
-        let client = self.store.get_client(&id).await?.ok_or_else(failed)?;
-        match (&client.secret_hash, &credentials.client_secret) {
-            (Some(hash), Some(secret)) if verify_client_secret(secret, hash) => Ok(client),
-            (None, None) => Ok(client),
-            _ => {
-                tracing::info!(target: "audit", event = "client_auth_failed", client_id = %id);
-                Err(failed())
+        let client = match ClientId::parse(id) {
+            Ok(id) => self.store.get_client(&id).await?,
+            Err(_) => None,
+        };
+        let authenticated = client.filter(|client| {
+            match (&client.secret_hash, &credentials.client_secret) {
+                (Some(hash), Some(secret)) => verify_client_secret(secret, hash),
+                (None, None) => true,
+                _ => false,
             }
+        });
+        if authenticated.is_none() {
+            // Unknown clients too: probing for client ids is worth seeing in the trail.
+            let id: String = id.chars().take(64).collect();
+            Record::new(Event::ClientAuthFailed, &id, &credentials.origin)
+                .client(&id)
+                .emit();
         }
+        authenticated.ok_or_else(failed)
     }
 }
 

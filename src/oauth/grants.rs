@@ -1,6 +1,7 @@
 //! The token endpoint's grants: `password`, `client_credentials` and `refresh_token`.
 
 use super::{AuthError, Authority, ClientCredentials};
+use crate::audit::{Event, Record};
 use crate::domain::{ClientId, GrantType, Scope, Secret, TokenId, UnixTime, Username};
 use crate::store::{ClientRecord, Family, RefreshGeneration, Rotation, RotationOutcome, UserRecord};
 use crate::tokens::{AccessClaims, Claims, RefreshClaims, TokenKind, sign};
@@ -55,11 +56,15 @@ impl Authority {
                 "this client may not use the {grant} grant"
             )));
         }
-        match grant {
+        let issued = match grant {
             GrantType::Password => self.password_grant(&client, request, now).await,
             GrantType::ClientCredentials => self.client_credentials_grant(&client, &request, now),
             GrantType::RefreshToken => self.refresh_grant(&client, request, now_ms).await,
+        };
+        if issued.is_ok() {
+            crate::metrics::token_issued(grant);
         }
+        issued
     }
 
     async fn password_grant(
@@ -76,14 +81,20 @@ impl Authority {
             .password
             .clone()
             .ok_or_else(|| AuthError::InvalidRequest("password is required".into()))?;
+        let origin = &request.client.origin;
         let scope = requested_scope(request.scope.as_deref(), &client.scope)?;
         let audience = self.audience_for(client, &request)?;
         let user = self.check_password(username, password).await?;
         let Some(user) = user else {
-            tracing::info!(target: "audit", event = "login_failed", client_id = %client.client_id, username = %truncate(username));
+            Record::new(Event::LoginFailed, &truncate(username), origin)
+                .client(client.client_id.as_str())
+                .emit();
             return Err(AuthError::InvalidGrant("invalid username or password".into()));
         };
-        tracing::info!(target: "audit", event = "login", client_id = %client.client_id, username = %user.username);
+        let scope = self.scope_for_user(&user, scope, request.scope.is_some(), client, origin)?;
+        Record::new(Event::Login, user.username.as_str(), origin)
+            .client(client.client_id.as_str())
+            .emit();
         let roles = Some(user.roles.iter().cloned().collect());
         if !client.grants.contains(&GrantType::RefreshToken) {
             let grant = Grant {
@@ -152,7 +163,11 @@ impl Authority {
             roles: None,
             session: None,
         };
-        self.issue(&grant, None, now)
+        let issued = self.issue(&grant, None, now)?;
+        Record::new(Event::TokenIssued, client.client_id.as_str(), &request.client.origin)
+            .client(client.client_id.as_str())
+            .emit();
+        Ok(issued)
     }
 
     async fn refresh_grant(
@@ -175,9 +190,17 @@ impl Authority {
                 "the refresh token was issued to another client".into(),
             ));
         }
+        let origin = &request.client.origin;
         let granted = Scope::parse(&claims.scope).map_err(|_| AuthError::InvalidGrant("invalid refresh token".into()))?;
+        // What the client may still have: an admin may have narrowed it since the login.
+        let granted = granted.intersection(&client.scope);
         let scope = requested_scope(request.scope.as_deref(), &granted)?;
         let user = self.live_subject(&claims.sub, claims.iat, now).await?;
+        let scope = self.scope_for_user(&user, scope, request.scope.is_some(), client, origin)?;
+        let asked_audience = request.audience.is_some() || request.resource.is_some();
+        let audience = asked_audience
+            .then(|| self.audience_for(client, &request))
+            .transpose()?;
         let rotation = Rotation {
             family: TokenId::from_trusted(&claims.fam),
             presented: TokenId::from_trusted(&claims.jti),
@@ -187,25 +210,35 @@ impl Authority {
         };
         let family = match self.store.rotate_refresh(&rotation).await? {
             RotationOutcome::Rotated(family) => {
-                tracing::info!(target: "audit", event = "refresh", client_id = %client.client_id, sub = %family.subject);
+                Record::new(Event::Refresh, &family.subject, origin)
+                    .client(client.client_id.as_str())
+                    .emit();
                 family
             }
             RotationOutcome::Repeated(family) => {
-                tracing::info!(target: "audit", event = "refresh_repeated", client_id = %client.client_id, sub = %family.subject);
+                Record::new(Event::RefreshRepeated, &family.subject, origin)
+                    .client(client.client_id.as_str())
+                    .emit();
                 family
             }
             RotationOutcome::Reused(family) => {
-                tracing::warn!(target: "audit", event = "refresh_reuse_detected", client_id = %client.client_id, sub = %family.subject, fam = %family.id);
+                Record::new(Event::RefreshReuseDetected, &family.subject, origin)
+                    .client(client.client_id.as_str())
+                    .emit();
                 return Err(AuthError::InvalidGrant("the refresh token was already used; its session is revoked".into()));
             }
             RotationOutcome::Inactive => {
                 return Err(AuthError::InvalidGrant("the refresh token is no longer valid".into()));
             }
         };
+        let audience = match audience {
+            Some(asked) => asked,
+            None => self.still_allowed_audience(client, &family.audience)?,
+        };
         let grant = Grant {
             subject: &family.subject,
             client_id: &family.client_id,
-            audience: &family.audience,
+            audience: &audience,
             scope: &scope,
             roles: Some(user.roles.iter().cloned().collect()),
             session: Some(&family.id),
@@ -285,6 +318,17 @@ impl Authority {
             refresh_token,
             scope: grant.scope.clone(),
         })
+    }
+
+    /// A family's audience, if the client may still use it: an admin may have taken it away.
+    fn still_allowed_audience(&self, client: &ClientRecord, audience: &str) -> Result<String, AuthError> {
+        if audience == self.tokens.audience || client.audiences.contains(audience) {
+            Ok(audience.to_owned())
+        } else {
+            Err(AuthError::InvalidGrant(
+                "the client may no longer use the audience of this refresh token".into(),
+            ))
+        }
     }
 
     /// The audience asked for with `audience` or RFC 8707 `resource`, if the client may use

@@ -1,9 +1,12 @@
 //! The OAuth flows, independent of HTTP: client authentication, the grants, revocation,
 //! introspection and bearer-token checks.
 
+mod catalog;
 mod client_auth;
 mod error;
+mod feed;
 mod grants;
+mod roles;
 mod sessions;
 
 use std::sync::Arc;
@@ -16,7 +19,9 @@ use crate::tokens::TokenVerifier;
 
 pub use client_auth::ClientCredentials;
 pub use error::AuthError;
+pub use feed::{FEED_POLL_AFTER, FeedAnswer};
 pub use grants::{IssuedTokens, TokenRequest};
+pub use roles::{ADMIN_ROLE, is_admin};
 pub use sessions::{Introspection, TokenHint};
 
 /// Everything the flows need, shared by every request.
@@ -27,6 +32,7 @@ pub struct Authority {
     keys: Arc<KeyRing>,
     verifier: TokenVerifier,
     passwords: PasswordHasher,
+    catalog: catalog::GrantCatalog,
 }
 
 impl Authority {
@@ -43,6 +49,7 @@ impl Authority {
             store,
             keys,
             passwords,
+            catalog: catalog::GrantCatalog::default(),
         }
     }
 
@@ -60,5 +67,9 @@ impl Authority {
 
     pub fn passwords(&self) -> &PasswordHasher {
         &self.passwords
+    }
+
+    pub fn tokens(&self) -> &TokenSettings {
+        &self.tokens
     }
 }

@@ -1,8 +1,8 @@
 //! What happens to tokens after they are issued: bearer checks, revocation (RFC 7009),
 //! introspection (RFC 7662) and logout.
 
-use super::grants::truncate;
 use super::{AuthError, Authority};
+use crate::audit::{Event, Origin, Record};
 use crate::domain::{TokenId, UnixTime, Username};
 use crate::store::{ClientRecord, UserRecord};
 use crate::tokens::{AccessClaims, Claims, RefreshClaims};
@@ -124,7 +124,7 @@ impl Authority {
         self.not_revoked_by_subject(&claims.sub, claims.iat, now).await
     }
 
-    async fn live_user(&self, subject: &str) -> Result<Option<UserRecord>, AuthError> {
+    pub(super) async fn live_user(&self, subject: &str) -> Result<Option<UserRecord>, AuthError> {
         let Ok(name) = Username::parse(subject) else {
             return Ok(None);
         };
@@ -176,6 +176,7 @@ impl Authority {
         client: &ClientRecord,
         token: &str,
         hint: Option<TokenHint>,
+        origin: &Origin,
         now: UnixTime,
     ) -> Result<(), AuthError> {
         let Some(verified) = self.identify(token, hint) else {
@@ -191,12 +192,22 @@ impl Authority {
             ));
         }
         match verified {
-            Verified::Access(c) => self.revoke_access(&c).await,
+            Verified::Access(c) => {
+                self.revoke_access(&c).await?;
+                Record::new(Event::Revoke, client.client_id.as_str(), origin)
+                    .client(client.client_id.as_str())
+                    .subject(&c.sub)
+                    .emit();
+                Ok(())
+            }
             Verified::Refresh(c) => {
                 self.store
                     .revoke_family(&TokenId::from_trusted(&c.fam), now)
                     .await?;
-                tracing::info!(target: "audit", event = "revoke", kind = "refresh", client_id = %client.client_id, sub = %c.sub);
+                Record::new(Event::Revoke, client.client_id.as_str(), origin)
+                    .client(client.client_id.as_str())
+                    .subject(&c.sub)
+                    .emit();
                 Ok(())
             }
         }
@@ -206,7 +217,6 @@ impl Authority {
         self.store
             .revoke_token(&TokenId::from_trusted(&claims.jti), claims.exp)
             .await?;
-        tracing::info!(target: "audit", event = "revoke", kind = "access", client_id = %claims.client_id, sub = %claims.sub);
         Ok(())
     }
 
@@ -216,6 +226,7 @@ impl Authority {
         &self,
         claims: &AccessClaims,
         refresh_token: Option<&str>,
+        origin: &Origin,
         now: UnixTime,
     ) -> Result<(), AuthError> {
         let mut families = Vec::new();
@@ -239,7 +250,9 @@ impl Authority {
                 .revoke_family(&TokenId::from_trusted(&family), now)
                 .await?;
         }
-        tracing::info!(target: "audit", event = "logout", client_id = %claims.client_id, sub = %truncate(&claims.sub));
+        Record::new(Event::Logout, &claims.sub, origin)
+            .client(&claims.client_id)
+            .emit();
         Ok(())
     }
 

@@ -38,10 +38,10 @@ pub const DB_FILE: &str = "latchkey.db";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The embedded backend: one SQLite connection shared behind a mutex (SQLite serialises writers
-/// anyway), used only from blocking threads.
+/// anyway), used only from blocking threads; `None` once closed.
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
-    conn: Arc<Mutex<Connection>>,
+    conn: Arc<Mutex<Option<Connection>>>,
 }
 
 impl EmbeddedStore {
@@ -67,7 +67,7 @@ impl EmbeddedStore {
         conn.pragma_update(None, "synchronous", "FULL").db()?;
         schema::migrate(&mut conn)?;
         Ok(EmbeddedStore {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Arc::new(Mutex::new(Some(conn))),
         })
     }
 
@@ -76,7 +76,7 @@ impl EmbeddedStore {
         let mut conn = Connection::open_in_memory().db()?;
         schema::migrate(&mut conn)?;
         Ok(EmbeddedStore {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Arc::new(Mutex::new(Some(conn))),
         })
     }
 
@@ -87,14 +87,21 @@ impl EmbeddedStore {
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().map_err(|_| {
                 StoreError::Internal("the database connection's lock is poisoned".to_owned())
             })?;
-            work(&mut guard)
+            let conn = guard
+                .as_mut()
+                .ok_or_else(|| StoreError::Unavailable("the store is closed".to_owned()))?;
+            work(conn)
         })
         .await
-        .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
+        .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))
+        .and_then(|result| result);
+        crate::metrics::store_operation("embedded", started, &result);
+        result
     }
 
     /// Runs `work` in one `BEGIN IMMEDIATE` transaction on the blocking pool; commits if it
@@ -352,6 +359,21 @@ impl Store for EmbeddedStore {
         let after = parse_cursor(cursor)?;
         let asked = cursor.unwrap_or("0").to_owned();
         self.run(move |conn| {
+            // A cursor past the highest sequence number ever handed out (a store that was
+            // replaced or wiped) would make its follower skip the new events silently.
+            if after > 0 {
+                let highest: i64 = conn
+                    .query_row(
+                        "SELECT COALESCE((SELECT seq FROM sqlite_sequence \
+                         WHERE name = 'revocation_feed'), 0)",
+                        [],
+                        |row| row.get(0),
+                    )
+                    .db()?;
+                if after > highest {
+                    return Err(StoreError::InvalidCursor);
+                }
+            }
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT seq, data FROM revocation_feed WHERE seq > ?1 AND expires_at >= ?2 \
@@ -444,5 +466,25 @@ impl Store for EmbeddedStore {
             Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
         })
         .await
+    }
+
+    async fn close(&self) -> StoreResult<()> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| {
+                StoreError::Internal("the database connection's lock is poisoned".to_owned())
+            })?;
+            let Some(open) = guard.take() else {
+                return Ok(());
+            };
+            // Closing the last connection checkpoints the write-ahead log into the database
+            // file, so a copy of the file alone is then a complete backup.
+            open.close().map_err(|(open, error)| {
+                *guard = Some(open);
+                StoreError::Internal(format!("closing the database failed: {error}"))
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))?
     }
 }

@@ -230,6 +230,13 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_expired(&self, _now: UnixTime) -> StoreResult<u64> {
         Ok(0)
     }
+
+    /// Releases what the store holds (the embedded store closes its database, which folds the
+    /// write-ahead log back into the file); called once at shutdown. Later calls on this handle
+    /// answer `Unavailable`. Backends with nothing to release keep the default.
+    async fn close(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 pub type SharedStore = Arc<dyn Store>;

@@ -586,3 +586,21 @@ pub async fn purging_keeps_live_entries_and_hides_expired_ones(
     );
     Ok(())
 }
+
+pub async fn a_feed_cursor_never_handed_out_is_invalid(store: &dyn Store) -> StoreResult<()> {
+    store.revoke_token(&tid("at1"), now() + HOUR).await?;
+    let issued = store.revocations_after(None, 10, now()).await?.next_cursor;
+    // A cursor from the future of this feed, in the backend's own format: what a follower
+    // holds after the store behind the issuer was replaced.
+    let future = match issued.split_once('-') {
+        Some((ms, _)) => format!("{}-0", ms.parse::<u64>().expect("ms") + 3_600_000),
+        None => (issued.parse::<u64>().expect("decimal") + 1000).to_string(),
+    };
+    let result = store.revocations_after(Some(&future), 10, now()).await;
+    assert!(
+        matches!(result, Err(StoreError::InvalidCursor)),
+        "{future:?} gave {result:?}"
+    );
+    assert!(store.revocations_after(Some(&issued), 10, now()).await?.events.is_empty());
+    Ok(())
+}

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use latchkey::accounts::{self, ClientSpec};
+use latchkey::accounts::{self, Change, ClientSpec};
+use latchkey::audit::Actor;
 use latchkey::configuration::{PasswordSettings, Settings, StoreBackend};
 use latchkey::credentials::PasswordHasher;
 use latchkey::domain::{GrantType, Secret, now};
@@ -13,6 +14,9 @@ use latchkey::keys::KeySet;
 use latchkey::startup::Application;
 use latchkey::store::{self, SharedStore};
 use serde_json::Value;
+
+/// Who the changes tests make through `accounts` are audited as.
+static TEST_OPERATOR: Actor = Actor::Operator("test");
 
 /// argon2 parameters for tests that are not about hashing: the real ones cost ~50 ms a login.
 pub fn cheap_passwords() -> PasswordSettings {
@@ -115,19 +119,21 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// A change made by the test itself, as an operator would at the command line.
+    pub fn change(&self) -> Change<'_> {
+        Change {
+            store: self.store.as_ref(),
+            by: &TEST_OPERATOR,
+            now: now(),
+        }
+    }
+
     pub async fn add_user(&self, name: &str, password: &str, roles: &[&str]) {
         let hasher = PasswordHasher::new(&self.settings.passwords).expect("hasher");
         let roles: BTreeSet<String> = roles.iter().map(|r| r.to_string()).collect();
-        accounts::add_user(
-            self.store.as_ref(),
-            &hasher,
-            name,
-            Secret::new(password),
-            roles,
-            now(),
-        )
-        .await
-        .expect("user added");
+        accounts::add_user(&self.change(), &hasher, name, Secret::new(password), roles)
+            .await
+            .expect("user added");
     }
 
     /// Registers a client; returns its secret for a confidential one.
@@ -145,7 +151,7 @@ impl TestApp {
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             audiences: audiences.iter().map(|a| a.to_string()).collect(),
         };
-        let registered = accounts::add_client(self.store.as_ref(), id, spec, now())
+        let registered = accounts::add_client(&self.change(), id, spec)
             .await
             .expect("client added");
         registered.secret.map(|s| s.expose().to_owned())

@@ -270,6 +270,12 @@ pub struct Service {
 }
 
 impl Service {
+    /// Starts another program (an example, say) that logs the same JSON `listening` line with
+    /// its `address`, and waits for that line.
+    pub fn start_program(command: Command) -> Service {
+        Service::start(command)
+    }
+
     fn start(mut command: Command) -> Service {
         command
             .stdin(Stdio::null())

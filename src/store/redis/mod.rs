@@ -163,6 +163,13 @@ impl RedisStore {
 
     /// Runs one store operation under the deadline and maps its errors.
     async fn run<T>(&self, op: impl Future<Output = Op<T>>) -> StoreResult<T> {
+        let started = std::time::Instant::now();
+        let result = self.deadlined(op).await;
+        crate::metrics::store_operation("redis", started, &result);
+        result
+    }
+
+    async fn deadlined<T>(&self, op: impl Future<Output = Op<T>>) -> StoreResult<T> {
         match tokio::time::timeout(self.deadline, op).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(OpError::Redis(error))) => {

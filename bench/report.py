@@ -1,0 +1,522 @@
+#!/usr/bin/env python3
+"""Writes bench/REPORT.md from bench/out/results.json (made by bench/bench.py).
+
+Usage: python3 bench/report.py [RESULTS_JSON] [REPORT_MD]
+"""
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "bench" / "out" / "results.json"
+REPORT = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "bench" / "REPORT.md"
+
+SCENARIOS = ["client_credentials", "password", "refresh", "jwks", "introspection", "userinfo"]
+PEERS = [("flask-pem", "Flask, PEM keys"), ("flask-parsed", "Flask, parsed keys")]
+
+
+def num(x, digits=0):
+    if x is None:
+        return "–"
+    if isinstance(x, str):
+        return x
+    return f"{x:,.{digits}f}"
+
+
+def ratio(a, b, digits=2):
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.{digits}f}×"
+
+
+def ok(flag):
+    return "–" if flag is None else ("**pass**" if flag else "**FAIL**")
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+class Data:
+    def __init__(self, results):
+        self.r = results
+        self.phases = results.get("phases", {})
+        limits = self.phases.get("limits", {})
+        self.limits = limits if "rs256_sign" in limits else {}
+        self.nproc = results["machine"]["nproc"]
+
+    def phase(self, name):
+        p = self.phases.get(name)
+        return p if isinstance(p, dict) and "error" not in p else None
+
+    def scenario(self, phase, name):
+        p = self.phase(phase)
+        return (p or {}).get("scenarios", {}).get(name)
+
+    @property
+    def sign_cpu_us(self):
+        return self.limits.get("rs256_sign", {}).get("cpu_us_per_op")
+
+    def sign_limit(self, signatures):
+        s = self.limits.get("rs256_sign")
+        return s and self.nproc * s["per_cpu_s"] / signatures
+
+    @property
+    def verify_limit(self):
+        s = self.limits.get("rs256_verify_jsonwebtoken")
+        return s and self.nproc * s["per_cpu_s"]
+
+    @property
+    def argon_limit(self):
+        s = self.limits.get("argon2id_all_cores")
+        return s and s["per_s"]
+
+    @property
+    def hello(self):
+        h = self.phase("hello")
+        return h and h["load"]
+
+    def limit_for(self, scenario):
+        """(limit rate, what it is) for a Latchkey scenario."""
+        hello = self.hello and self.hello["rps"]
+        if scenario == "client_credentials":
+            return self.sign_limit(1), "RS256 signing on every core"
+        if scenario == "refresh":
+            return self.sign_limit(2), "two RS256 signatures on every core"
+        if scenario == "password":
+            return self.argon_limit, "argon2id on every core"
+        if scenario == "jwks":
+            return hello, "poem hello-world"
+        if scenario in ("introspection", "userinfo"):
+            candidates = [x for x in (hello, self.verify_limit) if x]
+            return (min(candidates) if candidates else None), "min(hello-world, RS256 verify on every core)"
+        return None, ""
+
+    def best_peer(self, scenario):
+        best = None
+        for name in self.peer_phases():
+            s = self.scenario(name, scenario)
+            if s and s["ok"] and (best is None or s["rps"] > best[1]["rps"]):
+                best = (name, s)
+        return best
+
+    def peer_phases(self):
+        return [n for n in self.phases if n.startswith(("flask-", "oidc-provider-")) and self.phase(n)]
+
+    def oidc_best(self):
+        best = None
+        for name in self.phases:
+            if name.startswith("oidc-provider-"):
+                s = self.scenario(name, "client_credentials")
+                if s and s["ok"] and (best is None or s["rps"] > best[1]["rps"]):
+                    best = (name, s)
+        return best
+
+
+def mib(kib):
+    return None if kib is None else kib / 1024
+
+
+def scenario_row(d, label, s, scenario, sign_cpu):
+    cpu = s.get("server", {}) or {}
+    limit, _ = d.limit_for(scenario)
+    return [label, num(s["rps"]), num(s["latency_ms"]["p50"], 2), num(s["latency_ms"]["p99"], 2),
+            num(cpu.get("cpu_us_per_ok")), ratio(cpu.get("cpu_us_per_ok"), sign_cpu),
+            num(mib(cpu.get("peak_rss_kib")), 1), ratio(s["rps"], limit),
+            f"{s['non_2xx']}/{s['errors'] + s['timeouts']}" + (" (pool ran out)" if s.get("vars_exhausted") else "")]
+
+
+def budgets(d):
+    rows = []
+    sign = d.sign_cpu_us
+    oidc = d.oidc_best()
+    hello = d.hello
+    for store in ("embedded", "redis"):
+        phase = f"latchkey-{store}"
+        if not d.phase(phase):
+            continue
+        cc = d.scenario(phase, "client_credentials")
+        if cc and sign:
+            cpu = cc["server"]["cpu_us_per_ok"]
+            rows.append([f"client_credentials CPU per token ({store})", "≤ 1.15 × one raw signature",
+                         f"{cpu / sign:.2f}× ({cpu:.0f} µs vs {sign:.0f} µs)", ok(cpu / sign <= 1.15)])
+        if cc and oidc:
+            rows.append([f"client_credentials rate vs oidc-provider ({store})", "≥ 1.5×",
+                         f"{cc['rps'] / oidc[1]['rps']:.2f}× ({cc['rps']:.0f} vs {oidc[1]['rps']:.0f}/s, {oidc[0]})",
+                         ok(cc["rps"] / oidc[1]["rps"] >= 1.5)])
+        rf = d.scenario(phase, "refresh")
+        if rf and sign and rf["ok"]:
+            cpu = rf["server"]["cpu_us_per_ok"]
+            rows.append([f"refresh CPU ({store})", "≤ 2.3 × one raw signature",
+                         f"{cpu / sign:.2f}× ({cpu:.0f} µs)", ok(cpu / sign <= 2.3)])
+        pw = d.scenario(phase, "password")
+        if pw and d.argon_limit:
+            rows.append([f"password grant rate ({store})", "≥ 90% of raw argon2id (all cores)",
+                         f"{100 * pw['rps'] / d.argon_limit:.0f}% ({pw['rps']:.1f} vs {d.argon_limit:.1f}/s)",
+                         ok(pw["rps"] / d.argon_limit >= 0.9)])
+        jw = d.scenario(phase, "jwks")
+        if jw and hello:
+            rows.append([f"JWKS rate ({store})", "≥ 90% of poem hello-world",
+                         f"{100 * jw['rps'] / hello['rps']:.0f}% ({jw['rps']:.0f} vs {hello['rps']:.0f}/s)",
+                         ok(jw["rps"] / hello["rps"] >= 0.9)])
+        fl = d.scenario(phase, "jwks_during_password_flood")
+        if fl:
+            p99 = fl["latency_ms"]["p99"]
+            rows.append([f"JWKS p99 during a password flood ({store})", "< 10 ms",
+                         f"{p99:.2f} ms", ok(p99 < 10)])
+        rss = (d.phase(phase) or {}).get("rss_256")
+        if rss and rss.get("server"):
+            peak = mib(rss["server"]["peak_rss_kib"])
+            rows.append([f"RSS at {rss['concurrency']} connections ({store})", "< 64 MiB",
+                         f"{peak:.1f} MiB", ok(peak < 64)])
+        for scenario in SCENARIOS:
+            s = d.scenario(phase, scenario)
+            if not s or not s["ok"]:
+                continue
+            for peer in d.peer_phases():
+                p = d.scenario(peer, scenario)
+                if p and p["ok"]:
+                    rows.append([f"{scenario} rate vs {peer} ({store})", "ahead (> 1×)",
+                                 f"{s['rps'] / p['rps']:.2f}×", ok(s["rps"] > p["rps"])])
+    return rows
+
+
+FIXES = {
+    "SQLite": "client_credentials and introspection read the client (`get_client`), refresh reads the "
+              "user and the subject's not-before (`get_user`, `subject_not_before`) and rotates in a "
+              "`BEGIN IMMEDIATE` transaction, each a separate SQLite call that parses its record from "
+              "JSON. Cache client records in memory (they change only through the admin API and the "
+              "CLI: invalidate on `PRAGMA data_version` or a short TTL), and fold refresh's two reads "
+              "into the rotation transaction (one call instead of three).",
+    "store glue (spawn_blocking hand-off, store wrappers)":
+              "Every embedded-store call is a `spawn_blocking` round trip (a hand-off to a blocking "
+              "thread and back: futex wake-ups and two context switches) plus a metrics observation. "
+              "With clients cached, client_credentials needs no store call at all; refresh can do its "
+              "reads and its rotation in one blocking call.",
+    "Redis client": "One network round trip per store call (client_credentials: `GET` client; "
+                    "refresh: `GET` user, `HMGET` subject, `EVALSHA` rotate). Cache clients in memory; "
+                    "pipeline refresh's two reads, or fold them into the rotation script.",
+    "logging and audit (tracing)": "Each request writes an access line and each grant an audit line, "
+                    "formatted as JSON and written synchronously from the worker thread to stdout (a "
+                    "`LineWriter`: one `write` syscall per line). Use `tracing-appender`'s non-blocking "
+                    "writer so the syscall leaves the request path, and keep the audit line but make "
+                    "the per-request access line opt-in.",
+    "serde (JSON, forms)": "Header and claims are serialized with serde_json for every token; the "
+                    "header is constant per key and token kind, so its base64 can be computed once at "
+                    "key load; store records are parsed from JSON on every read.",
+    "HTTP and routing (hyper, poem, poem-openapi)": "Compare with the bare hello-world's whole "
+                    "request (table above): the difference is poem-openapi's extractors and the two "
+                    "`around` middlewares. `harden` reads every POST body into memory and re-wraps it "
+                    "before poem-openapi parses it again; checking `Content-Length` and limiting the "
+                    "stream would avoid the extra pass.",
+    "metrics (prometheus)": "`with_label_values` hashes its labels on every HTTP request and store "
+                    "call; resolve the label sets once (as `tokens_issued` already does).",
+    "token verification (jsonwebtoken)": "Refresh verifies the presented token: one RS256 "
+                    "verification (see the limits), expected.",
+    "memory allocation": "Claims clone the issuer, audience and client id into new `String`s per "
+                    "token; borrowing them (`&str` in the claims) removes most of these allocations.",
+    "random (jti)": "`random_token` creates a `SystemRandom` per jti; expected to be small.",
+}
+
+
+def decomposition(d):
+    """The measured CPU of a grant, split with figures of the same run (no profiler)."""
+    sign = d.sign_cpu_us
+    hello = d.hello
+    rows = []
+    for store in ("embedded", "redis"):
+        jwks = d.scenario(f"latchkey-{store}", "jwks")
+        for scenario, signatures, budget in (("client_credentials", 1, 1.15), ("refresh", 2, 2.3)):
+            s = d.scenario(f"latchkey-{store}", scenario)
+            if not (s and s["ok"] and sign):
+                continue
+            cpu = s["server"]["cpu_us_per_ok"]
+            floor = jwks["server"]["cpu_us_per_ok"] if jwks else None
+            rest = cpu - signatures * sign - (floor or 0)
+            rows.append([f"{scenario} ({store})", num(cpu), f"{num(signatures * sign)} ({signatures}×)",
+                         num(hello["server"]["cpu_us_per_ok"]) if hello else "–", num(floor),
+                         num(rest), num((budget - signatures) * sign),
+                         num(cpu - budget * sign)])
+    if not rows:
+        return ""
+    return ("Split of a grant's server CPU with figures of this run, no profiler involved: the "
+            "signatures (raw cost from the limits), Latchkey's cost of serving any request (its JWKS "
+            "request: routing, middleware, access log, metrics; a bare poem request for scale), and "
+            "the rest (client authentication, store, claims, JSON, audit).\n\n" +
+            table(["grant", "CPU µs/request", "signatures", "bare poem request", "Latchkey request floor (JWKS)",
+                   "the rest", "budget's allowance beyond the signatures", "over budget by"], rows) + "\n")
+
+
+def fixes_section(d):
+    lines = []
+    for store in ("embedded", "redis"):
+        prof = (d.phase(f"latchkey-{store}") or {}).get("profile") or {}
+        for scenario, p in prof.items():
+            cats = (p.get("breakdown") or {}).get("categories")
+            main = d.scenario(f"latchkey-{store}", scenario)
+            if not cats or not main:
+                continue
+            cpu = main["server"]["cpu_us_per_ok"]
+            for cat, share in cats.items():
+                if cat in FIXES and share >= 0.005:
+                    lines.append((share * cpu, f"- **{cat}: {100 * share:.1f}% of {scenario} CPU on the "
+                                               f"{store} store (≈ {share * cpu:.0f} µs per request).** {FIXES[cat]}"))
+    if not lines:
+        return "_No profile in this run._"
+    lines.sort(key=lambda x: -x[0])
+    return "\n".join(text for _, text in lines)
+
+
+def breakdown_section(d):
+    out = []
+    for store in ("embedded", "redis"):
+        prof = (d.phase(f"latchkey-{store}") or {}).get("profile")
+        if not prof:
+            continue
+        for scenario, p in prof.items():
+            b = p.get("breakdown", {})
+            if "categories" not in b:
+                continue
+            main = d.scenario(f"latchkey-{store}", scenario)
+            cpu = main and main["server"]["cpu_us_per_ok"]
+            out.append(f"#### {scenario}, {store} store ({b['samples']:,} samples; "
+                       f"{num(cpu)} µs of server CPU per request in the unprofiled run)\n")
+            rows = [[cat, f"{100 * share:.1f}%", num(cpu * share if cpu else None)]
+                    for cat, share in b["categories"].items()]
+            out.append(table(["category", "share of server CPU", "µs per request"], rows))
+            out.append("\n<details><summary>top leaf functions</summary>\n")
+            out.append(table(["function (leaf)", "share"],
+                             [[f"`{sym.replace('|', '/')}`", f"{100 * share:.1f}%"] for sym, share in b["top_self"][:15]]))
+            out.append("\n</details>\n")
+    return "\n".join(out) if out else "_No profile in this run (perf missing, or BENCH_PROFILE=0)._"
+
+
+def main():
+    results = json.loads(RESULTS.read_text())
+    d = Data(results)
+    m, v, st = results["machine"], results["versions"], results["settings"]
+    sign = d.sign_cpu_us
+    md = []
+    w = md.append
+    w("# Latchkey benchmark report\n")
+    w(f"Generated by `bench/run` ({results['started']}, {results.get('elapsed_s', 0) / 60:.1f} min). "
+      f"Every figure below comes from this one run on this one machine; compare them as ratios. "
+      f"Each scenario: {st['warmup_s']:g} s warm-up, then {st['duration_s']:g} s measured, "
+      f"{st['concurrency']} connections, one load-generator thread (`latchkey-bench`'s `load`), "
+      f"loopback only. Regenerate with `bench/run` (longer: `BENCH_DURATION=20 bench/run`).\n")
+    busy = [s.get("machine_busy_cores") for s in iter_summaries(results)]
+    busy = [b for b in busy if b is not None]
+    w(f"> **Noise.** Load average {' '.join(m['loadavg_start'])} at the start and "
+      f"{' '.join(m.get('loadavg_end', ['?']))} at the end, on {m['nproc']} cores shared with other "
+      f"engineers' builds and tests, and with the load generator itself. Rates are therefore low and "
+      f"noisy; CPU per request (read from the server's own `utime + stime`) is much less affected, "
+      f"which is why the budgets are stated as CPU ratios.\n")
+
+    w("## Machine and versions\n")
+    w(table(["", ""], [
+        ["cores (nproc)", m["nproc"]], ["CPU", m["cpu_model"]], ["memory", f"{m['mem_total_gib']} GiB"],
+        ["kernel", v.get("kernel")], ["rustc", v.get("rustc")], ["latchkey", v.get("latchkey")],
+        ["git commit", f"`{v.get('git_commit')}`" + (" + uncommitted changes in src/" if v.get("git_dirty") else "")],
+        ["redis", v.get("redis")], ["python (peer venv)", v.get("python_venv")],
+        ["peer packages", v.get("peer_packages")], ["node", v.get("node")],
+        ["oidc-provider", v.get("oidc_provider")], ["wrk", v.get("wrk")], ["perf", v.get("perf")],
+    ]))
+    w("")
+
+    w("## Budgets (design §7)\n")
+    rows = budgets(d)
+    w(table(["budget", "target", "measured", "result"], rows) if rows else "_No Latchkey figures._")
+    w("\nThe latchkey-verify budget (verification ≥ 90% of raw RS256 verify) is not part of this run; "
+      "the limits below give the raw verify rate it is measured against.\n")
+
+    w("## The limits\n")
+    if d.limits:
+        names = [("rs256_sign", "RS256 sign, aws-lc-rs, key pair parsed once (1 core)"),
+                 ("rs256_verify", "RS256 verify, aws-lc-rs (1 core)"),
+                 ("rs256_verify_jsonwebtoken", "RS256 verify through jsonwebtoken (1 core)"),
+                 ("rs256_sign_jsonwebtoken_stock", "RS256 sign, jsonwebtoken's stock provider (1 core)"),
+                 ("argon2id_one_core", "argon2id m=19456 t=2 p=1 verify (1 core)"),
+                 ("argon2id_all_cores", f"argon2id verify ({d.nproc} threads)")]
+        w(table(["figure", "ops/s (wall clock)", "CPU µs per op", "ops per CPU-second"],
+                [[label, num(d.limits[k]["per_s"], 1), num(d.limits[k]["cpu_us_per_op"], 1),
+                  num(d.limits[k]["per_cpu_s"], 1)] for k, label in names if k in d.limits]))
+        w(f"\nOne raw signature costs **{sign:.0f} µs** of CPU here (design §5 says about 215 µs on its "
+          f"machine). The ratio column *CPU ÷ sign* below divides each request's server CPU by this.\n")
+    hello = d.phase("hello")
+    if hello:
+        h = hello["load"]
+        w(table(["bare poem hello-world", "req/s", "p50 ms", "p99 ms", "server CPU µs/req"],
+                [["`latchkey-bench` load", num(h["rps"]), num(h["latency_ms"]["p50"], 2),
+                  num(h["latency_ms"]["p99"], 2), num(h["server"]["cpu_us_per_ok"])]] +
+                ([["wrk -t1 (cross-check of the generator)", num(hello["wrk"]["rps"]),
+                   num(hello["wrk"]["p50_ms"], 2), num(hello["wrk"]["p99_ms"], 2), "–"]]
+                 if hello.get("wrk") and hello["wrk"].get("rps") else []) +
+                [[f"`load`, {k.removeprefix('load_c')} connections", num(v["rps"]), num(v["latency_ms"]["p50"], 2),
+                  num(v["latency_ms"]["p99"], 2), num(v["server"]["cpu_us_per_ok"])]
+                 for k, v in hello.items() if k.startswith("load_c")]))
+        w("")
+
+    header = ["scenario", "req/s", "p50 ms", "p99 ms", "server CPU µs/req", "CPU ÷ sign",
+              "peak RSS MiB", "rate ÷ limit", "non-2xx/errors"]
+    for store in ("embedded", "redis"):
+        phase = f"latchkey-{store}"
+        if not d.phase(phase):
+            if phase in d.phases:
+                w(f"## Latchkey, {store} store\n\n_Failed: {d.phases[phase].get('error')}_\n")
+            continue
+        w(f"## Latchkey, {store} store\n")
+        rows = [scenario_row(d, sc, d.scenario(phase, sc), sc, sign)
+                for sc in SCENARIOS if d.scenario(phase, sc)]
+        w(table(header, rows))
+        w("\nLimits: " + "; ".join(f"{sc}: {num(d.limit_for(sc)[0])}/s ({d.limit_for(sc)[1]})"
+                                   for sc in SCENARIOS) + ".\n")
+        fl = d.scenario(phase, "jwks_during_password_flood")
+        if fl:
+            flood = fl.get("flood", {})
+            w(f"JWKS during a password-grant flood ({flood.get('concurrency', '?')} connections of password "
+              f"grants at {num(flood.get('rps'), 1)}/s, p99 {num(flood.get('latency_ms', {}).get('p99'), 0)} ms; "
+              f"JWKS on {fl['concurrency']} connections): **{num(fl['rps'])} req/s, p50 "
+              f"{num(fl['latency_ms']['p50'], 2)} ms, p99 {num(fl['latency_ms']['p99'], 2)} ms**.\n")
+        rss = d.phase(phase).get("rss_256")
+        if rss:
+            w(f"Memory: a fresh process under {rss['concurrency']} connections of client_credentials "
+              f"({num(rss['rps'])} req/s, p99 {num(rss['latency_ms']['p99'], 1)} ms) peaked at "
+              f"**{num(mib(rss['server']['peak_rss_kib']), 1)} MiB** resident (VmHWM "
+              f"{num(mib(rss['server']['hwm_kib']), 1)} MiB).\n")
+        if store == "redis":
+            rows = []
+            for sc in SCENARIOS:
+                s = d.scenario(phase, sc)
+                if s and s.get("redis"):
+                    r = s["redis"]
+                    cmds = ", ".join(f"{c} {x['per_request']:.2f}" for c, x in
+                                     sorted(r["commands"].items(), key=lambda kv: -kv[1]["per_request"])
+                                     if x["per_request"] >= 0.01)
+                    rows.append([sc, f"{r['calls_per_request']:.2f}", cmds or "none",
+                                 num(r["redis_cpu_us_per_request"], 1)])
+            w("Redis commands per request (`INFO commandstats` deltas around each scenario; commands "
+              "that scripts run count too, so `evalsha` plus the calls inside it):\n")
+            w(table(["scenario", "commands/request", "by command", "Redis CPU µs/request"], rows))
+            w("")
+
+    w("## Peers, same machine, same generator\n")
+    rows = []
+    for name in d.peer_phases():
+        for sc, s in d.phase(name)["scenarios"].items():
+            cpu = s.get("server") or {}
+            rows.append([name, sc, num(s["rps"]), num(s["latency_ms"]["p50"], 2), num(s["latency_ms"]["p99"], 2),
+                         num(cpu.get("cpu_us_per_ok")), ratio(cpu.get("cpu_us_per_ok"), sign),
+                         num(mib(cpu.get("peak_rss_kib")), 1),
+                         f"{s['non_2xx']}/{s['errors'] + s['timeouts']}" + (" (pool ran out)" if s.get("vars_exhausted") else "")])
+    failed = [n for n in d.phases if n.startswith(("flask-", "oidc-")) and not d.phase(n)]
+    w(table(["peer", "scenario", "req/s", "p50 ms", "p99 ms", "server CPU µs/req", "CPU ÷ sign",
+             "peak RSS MiB (all processes)", "non-2xx/errors"], rows) if rows else "_No peer figures._")
+    if failed:
+        w("\nFailed peers: " + "; ".join(f"{n}: {d.phases[n].get('error')}" for n in failed))
+    w("\nFlask runs under gunicorn with one sync worker per core (sync workers close the connection "
+      "after every answer, so each request pays a TCP connect, as in its tutorials' deployment); its "
+      "users and clients live in memory (cheaper than the tutorials' SQLAlchemy). oidc-provider runs as "
+      "one process (`1w`, as its examples) and as a node cluster with one worker per core; it has no "
+      "password grant and its refresh needs the authorization-code flow, so only client_credentials "
+      "and JWKS compare.\n")
+
+    w("### Latchkey ÷ peer, rate\n")
+    rows = []
+    for sc in SCENARIOS:
+        for store in ("embedded", "redis"):
+            s = d.scenario(f"latchkey-{store}", sc)
+            if not s or not s["ok"]:
+                continue
+            cells = [f"{sc} ({store})", num(s["rps"])]
+            for peer in d.peer_phases():
+                p = d.scenario(peer, sc)
+                cells.append(ratio(s["rps"], p["rps"]) if p and p["ok"] else "–")
+            rows.append(cells)
+    w(table(["Latchkey scenario", "req/s"] + d.peer_phases(), rows) if rows else "_None._")
+    w("")
+
+    w("## Scaling: replicas sharing one Redis\n")
+    scaling = d.phase("scaling")
+    if scaling:
+        rows = []
+        for count in ("1", "2", "3"):
+            s = scaling.get(count) or scaling.get(int(count))
+            if not s:
+                continue
+            cc, rf = s["client_credentials"], s["refresh"]
+            rows.append([count, num(cc["rps"]), num(cc["server"]["cpu_us_per_ok"]),
+                         num(cc["latency_ms"]["p99"], 1), num(rf["rps"]), num(rf["server"]["cpu_us_per_ok"]),
+                         f"{rf['redis']['calls_per_request']:.2f}", num(rf["redis"]["redis_cpu_us_per_request"], 1),
+                         num(cc["server"].get("cpu_cores_busy"), 2), num(cc.get("machine_busy_cores"), 2)])
+        w(table(["replicas", "client_credentials req/s", "CPU µs/token (all replicas)", "p99 ms",
+                 "refresh req/s", "CPU µs/refresh", "Redis cmds/refresh", "Redis CPU µs/refresh",
+                 "replicas' cores busy (cc)", "machine cores busy (cc)"], rows))
+        w(f"\nOn this {d.nproc}-core machine the replicas, the load generator, Redis and other "
+          "engineers' work share the same cores, and one replica's runtime already has a worker thread "
+          "per core, so extra replicas cannot add cores here. When the rate does rise with replicas on "
+          "this machine, look at the *replicas' cores busy* column: more runnable threads win a larger "
+          "share of cores that other tenants' work also wants (the machine column stays near its "
+          "maximum), while the CPU per token stays flat. That is a scheduler effect, not scaling. What "
+          "does carry over to a fleet "
+          "is the cost per grant: a replica's CPU per token and Redis's CPU per grant. Sizing: "
+          "replicas ≈ target grants/s × CPU µs per grant ÷ 1,000,000 ÷ usable cores per replica; one "
+          "Redis core carries about 1,000,000 ÷ (Redis CPU µs per grant) grants/s.\n")
+    else:
+        w("_Not measured in this run._\n")
+
+    w("## Where the time goes\n")
+    w("Server CPU sampled with `perf record -e cpu-clock` (this VM has no hardware counters, so "
+      "`perf stat -e instructions` is unsupported; the software clock still samples) with DWARF call "
+      "graphs, in separate profiled runs. Each sample goes to the innermost frame that names a "
+      "known cost (see `SPECIFIC` in `bench/bench.py`); µs per request apply the share to the "
+      "unprofiled run's CPU per request.\n")
+    w(decomposition(d))
+    w(breakdown_section(d))
+    w("")
+    w("### What to fix, largest measured cost first\n")
+    w("RSA signing itself is the floor (the budgets allow 15% above one signature for "
+      "client_credentials and 15% above two for refresh); everything below is overhead on top of it. "
+      "Not changed here: src/ is being edited by others; each item names the code and its measured "
+      "share.\n")
+    w(fixes_section(d))
+    fl = [(store, (d.phase(f"latchkey-{store}") or {}).get("flood_hashing_on_fewer_cores"),
+           d.scenario(f"latchkey-{store}", "jwks_during_password_flood")) for store in ("embedded", "redis")]
+    for store, fewer, base in fl:
+        if fewer and base:
+            w(f"- **JWKS p99 during a password flood ({store}): {base['latency_ms']['p99']:.1f} ms with "
+              f"argon2 on every core, {fewer['latency_ms']['p99']:.1f} ms with "
+              f"`LATCHKEY_PASSWORDS__MAX_CONCURRENT={fewer.get('max_concurrent')}`** (password grants "
+              f"{num(base['flood']['rps'], 1)}/s vs {num(fewer['flood']['rps'], 1)}/s). The hashes run on "
+              f"tokio's blocking threads at the same priority as the async workers, so with every core "
+              f"hashing, JWKS requests wait for the OS scheduler. Either default the hashing concurrency to "
+              f"one core fewer than the machine has, or run argon2 on its own threads at a lower priority "
+              f"(nice), so the async workers always preempt it.")
+    w("")
+    w("## Commands\n")
+    w("```sh\nbench/run                       # everything: installs, builds, measures, writes this file\n"
+      "BENCH_DURATION=20 bench/run     # longer scenarios\n"
+      "BENCH_ONLY=limits,latchkey-embedded bench/run   # some phases only\n```\n")
+    w("<details><summary>Every command this run executed</summary>\n\n```sh")
+    for c in results.get("commands", []):
+        w(c.replace(str(ROOT) + "/", ""))
+    w("```\n</details>\n")
+    REPORT.write_text("\n".join(md) + "\n")
+    print(f"wrote {REPORT}")
+
+
+def iter_summaries(results):
+    def walk(x):
+        if isinstance(x, dict):
+            if "rps" in x and "latency_ms" in x:
+                yield x
+            else:
+                for v in x.values():
+                    yield from walk(v)
+    yield from walk(results.get("phases", {}))
+
+
+if __name__ == "__main__":
+    main()

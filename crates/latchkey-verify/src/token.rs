@@ -1,0 +1,68 @@
+//! The claims of a verified access token, typed, and the checks a handler makes on them.
+
+use crate::VerifyError;
+
+/// A verified access token (RFC 9068): signed by the issuer, for this audience, within its
+/// lifetime, and not revoked as far as the last synchronisation knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    /// `sub`: the username, or the client id for a `client_credentials` token.
+    pub subject: String,
+    /// `client_id`: the client the token was issued to.
+    pub client_id: String,
+    /// `scope`, split at spaces.
+    pub scopes: Vec<String>,
+    /// `roles`: the user's roles; empty for a client's own token.
+    pub roles: Vec<String>,
+    /// Whether the token was issued to a user (it carries `roles`) rather than to a client.
+    pub is_user: bool,
+    /// `sid`: the session (refresh-token family) the token belongs to, if any.
+    pub sid: Option<String>,
+    /// `jti`: the token's unique id.
+    pub jti: String,
+    /// `aud`: every audience the token names (the configured one among them).
+    pub audience: Vec<String>,
+    /// `iat`, Unix seconds.
+    pub iat: i64,
+    /// `exp`, Unix seconds.
+    pub exp: i64,
+}
+
+impl AccessToken {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// `Ok` if the token carries `scope`, else [`VerifyError::InsufficientScope`] (403).
+    pub fn require_scope(&self, scope: &str) -> Result<&Self, VerifyError> {
+        require_scope(self, scope).map(|()| self)
+    }
+
+    /// `Ok` if the token's subject has `role`, else [`VerifyError::InsufficientRole`] (403).
+    pub fn require_role(&self, role: &str) -> Result<&Self, VerifyError> {
+        require_role(self, role).map(|()| self)
+    }
+}
+
+/// Refuses a token without `scope` with 403 `insufficient_scope`.
+pub fn require_scope(token: &AccessToken, scope: &str) -> Result<(), VerifyError> {
+    if token.has_scope(scope) {
+        Ok(())
+    } else {
+        Err(VerifyError::InsufficientScope(scope.to_owned()))
+    }
+}
+
+/// Refuses a token whose subject lacks `role` with 403 `insufficient_scope` (RFC 6750 has no
+/// code of its own for roles; the description names the role).
+pub fn require_role(token: &AccessToken, role: &str) -> Result<(), VerifyError> {
+    if token.has_role(role) {
+        Ok(())
+    } else {
+        Err(VerifyError::InsufficientRole(role.to_owned()))
+    }
+}

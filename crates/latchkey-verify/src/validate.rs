@@ -1,0 +1,257 @@
+//! Access-token validation per RFC 9068 §4 and RFC 8725, on keys already fetched: no network,
+//! no allocation before the signature has been checked beyond the decoded header.
+//!
+//! The order: size and shape; the header (strict JSON, no duplicate members, nothing that
+//! points to a key elsewhere, `typ` = `at+jwt`); the key named by `kid`, whose own algorithm
+//! must be the header's; the signature; then the claims (strict JSON, `iss` exact, `aud`
+//! includes ours, `exp`/`nbf` with leeway, RFC 9068's required claims).
+
+use std::borrow::Cow;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny};
+
+use crate::keys::KeySet;
+use crate::{AccessToken, VerifyError};
+
+/// Tokens of this issuer are well under 2 KiB; anything near this is hostile.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+const MAX_HEADER_BYTES: usize = 1024;
+const MAX_SIGNATURE_BYTES: usize = 1024;
+const MAX_KID_BYTES: usize = 256;
+
+/// What a token must match, fixed at configuration time.
+#[derive(Debug, Clone)]
+pub struct Expectations {
+    pub issuer: String,
+    pub audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub leeway: i64,
+    pub max_token_bytes: usize,
+}
+
+/// A header member whose mere presence matters, whatever its value (even `null`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(deserializer).map(|_| Present(true))
+    }
+}
+
+/// The JOSE header. serde refuses a member given twice, so `{"alg":"RS256","alg":"none"}`
+/// cannot mean one thing here and another to some other parser.
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(default)]
+    jku: Present,
+    #[serde(default)]
+    x5u: Present,
+    #[serde(default)]
+    jwk: Present,
+    #[serde(default)]
+    x5c: Present,
+    #[serde(default)]
+    crit: Present,
+}
+
+/// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience<'a> {
+    One(#[serde(borrow)] Cow<'a, str>),
+    Many(#[serde(borrow)] Vec<Cow<'a, str>>),
+}
+
+#[derive(Deserialize)]
+struct Claims<'a> {
+    #[serde(borrow)]
+    iss: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    sub: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    aud: Option<Audience<'a>>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    iat: Option<i64>,
+    #[serde(borrow)]
+    jti: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    client_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    scope: Option<Cow<'a, str>>,
+    roles: Option<Vec<String>>,
+    #[serde(borrow)]
+    sid: Option<Cow<'a, str>>,
+}
+
+/// Verifies `token` against `keys`: header, key, signature, claims. `now` in Unix seconds. A
+/// `kid` the key set lacks is [`VerifyError::UnknownKey`]; [`unknown_kid`] then tells which.
+pub fn verify(
+    token: &str,
+    keys: &KeySet,
+    expect: &Expectations,
+    now: i64,
+) -> Result<AccessToken, VerifyError> {
+    let (signing_input, payload, signature) = split(token, expect)?;
+    let mut buffer = [0u8; MAX_HEADER_BYTES];
+    let header = header(signing_input, &mut buffer)?;
+    let key = keys.get(&header.kid).ok_or(VerifyError::UnknownKey)?;
+    // The key decides the algorithm; a header that claims another is refused, never obeyed.
+    if header.alg != key.algorithm().as_str() {
+        return Err(VerifyError::WrongAlgorithm);
+    }
+    if signature.len() > MAX_SIGNATURE_BYTES * 4 / 3 + 4 {
+        return Err(VerifyError::BadSignature);
+    }
+    let mut sig = [0u8; MAX_SIGNATURE_BYTES];
+    let len = URL_SAFE_NO_PAD
+        .decode_slice(signature, &mut sig)
+        .map_err(|_| VerifyError::BadSignature)?;
+    if !key.verify(signing_input.as_bytes(), &sig[..len]) {
+        return Err(VerifyError::BadSignature);
+    }
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| VerifyError::Malformed)?;
+    let claims: Claims<'_> =
+        serde_json::from_slice(&payload).map_err(|_| VerifyError::Malformed)?;
+    check_claims(claims, expect, now)
+}
+
+/// The `kid` of a token whose header is acceptable, for refetching the key set when the cache
+/// lacks it.
+pub fn unknown_kid(token: &str, expect: &Expectations) -> Option<String> {
+    let (signing_input, _, _) = split(token, expect).ok()?;
+    let mut buffer = [0u8; MAX_HEADER_BYTES];
+    let header = header(signing_input, &mut buffer).ok()?;
+    Some(header.kid.into_owned())
+}
+
+/// `(header.payload, payload, signature)` of a compact JWS of sane size.
+fn split<'t>(
+    token: &'t str,
+    expect: &Expectations,
+) -> Result<(&'t str, &'t str, &'t str), VerifyError> {
+    if token.len() > expect.max_token_bytes {
+        return Err(VerifyError::Malformed);
+    }
+    let (signing_input, signature) = token.rsplit_once('.').ok_or(VerifyError::Malformed)?;
+    let (header, payload) = signing_input
+        .split_once('.')
+        .ok_or(VerifyError::Malformed)?;
+    if header.is_empty() || payload.is_empty() || payload.contains('.') {
+        return Err(VerifyError::Malformed);
+    }
+    if signature.is_empty() {
+        // An unsecured JWS (`alg: none`) has an empty signature.
+        return Err(VerifyError::ForbiddenHeader);
+    }
+    Ok((signing_input, payload, signature))
+}
+
+/// An acceptable header's algorithm and key id.
+struct Checked<'a> {
+    alg: Cow<'a, str>,
+    kid: Cow<'a, str>,
+}
+
+/// Decodes the header of `signing_input` into `buffer` and checks it.
+fn header<'b>(
+    signing_input: &str,
+    buffer: &'b mut [u8; MAX_HEADER_BYTES],
+) -> Result<Checked<'b>, VerifyError> {
+    let encoded = signing_input.split('.').next().unwrap_or_default();
+    if encoded.len() > MAX_HEADER_BYTES * 4 / 3 {
+        return Err(VerifyError::Malformed);
+    }
+    let len = URL_SAFE_NO_PAD
+        .decode_slice(encoded, buffer)
+        .map_err(|_| VerifyError::Malformed)?;
+    let header: Header<'b> =
+        serde_json::from_slice(&buffer[..len]).map_err(|_| VerifyError::Malformed)?;
+    if header.jku.0 || header.x5u.0 || header.jwk.0 || header.x5c.0 || header.crit.0 {
+        return Err(VerifyError::ForbiddenHeader);
+    }
+    let alg = header.alg.ok_or(VerifyError::Malformed)?;
+    if alg.eq_ignore_ascii_case("none") || alg.starts_with("HS") {
+        return Err(VerifyError::ForbiddenHeader);
+    }
+    // RFC 9068 §4: `at+jwt`, or the full media type; media types compare case-insensitively.
+    let typ = header.typ.ok_or(VerifyError::WrongType)?;
+    if !(typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")) {
+        return Err(VerifyError::WrongType);
+    }
+    let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
+    if kid.is_empty() || kid.len() > MAX_KID_BYTES {
+        return Err(VerifyError::UnknownKey);
+    }
+    Ok(Checked { alg, kid })
+}
+
+fn check_claims(
+    claims: Claims<'_>,
+    expect: &Expectations,
+    now: i64,
+) -> Result<AccessToken, VerifyError> {
+    let iss = claims.iss.ok_or(VerifyError::MissingClaim("iss"))?;
+    if iss != expect.issuer {
+        return Err(VerifyError::WrongIssuer);
+    }
+    let exp = claims.exp.ok_or(VerifyError::MissingClaim("exp"))?;
+    if now >= exp.saturating_add(expect.leeway) {
+        return Err(VerifyError::Expired);
+    }
+    if let Some(nbf) = claims.nbf
+        && nbf > now.saturating_add(expect.leeway)
+    {
+        return Err(VerifyError::NotYetValid);
+    }
+    let audience: Vec<String> = match claims.aud.ok_or(VerifyError::MissingClaim("aud"))? {
+        Audience::One(one) => vec![one.into_owned()],
+        Audience::Many(many) => many.into_iter().map(Cow::into_owned).collect(),
+    };
+    if !audience.contains(&expect.audience) {
+        return Err(VerifyError::WrongAudience);
+    }
+    let iat = claims.iat.ok_or(VerifyError::MissingClaim("iat"))?;
+    let subject = claims.sub.ok_or(VerifyError::MissingClaim("sub"))?;
+    let client_id = claims
+        .client_id
+        .ok_or(VerifyError::MissingClaim("client_id"))?;
+    let jti = claims.jti.ok_or(VerifyError::MissingClaim("jti"))?;
+    let scopes = claims
+        .scope
+        .map(|s| {
+            s.split(' ')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(AccessToken {
+        subject: subject.into_owned(),
+        client_id: client_id.into_owned(),
+        scopes,
+        is_user: claims.roles.is_some(),
+        roles: claims.roles.unwrap_or_default(),
+        sid: claims.sid.map(Cow::into_owned),
+        jti: jti.into_owned(),
+        audience,
+        iat,
+        exp,
+    })
+}
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;

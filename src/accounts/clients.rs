@@ -1,0 +1,184 @@
+//! Clients: registration, reading, permissions, secret rotation and removal.
+
+use std::collections::BTreeSet;
+
+use super::{Change, Page, conflict_or, invalid, paginate, revoke_subject};
+use crate::audit::{self, Event};
+use crate::configuration::TokenSettings;
+use crate::credentials::ClientSecret;
+use crate::domain::{ClientId, GrantType, Scope, Secret};
+use crate::oauth::AuthError;
+use crate::store::{ClientRecord, Store};
+
+/// What a new client may do.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSpec {
+    pub public: bool,
+    pub grants: BTreeSet<GrantType>,
+    pub scopes: Vec<String>,
+    pub audiences: BTreeSet<String>,
+}
+
+/// What an administrator may change about a client; `None` leaves a field as it is. Each
+/// given field replaces the client's.
+#[derive(Debug, Clone, Default)]
+pub struct ClientChanges {
+    pub grants: Option<BTreeSet<GrantType>>,
+    pub scopes: Option<Vec<String>>,
+    pub audiences: Option<BTreeSet<String>>,
+}
+
+/// A registered client and, for a confidential one, its secret, shown this once.
+pub struct RegisteredClient {
+    pub client: ClientRecord,
+    pub secret: Option<Secret>,
+}
+
+/// Registers a client. Without grants, a confidential client gets `client_credentials`; a public
+/// client must name its grants, since it can use neither that nor anything by default.
+pub async fn add_client(
+    change: &Change<'_>,
+    client_id: &str,
+    spec: ClientSpec,
+) -> Result<RegisteredClient, AuthError> {
+    let client_id = ClientId::parse(client_id).map_err(invalid)?;
+    let mut grants = spec.grants;
+    if grants.is_empty() && !spec.public {
+        grants.insert(GrantType::ClientCredentials);
+    }
+    let grants = checked_grants(spec.public, grants)?;
+    let scope = Scope::from_tokens(&spec.scopes).map_err(invalid)?;
+    let audiences = checked_audiences(spec.audiences)?;
+    let generated = (!spec.public).then(ClientSecret::generate);
+    let client = ClientRecord {
+        client_id,
+        secret_hash: generated.as_ref().map(|g| g.hash.clone()),
+        grants,
+        scope,
+        audiences,
+        created_at: change.now,
+    };
+    change
+        .store
+        .create_client(&client)
+        .await
+        .map_err(|e| conflict_or(e, "the client_id is taken"))?;
+    audit::change(change.by, Event::ClientCreated, client.client_id.as_str());
+    Ok(RegisteredClient {
+        client,
+        secret: generated.map(|g| g.secret),
+    })
+}
+
+/// One client; `NotFound` if there is none.
+pub async fn get_client(store: &dyn Store, client_id: &str) -> Result<ClientRecord, AuthError> {
+    let id = ClientId::parse(client_id).map_err(invalid)?;
+    store
+        .get_client(&id)
+        .await?
+        .ok_or_else(|| AuthError::NotFound(format!("no client '{id}'")))
+}
+
+/// Clients in id order after the cursor `after` (a client id), `limit` at most.
+pub async fn list_clients(
+    store: &dyn Store,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Page<ClientRecord>, AuthError> {
+    // Clients are few (applications, not people), so the store lists them all at once.
+    let mut clients = store.list_clients().await?;
+    clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    let clients = clients
+        .into_iter()
+        .filter(|c| after.is_none_or(|after| c.client_id.as_str() > after))
+        .take(limit + 1)
+        .collect();
+    Ok(paginate(clients, limit, |c| c.client_id.to_string()))
+}
+
+/// Replaces a client's grants, scopes or audiences. Tokens already issued keep what they
+/// were given until they expire; refresh tokens are narrowed to the new permissions.
+pub async fn update_client(
+    change: &Change<'_>,
+    client_id: &str,
+    changes: ClientChanges,
+) -> Result<ClientRecord, AuthError> {
+    let mut client = get_client(change.store, client_id).await?;
+    if let Some(grants) = changes.grants {
+        client.grants = checked_grants(client.is_public(), grants)?;
+    }
+    if let Some(scopes) = changes.scopes {
+        client.scope = Scope::from_tokens(&scopes).map_err(invalid)?;
+    }
+    if let Some(audiences) = changes.audiences {
+        client.audiences = checked_audiences(audiences)?;
+    }
+    change.store.update_client(&client).await?;
+    audit::change(change.by, Event::ClientUpdated, client.client_id.as_str());
+    Ok(client)
+}
+
+/// Gives a confidential client a new secret, shown this once; the old one stops working at
+/// once.
+pub async fn rotate_secret(change: &Change<'_>, client_id: &str) -> Result<Secret, AuthError> {
+    let mut client = get_client(change.store, client_id).await?;
+    if client.is_public() {
+        return Err(AuthError::InvalidRequest(
+            "a public client has no secret to rotate".into(),
+        ));
+    }
+    let generated = ClientSecret::generate();
+    client.secret_hash = Some(generated.hash);
+    change.store.update_client(&client).await?;
+    audit::change(
+        change.by,
+        Event::ClientSecretRotated,
+        client.client_id.as_str(),
+    );
+    Ok(generated.secret)
+}
+
+/// Removes a client: it can get no more tokens, and its own `client_credentials` tokens
+/// (whose `sub` is the client id) are revoked. Users' tokens issued through it expire on their
+/// own; their refresh tokens are dead, since refreshing needs the client.
+pub async fn delete_client(
+    change: &Change<'_>,
+    tokens: &TokenSettings,
+    client_id: &str,
+) -> Result<(), AuthError> {
+    let id = ClientId::parse(client_id).map_err(invalid)?;
+    if !change.store.delete_client(&id).await? {
+        return Err(AuthError::NotFound(format!("no client '{id}'")));
+    }
+    revoke_subject(change.store, tokens, id.as_str(), change.now).await?;
+    audit::change(change.by, Event::ClientDeleted, id.as_str());
+    Ok(())
+}
+
+fn checked_grants(
+    public: bool,
+    grants: BTreeSet<GrantType>,
+) -> Result<BTreeSet<GrantType>, AuthError> {
+    if grants.is_empty() {
+        return Err(AuthError::InvalidRequest(if public {
+            "a public client needs at least one grant (password, refresh_token)".into()
+        } else {
+            "a client needs at least one grant".into()
+        }));
+    }
+    if public && grants.contains(&GrantType::ClientCredentials) {
+        return Err(AuthError::InvalidRequest(
+            "a public client cannot use client_credentials".into(),
+        ));
+    }
+    Ok(grants)
+}
+
+fn checked_audiences(audiences: BTreeSet<String>) -> Result<BTreeSet<String>, AuthError> {
+    if audiences.iter().any(|a| a.is_empty() || a.len() > 256) {
+        return Err(AuthError::InvalidRequest(
+            "audiences must be 1 to 256 characters".into(),
+        ));
+    }
+    Ok(audiences)
+}

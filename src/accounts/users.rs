@@ -1,0 +1,174 @@
+//! Users: creation, reading, roles, disabling and password resets.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::{Change, Page, conflict_or, invalid, paginate, revoke_subject};
+use crate::audit::{self, Event};
+use crate::configuration::TokenSettings;
+use crate::credentials::{PasswordHasher, check_password_policy};
+use crate::domain::{Secret, UnixTime, Username, now_ms};
+use crate::oauth::{ADMIN_ROLE, AuthError};
+use crate::store::{Store, UserRecord};
+
+/// What an administrator may change about a user; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    /// The user's roles, replacing the ones it has.
+    pub roles: Option<BTreeSet<String>>,
+    pub disabled: Option<bool>,
+}
+
+/// Creates a user with a freshly hashed password.
+pub async fn add_user(
+    change: &Change<'_>,
+    hasher: &PasswordHasher,
+    username: &str,
+    password: Secret,
+    roles: BTreeSet<String>,
+) -> Result<UserRecord, AuthError> {
+    let username = Username::parse(username).map_err(invalid)?;
+    check_password_policy(&password).map_err(invalid)?;
+    check_roles(&roles)?;
+    let user = UserRecord {
+        username,
+        password_hash: hasher.hash(password).await?,
+        roles,
+        disabled: false,
+        created_at: change.now,
+        updated_at: change.now,
+    };
+    change
+        .store
+        .create_user(&user)
+        .await
+        .map_err(|e| conflict_or(e, "the username is taken"))?;
+    audit::change(change.by, Event::UserCreated, user.username.as_str());
+    Ok(user)
+}
+
+/// Replaces a user's password and revokes every token the user holds.
+pub async fn set_password(
+    change: &Change<'_>,
+    hasher: &PasswordHasher,
+    tokens: &TokenSettings,
+    username: &str,
+    password: Secret,
+) -> Result<(), AuthError> {
+    check_password_policy(&password).map_err(invalid)?;
+    let mut user = get_user(change.store, username).await?;
+    user.password_hash = hasher.hash(password).await?;
+    user.updated_at = change.now;
+    change.store.update_user(&user).await?;
+    // Token times have one-second resolution: a token issued in the very second of the change
+    // survives it, so that a login right after a reset is not refused.
+    revoke_subject(change.store, tokens, user.username.as_str(), change.now).await?;
+    audit::change(change.by, Event::PasswordChanged, user.username.as_str());
+    Ok(())
+}
+
+/// One user; `NotFound` if there is none.
+pub async fn get_user(store: &dyn Store, username: &str) -> Result<UserRecord, AuthError> {
+    let name = Username::parse(username).map_err(invalid)?;
+    store
+        .get_user(&name)
+        .await?
+        .ok_or_else(|| AuthError::NotFound(format!("no user '{name}'")))
+}
+
+/// Users in name order after the cursor `after` (a username), `limit` at most.
+pub async fn list_users(
+    store: &dyn Store,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Page<UserRecord>, AuthError> {
+    let after = after
+        .map(Username::parse)
+        .transpose()
+        .map_err(|_| AuthError::InvalidRequest("after is not a username".into()))?;
+    let users = store.list_users(after.as_ref(), limit + 1).await?;
+    Ok(paginate(users, limit, |u| u.username.to_string()))
+}
+
+/// Changes a user's roles and whether the account is disabled. Disabling revokes every token
+/// of the user at once; enabling again brings none of them back.
+pub async fn update_user(
+    change: &Change<'_>,
+    tokens: &TokenSettings,
+    username: &str,
+    changes: UserChanges,
+) -> Result<UserRecord, AuthError> {
+    let mut user = get_user(change.store, username).await?;
+    let name = user.username.clone();
+    // An administrator who locks themselves out may leave nobody who can let them back in.
+    let myself = change.by.is_user(&name);
+    let roles = changes.roles.filter(|roles| *roles != user.roles);
+    if let Some(roles) = &roles {
+        check_roles(roles)?;
+        if myself && !roles.contains(ADMIN_ROLE) {
+            return Err(AuthError::Conflict(
+                "administrators cannot take their own admin role; ask another administrator".into(),
+            ));
+        }
+    }
+    let disabled = changes.disabled.filter(|d| *d != user.disabled);
+    if disabled == Some(true) && myself {
+        return Err(AuthError::Conflict(
+            "administrators cannot disable themselves; ask another administrator".into(),
+        ));
+    }
+    if roles.is_none() && disabled.is_none() {
+        return Ok(user);
+    }
+    if disabled == Some(false) {
+        wait_for_not_before(change.store, name.as_str(), change.now).await?;
+    }
+    if let Some(roles) = &roles {
+        user.roles = roles.clone();
+    }
+    if let Some(disabled) = disabled {
+        user.disabled = disabled;
+    }
+    user.updated_at = change.now;
+    change.store.update_user(&user).await?;
+    if roles.is_some() {
+        audit::change(change.by, Event::UserRolesChanged, name.as_str());
+    }
+    match disabled {
+        Some(true) => {
+            // Not-before is the next second: every token issued up to now dies, including
+            // those of this very second, which would otherwise come back with an `enable`.
+            // No token can be issued to the user from here on until then.
+            revoke_subject(change.store, tokens, name.as_str(), change.now + 1).await?;
+            audit::change(change.by, Event::UserDisabled, name.as_str());
+        }
+        Some(false) => audit::change(change.by, Event::UserEnabled, name.as_str()),
+        None => {}
+    }
+    Ok(user)
+}
+
+/// Waits until the user's not-before has passed, at most two seconds. Enabling a user in the
+/// same second it was disabled would otherwise hand out tokens that are dead on arrival.
+async fn wait_for_not_before(
+    store: &dyn Store,
+    subject: &str,
+    now: UnixTime,
+) -> Result<(), AuthError> {
+    let Some(not_before) = store.subject_not_before(subject, now).await? else {
+        return Ok(());
+    };
+    let wait_ms = (not_before * 1000 - now_ms()).clamp(0, 2000);
+    if wait_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
+    }
+    Ok(())
+}
+
+fn check_roles(roles: &BTreeSet<String>) -> Result<(), AuthError> {
+    for role in roles {
+        Username::parse(role.as_str())
+            .map_err(|_| AuthError::InvalidRequest(format!("'{role}' is not a valid role name")))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! Clients: register (secret shown once), list in pages, rotate the secret, update, delete;
+//! and the whole admin API in the OpenAPI document.
+
+use latchkey::domain::GrantType;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::support::{assert_oauth_error, decode_jwt};
+use super::*;
+
+#[tokio::test]
+async fn a_registered_client_s_secret_is_shown_once_and_works() {
+    let app = app().await;
+    let root = root_token(&app).await;
+    let created = call(
+        &app,
+        Method::POST,
+        "/admin/clients",
+        Some(&root),
+        Some(json!({"client_id": "reports", "scopes": ["read"], "audiences": ["billing"]})),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.headers()["location"], "/admin/clients/reports");
+    assert_eq!(created.headers()["cache-control"], "no-store");
+    let (_, body) = answer(created).await;
+    assert_eq!(body["client_id"], "reports");
+    assert_eq!(body["public"], false);
+    assert_eq!(body["grants"], json!(["client_credentials"]));
+    assert_eq!(body["scopes"], json!(["read"]));
+    assert_eq!(body["audiences"], json!(["billing"]));
+    let secret = body["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 43);
+
+    for path in ["/admin/clients/reports", "/admin/clients"] {
+        let (status, shown) = answer(call(&app, Method::GET, path, Some(&root), None).await).await;
+        assert_eq!(status, 200);
+        assert!(
+            !shown.to_string().contains(&secret),
+            "{path} shows the secret again"
+        );
+        assert!(shown.get("client_secret").is_none());
+        assert_no_hashes(&shown);
+    }
+    let response = client_credentials(&app, "reports", &secret).await;
+    assert_eq!(response.status(), 200);
+    let (_, claims) = decode_jwt(&access(&response.json().await.unwrap()));
+    assert_eq!(claims["scope"], "read");
+    let billing = app
+        .http
+        .post(app.url("/oauth/token"))
+        .basic_auth("reports", Some(&secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("resource", "billing"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(billing.status(), 200);
+}
+
+#[tokio::test]
+async fn clients_are_listed_in_pages() {
+    let app = app().await;
+    for id in ["c1", "c2", "c3"] {
+        app.add_client(id, false, &[GrantType::ClientCredentials], &[], &[])
+            .await;
+    }
+    let root = root_token(&app).await;
+    let (_, first) = answer(
+        call(
+            &app,
+            Method::GET,
+            "/admin/clients?limit=2",
+            Some(&root),
+            None,
+        )
+        .await,
+    )
+    .await;
+    let ids = |page: &Value| -> Vec<String> {
+        page["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["client_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&first), ["c1", "c2"]);
+    let next = first["next"].as_str().unwrap();
+    let (_, second) = answer(
+        call(
+            &app,
+            Method::GET,
+            &format!("/admin/clients?limit=2&after={next}"),
+            Some(&root),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(ids(&second), ["c3", "web"]);
+    assert!(second.get("next").is_none(), "{second}");
+    assert_eq!(second["clients"][1]["public"], true);
+    assert_eq!(
+        second["clients"][1]["grants"],
+        json!(["password", "refresh_token"])
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_secret_replaces_the_old_one_at_once() {
+    let app = app().await;
+    let old = app
+        .add_client("svc", false, &[GrantType::ClientCredentials], &[], &[])
+        .await
+        .unwrap();
+    let root = root_token(&app).await;
+    let (status, body) = answer(
+        call(
+            &app,
+            Method::POST,
+            "/admin/clients/svc/secret",
+            Some(&root),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["client_id"], "svc");
+    let new = body["client_secret"].as_str().unwrap();
+    assert_ne!(new, old);
+    assert_oauth_error(
+        client_credentials(&app, "svc", &old).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+    assert_eq!(client_credentials(&app, "svc", new).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_deleted_client_cannot_get_tokens_and_its_own_tokens_die() {
+    let app = app().await;
+    let rs_secret = app
+        .add_client("rs", false, &[GrantType::ClientCredentials], &[], &[])
+        .await
+        .unwrap();
+    let secret = app
+        .add_client("svc", false, &[GrantType::ClientCredentials], &[], &[])
+        .await
+        .unwrap();
+    let token = access(
+        &client_credentials(&app, "svc", &secret)
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let root = root_token(&app).await;
+    let response = call(
+        &app,
+        Method::DELETE,
+        "/admin/clients/svc",
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 204);
+    assert_oauth_error(
+        client_credentials(&app, "svc", &secret).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+    assert_eq!(
+        call(&app, Method::GET, "/admin/clients/svc", Some(&root), None)
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        introspect(&app, &rs_secret, &token).await,
+        json!({"active": false})
+    );
+}
+
+#[tokio::test]
+async fn a_client_update_replaces_its_grants_scopes_and_audiences() {
+    let app = app().await;
+    let secret = app
+        .add_client(
+            "svc",
+            false,
+            &[GrantType::ClientCredentials],
+            &["read", "write"],
+            &[],
+        )
+        .await
+        .unwrap();
+    let root = root_token(&app).await;
+    let (status, body) = answer(
+        call(
+            &app,
+            Method::PATCH,
+            "/admin/clients/svc",
+            Some(&root),
+            Some(json!({"scopes": ["read"], "audiences": ["billing"]})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scopes"], json!(["read"]));
+    assert_eq!(body["audiences"], json!(["billing"]));
+    assert_eq!(
+        body["grants"],
+        json!(["client_credentials"]),
+        "grants left out stay"
+    );
+    let write = app
+        .http
+        .post(app.url("/oauth/token"))
+        .basic_auth("svc", Some(&secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "write")])
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(write, 400, "invalid_scope").await;
+    let billing = app
+        .http
+        .post(app.url("/oauth/token"))
+        .basic_auth("svc", Some(&secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("audience", "billing"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(billing.status(), 200);
+
+    // Taking the refresh grant away from `web` ends its users' sessions' renewals.
+    let tokens = app.login().await;
+    let patched = call(
+        &app,
+        Method::PATCH,
+        "/admin/clients/web",
+        Some(&root),
+        Some(json!({"grants": ["password"]})),
+    )
+    .await;
+    assert_eq!(patched.status(), 200);
+    assert_oauth_error(
+        app.refresh(tokens["refresh_token"].as_str().unwrap()).await,
+        400,
+        "unauthorized_client",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn every_admin_endpoint_is_in_the_openapi_document() {
+    let app = app().await;
+    let document: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = &document["paths"];
+    for (path, methods) in [
+        ("/admin/users", &["get", "post"][..]),
+        ("/admin/users/{username}", &["get", "patch"]),
+        ("/admin/users/{username}/password", &["post"]),
+        ("/admin/clients", &["get", "post"]),
+        ("/admin/clients/{client_id}", &["get", "patch", "delete"]),
+        ("/admin/clients/{client_id}/secret", &["post"]),
+    ] {
+        for method in methods {
+            let operation = &paths[path][method];
+            assert!(operation.is_object(), "{method} {path} documented");
+            for status in ["401", "403"] {
+                assert!(
+                    operation["responses"][status].is_object(),
+                    "{method} {path} documents {status}"
+                );
+            }
+            assert!(
+                operation["security"].is_array(),
+                "{method} {path} needs a bearer token"
+            );
+        }
+    }
+}

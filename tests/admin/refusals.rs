@@ -1,0 +1,317 @@
+//! Who is refused, and how: no or bad token (401), expired, non-admin (403), a disabled admin,
+//! an admin who just lost the role, a client's own token; and 404, 409, 400 for bad requests.
+
+use latchkey::domain::{GrantType, Username, now};
+use latchkey::tokens::{AccessClaims, TokenKind, sign};
+use reqwest::Method;
+use serde_json::json;
+
+use super::support::{assert_oauth_error, decode_jwt};
+use super::*;
+
+#[tokio::test]
+async fn requests_without_a_valid_token_get_401_with_a_bearer_challenge() {
+    let app = app().await;
+    for token in [None, Some("not-a-jwt")] {
+        for (method, path) in [
+            (Method::GET, "/admin/users"),
+            (Method::GET, "/admin/users/alice"),
+            (Method::GET, "/admin/clients"),
+            (Method::DELETE, "/admin/clients/web"),
+        ] {
+            let response = call(&app, method.clone(), path, token, None).await;
+            assert_eq!(response.status(), 401, "{method} {path} with {token:?}");
+            let challenge = response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(challenge.starts_with("Bearer"), "{challenge}");
+            let (_, body) = answer(response).await;
+            assert_eq!(body["error"], "invalid_token", "{body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_token_without_role_admin_gets_403() {
+    let app = app().await;
+    let alice = access(&app.login().await);
+    for (method, path, body) in [
+        (Method::GET, "/admin/users", None),
+        (
+            Method::POST,
+            "/admin/users",
+            Some(json!({"username": "eve", "password": "eve's password", "roles": ["admin"]})),
+        ),
+        (
+            Method::PATCH,
+            "/admin/users/alice",
+            Some(json!({"roles": ["admin"]})),
+        ),
+        (
+            Method::POST,
+            "/admin/clients",
+            Some(json!({"client_id": "evil"})),
+        ),
+    ] {
+        let (status, answer_body) =
+            answer(call(&app, method.clone(), path, Some(&alice), body).await).await;
+        assert_eq!(status, 403, "{method} {path}");
+        assert_eq!(answer_body["error"], "access_denied");
+    }
+    // Nothing was changed by the refused requests.
+    let (_, claims) = decode_jwt(&access(&app.login().await));
+    assert_eq!(claims["roles"], json!(["user"]));
+}
+
+#[tokio::test]
+async fn an_expired_admin_token_gets_401() {
+    let app = app().await;
+    let token = root_token(&app).await;
+    let (_, claims) = decode_jwt(&token);
+    let mut claims: AccessClaims = serde_json::from_value(claims).unwrap();
+    let now = now();
+    claims.claims.exp = now - 120;
+    claims.claims.iat = now - 1000;
+    claims.claims.nbf = now - 1000;
+    let keys = app.keys();
+    let expired = sign(keys.signer(), TokenKind::Access, &claims).unwrap();
+    let response = call(&app, Method::GET, "/admin/users", Some(&expired), None).await;
+    assert_eq!(response.status(), 401);
+    let (_, body) = answer(response).await;
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_admin_is_refused_at_once() {
+    let app = app().await;
+    app.add_user("second", "second password", &["admin"]).await;
+    let second = access(&login(&app, "second", "second password").await);
+    assert_eq!(
+        call(&app, Method::GET, "/admin/users", Some(&second), None)
+            .await
+            .status(),
+        200
+    );
+    let root = root_token(&app).await;
+    let (status, body) = answer(
+        call(
+            &app,
+            Method::PATCH,
+            "/admin/users/second",
+            Some(&root),
+            Some(json!({"disabled": true})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["disabled"], true);
+    // Disabling revoked the token, so it is no longer a valid token at all.
+    assert_eq!(
+        call(&app, Method::GET, "/admin/users", Some(&second), None)
+            .await
+            .status(),
+        401
+    );
+    let refused = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", "second"),
+            ("password", "second password"),
+            ("client_id", "web"),
+        ])
+        .await;
+    assert_oauth_error(refused, 400, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn an_admin_who_loses_the_role_is_refused_from_the_next_request_on() {
+    let app = app().await;
+    app.add_user("second", "second password", &["admin"]).await;
+    let second = access(&login(&app, "second", "second password").await);
+    assert_eq!(
+        call(&app, Method::GET, "/admin/users", Some(&second), None)
+            .await
+            .status(),
+        200
+    );
+    let root = root_token(&app).await;
+    let demoted = call(
+        &app,
+        Method::PATCH,
+        "/admin/users/second",
+        Some(&root),
+        Some(json!({"roles": ["user"]})),
+    )
+    .await;
+    assert_eq!(demoted.status(), 200);
+    // The token still says `roles: ["admin"]`; the store no longer does.
+    let (_, claims) = decode_jwt(&second);
+    assert_eq!(claims["roles"], json!(["admin"]));
+    let (status, body) =
+        answer(call(&app, Method::GET, "/admin/users", Some(&second), None).await).await;
+    assert_eq!(status, 403, "{body}");
+    // Also when the role is taken away behind the API's back, by the CLI on the store.
+    let third = access(&login(&app, "root", ROOT_PASSWORD).await);
+    let root_name = Username::parse("root").unwrap();
+    let mut user = app.store.get_user(&root_name).await.unwrap().unwrap();
+    user.roles.clear();
+    app.store.update_user(&user).await.unwrap();
+    assert_eq!(
+        call(&app, Method::GET, "/admin/users", Some(&third), None)
+            .await
+            .status(),
+        403
+    );
+}
+
+#[tokio::test]
+async fn a_client_token_is_refused_even_when_the_client_id_is_an_admin_s_name() {
+    let app = app().await;
+    let secret = app
+        .add_client("root", false, &[GrantType::ClientCredentials], &[], &[])
+        .await
+        .unwrap();
+    let response = client_credentials(&app, "root", &secret).await;
+    assert_eq!(response.status(), 200);
+    let token = access(&response.json().await.unwrap());
+    let (_, claims) = decode_jwt(&token);
+    assert_eq!(claims["sub"], "root");
+    let (status, body) =
+        answer(call(&app, Method::GET, "/admin/users", Some(&token), None).await).await;
+    assert_eq!(status, 403, "{body}");
+}
+
+#[tokio::test]
+async fn administrators_cannot_lock_themselves_out() {
+    let app = app().await;
+    let root = root_token(&app).await;
+    for change in [json!({"disabled": true}), json!({"roles": ["user"]})] {
+        let (status, body) = answer(
+            call(
+                &app,
+                Method::PATCH,
+                "/admin/users/root",
+                Some(&root),
+                Some(change),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 409, "{body}");
+    }
+    // Adding a role to oneself is fine.
+    let (status, body) = answer(
+        call(
+            &app,
+            Method::PATCH,
+            "/admin/users/root",
+            Some(&root),
+            Some(json!({"roles": ["admin", "ops"]})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn unknown_names_are_404_taken_names_409_and_bad_input_400() {
+    let app = app().await;
+    let root = root_token(&app).await;
+    let cases = [
+        (Method::GET, "/admin/users/nobody", None, 404),
+        (
+            Method::PATCH,
+            "/admin/users/nobody",
+            Some(json!({"disabled": true})),
+            404,
+        ),
+        (
+            Method::POST,
+            "/admin/users/nobody/password",
+            Some(json!({"password": "long enough"})),
+            404,
+        ),
+        (Method::GET, "/admin/clients/nothing", None, 404),
+        (Method::DELETE, "/admin/clients/nothing", None, 404),
+        (Method::POST, "/admin/clients/nothing/secret", None, 404),
+        (
+            Method::POST,
+            "/admin/users",
+            Some(json!({"username": "alice", "password": "long enough"})),
+            409,
+        ),
+        (
+            Method::POST,
+            "/admin/clients",
+            Some(json!({"client_id": "web", "public": true, "grants": ["password"]})),
+            409,
+        ),
+        (
+            Method::POST,
+            "/admin/users",
+            Some(json!({"username": "has space", "password": "long enough"})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/admin/users",
+            Some(json!({"username": "shorty", "password": "short"})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/admin/users",
+            Some(json!({"username": "nopassword"})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/admin/clients",
+            Some(json!({"client_id": "x", "grants": ["implicit"]})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/admin/clients",
+            Some(json!({"client_id": "x", "public": true})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/admin/clients",
+            Some(json!({"client_id": "x", "public": true, "grants": ["client_credentials"]})),
+            400,
+        ),
+        (
+            Method::PATCH,
+            "/admin/clients/web",
+            Some(json!({"grants": []})),
+            400,
+        ),
+        (Method::POST, "/admin/clients/web/secret", None, 400),
+        (
+            Method::POST,
+            "/admin/users/alice/password",
+            Some(json!({"password": "short"})),
+            400,
+        ),
+    ];
+    for (method, path, body, expected) in cases {
+        let described = format!("{method} {path} {body:?}");
+        let (status, answer_body) = answer(call(&app, method, path, Some(&root), body).await).await;
+        assert_eq!(status, expected, "{described}: {answer_body}");
+        assert!(
+            answer_body["error"].is_string(),
+            "{described}: {answer_body}"
+        );
+    }
+}
