@@ -37,6 +37,8 @@ RAW = OUT / "raw"
 LOGS = OUT / "logs"
 BIN = Path(os.environ.get("BENCH_BIN", ROOT / "target" / "release"))
 VENV = BENCH / ".venv"
+# The service binary: the work tree's, or a commit's built by bench/run (BENCH_REV).
+LATCHKEY = Path(os.environ.get("BENCH_LATCHKEY", BIN / "latchkey"))
 
 DURATION = float(os.environ.get("BENCH_DURATION", "5"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "1"))
@@ -345,7 +347,7 @@ class Latchkey:
                              "LATCHKEY_STORE__PATH": str(self.home / "data")})
 
     def cli(self, *args, env=None, stdin=None):
-        return run([BIN / "latchkey", *args], env={**self.env, **(env or {})}, input_text=stdin)
+        return run([LATCHKEY, *args], env={**self.env, **(env or {})}, input_text=stdin)
 
     def provision(self):
         self.cli("keys", "generate")
@@ -365,7 +367,7 @@ class Latchkey:
         if self.issuer is None:
             self.issuer = f"http://127.0.0.1:{ports[0]}"
         for i, port in enumerate(ports):
-            proc = Proc(f"{self.name}-{len(self.replicas) + 1}", [BIN / "latchkey", "serve"],
+            proc = Proc(f"{self.name}-{len(self.replicas) + 1}", [LATCHKEY, "serve"],
                         env={**self.env, "LATCHKEY_SERVER__BIND": f"127.0.0.1:{port}",
                              "LATCHKEY_ISSUER": self.issuer})
             proc.url = f"http://127.0.0.1:{port}"
@@ -407,7 +409,7 @@ def latchkey_scenarios(lk, tag, redis=None):
         before = redis.snapshot() if redis else None
         summary = load(f"{tag}-{scenario}", *args, pids=pids, **kwargs)
         if redis:
-            summary["redis"] = Redis.delta(before, redis.snapshot(), summary["ok"])
+            summary["redis"] = Redis.delta(before, redis.snapshot(), summary["ok_all"])
         figures[scenario] = summary
         return summary
 
@@ -479,6 +481,8 @@ def profile_latchkey(lk, tag):
         "client_credentials": dict(headers=[FORM, basic("svc", lk.secret)],
                                    body="grant_type=client_credentials"),
         "refresh": None,
+        "jwks": dict(method="GET", path="/.well-known/jwks.json"),
+        "password": dict(headers=[FORM], body=PASSWORD_FORM),
     }
     for scenario, spec in runs.items():
         if spec is None:
@@ -490,7 +494,9 @@ def profile_latchkey(lk, tag):
                     ["perf", "record", "-e", "cpu-clock", "-F", "999", "--call-graph", "dwarf,8192",
                      "-p", lk.pids[0], "-o", data, "--", "sleep", DURATION + WARMUP])
         time.sleep(0.3)
-        summary = load(f"{tag}-profiled-{scenario}", token, method="POST", pids=lk.pids, **spec)
+        target = lk.urls[0] + spec.pop("path") if "path" in spec else token
+        spec.setdefault("method", "POST")
+        summary = load(f"{tag}-profiled-{scenario}", target, pids=lk.pids, **spec)
         perf.popen.wait(timeout=DURATION + WARMUP + 60)
         perf.stop()
         profiles[scenario] = {"perf_data": str(data.relative_to(ROOT)), "load": summary,
@@ -575,13 +581,13 @@ def phase_scaling(redis):
         cc = load(f"{tag}-client_credentials", token_urls, method="POST",
                   headers=[FORM, basic("svc", lk.secret)], body="grant_type=client_credentials",
                   pids=lk.pids)
-        cc["redis"] = Redis.delta(before, redis.snapshot(), cc["ok"])
+        cc["redis"] = Redis.delta(before, redis.snapshot(), cc["ok_all"])
         pool = issue_pool(tag, token_urls, POOL_FORM, pool_size(cc["rps"] / 2))
         before = redis.snapshot()
         refresh = load(f"{tag}-refresh", token_urls, method="POST", headers=[FORM], vars_file=pool,
                        body="grant_type=refresh_token&client_id=web&refresh_token={var}",
                        pids=lk.pids)
-        refresh["redis"] = Redis.delta(before, redis.snapshot(), refresh["ok"])
+        refresh["redis"] = Redis.delta(before, redis.snapshot(), refresh["ok_all"])
         scaling[count] = {"client_credentials": cc, "refresh": refresh}
         lk.stop()
         redis.command("FLUSHALL")
@@ -667,11 +673,35 @@ def phase_oidc(workers):
 # ---------------------------------------------------------------------------------------------
 # Limits and hello-world
 
+ARGON2_CFFI = """
+import sys, time
+from argon2 import PasswordHasher
+ph = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+stored = ph.hash("correct horse battery")
+ph.verify(stored, "correct horse battery")
+duration = float(sys.argv[1])
+ops, t0, c0 = 0, time.perf_counter(), time.thread_time()
+while time.perf_counter() - t0 < duration and ops < 10000:
+    ph.verify(stored, "correct horse battery")
+    ops += 1
+wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
+print(f'{{"what": "argon2id verify, argon2-cffi (libargon2)", "threads": 1, "ops": {ops}, "wall_s": {wall}, '
+      f'"cpu_s": {cpu}, "per_s": {ops / wall}, "cpu_us_per_op": {cpu * 1e6 / ops}, "per_cpu_s": {ops / cpu}}}')
+"""
+
+
 def phase_limits():
     out = RAW / "limits.json"
     run([BIN / "limits", "--duration", max(2.0, DURATION / 2), "--argon-duration", max(3.0, DURATION / 2),
          "--out", out], timeout=600)
-    return json.loads(out.read_text())
+    limits = json.loads(out.read_text())
+    python = VENV / "bin" / "python"
+    if python.exists():
+        # The peer's argon2 implementation, same parameters, one core: how our library compares.
+        done = run([python, "-c", ARGON2_CFFI, max(3.0, DURATION / 2)], timeout=120, check=False)
+        if done.returncode == 0:
+            limits["argon2id_cffi_one_core"] = json.loads(done.stdout)
+    return limits
 
 
 def phase_hello():
@@ -718,9 +748,12 @@ def versions():
             return None
     v = {
         "rustc": out(["rustc", "-V"]),
-        "latchkey": out([str(BIN / "latchkey"), "--version"]),
-        "git_commit": out(["git", "-C", str(ROOT), "rev-parse", "HEAD"]),
-        "git_dirty": bool(out(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"])),
+        "latchkey": out([str(LATCHKEY), "--version"]),
+        "latchkey_binary": str(LATCHKEY.relative_to(ROOT)) if LATCHKEY.is_relative_to(ROOT) else str(LATCHKEY),
+        "git_commit": os.environ.get("BENCH_REV_SHA") or out(["git", "-C", str(ROOT), "rev-parse", "HEAD"]),
+        "git_dirty": False if os.environ.get("BENCH_REV_SHA") else
+        bool(out(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"])),
+        "measured_rev": os.environ.get("BENCH_REV_SHA"),
         "redis": out(["redis-server", "--version"]),
         "python": platform.python_version(),
         "node": out(["node", "--version"]),

@@ -8,7 +8,8 @@ use crate::domain::Username;
 /// Where a request came from, as far as the service can tell.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Origin {
-    /// The peer's IP address. Not `X-Forwarded-For`: any caller can write that header.
+    /// The client's IP address: the peer's, or behind a trusted proxy the hop it reported in
+    /// `X-Forwarded-For` (see `security::TrustedProxies`); never what the client wrote itself.
     pub source: Option<String>,
     /// The request's `X-Request-Id`, as the caller or the request-id middleware set it.
     pub request_id: Option<String>,

@@ -42,8 +42,12 @@ pub enum Command {
     /// Manage clients.
     #[command(subcommand)]
     Clients(ClientsCommand),
-    /// Print the OpenAPI document.
-    Openapi,
+    /// Print the OpenAPI document (JSON, or YAML with `--yaml`).
+    Openapi {
+        /// Print YAML instead of JSON.
+        #[arg(long)]
+        yaml: bool,
+    },
     /// Exit 0 if the service answers /healthz with 200, 1 otherwise (a container HEALTHCHECK
     /// for images without curl).
     Healthcheck {
@@ -92,9 +96,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(command) => keys_command(&settings, command)?,
         Command::Users(command) => accounts::users_command(&settings, command).await?,
         Command::Clients(command) => accounts::clients_command(&settings, command).await?,
-        Command::Openapi => {
-            let document = documentation(&settings).await?.spec();
-            println!("{document}");
+        Command::Openapi { yaml } => {
+            let service = documentation(&settings).await?;
+            let document = if yaml {
+                service.spec_yaml()
+            } else {
+                service.spec()
+            };
+            println!("{}", document.trim_end());
         }
         Command::Healthcheck { url, timeout } => {
             let url = match url {

@@ -20,6 +20,7 @@ pub struct Settings {
     pub passwords: PasswordSettings,
     pub log: LogSettings,
     pub bootstrap: BootstrapSettings,
+    pub security: crate::security::SecuritySettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,6 +28,14 @@ pub struct ServerSettings {
     pub bind: String,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Seconds a request may take, reading its body included, before it is answered with 503.
+    pub request_timeout: u64,
+    /// Seconds a client may take to send a request's headers before the connection is closed.
+    pub header_timeout: u64,
+    /// PEM certificate chain and private key: with both set, the service speaks HTTPS
+    /// (HTTP/1.1 and HTTP/2) itself.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +172,10 @@ impl Default for Settings {
             server: ServerSettings {
                 bind: "127.0.0.1:8080".into(),
                 max_body_bytes: 64 * 1024,
+                request_timeout: 30,
+                header_timeout: 10,
+                tls_cert: None,
+                tls_key: None,
             },
             issuer: "http://127.0.0.1:8080".into(),
             store: StoreSettings {
@@ -197,6 +210,7 @@ impl Default for Settings {
                 format: LogFormat::Auto,
             },
             bootstrap: BootstrapSettings::default(),
+            security: crate::security::SecuritySettings::default(),
         }
     }
 }
@@ -323,6 +337,14 @@ impl Settings {
             return Err(invalid("tokens.admin_scopes", "must be valid scope tokens"));
         }
         self.bootstrap.validate()?;
+        self.security.validate().map_err(|(key, reason)| invalid(key, reason))?;
+        let server = &self.server;
+        if server.request_timeout == 0 || server.header_timeout == 0 {
+            return Err(invalid("server.request_timeout", "timeouts must be at least 1 second"));
+        }
+        if server.tls_cert.is_some() != server.tls_key.is_some() {
+            return Err(invalid("server.tls_key", "server.tls_cert and server.tls_key go together"));
+        }
         Ok(self)
     }
 

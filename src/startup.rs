@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use poem::middleware::CatchPanic;
+use poem::listener::{AcceptorExt, IntoTlsConfigStream};
 use poem::{EndpointExt, Route, Server};
 
 use crate::api;
@@ -15,6 +16,7 @@ use crate::domain::now;
 use crate::keys::{KeyRing, KeySet};
 use crate::oauth::Authority;
 use crate::shutdown::{Drain, DrainingAcceptor};
+use crate::slow_clients::HeaderDeadlineAcceptor;
 use crate::store::{self, SharedStore};
 
 /// How often expired entries are swept from stores that do not expire them by themselves.
@@ -33,6 +35,8 @@ pub struct Application {
     store: SharedStore,
     keys: Arc<KeyRing>,
     key_reload: Duration,
+    header_timeout: Duration,
+    tls: Option<poem::listener::RustlsConfig>,
 }
 
 impl Application {
@@ -91,6 +95,10 @@ impl Application {
                 .await
                 .context("cannot create the admin named by bootstrap.admin_username")?;
         }
+        let tls = match (&settings.server.tls_cert, &settings.server.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::load(cert, key)?),
+            _ => None,
+        };
         let authority = Arc::new(Authority::new(&settings, store.clone(), keys.clone(), passwords));
         let drain = Drain::new();
         let observed = drain.clone();
@@ -107,6 +115,8 @@ impl Application {
             store,
             keys,
             key_reload: Duration::from_secs(settings.keys.reload_interval),
+            header_timeout: Duration::from_secs(settings.server.header_timeout),
+            tls,
         })
     }
 
@@ -123,6 +133,12 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let shutdown = shutdown_signal()?;
         let acceptor = DrainingAcceptor::new(self.listener, self.drain.clone())?;
+        let acceptor = match self.tls {
+            Some(config) => acceptor.rustls(config.into_stream()?).boxed(),
+            None => acceptor.boxed(),
+        };
+        // Outside TLS, so the deadline watches the request's plaintext.
+        let acceptor = HeaderDeadlineAcceptor::new(acceptor, self.header_timeout);
         tracing::info!(address = %self.address, "listening");
         let sweeper = tokio::spawn(purge_periodically(self.store.clone()));
         let key_watcher = tokio::spawn(self.keys.clone().watch(self.key_reload));
@@ -159,13 +175,21 @@ pub fn routes(authority: Arc<Authority>, settings: &Settings) -> poem::endpoint:
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let max_body = settings.server.max_body_bytes;
+    let request_timeout = Duration::from_secs(settings.server.request_timeout);
+    // Validated with the settings, so an error here cannot happen; no proxy is trusted then.
+    let proxies = crate::security::TrustedProxies::parse(&settings.security.trusted_proxies)
+        .unwrap_or_default();
+    let origins = &settings.security.cors_origins;
     Route::new()
         .at("/metrics", metrics)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/", api)
         .with(CatchPanic::new())
+        .with_if(!origins.is_empty(), api::limits::cors(origins))
+        .data(proxies)
         .around(move |endpoint, request| api::middleware::harden(endpoint, request, max_body))
+        .around(move |endpoint, request| api::limits::timeout(endpoint, request, request_timeout))
         .boxed()
 }
 

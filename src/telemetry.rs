@@ -21,7 +21,9 @@ pub fn init(settings: &LogSettings) {
         .with_env_filter(filter)
         .with_writer(std::io::stdout);
     let _ = if json {
-        builder.json().flatten_event(true).try_init()
+        // The current span (which carries the request id) is enough; the list of all open spans
+        // would repeat it on every line at a measurable cost.
+        builder.json().flatten_event(true).with_span_list(false).try_init()
     } else {
         builder.try_init()
     };

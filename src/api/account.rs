@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::ApiTags;
 use super::origin::origin;
-use super::optional_body::OptionalBody;
+use super::optional_body::{OptionalBody, OptionalRegistrationBody};
 use super::errors::ApiResult;
 use crate::accounts::{self, Change};
 use crate::audit::Actor;
@@ -77,8 +77,8 @@ pub struct LogoutParams {
 
 #[derive(Debug, ApiRequest)]
 pub enum LogoutBody {
-    Form(Form<LogoutParams>),
     Json(Json<LogoutParams>),
+    Form(Form<LogoutParams>),
 }
 
 #[derive(Debug, ApiResponse)]
@@ -99,17 +99,18 @@ impl AccountApi {
     ///
     /// Self-registration, when the operator has enabled it (`registration.enabled`). The new
     /// user has no roles.
-    #[oai(path = "/users", method = "post")]
+    #[oai(path = "/users", method = "post", operation_id = "register")]
     async fn register(
         &self,
         req: &Request,
-        body: RegistrationBody,
+        body: OptionalRegistrationBody,
     ) -> ApiResult<RegistrationResponse> {
         if !self.registration_enabled {
             return Err(AuthError::Forbidden("self-registration is disabled".into()).into());
         }
-        let params = match body {
-            RegistrationBody::Json(Json(p)) | RegistrationBody::Form(Form(p)) => p,
+        let params = match body.0 {
+            Some(RegistrationBody::Json(Json(p)) | RegistrationBody::Form(Form(p))) => p,
+            None => Registration::default(),
         };
         let username = params
             .username
@@ -136,7 +137,7 @@ impl AccountApi {
     /// The caller's profile
     ///
     /// The user the bearer access token was issued to.
-    #[oai(path = "/userinfo", method = "get")]
+    #[oai(path = "/userinfo", method = "get", operation_id = "userinfo")]
     async fn userinfo(&self, auth: BearerToken) -> ApiResult<Json<UserProfile>> {
         let claims = self.authority.authenticate_bearer(&auth.0.token, now()).await?;
         let user = self.authority.userinfo(&claims).await?;
@@ -147,7 +148,7 @@ impl AccountApi {
     ///
     /// Revokes the bearer access token and its session's refresh-token family, and the family
     /// of a refresh token sent in the body.
-    #[oai(path = "/logout", method = "post")]
+    #[oai(path = "/logout", method = "post", operation_id = "logout")]
     async fn logout(
         &self,
         req: &Request,

@@ -297,7 +297,7 @@ impl AdminApi {
     ///
     /// Users in username order, `limit` (1 to 500, default 50) at a time; pass a page's
     /// `next` as `after` for the following page.
-    #[oai(path = "/users", method = "get")]
+    #[oai(path = "/users", method = "get", operation_id = "list_users")]
     async fn list_users(
         &self,
         req: &Request,
@@ -318,7 +318,7 @@ impl AdminApi {
     }
 
     /// Create a user
-    #[oai(path = "/users", method = "post")]
+    #[oai(path = "/users", method = "post", operation_id = "create_user")]
     async fn create_user(
         &self,
         req: &Request,
@@ -340,7 +340,7 @@ impl AdminApi {
     }
 
     /// Read a user
-    #[oai(path = "/users/:username", method = "get")]
+    #[oai(path = "/users/:username", method = "get", operation_id = "get_user")]
     async fn get_user(
         &self,
         req: &Request,
@@ -358,7 +358,11 @@ impl AdminApi {
     /// inactive, and a `subject` event goes to the revocation feed); enabling again brings
     /// none of them back. Administrators cannot disable themselves or take their own `admin`
     /// role (409).
-    #[oai(path = "/users/:username", method = "patch")]
+    #[oai(
+        path = "/users/:username",
+        method = "patch",
+        operation_id = "update_user"
+    )]
     async fn update_user(
         &self,
         req: &Request,
@@ -381,7 +385,11 @@ impl AdminApi {
     /// Reset a user's password
     ///
     /// Replaces the password and revokes every token of the user at once.
-    #[oai(path = "/users/:username/password", method = "post")]
+    #[oai(
+        path = "/users/:username/password",
+        method = "post",
+        operation_id = "reset_password"
+    )]
     async fn reset_password(
         &self,
         req: &Request,
@@ -405,7 +413,7 @@ impl AdminApi {
     ///
     /// Clients in client-id order, `limit` (1 to 500, default 50) at a time; pass a page's
     /// `next` as `after` for the following page.
-    #[oai(path = "/clients", method = "get")]
+    #[oai(path = "/clients", method = "get", operation_id = "list_clients")]
     async fn list_clients(
         &self,
         req: &Request,
@@ -429,7 +437,7 @@ impl AdminApi {
     ///
     /// A confidential client's secret is in the answer and nowhere else: it is stored only
     /// as its SHA-256.
-    #[oai(path = "/clients", method = "post")]
+    #[oai(path = "/clients", method = "post", operation_id = "create_client")]
     async fn create_client(
         &self,
         req: &Request,
@@ -457,7 +465,11 @@ impl AdminApi {
     }
 
     /// Read a client
-    #[oai(path = "/clients/:client_id", method = "get")]
+    #[oai(
+        path = "/clients/:client_id",
+        method = "get",
+        operation_id = "get_client"
+    )]
     async fn get_client(
         &self,
         req: &Request,
@@ -473,7 +485,11 @@ impl AdminApi {
     ///
     /// Each list given replaces the client's. Refresh tokens issued before are narrowed to
     /// the new scopes and audiences when they are next used.
-    #[oai(path = "/clients/:client_id", method = "patch")]
+    #[oai(
+        path = "/clients/:client_id",
+        method = "patch",
+        operation_id = "update_client"
+    )]
     async fn update_client(
         &self,
         req: &Request,
@@ -497,7 +513,11 @@ impl AdminApi {
     ///
     /// The client can get no more tokens, and its own `client_credentials` tokens are
     /// revoked.
-    #[oai(path = "/clients/:client_id", method = "delete")]
+    #[oai(
+        path = "/clients/:client_id",
+        method = "delete",
+        operation_id = "delete_client"
+    )]
     async fn delete_client(
         &self,
         req: &Request,
@@ -514,7 +534,11 @@ impl AdminApi {
     /// Rotate a client's secret
     ///
     /// A new secret, shown only in this answer; the old one stops working at once.
-    #[oai(path = "/clients/:client_id/secret", method = "post")]
+    #[oai(
+        path = "/clients/:client_id/secret",
+        method = "post",
+        operation_id = "rotate_client_secret"
+    )]
     async fn rotate_secret(
         &self,
         req: &Request,

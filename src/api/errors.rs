@@ -49,6 +49,14 @@ pub enum ApiError {
     /// The resource exists already.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// The request body is larger than the service accepts (`server.max_body_bytes`).
+    #[oai(status = 413)]
+    #[allow(dead_code)] // answered by the middleware (api::middleware); documented here
+    PayloadTooLarge(Json<ErrorBody>),
+    /// The request body's `Content-Type` is missing or not one the operation accepts.
+    #[oai(status = 415)]
+    #[allow(dead_code)] // answered by poem-openapi's body extractors; documented here
+    UnsupportedMediaType(Json<ErrorBody>),
     /// Too many attempts; retry after the number of seconds in `Retry-After`.
     #[oai(status = 429)]
     TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),

@@ -37,7 +37,7 @@ impl HealthApi {
     /// Liveness
     ///
     /// 200 while the process serves requests.
-    #[oai(path = "/healthz", method = "get")]
+    #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
     async fn healthz(&self) -> Json<Health> {
         Json(Health {
             status: "ok".into(),
@@ -48,7 +48,7 @@ impl HealthApi {
     /// Readiness
     ///
     /// 200 when the store answers and a signing key is loaded; 503 otherwise.
-    #[oai(path = "/readyz", method = "get")]
+    #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self) -> ReadinessResponse {
         match self.authority.store().ping().await {
             Ok(()) => ReadinessResponse::Ready(Json(Health {

@@ -3,13 +3,14 @@
 mod account;
 mod admin;
 pub mod errors;
+pub mod limits;
 mod health;
 pub mod metrics;
 pub mod middleware;
 pub mod observe;
 mod oauth;
 mod optional_body;
-mod origin;
+pub mod origin;
 mod revocations;
 mod well_known;
 

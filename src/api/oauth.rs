@@ -4,12 +4,14 @@ use std::sync::Arc;
 
 use poem::Request;
 use poem::http::header;
+use poem_openapi::auth::Basic;
 use poem_openapi::payload::{Form, Json};
-use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi, SecurityScheme};
 use serde::Deserialize;
 
 use super::ApiTags;
 use super::errors::{ApiError, ApiResult};
+use super::optional_body::{OptionalTokenBody, OptionalTokenParamBody};
 use super::origin::origin;
 use crate::domain::{Secret, now, now_ms};
 use crate::oauth::{Authority, ClientCredentials, Introspection, TokenHint, TokenRequest};
@@ -37,10 +39,12 @@ pub struct TokenParams {
 }
 
 /// The token request, as a form (RFC 6749) or as JSON.
+// JSON is listed first: generated clients that set one body per content type, in document
+// order, then send the form (the RFC's encoding) with a matching Content-Type.
 #[derive(Debug, ApiRequest)]
 pub enum TokenBody {
-    Form(Form<TokenParams>),
     Json(Json<TokenParams>),
+    Form(Form<TokenParams>),
 }
 
 /// A successful token response (RFC 6749 §5.1).
@@ -80,10 +84,11 @@ pub struct TokenParam {
     pub client_secret: Option<String>,
 }
 
+/// The token, as a form (RFC 7009, 7662) or as JSON (listed first, as for `TokenBody`).
 #[derive(Debug, ApiRequest)]
 pub enum TokenParamBody {
-    Form(Form<TokenParam>),
     Json(Json<TokenParam>),
+    Form(Form<TokenParam>),
 }
 
 #[derive(Debug, ApiResponse)]
@@ -141,6 +146,24 @@ impl From<Introspection> for IntrospectionBody {
     }
 }
 
+/// Client authentication by HTTP Basic (RFC 6749 §2.3.1): the client id as the user name and
+/// the client secret as the password, both form-urlencoded.
+#[derive(SecurityScheme)]
+#[oai(ty = "basic")]
+#[allow(dead_code)] // read from the request by the handlers, see `ClientAuth`
+pub struct ClientBasic(Basic);
+
+/// How a client authenticates: HTTP Basic, or `client_id` (and `client_secret`) in the body. Only
+/// documents the choice; the handlers read the credentials themselves, so that every failure is
+/// an RFC 6749 `invalid_client` answer.
+#[derive(SecurityScheme)]
+#[allow(dead_code)] // only documents; see above
+pub enum ClientAuth {
+    Basic(ClientBasic),
+    #[oai(fallback)]
+    InBody,
+}
+
 pub struct OAuthApi {
     pub authority: Arc<Authority>,
 }
@@ -168,10 +191,16 @@ impl OAuthApi {
     /// `client_id` and `client_secret` in the body; public clients send only `client_id`.
     /// A refresh token presented again within the grace window returns the same successor;
     /// after it, the whole family is revoked.
-    #[oai(path = "/oauth/token", method = "post")]
-    async fn token(&self, req: &Request, body: TokenBody) -> ApiResult<TokenResponse> {
-        let params = match body {
-            TokenBody::Form(Form(p)) | TokenBody::Json(Json(p)) => p,
+    #[oai(path = "/oauth/token", method = "post", operation_id = "token")]
+    async fn token(
+        &self,
+        req: &Request,
+        _auth: ClientAuth,
+        body: OptionalTokenBody,
+    ) -> ApiResult<TokenResponse> {
+        let params = match body.0 {
+            Some(TokenBody::Form(Form(p)) | TokenBody::Json(Json(p))) => p,
+            None => TokenParams::default(),
         };
         let client = ClientCredentials::from_request(
             authorization(req),
@@ -207,10 +236,16 @@ impl OAuthApi {
     ///
     /// RFC 7009. A refresh token revokes its whole family; an access token is put on the
     /// revocation list until it expires. Unknown or expired tokens are answered with 200 too.
-    #[oai(path = "/oauth/revoke", method = "post")]
-    async fn revoke(&self, req: &Request, body: TokenParamBody) -> ApiResult<RevokeResponse> {
-        let params = match body {
-            TokenParamBody::Form(Form(p)) | TokenParamBody::Json(Json(p)) => p,
+    #[oai(path = "/oauth/revoke", method = "post", operation_id = "revoke")]
+    async fn revoke(
+        &self,
+        req: &Request,
+        _auth: ClientAuth,
+        body: OptionalTokenParamBody,
+    ) -> ApiResult<RevokeResponse> {
+        let params = match body.0 {
+            Some(TokenParamBody::Form(Form(p)) | TokenParamBody::Json(Json(p))) => p,
+            None => TokenParam::default(),
         };
         let credentials = ClientCredentials::from_request(
             authorization(req),
@@ -231,14 +266,20 @@ impl OAuthApi {
     ///
     /// RFC 7662. The caller authenticates as a client. Revoked, expired and foreign tokens
     /// are reported as `{"active": false}`.
-    #[oai(path = "/oauth/introspect", method = "post")]
+    #[oai(
+        path = "/oauth/introspect",
+        method = "post",
+        operation_id = "introspect"
+    )]
     async fn introspect(
         &self,
         req: &Request,
-        body: TokenParamBody,
+        _auth: ClientAuth,
+        body: OptionalTokenParamBody,
     ) -> ApiResult<Json<IntrospectionBody>> {
-        let params = match body {
-            TokenParamBody::Form(Form(p)) | TokenParamBody::Json(Json(p)) => p,
+        let params = match body.0 {
+            Some(TokenParamBody::Form(Form(p)) | TokenParamBody::Json(Json(p))) => p,
+            None => TokenParam::default(),
         };
         let credentials = ClientCredentials::from_request(
             authorization(req),

@@ -122,10 +122,15 @@ impl RevocationsApi {
     /// Basic. A cursor the feed never handed out (say, after the issuer's store was replaced)
     /// is answered with `400 invalid_request`: the follower must then drop what it learned and
     /// resync from the start, without `after`.
-    #[oai(path = "/oauth/revocations", method = "get")]
+    #[oai(
+        path = "/oauth/revocations",
+        method = "get",
+        operation_id = "revocation_feed"
+    )]
     async fn revocations(
         &self,
         req: &Request,
+        _auth: super::oauth::ClientAuth,
         /// The `next_cursor` of the previous answer; leave it out to start from the beginning.
         after: Query<Option<String>>,
         /// At most this many events (1 to 1000, default 500).

@@ -182,7 +182,7 @@ impl WellKnownApi {
     ///
     /// Every public key that may have signed a live token (RFC 7517). Cache it for the
     /// `max-age` given; refetch it when a token names a `kid` you do not have.
-    #[oai(path = "/.well-known/jwks.json", method = "get")]
+    #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
     async fn jwks(
         &self,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
@@ -200,7 +200,11 @@ impl WellKnownApi {
     ///
     /// RFC 8414: the issuer, its endpoints, grants, client authentication methods and
     /// signing algorithms.
-    #[oai(path = "/.well-known/oauth-authorization-server", method = "get")]
+    #[oai(
+        path = "/.well-known/oauth-authorization-server",
+        method = "get",
+        operation_id = "server_metadata"
+    )]
     async fn metadata(&self) -> MetadataResponse {
         self.metadata_document().await
     }
@@ -209,7 +213,11 @@ impl WellKnownApi {
     ///
     /// The same document as `/.well-known/oauth-authorization-server`, for libraries that
     /// discover through the OpenID Connect path.
-    #[oai(path = "/.well-known/openid-configuration", method = "get")]
+    #[oai(
+        path = "/.well-known/openid-configuration",
+        method = "get",
+        operation_id = "openid_configuration"
+    )]
     async fn openid_configuration(&self) -> MetadataResponse {
         self.metadata_document().await
     }

@@ -5,7 +5,7 @@
 //! told to come back later rather than piling up memory.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
@@ -59,6 +59,8 @@ struct Inner {
     max_queue: usize,
     /// Hashes running or waiting to run.
     in_flight: AtomicUsize,
+    /// Verifications started since start-up: shows that refused logins cost no argon2 time.
+    verifications: AtomicU64,
     /// Verified against when the user does not exist, so that case costs what a wrong password
     /// costs.
     dummy_hash: String,
@@ -85,6 +87,7 @@ impl PasswordHasher {
                 concurrency,
                 max_queue: settings.max_queue,
                 in_flight: AtomicUsize::new(0),
+                verifications: AtomicU64::new(0),
                 dummy_hash,
             }),
         })
@@ -107,8 +110,14 @@ impl PasswordHasher {
             Some(hash) => (hash, true),
             None => (self.inner.dummy_hash.clone(), false),
         };
+        self.inner.verifications.fetch_add(1, Ordering::Relaxed);
         let matched = self.run(move || verify_now(&password, &hash)).await?;
         Ok(matched && real)
+    }
+
+    /// Password verifications started so far (by this hasher and its clones).
+    pub fn verifications(&self) -> u64 {
+        self.inner.verifications.load(Ordering::Relaxed)
     }
 
     /// Hashes waiting for a core right now.

@@ -4,6 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use super::throttle::Attempt;
 use super::{AuthError, Authority};
 use crate::audit::{Event, Origin, Record};
 use crate::credentials::verify_client_secret;
@@ -101,6 +102,8 @@ impl Authority {
             .client_id
             .as_deref()
             .ok_or_else(|| AuthError::InvalidClient("client authentication is required".into()))?;
+        let mut attempt = Attempt::client(&self.security, id, &credentials.origin);
+        self.refuse_if_limited(&mut attempt).await?;
         let client = match ClientId::parse(id) {
             Ok(id) => self.store.get_client(&id).await?,
             Err(_) => None,
@@ -112,14 +115,17 @@ impl Authority {
                 _ => false,
             }
         });
-        if authenticated.is_none() {
+        let Some(client) = authenticated else {
+            self.count_failure(&attempt).await?;
             // Unknown clients too: probing for client ids is worth seeing in the trail.
             let id: String = id.chars().take(64).collect();
             Record::new(Event::ClientAuthFailed, &id, &credentials.origin)
                 .client(&id)
                 .emit();
-        }
-        authenticated.ok_or_else(failed)
+            return Err(failed());
+        };
+        self.count_success(&attempt).await?;
+        Ok(client)
     }
 }
 

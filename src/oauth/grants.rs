@@ -1,5 +1,6 @@
 //! The token endpoint's grants: `password`, `client_credentials` and `refresh_token`.
 
+use super::throttle::Attempt;
 use super::{AuthError, Authority, ClientCredentials};
 use crate::audit::{Event, Record};
 use crate::domain::{ClientId, GrantType, Scope, Secret, TokenId, UnixTime, Username};
@@ -84,13 +85,18 @@ impl Authority {
         let origin = &request.client.origin;
         let scope = requested_scope(request.scope.as_deref(), &client.scope)?;
         let audience = self.audience_for(client, &request)?;
+        // Before the password: a refused attempt must cost no argon2 time.
+        let mut attempt = Attempt::login(&self.security, username, origin);
+        self.refuse_if_limited(&mut attempt).await?;
         let user = self.check_password(username, password).await?;
         let Some(user) = user else {
+            self.count_failure(&attempt).await?;
             Record::new(Event::LoginFailed, &truncate(username), origin)
                 .client(client.client_id.as_str())
                 .emit();
             return Err(AuthError::InvalidGrant("invalid username or password".into()));
         };
+        self.count_success(&attempt).await?;
         let scope = self.scope_for_user(&user, scope, request.scope.is_some(), client, origin)?;
         Record::new(Event::Login, user.username.as_str(), origin)
             .client(client.client_id.as_str())

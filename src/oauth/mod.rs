@@ -8,6 +8,7 @@ mod feed;
 mod grants;
 mod roles;
 mod sessions;
+mod throttle;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ pub struct Authority {
     verifier: TokenVerifier,
     passwords: PasswordHasher,
     catalog: catalog::GrantCatalog,
+    security: crate::security::SecuritySettings,
 }
 
 impl Authority {
@@ -50,6 +52,7 @@ impl Authority {
             keys,
             passwords,
             catalog: catalog::GrantCatalog::default(),
+            security: settings.security.clone(),
         }
     }
 

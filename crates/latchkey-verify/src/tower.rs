@@ -1,5 +1,5 @@
 //! tower glue (feature `tower`): a layer that requires a valid access token on every request
-//! of the service it wraps and puts the verified [`AccessToken`] in the request's extensions.
+//! of the service it wraps and puts the verified [`AccessToken`](crate::AccessToken) in the request's extensions.
 //! Refusals are answered per RFC 6750 with a JSON body, so the response body type must be
 //! buildable from a `String` (axum's `Body`, `http_body_util::Full<Bytes>`, `String`...).
 //!

@@ -7,6 +7,7 @@
 //! includes ours, `exp`/`nbf` with leeway, RFC 9068's required claims).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -102,29 +103,57 @@ pub fn verify(
     expect: &Expectations,
     now: i64,
 ) -> Result<AccessToken, VerifyError> {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => verify_with(token, keys, expect, now, &mut scratch),
+        Err(_) => verify_with(token, keys, expect, now, &mut Scratch::default()),
+    })
+}
+
+/// Buffers for the decoded parts, kept per thread so that a verification neither allocates
+/// nor zeroes them.
+#[derive(Default)]
+struct Scratch {
+    header: Vec<u8>,
+    signature: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Decodes base64url `encoded` into `buffer`, refusing more than `max` decoded bytes.
+fn decode_into<'b>(encoded: &str, buffer: &'b mut Vec<u8>, max: usize) -> Option<&'b [u8]> {
+    if encoded.len() > max.div_ceil(3) * 4 {
+        return None;
+    }
+    buffer.clear();
+    URL_SAFE_NO_PAD.decode_vec(encoded, buffer).ok()?;
+    Some(buffer.as_slice())
+}
+
+fn verify_with(
+    token: &str,
+    keys: &KeySet,
+    expect: &Expectations,
+    now: i64,
+    scratch: &mut Scratch,
+) -> Result<AccessToken, VerifyError> {
     let (signing_input, payload, signature) = split(token, expect)?;
-    let mut buffer = [0u8; MAX_HEADER_BYTES];
-    let header = header(signing_input, &mut buffer)?;
+    let header = header(signing_input, &mut scratch.header)?;
     let key = keys.get(&header.kid).ok_or(VerifyError::UnknownKey)?;
     // The key decides the algorithm; a header that claims another is refused, never obeyed.
     if header.alg != key.algorithm().as_str() {
         return Err(VerifyError::WrongAlgorithm);
     }
-    if signature.len() > MAX_SIGNATURE_BYTES * 4 / 3 + 4 {
+    let signature = decode_into(signature, &mut scratch.signature, MAX_SIGNATURE_BYTES)
+        .ok_or(VerifyError::BadSignature)?;
+    if !key.verify(signing_input.as_bytes(), signature) {
         return Err(VerifyError::BadSignature);
     }
-    let mut sig = [0u8; MAX_SIGNATURE_BYTES];
-    let len = URL_SAFE_NO_PAD
-        .decode_slice(signature, &mut sig)
-        .map_err(|_| VerifyError::BadSignature)?;
-    if !key.verify(signing_input.as_bytes(), &sig[..len]) {
-        return Err(VerifyError::BadSignature);
-    }
-    let payload = URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| VerifyError::Malformed)?;
-    let claims: Claims<'_> =
-        serde_json::from_slice(&payload).map_err(|_| VerifyError::Malformed)?;
+    let payload = decode_into(payload, &mut scratch.payload, expect.max_token_bytes)
+        .ok_or(VerifyError::Malformed)?;
+    let claims: Claims<'_> = serde_json::from_slice(payload).map_err(|_| VerifyError::Malformed)?;
     check_claims(claims, expect, now)
 }
 
@@ -132,7 +161,7 @@ pub fn verify(
 /// lacks it.
 pub fn unknown_kid(token: &str, expect: &Expectations) -> Option<String> {
     let (signing_input, _, _) = split(token, expect).ok()?;
-    let mut buffer = [0u8; MAX_HEADER_BYTES];
+    let mut buffer = Vec::new();
     let header = header(signing_input, &mut buffer).ok()?;
     Some(header.kid.into_owned())
 }
@@ -166,19 +195,10 @@ struct Checked<'a> {
 }
 
 /// Decodes the header of `signing_input` into `buffer` and checks it.
-fn header<'b>(
-    signing_input: &str,
-    buffer: &'b mut [u8; MAX_HEADER_BYTES],
-) -> Result<Checked<'b>, VerifyError> {
+fn header<'b>(signing_input: &str, buffer: &'b mut Vec<u8>) -> Result<Checked<'b>, VerifyError> {
     let encoded = signing_input.split('.').next().unwrap_or_default();
-    if encoded.len() > MAX_HEADER_BYTES * 4 / 3 {
-        return Err(VerifyError::Malformed);
-    }
-    let len = URL_SAFE_NO_PAD
-        .decode_slice(encoded, buffer)
-        .map_err(|_| VerifyError::Malformed)?;
-    let header: Header<'b> =
-        serde_json::from_slice(&buffer[..len]).map_err(|_| VerifyError::Malformed)?;
+    let decoded = decode_into(encoded, buffer, MAX_HEADER_BYTES).ok_or(VerifyError::Malformed)?;
+    let header: Header<'b> = serde_json::from_slice(decoded).map_err(|_| VerifyError::Malformed)?;
     if header.jku.0 || header.x5u.0 || header.jwk.0 || header.x5c.0 || header.crit.0 {
         return Err(VerifyError::ForbiddenHeader);
     }

@@ -158,6 +158,8 @@ struct Shared {
 struct Tally {
     latencies_us: Vec<u32>,
     ok: u64,
+    /// 2xx answers in and out of the measured window (warm-up and tail included).
+    ok_all: u64,
     non_2xx: u64,
     errors: u64,
     timeouts: u64,
@@ -246,6 +248,9 @@ async fn worker(shared: Arc<Shared>, index: usize) -> Tally {
                     sender = None;
                 }
                 let success = parts.status.is_success();
+                if success {
+                    tally.ok_all += 1;
+                }
                 if success && let Some(field) = &shared.capture {
                     tally.captured.extend(capture_field(&bytes, field));
                 }
@@ -405,6 +410,7 @@ fn main() -> Result<()> {
     for t in tallies {
         total.latencies_us.extend(t.latencies_us);
         total.ok += t.ok;
+        total.ok_all += t.ok_all;
         total.non_2xx += t.non_2xx;
         total.errors += t.errors;
         total.timeouts += t.timeouts;
@@ -451,6 +457,7 @@ fn main() -> Result<()> {
         "threads": args.threads,
         "window_s": window_s,
         "ok": total.ok,
+        "ok_all": total.ok_all,
         "non_2xx": total.non_2xx,
         "errors": total.errors,
         "timeouts": total.timeouts,

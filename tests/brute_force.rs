@@ -1,0 +1,260 @@
+//! Failed-login limits: per username, per address (behind trusted proxies only by
+//! `X-Forwarded-For`), per client; refused before any password is checked; shared by replicas.
+
+mod support;
+
+use std::sync::Arc;
+
+use latchkey::accounts::{self, ClientSpec};
+use latchkey::audit::{Actor, Origin};
+use latchkey::configuration::Settings;
+use latchkey::credentials::PasswordHasher;
+use latchkey::domain::{GrantType, Secret, now, now_ms};
+use latchkey::keys::{KeyRing, KeySet, SigningKey};
+use latchkey::oauth::{AuthError, Authority, ClientCredentials, TokenRequest};
+use latchkey::store::SharedStore;
+use latchkey::store::embedded::EmbeddedStore;
+use support::{TestApp, assert_oauth_error, cheap_passwords};
+
+async fn login_as(app: &TestApp, username: &str, password: &str) -> reqwest::Response {
+    app.token(&[
+        ("grant_type", "password"),
+        ("username", username),
+        ("password", password),
+        ("client_id", "web"),
+    ])
+    .await
+}
+
+async fn login_from(app: &TestApp, username: &str, forwarded_for: &str) -> reqwest::Response {
+    app.http
+        .post(app.url("/oauth/token"))
+        .header("x-forwarded-for", forwarded_for)
+        .form(&[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", "wrong password"),
+            ("client_id", "web"),
+        ])
+        .send()
+        .await
+        .expect("request sent")
+}
+
+/// Asserts the 429 answer: RFC 6749 JSON body, `Retry-After` within the window.
+async fn assert_limited(response: reqwest::Response, window: u64) {
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a numeric Retry-After");
+    assert!(
+        (1..=window).contains(&retry_after),
+        "Retry-After {retry_after}"
+    );
+    let body = assert_oauth_error(response, 429, "too_many_requests").await;
+    assert!(body["error_description"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn past_the_username_limit_even_the_right_password_is_refused_with_429() {
+    let app = TestApp::spawn_with(|s| {
+        s.security.max_failed_logins_per_user = 3;
+        s.security.failed_login_window = 600;
+    })
+    .await;
+    app.with_user_and_web_client().await;
+    for _ in 0..3 {
+        assert_oauth_error(
+            login_as(&app, "alice", "wrong password").await,
+            400,
+            "invalid_grant",
+        )
+        .await;
+    }
+    assert_limited(login_as(&app, "alice", "correct horse").await, 600).await;
+    // Case does not open a second counter.
+    assert_limited(login_as(&app, "ALICE", "correct horse").await, 600).await;
+    // Another user is not affected.
+    app.add_user("bob", "bob's password", &["user"]).await;
+    assert_eq!(login_as(&app, "bob", "bob's password").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_successful_login_resets_the_username_counter() {
+    let app = TestApp::spawn_with(|s| s.security.max_failed_logins_per_user = 3).await;
+    app.with_user_and_web_client().await;
+    for _ in 0..3 {
+        for _ in 0..2 {
+            let wrong = login_as(&app, "alice", "wrong password").await;
+            assert_oauth_error(wrong, 400, "invalid_grant").await;
+        }
+        assert_eq!(login_as(&app, "alice", "correct horse").await.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn failures_from_one_address_are_limited_across_usernames() {
+    let app = TestApp::spawn_with(|s| s.security.max_failed_logins_per_address = 4).await;
+    app.with_user_and_web_client().await;
+    for name in ["u1", "u2", "u3", "u4"] {
+        assert_oauth_error(
+            login_as(&app, name, "wrong password").await,
+            400,
+            "invalid_grant",
+        )
+        .await;
+    }
+    assert_limited(login_as(&app, "alice", "correct horse").await, 900).await;
+}
+
+#[tokio::test]
+async fn x_forwarded_for_counts_only_when_the_peer_is_a_trusted_proxy() {
+    let behind_proxy = TestApp::spawn_with(|s| {
+        s.security.max_failed_logins_per_address = 2;
+        s.security.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    behind_proxy.with_user_and_web_client().await;
+    // Two clients behind the proxy, two failures each: each is at its own limit only.
+    for client in ["198.51.100.1", "198.51.100.2"] {
+        for user in ["u1", "u2"] {
+            let forwarded = format!("6.6.6.6, {client}");
+            let response = login_from(&behind_proxy, user, &forwarded).await;
+            assert_oauth_error(response, 400, "invalid_grant").await;
+        }
+    }
+    // The forged leftmost hop is not who is counted: 198.51.100.1 is limited, whatever it says.
+    let limited = login_from(&behind_proxy, "u3", "7.7.7.7, 198.51.100.1").await;
+    assert_limited(limited, 900).await;
+    let fresh = login_from(&behind_proxy, "u3", "198.51.100.3").await;
+    assert_oauth_error(fresh, 400, "invalid_grant").await;
+
+    // With no trusted proxy the header is ignored: every request is the peer's.
+    let direct = TestApp::spawn_with(|s| s.security.max_failed_logins_per_address = 2).await;
+    direct.with_user_and_web_client().await;
+    for (user, forged) in [("u1", "198.51.100.1"), ("u2", "198.51.100.2")] {
+        let response = login_from(&direct, user, forged).await;
+        assert_oauth_error(response, 400, "invalid_grant").await;
+    }
+    assert_limited(login_from(&direct, "u3", "198.51.100.3").await, 900).await;
+}
+
+#[tokio::test]
+async fn client_authentication_failures_are_limited_per_client() {
+    let app = TestApp::spawn_with(|s| s.security.max_failed_client_auths_per_client = 3).await;
+    let secret = app
+        .add_client("svc", false, &[GrantType::ClientCredentials], &[], &[])
+        .await
+        .expect("a confidential client has a secret");
+    let request = |secret: String| {
+        app.http
+            .post(app.url("/oauth/token"))
+            .basic_auth("svc", Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    for _ in 0..3 {
+        let wrong = request("not the secret".into()).await.expect("sent");
+        assert_oauth_error(wrong, 401, "invalid_client").await;
+    }
+    assert_limited(request(secret.clone()).await.expect("sent"), 900).await;
+    // Introspection authenticates the same client and is refused the same way.
+    let introspect = app
+        .http
+        .post(app.url("/oauth/introspect"))
+        .basic_auth("svc", Some(&secret))
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .expect("sent");
+    assert_limited(introspect, 900).await;
+}
+
+#[tokio::test]
+async fn the_limit_holds_across_replicas_sharing_a_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let limit = |s: &mut Settings| s.security.max_failed_logins_per_user = 2;
+    let first = TestApp::spawn_in(dir.path().to_path_buf(), limit).await;
+    let second = TestApp::spawn_in(dir.path().to_path_buf(), limit).await;
+    first.with_user_and_web_client().await;
+    for app in [&first, &second] {
+        let wrong = login_as(app, "alice", "wrong password").await;
+        assert_oauth_error(wrong, 400, "invalid_grant").await;
+    }
+    assert_limited(login_as(&first, "alice", "correct horse").await, 900).await;
+    assert_limited(login_as(&second, "alice", "correct horse").await, 900).await;
+}
+
+#[tokio::test]
+async fn a_refused_login_spends_no_password_verification() {
+    let mut settings = Settings::default();
+    settings.passwords = cheap_passwords();
+    settings.security.max_failed_logins_per_user = 2;
+    let store: SharedStore = Arc::new(EmbeddedStore::open_in_memory().expect("store"));
+    let (key, _) = SigningKey::generate_rsa(2048).expect("key");
+    let keys = Arc::new(KeyRing::fixed(
+        KeySet::from_keys(vec![key]).expect("key set"),
+    ));
+    let hasher = PasswordHasher::new(&settings.passwords).expect("hasher");
+    let operator = Actor::Operator("test");
+    let change = accounts::Change {
+        store: store.as_ref(),
+        by: &operator,
+        now: now(),
+    };
+    let spec = ClientSpec {
+        public: true,
+        grants: [GrantType::Password].into_iter().collect(),
+        scopes: Default::default(),
+        audiences: Default::default(),
+    };
+    accounts::add_client(&change, "web", spec)
+        .await
+        .expect("client");
+    let roles = ["user".to_string()].into_iter().collect();
+    accounts::add_user(
+        &change,
+        &hasher,
+        "alice",
+        Secret::new("correct horse"),
+        roles,
+    )
+    .await
+    .expect("user");
+    let authority = Authority::new(&settings, store, keys, hasher.clone());
+    let attempt = |password: &str| TokenRequest {
+        grant_type: Some("password".into()),
+        username: Some("alice".into()),
+        password: Some(Secret::new(password)),
+        client: ClientCredentials {
+            client_id: Some("web".into()),
+            client_secret: None,
+            origin: Origin::new(Some("192.0.2.1".into()), None),
+        },
+        ..TokenRequest::default()
+    };
+    for _ in 0..2 {
+        let refused = authority
+            .exchange(attempt("wrong password"), now_ms())
+            .await;
+        assert!(
+            matches!(refused, Err(AuthError::InvalidGrant(_))),
+            "{refused:?}"
+        );
+    }
+    let before = hasher.verifications();
+    for _ in 0..20 {
+        let refused = authority.exchange(attempt("correct horse"), now_ms()).await;
+        assert!(
+            matches!(refused, Err(AuthError::TooManyRequests { .. })),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(
+        hasher.verifications(),
+        before,
+        "no argon2 verification while limited"
+    );
+}

@@ -1,0 +1,322 @@
+//! Limits and headers at the HTTP edge: `no-store` wherever a token or secret travels,
+//! `nosniff`, no server banner, CORS off unless configured, header size and count, slow
+//! clients, the request timeout, and the argon2 queue bound.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use latchkey::domain::GrantType;
+use serde_json::{Value, json};
+use support::{TestApp, assert_oauth_error};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn assert_safe_headers(response: &reqwest::Response, what: &str) {
+    let headers = response.headers();
+    assert_eq!(headers["x-content-type-options"], "nosniff", "{what}");
+    assert!(headers.get("server").is_none(), "{what}: a server banner");
+}
+
+fn assert_no_store(response: &reqwest::Response, what: &str) {
+    assert_safe_headers(response, what);
+    assert_eq!(response.headers()["cache-control"], "no-store", "{what}");
+}
+
+#[tokio::test]
+async fn every_response_carrying_a_token_or_secret_is_no_store_and_none_has_a_banner() {
+    let app = TestApp::spawn().await;
+    app.with_user_and_web_client().await;
+    app.add_user("root", "root password", &["admin"]).await;
+    let login = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", "root"),
+            ("password", "root password"),
+            ("client_id", "web"),
+        ])
+        .await;
+    assert_no_store(&login, "password grant");
+    let tokens: Value = login.json().await.expect("json");
+    let root = tokens["access_token"].as_str().expect("token").to_owned();
+    let refreshed = app
+        .refresh(tokens["refresh_token"].as_str().expect("rt"))
+        .await;
+    assert_no_store(&refreshed, "refresh grant");
+
+    let admin = |method: reqwest::Method, path: &str| {
+        app.http.request(method, app.url(path)).bearer_auth(&root)
+    };
+    let created = admin(reqwest::Method::POST, "/admin/clients")
+        .json(&json!({"client_id": "svc", "grants": ["client_credentials"]}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), 201);
+    assert_no_store(&created, "a new client's secret");
+    let secret: Value = created.json().await.expect("json");
+    let secret = secret["client_secret"].as_str().expect("secret").to_owned();
+    let rotated = admin(reqwest::Method::POST, "/admin/clients/svc/secret")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(rotated.status(), 200);
+    assert_no_store(&rotated, "a rotated secret");
+    let rotated: Value = rotated.json().await.expect("json");
+    let secret_now = rotated["client_secret"].as_str().expect("secret");
+    assert_ne!(secret_now, secret);
+
+    let client = app
+        .http
+        .post(app.url("/oauth/token"))
+        .basic_auth("svc", Some(secret_now))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("sent");
+    assert_no_store(&client, "client_credentials grant");
+    let introspect = app
+        .http
+        .post(app.url("/oauth/introspect"))
+        .basic_auth("svc", Some(secret_now))
+        .form(&[("token", root.as_str())])
+        .send()
+        .await
+        .expect("sent");
+    assert_no_store(&introspect, "introspection");
+    assert_no_store(&app.userinfo(&root).await, "userinfo");
+    for path in [
+        "/.well-known/jwks.json",
+        "/healthz",
+        "/metrics",
+        "/no/such/page",
+    ] {
+        let response = app.http.get(app.url(path)).send().await.expect("sent");
+        assert_safe_headers(&response, path);
+    }
+}
+
+async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
+    app.http
+        .request(reqwest::Method::OPTIONS, app.url("/oauth/token"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .expect("sent")
+}
+
+#[tokio::test]
+async fn cors_is_off_by_default_and_allows_only_the_configured_origins() {
+    let closed = TestApp::spawn().await;
+    let answer = preflight(&closed, "https://app.example.com").await;
+    assert!(
+        answer
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let jwks = closed
+        .http
+        .get(closed.url("/.well-known/jwks.json"))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .expect("sent");
+    assert!(jwks.headers().get("access-control-allow-origin").is_none());
+
+    let open = TestApp::spawn_with(|s| {
+        s.security.cors_origins = vec!["https://app.example.com".into()];
+    })
+    .await;
+    let allowed = preflight(&open, "https://app.example.com").await;
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert!(
+        allowed
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    let refused = preflight(&open, "https://evil.example").await;
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    assert_eq!(refused.headers()["x-content-type-options"], "nosniff");
+}
+
+#[test]
+fn cors_origins_that_are_not_origins_stop_start_up() {
+    use latchkey::configuration::Settings;
+    for bad in ["*", "app.example.com", "https://app.example.com/"] {
+        let env = [(
+            "LATCHKEY_SECURITY__CORS_ORIGINS".to_string(),
+            bad.to_string(),
+        )];
+        let error = Settings::load_from(None, Some(env.into_iter().collect()));
+        let message = error.expect_err("refused").to_string();
+        assert!(message.contains("security.cors_origins"), "{message}");
+    }
+}
+
+/// Sends `head` on a raw connection and reads until the peer closes or `limit` passes;
+/// returns what was read and how long it took.
+async fn raw_exchange(app: &TestApp, head: &[u8], limit: Duration) -> (String, Duration) {
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    stream.write_all(head).await.expect("write");
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(limit, stream.read_to_end(&mut received)).await;
+    (
+        String::from_utf8_lossy(&received).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn too_many_or_too_large_headers_are_refused_without_a_crash() {
+    let app = TestApp::spawn().await;
+    let mut many = String::from("GET /healthz HTTP/1.1\r\nhost: x\r\n");
+    for i in 0..200 {
+        many.push_str(&format!("x-h{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let (answer, _) = raw_exchange(&app, many.as_bytes(), Duration::from_secs(5)).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+    let huge = format!(
+        "GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let (answer, _) = raw_exchange(&app, huge.as_bytes(), Duration::from_secs(5)).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+    // And the service is still there.
+    let health = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn a_client_sending_its_headers_byte_by_byte_is_cut_off_within_the_header_timeout() {
+    let app = TestApp::spawn_with(|s| s.server.header_timeout = 1).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).await.expect("connect");
+    let started = Instant::now();
+    let request = b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: "
+        .iter()
+        .chain([b'a'; 200].iter());
+    let mut cut_off = false;
+    for byte in request {
+        if stream.write_all(&[*byte]).await.is_err() {
+            cut_off = true;
+            break;
+        }
+        // Data the peer closed on: a read sees the end or a reset.
+        let mut probe = [0u8; 64];
+        if let Ok(read) =
+            tokio::time::timeout(Duration::from_millis(50), stream.read(&mut probe)).await
+        {
+            assert!(
+                !matches!(read, Ok(n) if n > 0 && probe.starts_with(b"HTTP/1.1 2")),
+                "answered"
+            );
+            cut_off = true;
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(cut_off, "still connected after {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "cut off after {elapsed:?}"
+    );
+    // A normal client on a fresh connection is served.
+    let health = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn a_stalled_request_body_gets_a_json_503_within_the_request_timeout() {
+    let app = TestApp::spawn_with(|s| s.server.request_timeout = 1).await;
+    let head = b"POST /oauth/token HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\ngrant_type=";
+    let (answer, elapsed) = raw_exchange(&app, head, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("\"error\":\"temporarily_unavailable\""),
+        "{answer}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "answered after {elapsed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn past_the_argon2_queue_bound_logins_get_503_with_retry_after() {
+    let app = TestApp::spawn_with(|s| {
+        s.passwords.memory_kib = 16 * 1024;
+        s.passwords.iterations = 4;
+        s.passwords.max_concurrent = 1;
+        s.passwords.max_queue = 1;
+        s.security.max_failed_logins_per_address = 0;
+        s.security.max_failed_logins_per_user = 0;
+    })
+    .await;
+    app.add_client("web", true, &[GrantType::Password], &[], &[])
+        .await;
+    let attempts = (0..24).map(|i| {
+        let http = app.http.clone();
+        let url = app.url("/oauth/token");
+        tokio::spawn(async move {
+            let user = format!("user{i}");
+            let form = [
+                ("grant_type", "password"),
+                ("username", user.as_str()),
+                ("password", "wrong password"),
+                ("client_id", "web"),
+            ];
+            http.post(url).form(&form).send().await.expect("sent")
+        })
+    });
+    let mut busy = None;
+    let mut refused = 0;
+    for attempt in attempts.collect::<Vec<_>>() {
+        let response = attempt.await.expect("joined");
+        match response.status().as_u16() {
+            503 => busy = Some(response),
+            400 => refused += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(refused >= 1, "some logins were checked");
+    let busy = busy.expect("some logins were turned away");
+    assert_eq!(busy.headers()["retry-after"], "1");
+    assert_oauth_error(busy, 503, "temporarily_unavailable").await;
+}
