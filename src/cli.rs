@@ -20,7 +20,11 @@ mod accounts;
 pub use accounts::{ClientsCommand, UsersCommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "latchkey", version, about = "A standalone OAuth2-style token issuer")]
+#[command(
+    name = "latchkey",
+    version,
+    about = "A standalone OAuth2-style token issuer"
+)]
 pub struct Cli {
     /// A configuration file (TOML, YAML or JSON); environment variables override it.
     #[arg(long, env = "LATCHKEY_CONFIG", global = true)]
@@ -91,7 +95,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             telemetry::init(&settings.log);
-            Application::build(settings).await?.run_until_stopped().await?;
+            Application::build(settings)
+                .await?
+                .run_until_stopped()
+                .await?;
         }
         Command::Keys(command) => keys_command(&settings, command)?,
         Command::Users(command) => accounts::users_command(&settings, command).await?,

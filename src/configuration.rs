@@ -128,7 +128,10 @@ impl std::fmt::Debug for BootstrapSettings {
         f.debug_struct("BootstrapSettings")
             .field("admin_username", &self.admin_username)
             .field("admin_password_file", &self.admin_password_file)
-            .field("admin_password", &self.admin_password.as_ref().map(|_| "***"))
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "***"),
+            )
             .finish()
     }
 }
@@ -260,10 +263,7 @@ impl Settings {
             .try_parsing(true)
             .source(env.clone());
         let env_source = env;
-        let mut settings: Settings = builder
-            .add_source(environment)
-            .build()?
-            .try_deserialize()?;
+        let mut settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
         settings.bootstrap.take_verbatim(env_source.as_ref());
         settings.validated()
     }
@@ -306,7 +306,10 @@ impl Settings {
         if self.store.backend == StoreBackend::Redis
             && self.store.url.as_deref().is_none_or(str::is_empty)
         {
-            return Err(invalid("store.url", "is required when store.backend is redis"));
+            return Err(invalid(
+                "store.url",
+                "is required when store.backend is redis",
+            ));
         }
         let p = &self.passwords;
         argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, None)
@@ -315,7 +318,10 @@ impl Settings {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(invalid("log.level", format!("'{}' is not a log filter", self.log.level)));
+            return Err(invalid(
+                "log.level",
+                format!("'{}' is not a log filter", self.log.level),
+            ));
         }
         if self.keys.jwks_max_age == 0 {
             return Err(invalid("keys.jwks_max_age", "must be at least 1 second"));
@@ -337,13 +343,21 @@ impl Settings {
             return Err(invalid("tokens.admin_scopes", "must be valid scope tokens"));
         }
         self.bootstrap.validate()?;
-        self.security.validate().map_err(|(key, reason)| invalid(key, reason))?;
+        self.security
+            .validate()
+            .map_err(|(key, reason)| invalid(key, reason))?;
         let server = &self.server;
         if server.request_timeout == 0 || server.header_timeout == 0 {
-            return Err(invalid("server.request_timeout", "timeouts must be at least 1 second"));
+            return Err(invalid(
+                "server.request_timeout",
+                "timeouts must be at least 1 second",
+            ));
         }
         if server.tls_cert.is_some() != server.tls_key.is_some() {
-            return Err(invalid("server.tls_key", "server.tls_cert and server.tls_key go together"));
+            return Err(invalid(
+                "server.tls_key",
+                "server.tls_cert and server.tls_key go together",
+            ));
         }
         Ok(self)
     }
@@ -385,10 +399,12 @@ impl Settings {
     }
 
     pub fn bind_address(&self) -> Result<SocketAddr, ConfigError> {
-        self.server
-            .bind
-            .parse()
-            .map_err(|_| invalid("server.bind", format!("'{}' is not host:port", self.server.bind)))
+        self.server.bind.parse().map_err(|_| {
+            invalid(
+                "server.bind",
+                format!("'{}' is not host:port", self.server.bind),
+            )
+        })
     }
 }
 
@@ -500,19 +516,22 @@ mod tests {
     fn a_file_is_read_and_the_environment_wins_over_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("latchkey.toml");
-        std::fs::write(&path, "issuer = \"https://file.example\"\n[tokens]\naccess_ttl = 120\n")
-            .unwrap();
-        let settings = Settings::load_from(
-            Some(&path),
-            env(&[("LATCHKEY_TOKENS__ACCESS_TTL", "30")]),
+        std::fs::write(
+            &path,
+            "issuer = \"https://file.example\"\n[tokens]\naccess_ttl = 120\n",
         )
         .unwrap();
+        let settings =
+            Settings::load_from(Some(&path), env(&[("LATCHKEY_TOKENS__ACCESS_TTL", "30")]))
+                .unwrap();
         assert_eq!(settings.issuer, "https://file.example");
         assert_eq!(settings.tokens.access_ttl, 30);
     }
 
     fn error_for(pairs: &[(&str, &str)]) -> String {
-        Settings::load_from(None, env(pairs)).unwrap_err().to_string()
+        Settings::load_from(None, env(pairs))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -558,9 +577,11 @@ mod tests {
     fn admin_scopes_default_to_admin_and_read_a_joined_list_from_the_environment() {
         let settings = Settings::load_from(None, env(&[])).unwrap();
         assert_eq!(settings.tokens.admin_scopes, ["admin"]);
-        let settings =
-            Settings::load_from(None, env(&[("LATCHKEY_TOKENS__ADMIN_SCOPES", "admin ops,audit")]))
-                .unwrap();
+        let settings = Settings::load_from(
+            None,
+            env(&[("LATCHKEY_TOKENS__ADMIN_SCOPES", "admin ops,audit")]),
+        )
+        .unwrap();
         assert_eq!(settings.tokens.admin_scopes, ["admin", "ops", "audit"]);
         let message = error_for(&[("LATCHKEY_TOKENS__ADMIN_SCOPES", "bad\\scope")]);
         assert!(message.contains("tokens.admin_scopes"), "{message}");
@@ -604,7 +625,10 @@ mod tests {
             None,
             env(&[
                 ("LATCHKEY_BOOTSTRAP__ADMIN_USERNAME", "root"),
-                ("LATCHKEY_BOOTSTRAP__ADMIN_PASSWORD_FILE", path.to_str().unwrap()),
+                (
+                    "LATCHKEY_BOOTSTRAP__ADMIN_PASSWORD_FILE",
+                    path.to_str().unwrap(),
+                ),
             ]),
         )
         .unwrap();

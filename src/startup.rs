@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use poem::middleware::CatchPanic;
 use poem::listener::{AcceptorExt, IntoTlsConfigStream};
+use poem::middleware::CatchPanic;
 use poem::{EndpointExt, Route, Server};
 
 use crate::api;
@@ -53,20 +53,33 @@ impl Application {
 
     /// Like [`Application::build`], on a listener the caller bound already (tests bind port 0
     /// first so that they know the issuer URL before the service starts).
-    pub async fn build_on(settings: Settings, listener: std::net::TcpListener) -> anyhow::Result<Application> {
+    pub async fn build_on(
+        settings: Settings,
+        listener: std::net::TcpListener,
+    ) -> anyhow::Result<Application> {
         Self::build_with(settings, listener).await
     }
 
-    async fn build_with(settings: Settings, listener: std::net::TcpListener) -> anyhow::Result<Application> {
+    async fn build_with(
+        settings: Settings,
+        listener: std::net::TcpListener,
+    ) -> anyhow::Result<Application> {
         let address = listener
             .local_addr()
             .context("the listener has no TCP address")?;
         crate::metrics::init();
         let keys_dir = settings.keys.dir.clone();
         let policy = settings.key_policy();
-        let loaded = tokio::task::spawn_blocking(move || KeySet::load_or_generate(&keys_dir, now(), &policy))
-            .await?
-            .with_context(|| format!("cannot load signing keys from {}", settings.keys.dir.display()))?;
+        let loaded = tokio::task::spawn_blocking(move || {
+            KeySet::load_or_generate(&keys_dir, now(), &policy)
+        })
+        .await?
+        .with_context(|| {
+            format!(
+                "cannot load signing keys from {}",
+                settings.keys.dir.display()
+            )
+        })?;
         if let Some(path) = &loaded.generated {
             tracing::info!(
                 path = %path.display(),
@@ -79,7 +92,8 @@ impl Application {
             loaded = loaded.keys.keys().len(),
             "signing keys loaded"
         );
-        let rotate_every = (settings.keys.rotate_every > 0).then_some(settings.keys.rotate_every as i64);
+        let rotate_every =
+            (settings.keys.rotate_every > 0).then_some(settings.keys.rotate_every as i64);
         let keys = Arc::new(KeyRing::new(
             loaded.keys,
             settings.keys.dir.clone(),
@@ -91,15 +105,26 @@ impl Application {
             .context("cannot open the store")?;
         let passwords = PasswordHasher::new(&settings.passwords)?;
         if let Some((username, password)) = settings.bootstrap_admin()? {
-            crate::accounts::bootstrap_admin(store.as_ref(), &passwords, &username, password, now())
-                .await
-                .context("cannot create the admin named by bootstrap.admin_username")?;
+            crate::accounts::bootstrap_admin(
+                store.as_ref(),
+                &passwords,
+                &username,
+                password,
+                now(),
+            )
+            .await
+            .context("cannot create the admin named by bootstrap.admin_username")?;
         }
         let tls = match (&settings.server.tls_cert, &settings.server.tls_key) {
             (Some(cert), Some(key)) => Some(crate::tls::load(cert, key)?),
             _ => None,
         };
-        let authority = Arc::new(Authority::new(&settings, store.clone(), keys.clone(), passwords));
+        let authority = Arc::new(Authority::new(
+            &settings,
+            store.clone(),
+            keys.clone(),
+            passwords,
+        ));
         let drain = Drain::new();
         let observed = drain.clone();
         let app = routes(authority, &settings)
@@ -169,7 +194,10 @@ impl Application {
 
 /// The whole HTTP surface: the documented API, its document and docs page, and the middleware
 /// every response passes through.
-pub fn routes(authority: Arc<Authority>, settings: &Settings) -> poem::endpoint::BoxEndpoint<'static> {
+pub fn routes(
+    authority: Arc<Authority>,
+    settings: &Settings,
+) -> poem::endpoint::BoxEndpoint<'static> {
     let metrics = api::metrics::endpoint(authority.clone());
     let api = api::service(authority, settings);
     let spec = api.spec_endpoint();

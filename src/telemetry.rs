@@ -23,7 +23,11 @@ pub fn init(settings: &LogSettings) {
     let _ = if json {
         // The current span (which carries the request id) is enough; the list of all open spans
         // would repeat it on every line at a measurable cost.
-        builder.json().flatten_event(true).with_span_list(false).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .try_init()
     } else {
         builder.try_init()
     };

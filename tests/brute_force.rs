@@ -189,8 +189,10 @@ async fn the_limit_holds_across_replicas_sharing_a_store() {
 
 #[tokio::test]
 async fn a_refused_login_spends_no_password_verification() {
-    let mut settings = Settings::default();
-    settings.passwords = cheap_passwords();
+    let mut settings = Settings {
+        passwords: cheap_passwords(),
+        ..Settings::default()
+    };
     settings.security.max_failed_logins_per_user = 2;
     let store: SharedStore = Arc::new(EmbeddedStore::open_in_memory().expect("store"));
     let (key, _) = SigningKey::generate_rsa(2048).expect("key");

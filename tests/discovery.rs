@@ -9,10 +9,20 @@ use support::{TestApp, assert_oauth_error, decode_jwt};
 #[tokio::test]
 async fn the_jwks_publishes_the_signing_key_with_caching_headers() {
     let app = TestApp::spawn().await;
-    let response = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap();
+    let response = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "public, max-age=300");
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
     let etag = response.headers()["etag"].to_str().unwrap().to_owned();
     assert!(etag.starts_with('"') && etag.ends_with('"'));
     let jwks: Value = response.json().await.unwrap();
@@ -30,7 +40,12 @@ async fn the_jwks_publishes_the_signing_key_with_caching_headers() {
 #[tokio::test]
 async fn the_jwks_answers_304_to_a_matching_if_none_match() {
     let app = TestApp::spawn().await;
-    let first = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap();
+    let first = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
     let etag = first.headers()["etag"].clone();
     let again = app
         .http
@@ -67,7 +82,12 @@ async fn tokens_name_a_key_that_the_jwks_publishes() {
         .json()
         .await
         .unwrap();
-    let kids: Vec<&Value> = jwks["keys"].as_array().unwrap().iter().map(|k| &k["kid"]).collect();
+    let kids: Vec<&Value> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| &k["kid"])
+        .collect();
     assert!(kids.contains(&&header["kid"]));
 }
 
@@ -90,14 +110,25 @@ async fn the_metadata_is_served_at_both_well_known_paths_and_matches_the_tokens(
     let base = app.address.as_str();
     assert_eq!(metadata["issuer"], base);
     assert_eq!(metadata["token_endpoint"], format!("{base}/oauth/token"));
-    assert_eq!(metadata["revocation_endpoint"], format!("{base}/oauth/revoke"));
-    assert_eq!(metadata["introspection_endpoint"], format!("{base}/oauth/introspect"));
-    assert_eq!(metadata["jwks_uri"], format!("{base}/.well-known/jwks.json"));
+    assert_eq!(
+        metadata["revocation_endpoint"],
+        format!("{base}/oauth/revoke")
+    );
+    assert_eq!(
+        metadata["introspection_endpoint"],
+        format!("{base}/oauth/introspect")
+    );
+    assert_eq!(
+        metadata["jwks_uri"],
+        format!("{base}/.well-known/jwks.json")
+    );
     assert_eq!(
         metadata["grant_types_supported"],
         json!(["password", "client_credentials", "refresh_token"])
     );
-    let methods = metadata["token_endpoint_auth_methods_supported"].as_array().unwrap();
+    let methods = metadata["token_endpoint_auth_methods_supported"]
+        .as_array()
+        .unwrap();
     assert!(methods.contains(&json!("client_secret_basic")));
     assert!(methods.contains(&json!("client_secret_post")));
 }
@@ -124,7 +155,13 @@ async fn the_openapi_document_and_its_docs_page_are_served() {
         .json()
         .await
         .unwrap();
-    for path in ["/oauth/token", "/oauth/revoke", "/oauth/introspect", "/.well-known/jwks.json", "/userinfo"] {
+    for path in [
+        "/oauth/token",
+        "/oauth/revoke",
+        "/oauth/introspect",
+        "/.well-known/jwks.json",
+        "/userinfo",
+    ] {
         assert!(spec["paths"].get(path).is_some(), "{path} is documented");
     }
     let docs = app.http.get(app.url("/docs/")).send().await.unwrap();
@@ -135,7 +172,12 @@ async fn the_openapi_document_and_its_docs_page_are_served() {
 #[tokio::test]
 async fn unknown_paths_and_wrong_methods_answer_in_json() {
     let app = TestApp::spawn().await;
-    let missing = app.http.get(app.url("/no/such/thing")).send().await.unwrap();
+    let missing = app
+        .http
+        .get(app.url("/no/such/thing"))
+        .send()
+        .await
+        .unwrap();
     assert_oauth_error(missing, 404, "not_found").await;
     let wrong_method = app.http.get(app.url("/oauth/token")).send().await.unwrap();
     let status = wrong_method.status().as_u16();
@@ -203,9 +245,30 @@ async fn registration_refuses_taken_names_weak_passwords_and_bad_names() {
             .form(&[("username", username), ("password", password)])
             .send()
     };
-    assert_oauth_error(register("alice", "another password").await.unwrap(), 409, "conflict").await;
-    assert_oauth_error(register("bob", "short").await.unwrap(), 400, "invalid_request").await;
-    assert_oauth_error(register("bob smith", "long enough").await.unwrap(), 400, "invalid_request").await;
-    let missing = app.http.post(app.url("/users")).json(&json!({"username": "bob"})).send().await.unwrap();
+    assert_oauth_error(
+        register("alice", "another password").await.unwrap(),
+        409,
+        "conflict",
+    )
+    .await;
+    assert_oauth_error(
+        register("bob", "short").await.unwrap(),
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert_oauth_error(
+        register("bob smith", "long enough").await.unwrap(),
+        400,
+        "invalid_request",
+    )
+    .await;
+    let missing = app
+        .http
+        .post(app.url("/users"))
+        .json(&json!({"username": "bob"}))
+        .send()
+        .await
+        .unwrap();
     assert_oauth_error(missing, 400, "invalid_request").await;
 }

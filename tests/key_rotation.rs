@@ -39,9 +39,13 @@ impl ResourceServer {
     }
 
     async fn verify(&mut self, token: &str) -> Result<Value, String> {
-        let kid = decode_header(token).map_err(|e| e.to_string())?.kid.ok_or("no kid")?;
+        let kid = decode_header(token)
+            .map_err(|e| e.to_string())?
+            .kid
+            .ok_or("no kid")?;
         let fresh = |c: &Option<(Instant, Duration, JwkSet)>| {
-            c.as_ref().is_some_and(|(at, age, set)| at.elapsed() < *age && set.find(&kid).is_some())
+            c.as_ref()
+                .is_some_and(|(at, age, set)| at.elapsed() < *age && set.find(&kid).is_some())
         };
         if !fresh(&self.cached) {
             self.fetch().await;
@@ -49,7 +53,13 @@ impl ResourceServer {
         let (_, _, set) = self.cached.as_ref().ok_or("no JWKS")?;
         let jwk = set.find(&kid).ok_or_else(|| format!("unknown kid {kid}"))?;
         let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
-        let algorithm = jwk.common.key_algorithm.ok_or("no alg")?.to_string().parse().map_err(|_| "alg")?;
+        let algorithm = jwk
+            .common
+            .key_algorithm
+            .ok_or("no alg")?
+            .to_string()
+            .parse()
+            .map_err(|_| "alg")?;
         let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&["api"]);
@@ -61,7 +71,11 @@ impl ResourceServer {
 
 async fn issue(app: &TestApp, secret: &str) -> String {
     let response = app
-        .token(&[("grant_type", "client_credentials"), ("client_id", "svc"), ("client_secret", secret)])
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "svc"),
+            ("client_secret", secret),
+        ])
         .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -116,7 +130,13 @@ async fn rotating_the_key_twice_under_load_refuses_no_valid_token_and_retires_th
     let mut checked = 0;
 
     for rotation in 0..2 {
-        let added = generate_in(&a.settings.keys.dir, Algorithm::RS256, 2048, latchkey::domain::now()).unwrap();
+        let added = generate_in(
+            &a.settings.keys.dir,
+            Algorithm::RS256,
+            2048,
+            latchkey::domain::now(),
+        )
+        .unwrap();
         let new_kid = added.key.kid().to_owned();
         let deadline = Instant::now() + Duration::from_secs(15);
         // Load until both replicas sign with the new key: every token from either replica is
@@ -124,31 +144,52 @@ async fn rotating_the_key_twice_under_load_refuses_no_valid_token_and_retires_th
         loop {
             for (issuer, other) in [(&a, &b), (&b, &a)] {
                 let token = issue(issuer, &secret).await;
-                resource
-                    .verify(&token)
-                    .await
-                    .unwrap_or_else(|e| panic!("rotation {rotation}: resource server refused a valid token: {e}"));
-                assert!(introspect(other, &secret, &token).await, "rotation {rotation}: a replica refused a valid token");
+                resource.verify(&token).await.unwrap_or_else(|e| {
+                    panic!("rotation {rotation}: resource server refused a valid token: {e}")
+                });
+                assert!(
+                    introspect(other, &secret, &token).await,
+                    "rotation {rotation}: a replica refused a valid token"
+                );
                 checked += 1;
             }
             let (ta, tb) = (issue(&a, &secret).await, issue(&b, &secret).await);
             if kid_of(&ta) == new_kid && kid_of(&tb) == new_kid {
                 break;
             }
-            assert!(Instant::now() < deadline, "the new key never started signing");
+            assert!(
+                Instant::now() < deadline,
+                "the new key never started signing"
+            );
         }
         kids.push(new_kid);
     }
     assert!(checked > 10, "the load ran ({checked} tokens)");
     assert_eq!(kids.len(), 3);
-    assert!(resource.fetches <= 2 * 3 + 4, "the JWKS was fetched {} times", resource.fetches);
+    assert!(
+        resource.fetches <= 2 * 3 + 4,
+        "the JWKS was fetched {} times",
+        resource.fetches
+    );
 
     // Once its tokens can no longer be live, the first key is retired: gone from the JWKS and
     // its tokens refused by both replicas.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let jwks: Value = a.http.get(a.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
-        let published = jwks["keys"].as_array().unwrap().iter().any(|k| k["kid"] == first_kid.as_str());
+        let jwks: Value = a
+            .http
+            .get(a.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let published = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == first_kid.as_str());
         let active_a = introspect(&a, &secret, &first_token).await;
         let active_b = introspect(&b, &secret, &first_token).await;
         if !published && !active_a && !active_b {
@@ -157,9 +198,25 @@ async fn rotating_the_key_twice_under_load_refuses_no_valid_token_and_retires_th
         assert!(Instant::now() < deadline, "the first key was never retired");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let jwks: Value = a.http.get(a.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
-    let published: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
-    assert!(published.contains(&kids[2].as_str()), "the newest key stays published");
+    let jwks: Value = a
+        .http
+        .get(a.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let published: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        published.contains(&kids[2].as_str()),
+        "the newest key stays published"
+    );
 }
 
 #[tokio::test]
@@ -192,6 +249,9 @@ async fn es256_and_eddsa_keys_sign_tokens_the_jwks_and_metadata_describe() {
             .json()
             .await
             .unwrap();
-        assert_eq!(metadata["token_signing_alg_values_supported"], serde_json::json!([algorithm.as_str()]));
+        assert_eq!(
+            metadata["token_signing_alg_values_supported"],
+            serde_json::json!([algorithm.as_str()])
+        );
     }
 }

@@ -22,10 +22,20 @@ fn fleet(url: &str) -> (Workdir, Vec<Service>) {
         .env("LATCHKEY_ISSUER", "http://latchkey.test");
     let replicas: Vec<Service> = (0..3).map(|_| dir.serve()).collect();
     let client = dir.run(&[
-        "clients", "add", "web", "--public", "--grant", "password", "--grant", "refresh_token",
+        "clients",
+        "add",
+        "web",
+        "--public",
+        "--grant",
+        "password",
+        "--grant",
+        "refresh_token",
     ]);
     assert!(client.success(), "{}", client.failure());
-    let user = dir.run_with_stdin(&["users", "add", "alice", "--password-stdin"], Some("correct horse\n"));
+    let user = dir.run_with_stdin(
+        &["users", "add", "alice", "--password-stdin"],
+        Some("correct horse\n"),
+    );
     assert!(user.success(), "{}", user.failure());
     (dir, replicas)
 }
@@ -61,7 +71,11 @@ async fn refresh(http: &reqwest::Client, replica: &Service, token: &str) -> reqw
     post(
         http,
         replica.url("/oauth/token"),
-        &[("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", "web")],
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", "web"),
+        ],
     )
     .await
 }
@@ -85,24 +99,37 @@ async fn tokens_issued_by_one_replica_are_refreshed_by_another_and_revoked_by_a_
     let secret = rs_secret(&dir);
     let http = reqwest::Client::new();
     let first = login(&http, &replicas[0]).await;
-    let second: Value = refresh(&http, &replicas[1], first["refresh_token"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let second: Value = refresh(
+        &http,
+        &replicas[1],
+        first["refresh_token"].as_str().unwrap(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let access = second["access_token"].as_str().unwrap();
     for replica in &replicas {
-        assert_eq!(introspect(&http, replica, &secret, access).await["active"], true);
+        assert_eq!(
+            introspect(&http, replica, &secret, access).await["active"],
+            true
+        );
     }
     let revoked = post(
         &http,
         replicas[2].url("/oauth/revoke"),
-        &[("token", second["refresh_token"].as_str().unwrap()), ("client_id", "web")],
+        &[
+            ("token", second["refresh_token"].as_str().unwrap()),
+            ("client_id", "web"),
+        ],
     )
     .await;
     assert_eq!(revoked.status(), 200);
     for replica in &replicas {
-        assert_eq!(introspect(&http, replica, &secret, access).await["active"], false);
+        assert_eq!(
+            introspect(&http, replica, &secret, access).await["active"],
+            false
+        );
         let refreshed = refresh(&http, replica, second["refresh_token"].as_str().unwrap()).await;
         assert_oauth_error(refreshed, 400, "invalid_grant").await;
     }
@@ -122,7 +149,11 @@ async fn fifty_concurrent_refreshes_spread_over_three_replicas_leave_one_live_su
             let url = replicas[i % 3].url("/oauth/token");
             let token = token.clone();
             tokio::spawn(async move {
-                let form = [("grant_type", "refresh_token"), ("refresh_token", token.as_str()), ("client_id", "web")];
+                let form = [
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.as_str()),
+                    ("client_id", "web"),
+                ];
                 let response = http.post(url).form(&form).send().await.unwrap();
                 assert_eq!(response.status(), 200);
                 response.json::<Value>().await.unwrap()["refresh_token"]
@@ -139,7 +170,10 @@ async fn fifty_concurrent_refreshes_spread_over_three_replicas_leave_one_live_su
     assert_eq!(successors.len(), 1, "one successor across the fleet");
     let successor = successors.into_iter().next().unwrap();
     for replica in &replicas {
-        assert_eq!(introspect(&http, replica, &secret, &successor).await["active"], true);
+        assert_eq!(
+            introspect(&http, replica, &secret, &successor).await["active"],
+            true
+        );
     }
 }
 
@@ -181,7 +215,13 @@ async fn a_redis_outage_is_answered_with_503_while_discovery_keeps_serving_and_h
                 let mut seen = Vec::new();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let started = Instant::now();
-                    let status = http.get(&url).bearer_auth(&token).send().await.unwrap().status();
+                    let status = http
+                        .get(&url)
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .unwrap()
+                        .status();
                     seen.push((status.as_u16(), started.elapsed()));
                 }
                 seen
@@ -194,7 +234,10 @@ async fn a_redis_outage_is_answered_with_503_while_discovery_keeps_serving_and_h
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for task in load {
         for (status, took) in task.await.unwrap() {
-            assert!(status == 200 || status == 503, "answered {status} under the outage");
+            assert!(
+                status == 200 || status == 503,
+                "answered {status} under the outage"
+            );
             assert!(took < Duration::from_secs(5), "an answer took {took:?}");
         }
     }
@@ -208,14 +251,22 @@ async fn a_redis_outage_is_answered_with_503_while_discovery_keeps_serving_and_h
             ("client_id", "web"),
         ])
         .await;
-    assert!(started.elapsed() < Duration::from_secs(5), "answered in {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered in {:?}",
+        started.elapsed()
+    );
     assert!(response.headers().contains_key("retry-after"));
     assert_oauth_error(response, 503, "temporarily_unavailable").await;
     let refresh = app.refresh(tokens["refresh_token"].as_str().unwrap()).await;
     assert_oauth_error(refresh, 503, "temporarily_unavailable").await;
     let userinfo = app.userinfo(tokens["access_token"].as_str().unwrap()).await;
     assert_eq!(userinfo.status(), 503);
-    for path in ["/.well-known/jwks.json", "/.well-known/oauth-authorization-server", "/healthz"] {
+    for path in [
+        "/.well-known/jwks.json",
+        "/.well-known/oauth-authorization-server",
+        "/healthz",
+    ] {
         let response = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path} keeps serving");
     }
@@ -224,7 +275,10 @@ async fn a_redis_outage_is_answered_with_503_while_discovery_keeps_serving_and_h
 
     redis.restart();
     let healed = eventually(Duration::from_secs(15), || async {
-        app.refresh(tokens["refresh_token"].as_str().unwrap()).await.status() == 200
+        app.refresh(tokens["refresh_token"].as_str().unwrap())
+            .await
+            .status()
+            == 200
     })
     .await;
     assert!(healed, "the service recovers without a restart");
@@ -249,8 +303,20 @@ async fn the_full_flow_and_the_rotation_race_pass_on_redis_cluster() {
             let url = app.url("/oauth/token");
             let token = token.clone();
             tokio::spawn(async move {
-                let form = [("grant_type", "refresh_token"), ("refresh_token", token.as_str()), ("client_id", "web")];
-                let body: Value = http.post(url).form(&form).send().await.unwrap().json().await.unwrap();
+                let form = [
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.as_str()),
+                    ("client_id", "web"),
+                ];
+                let body: Value = http
+                    .post(url)
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
                 body["refresh_token"].as_str().unwrap().to_owned()
             })
         })
@@ -277,7 +343,13 @@ async fn the_full_flow_and_the_rotation_race_pass_on_redis_cluster() {
         .unwrap();
     assert_eq!(introspection["active"], true);
     let revoked = app
-        .post_form("/oauth/revoke", &[("token", next["refresh_token"].as_str().unwrap()), ("client_id", "web")])
+        .post_form(
+            "/oauth/revoke",
+            &[
+                ("token", next["refresh_token"].as_str().unwrap()),
+                ("client_id", "web"),
+            ],
+        )
         .await;
     assert_eq!(revoked.status(), 200);
     assert_eq!(app.userinfo(access).await.status(), 401);

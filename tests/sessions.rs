@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use support::{TestApp, assert_oauth_error, decode_jwt};
 
 fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
-    value[key].as_str().unwrap_or_else(|| panic!("{key} in {value}"))
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} in {value}"))
 }
 
 async fn introspector(app: &TestApp) -> String {
@@ -56,7 +58,10 @@ async fn a_refresh_rotates_the_refresh_token_and_issues_a_fresh_access_token() {
     let (_, new) = decode_jwt(str_of(&second, "refresh_token"));
     assert_eq!(old["fam"], new["fam"]);
     assert_ne!(old["jti"], new["jti"]);
-    assert_eq!(app.userinfo(str_of(&second, "access_token")).await.status(), 200);
+    assert_eq!(
+        app.userinfo(str_of(&second, "access_token")).await.status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -64,8 +69,18 @@ async fn a_repeat_inside_the_grace_window_gets_the_same_successor() {
     let app = TestApp::spawn().await;
     app.with_user_and_web_client().await;
     let first = app.login().await;
-    let a: Value = app.refresh(str_of(&first, "refresh_token")).await.json().await.unwrap();
-    let b: Value = app.refresh(str_of(&first, "refresh_token")).await.json().await.unwrap();
+    let a: Value = app
+        .refresh(str_of(&first, "refresh_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b: Value = app
+        .refresh(str_of(&first, "refresh_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(a["refresh_token"], b["refresh_token"]);
     // The successor is live and rotates normally.
     let c = app.refresh(str_of(&a, "refresh_token")).await;
@@ -77,15 +92,29 @@ async fn reuse_after_the_grace_window_revokes_the_whole_family() {
     let app = TestApp::spawn_with(|s| s.tokens.refresh_grace = 0).await;
     app.with_user_and_web_client().await;
     let first = app.login().await;
-    let second: Value = app.refresh(str_of(&first, "refresh_token")).await.json().await.unwrap();
+    let second: Value = app
+        .refresh(str_of(&first, "refresh_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
     let reuse = app.refresh(str_of(&first, "refresh_token")).await;
     let body = assert_oauth_error(reuse, 400, "invalid_grant").await;
-    assert!(str_of(&body, "error_description").contains("revoked"), "{body}");
+    assert!(
+        str_of(&body, "error_description").contains("revoked"),
+        "{body}"
+    );
     // The legitimate successor dies with the family, and so do the session's access tokens.
     let successor = app.refresh(str_of(&second, "refresh_token")).await;
     assert_oauth_error(successor, 400, "invalid_grant").await;
-    assert_eq!(app.userinfo(str_of(&second, "access_token")).await.status(), 401);
-    assert_eq!(app.userinfo(str_of(&first, "access_token")).await.status(), 401);
+    assert_eq!(
+        app.userinfo(str_of(&second, "access_token")).await.status(),
+        401
+    );
+    assert_eq!(
+        app.userinfo(str_of(&first, "access_token")).await.status(),
+        401
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -118,7 +147,12 @@ async fn fifty_concurrent_refreshes_of_one_token_yield_one_successor() {
         let body = request.await.unwrap();
         successors.insert(str_of(&body, "refresh_token").to_owned());
     }
-    assert_eq!(successors.len(), 1, "one successor, got {}", successors.len());
+    assert_eq!(
+        successors.len(),
+        1,
+        "one successor, got {}",
+        successors.len()
+    );
     let successor = successors.into_iter().next().unwrap();
     assert_eq!(app.refresh(&successor).await.status(), 200);
 }
@@ -132,10 +166,16 @@ async fn revoking_an_access_token_kills_it_everywhere_at_once() {
     let access = str_of(&tokens, "access_token");
     assert_eq!(introspect(&app, &secret, access).await["active"], true);
     assert_eq!(revoke(&app, access).await.status(), 200);
-    assert_eq!(introspect(&app, &secret, access).await, json!({"active": false}));
+    assert_eq!(
+        introspect(&app, &secret, access).await,
+        json!({"active": false})
+    );
     assert_eq!(app.userinfo(access).await.status(), 401);
     // The refresh token of the session is untouched by revoking one access token.
-    assert_eq!(app.refresh(str_of(&tokens, "refresh_token")).await.status(), 200);
+    assert_eq!(
+        app.refresh(str_of(&tokens, "refresh_token")).await.status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -144,7 +184,12 @@ async fn revoking_a_refresh_token_revokes_its_family_and_the_family_s_access_tok
     app.with_user_and_web_client().await;
     let secret = introspector(&app).await;
     let first = app.login().await;
-    let second: Value = app.refresh(str_of(&first, "refresh_token")).await.json().await.unwrap();
+    let second: Value = app
+        .refresh(str_of(&first, "refresh_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
     let response = app
         .post_form(
             "/oauth/revoke",
@@ -156,13 +201,24 @@ async fn revoking_a_refresh_token_revokes_its_family_and_the_family_s_access_tok
         )
         .await;
     assert_eq!(response.status(), 200);
-    assert_oauth_error(app.refresh(str_of(&second, "refresh_token")).await, 400, "invalid_grant").await;
+    assert_oauth_error(
+        app.refresh(str_of(&second, "refresh_token")).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
     let refresh_state = introspect(&app, &secret, str_of(&second, "refresh_token")).await;
     assert_eq!(refresh_state["active"], false);
-    assert_eq!(app.userinfo(str_of(&second, "access_token")).await.status(), 401);
+    assert_eq!(
+        app.userinfo(str_of(&second, "access_token")).await.status(),
+        401
+    );
     // Another session of the same user lives on.
     let other = app.login().await;
-    assert_eq!(app.userinfo(str_of(&other, "access_token")).await.status(), 200);
+    assert_eq!(
+        app.userinfo(str_of(&other, "access_token")).await.status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -181,7 +237,10 @@ async fn revocation_needs_client_authentication_and_the_token_s_own_client() {
     let secret = introspector(&app).await;
     let tokens = app.login().await;
     let anonymous = app
-        .post_form("/oauth/revoke", &[("token", str_of(&tokens, "access_token"))])
+        .post_form(
+            "/oauth/revoke",
+            &[("token", str_of(&tokens, "access_token"))],
+        )
         .await;
     assert_oauth_error(anonymous, 401, "invalid_client").await;
     let foreign = app
@@ -193,8 +252,13 @@ async fn revocation_needs_client_authentication_and_the_token_s_own_client() {
         .await
         .unwrap();
     assert_oauth_error(foreign, 400, "unauthorized_client").await;
-    assert_eq!(app.userinfo(str_of(&tokens, "access_token")).await.status(), 200);
-    let missing = app.post_form("/oauth/revoke", &[("client_id", "web")]).await;
+    assert_eq!(
+        app.userinfo(str_of(&tokens, "access_token")).await.status(),
+        200
+    );
+    let missing = app
+        .post_form("/oauth/revoke", &[("client_id", "web")])
+        .await;
     assert_oauth_error(missing, 400, "invalid_request").await;
 }
 
@@ -216,9 +280,15 @@ async fn introspection_describes_live_tokens_and_needs_an_authenticated_client()
     let refresh = introspect(&app, &secret, str_of(&tokens, "refresh_token")).await;
     assert_eq!(refresh["active"], true);
     assert_eq!(refresh["token_type"], "refresh_token");
-    assert_eq!(introspect(&app, &secret, "garbage").await, json!({"active": false}));
+    assert_eq!(
+        introspect(&app, &secret, "garbage").await,
+        json!({"active": false})
+    );
     let anonymous = app
-        .post_form("/oauth/introspect", &[("token", str_of(&tokens, "access_token"))])
+        .post_form(
+            "/oauth/introspect",
+            &[("token", str_of(&tokens, "access_token"))],
+        )
         .await;
     assert_oauth_error(anonymous, 401, "invalid_client").await;
 }
@@ -229,9 +299,20 @@ async fn a_rotated_refresh_token_is_inactive_once_its_grace_window_has_passed() 
     app.with_user_and_web_client().await;
     let secret = introspector(&app).await;
     let first = app.login().await;
-    let second: Value = app.refresh(str_of(&first, "refresh_token")).await.json().await.unwrap();
-    assert_eq!(introspect(&app, &secret, str_of(&first, "refresh_token")).await["active"], false);
-    assert_eq!(introspect(&app, &secret, str_of(&second, "refresh_token")).await["active"], true);
+    let second: Value = app
+        .refresh(str_of(&first, "refresh_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        introspect(&app, &secret, str_of(&first, "refresh_token")).await["active"],
+        false
+    );
+    assert_eq!(
+        introspect(&app, &secret, str_of(&second, "refresh_token")).await["active"],
+        true
+    );
 }
 
 #[tokio::test]
@@ -248,8 +329,16 @@ async fn logout_revokes_the_access_token_and_the_session() {
         .await
         .unwrap();
     assert_eq!(response.status(), 204);
-    assert_eq!(app.userinfo(str_of(&tokens, "access_token")).await.status(), 401);
-    assert_oauth_error(app.refresh(str_of(&tokens, "refresh_token")).await, 400, "invalid_grant").await;
+    assert_eq!(
+        app.userinfo(str_of(&tokens, "access_token")).await.status(),
+        401
+    );
+    assert_oauth_error(
+        app.refresh(str_of(&tokens, "refresh_token")).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
     // Logging out with another session's refresh token in the body ends that one too.
     let third = app.login().await;
     let response = app
@@ -261,7 +350,12 @@ async fn logout_revokes_the_access_token_and_the_session() {
         .await
         .unwrap();
     assert_eq!(response.status(), 204);
-    assert_oauth_error(app.refresh(str_of(&other_session, "refresh_token")).await, 400, "invalid_grant").await;
+    assert_oauth_error(
+        app.refresh(str_of(&other_session, "refresh_token")).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -282,7 +376,11 @@ async fn a_client_token_has_no_user_profile() {
     let app = TestApp::spawn().await;
     let secret = introspector(&app).await;
     let tokens: Value = app
-        .token(&[("grant_type", "client_credentials"), ("client_id", "rs"), ("client_secret", &secret)])
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "rs"),
+            ("client_secret", &secret),
+        ])
         .await
         .json()
         .await
@@ -303,8 +401,14 @@ fn forge(header: Value, claims: &Value, signature: &[u8]) -> String {
 async fn assert_refused(app: &TestApp, token: &str, what: &str) {
     let response = app.userinfo(token).await;
     assert_eq!(response.status(), 401, "{what} must be refused");
-    let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
-    assert!(challenge.contains("error=\"invalid_token\""), "{what}: {challenge}");
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains("error=\"invalid_token\""),
+        "{what}: {challenge}"
+    );
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_token", "{what}");
 }
@@ -319,7 +423,11 @@ async fn forged_tampered_and_misused_tokens_are_refused_as_invalid_token() {
     let kid = header["kid"].clone();
     let keys = app.keys();
 
-    let none = forge(json!({"alg": "none", "typ": "at+jwt", "kid": kid}), &claims, b"");
+    let none = forge(
+        json!({"alg": "none", "typ": "at+jwt", "kid": kid}),
+        &claims,
+        b"",
+    );
     assert_refused(&app, &none, "alg none").await;
 
     let jwk = serde_json::to_vec(keys.signer().jwk()).unwrap();
@@ -338,15 +446,28 @@ async fn forged_tampered_and_misused_tokens_are_refused_as_invalid_token() {
 
     let mut altered = claims.clone();
     altered["sub"] = json!("admin");
-    let signature = URL_SAFE_NO_PAD.decode(access.rsplit('.').next().unwrap()).unwrap();
-    assert_refused(&app, &forge(header.clone(), &altered, &signature), "altered claims").await;
+    let signature = URL_SAFE_NO_PAD
+        .decode(access.rsplit('.').next().unwrap())
+        .unwrap();
+    assert_refused(
+        &app,
+        &forge(header.clone(), &altered, &signature),
+        "altered claims",
+    )
+    .await;
 
     let (stranger, _) = SigningKey::generate_rsa(2048).unwrap();
     let base: AccessClaims = serde_json::from_value(claims.clone()).unwrap();
     let foreign = sign(&stranger, TokenKind::Access, &base).unwrap();
     assert_refused(&app, &foreign, "another key").await;
     let (_, foreign_claims) = decode_jwt(&foreign);
-    let forged_kid = forge(header.clone(), &foreign_claims, &URL_SAFE_NO_PAD.decode(foreign.rsplit('.').next().unwrap()).unwrap());
+    let forged_kid = forge(
+        header.clone(),
+        &foreign_claims,
+        &URL_SAFE_NO_PAD
+            .decode(foreign.rsplit('.').next().unwrap())
+            .unwrap(),
+    );
     assert_refused(&app, &forged_kid, "our kid on another key's signature").await;
 
     let signer = keys.signer();
@@ -367,7 +488,12 @@ async fn forged_tampered_and_misused_tokens_are_refused_as_invalid_token() {
     let wrong_issuer = with(&|c| c.claims.iss = "https://evil.example".into());
     assert_refused(&app, &wrong_issuer, "wrong issuer").await;
 
-    assert_refused(&app, str_of(&tokens, "refresh_token"), "a refresh token as access token").await;
+    assert_refused(
+        &app,
+        str_of(&tokens, "refresh_token"),
+        "a refresh token as access token",
+    )
+    .await;
     let huge = format!("{access}{}", "A".repeat(100_000));
     assert_refused(&app, &huge, "a 100 KB token").await;
     assert_refused(&app, "not-a-jwt", "garbage").await;

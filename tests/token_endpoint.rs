@@ -137,7 +137,10 @@ async fn a_wrong_client_secret_is_invalid_client_with_a_basic_challenge() {
         .send()
         .await
         .unwrap();
-    let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(challenge.starts_with("Basic "), "{challenge}");
     assert_oauth_error(response, 401, "invalid_client").await;
 }
@@ -146,7 +149,11 @@ async fn a_wrong_client_secret_is_invalid_client_with_a_basic_challenge() {
 async fn unknown_and_missing_clients_are_invalid_client() {
     let app = TestApp::spawn().await;
     let unknown = app
-        .token(&[("grant_type", "client_credentials"), ("client_id", "nobody"), ("client_secret", "x")])
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "nobody"),
+            ("client_secret", "x"),
+        ])
         .await;
     assert_oauth_error(unknown, 401, "invalid_client").await;
     let missing = app.token(&[("grant_type", "client_credentials")]).await;
@@ -257,7 +264,11 @@ async fn missing_and_unknown_grant_types_are_refused_as_rfc_6749_says() {
         .await;
     assert_oauth_error(unknown, 400, "unsupported_grant_type").await;
     let no_password = app
-        .token(&[("grant_type", "password"), ("username", "alice"), ("client_id", "web")])
+        .token(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("client_id", "web"),
+        ])
         .await;
     assert_oauth_error(no_password, 400, "invalid_request").await;
     let no_refresh = app
@@ -274,8 +285,14 @@ async fn malformed_bodies_are_invalid_request_never_a_server_error() {
         ("application/json", b"{not json".to_vec()),
         ("application/json", b"[1,2,3]".to_vec()),
         ("application/json", br#"{"grant_type": 5}"#.to_vec()),
-        ("application/x-www-form-urlencoded", vec![0xff, 0xfe, b'=', 0x80]),
-        ("application/x-www-form-urlencoded", b"grant_type=a&grant_type=b".to_vec()),
+        (
+            "application/x-www-form-urlencoded",
+            vec![0xff, 0xfe, b'=', 0x80],
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            b"grant_type=a&grant_type=b".to_vec(),
+        ),
     ];
     for (content_type, body) in cases {
         let response = app
@@ -321,7 +338,8 @@ async fn an_access_token_is_not_a_refresh_token() {
 async fn a_refresh_token_is_bound_to_its_client() {
     let app = TestApp::spawn().await;
     app.with_user_and_web_client().await;
-    app.add_client("other", true, &[GrantType::RefreshToken], &[], &[]).await;
+    app.add_client("other", true, &[GrantType::RefreshToken], &[], &[])
+        .await;
     let tokens = app.login().await;
     let response = app
         .token(&[

@@ -10,9 +10,9 @@ use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi, SecurityScheme};
 use serde::Deserialize;
 
 use super::ApiTags;
-use super::origin::origin;
-use super::optional_body::{OptionalBody, OptionalRegistrationBody};
 use super::errors::ApiResult;
+use super::optional_body::{OptionalBody, OptionalRegistrationBody};
+use super::origin::origin;
 use crate::accounts::{self, Change};
 use crate::audit::Actor;
 use crate::domain::{Secret, now};
@@ -139,7 +139,10 @@ impl AccountApi {
     /// The user the bearer access token was issued to.
     #[oai(path = "/userinfo", method = "get", operation_id = "userinfo")]
     async fn userinfo(&self, auth: BearerToken) -> ApiResult<Json<UserProfile>> {
-        let claims = self.authority.authenticate_bearer(&auth.0.token, now()).await?;
+        let claims = self
+            .authority
+            .authenticate_bearer(&auth.0.token, now())
+            .await?;
         let user = self.authority.userinfo(&claims).await?;
         Ok(Json(user.into()))
     }
@@ -156,7 +159,10 @@ impl AccountApi {
         body: OptionalBody,
     ) -> ApiResult<LogoutResponse> {
         let now = now();
-        let claims = self.authority.authenticate_bearer(&auth.0.token, now).await?;
+        let claims = self
+            .authority
+            .authenticate_bearer(&auth.0.token, now)
+            .await?;
         let refresh = body.0.and_then(|b| match b {
             LogoutBody::Form(Form(p)) | LogoutBody::Json(Json(p)) => p.refresh_token,
         });

@@ -36,10 +36,7 @@ pub enum ApiError {
     /// Client authentication failed (`invalid_client`, Basic challenge) or the bearer token is
     /// missing, invalid or revoked (`invalid_token`, Bearer challenge).
     #[oai(status = 401)]
-    Unauthorized(
-        Json<ErrorBody>,
-        #[oai(header = "WWW-Authenticate")] String,
-    ),
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
     /// The caller is authenticated but may not do this.
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
@@ -101,14 +98,19 @@ impl From<AuthError> for ApiError {
                 ErrorBody::new("invalid_token", message.clone()),
                 bearer_challenge(Some(("invalid_token", &message))),
             ),
-            AuthError::Forbidden(_) => ApiError::Forbidden(ErrorBody::new("access_denied", message)),
+            AuthError::Forbidden(_) => {
+                ApiError::Forbidden(ErrorBody::new("access_denied", message))
+            }
             AuthError::NotFound(_) => ApiError::NotFound(ErrorBody::new("not_found", message)),
             AuthError::Conflict(_) => ApiError::Conflict(ErrorBody::new("conflict", message)),
             AuthError::TooManyRequests { retry_after } => ApiError::TooManyRequests(
                 ErrorBody::new("too_many_requests", "too many attempts; retry later"),
                 retry_after,
             ),
-            AuthError::Unavailable { reason, retry_after } => ApiError::Unavailable(
+            AuthError::Unavailable {
+                reason,
+                retry_after,
+            } => ApiError::Unavailable(
                 ErrorBody::new("temporarily_unavailable", reason),
                 retry_after,
             ),

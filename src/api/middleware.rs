@@ -104,9 +104,15 @@ async fn normalise_error(response: Response, oauth: bool) -> Response {
     let (status, code, description) = match status {
         StatusCode::NOT_FOUND => (status, "not_found", "no such resource"),
         StatusCode::METHOD_NOT_ALLOWED => (status, "method_not_allowed", "method not allowed"),
-        StatusCode::PAYLOAD_TOO_LARGE => (status, "invalid_request", "the request body is too large"),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            (status, "invalid_request", "the request body is too large")
+        }
         StatusCode::UNAUTHORIZED => (status, "invalid_token", "a bearer token is required"),
-        s if s.is_server_error() => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "an internal error occurred"),
+        s if s.is_server_error() => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "an internal error occurred",
+        ),
         _ if oauth => (StatusCode::BAD_REQUEST, "invalid_request", detail.as_str()),
         _ => (status, "invalid_request", detail.as_str()),
     };

@@ -3,12 +3,12 @@
 mod account;
 mod admin;
 pub mod errors;
-pub mod limits;
 mod health;
+pub mod limits;
 pub mod metrics;
 pub mod middleware;
-pub mod observe;
 mod oauth;
+pub mod observe;
 mod optional_body;
 pub mod origin;
 mod revocations;

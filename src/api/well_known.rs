@@ -171,9 +171,10 @@ pub struct WellKnownApi {
 
 /// RFC 9110 §13.1.2: a list of entity tags, or `*`; weak comparison.
 fn matches_etag(if_none_match: &str, etag: &str) -> bool {
-    if_none_match.split(',').map(str::trim).any(|candidate| {
-        candidate == "*" || candidate.trim_start_matches("W/") == etag
-    })
+    if_none_match
+        .split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
 }
 
 #[OpenApi(tag = "ApiTags::Discovery")]
@@ -190,7 +191,11 @@ impl WellKnownApi {
         let cache_control = format!("public, max-age={}", self.max_age);
         let keys = self.keys.current();
         let etag = keys.etag().to_owned();
-        if if_none_match.0.as_deref().is_some_and(|v| matches_etag(v, &etag)) {
+        if if_none_match
+            .0
+            .as_deref()
+            .is_some_and(|v| matches_etag(v, &etag))
+        {
             return JwksResponse::NotModified(cache_control, etag);
         }
         JwksResponse::Ok(PreSerialized::new(keys.jwks()), cache_control, etag)

@@ -220,15 +220,30 @@ mod tests {
     #[test]
     fn the_default_parameters_are_owasps() {
         let defaults = crate::configuration::Settings::default().passwords;
-        let params = Params::new(defaults.memory_kib, defaults.iterations, defaults.parallelism, None).unwrap();
-        assert_eq!((params.m_cost(), params.t_cost(), params.p_cost()), (19_456, 2, 1));
+        let params = Params::new(
+            defaults.memory_kib,
+            defaults.iterations,
+            defaults.parallelism,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (params.m_cost(), params.t_cost(), params.p_cost()),
+            (19_456, 2, 1)
+        );
     }
 
     #[test]
     fn short_and_huge_passwords_are_refused() {
-        assert_eq!(check_password_policy(&Secret::new("short")), Err(PasswordPolicyError::TooShort));
+        assert_eq!(
+            check_password_policy(&Secret::new("short")),
+            Err(PasswordPolicyError::TooShort)
+        );
         let huge = Secret::new("x".repeat(2000));
-        assert_eq!(check_password_policy(&huge), Err(PasswordPolicyError::TooLong));
+        assert_eq!(
+            check_password_policy(&huge),
+            Err(PasswordPolicyError::TooLong)
+        );
         assert!(check_password_policy(&Secret::new("long enough")).is_ok());
     }
 
@@ -247,13 +262,15 @@ mod tests {
             tokio::spawn(async move { hasher.hash(Secret::new("password")).await })
         });
         let results = futures_join(attempts).await;
-        assert!(results.iter().any(|r| matches!(r, Err(PasswordError::Busy))));
+        assert!(
+            results
+                .iter()
+                .any(|r| matches!(r, Err(PasswordError::Busy)))
+        );
         assert!(results.iter().any(|r| r.is_ok()));
     }
 
-    async fn futures_join<T>(
-        handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
-    ) -> Vec<T> {
+    async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
         let mut out = Vec::new();
         for handle in handles.collect::<Vec<_>>() {
             out.push(handle.await.unwrap());

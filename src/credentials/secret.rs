@@ -39,7 +39,10 @@ mod tests {
     fn a_generated_secret_verifies_against_its_hash_and_nothing_else() {
         let generated = ClientSecret::generate();
         assert!(verify_client_secret(&generated.secret, &generated.hash));
-        assert!(!verify_client_secret(&Secret::new("guess"), &generated.hash));
+        assert!(!verify_client_secret(
+            &Secret::new("guess"),
+            &generated.hash
+        ));
     }
 
     #[test]

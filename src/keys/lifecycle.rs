@@ -21,7 +21,9 @@ pub enum KeyState {
     Next,
     Active,
     /// Signs nothing; `published` says whether the JWKS still lists it.
-    Retiring { published: bool },
+    Retiring {
+        published: bool,
+    },
     Retired,
 }
 
@@ -71,7 +73,11 @@ pub fn lifecycle(published_at: &[UnixTime], now: UnixTime, policy: &Policy) -> V
     let ready = |i: usize| published_at[i] + policy.publish_ahead <= now;
     // The newest key that has been published long enough; with none, the oldest key, so that
     // a service always has a signer.
-    let Some(active_rank) = order.iter().rposition(|&i| ready(i)).or((!order.is_empty()).then_some(0)) else {
+    let Some(active_rank) = order
+        .iter()
+        .rposition(|&i| ready(i))
+        .or((!order.is_empty()).then_some(0))
+    else {
         return Vec::new();
     };
     let mut states = vec![KeyState::Retired; published_at.len()];
@@ -134,12 +140,22 @@ mod tests {
     }
 
     #[test]
-    fn a_retiring_key_leaves_the_jwks_after_the_access_lifetime_and_memory_after_the_refresh_lifetime() {
+    fn a_retiring_key_leaves_the_jwks_after_the_access_lifetime_and_memory_after_the_refresh_lifetime()
+     {
         let keys = [0, 10_000];
         let since = 10_300;
-        assert_eq!(at(&keys, since + 959)[0], KeyState::Retiring { published: true });
-        assert_eq!(at(&keys, since + 960)[0], KeyState::Retiring { published: false });
-        assert_eq!(at(&keys, since + 86_459)[0], KeyState::Retiring { published: false });
+        assert_eq!(
+            at(&keys, since + 959)[0],
+            KeyState::Retiring { published: true }
+        );
+        assert_eq!(
+            at(&keys, since + 960)[0],
+            KeyState::Retiring { published: false }
+        );
+        assert_eq!(
+            at(&keys, since + 86_459)[0],
+            KeyState::Retiring { published: false }
+        );
         assert_eq!(at(&keys, since + 86_460)[0], KeyState::Retired);
     }
 
@@ -148,7 +164,11 @@ mod tests {
         let keys = [0, 10_000, 10_100];
         assert_eq!(
             at(&keys, 10_350),
-            vec![KeyState::Retiring { published: true }, KeyState::Active, KeyState::Next]
+            vec![
+                KeyState::Retiring { published: true },
+                KeyState::Active,
+                KeyState::Next
+            ]
         );
         assert_eq!(
             at(&keys, 10_400),

@@ -19,7 +19,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
-
 pub use lifecycle::{KeyState, Policy, lifecycle};
 pub use ring::KeyRing;
 pub use set::{
@@ -142,15 +141,21 @@ impl SigningKey {
                     2048 => KeySize::Rsa2048,
                     3072 => KeySize::Rsa3072,
                     4096 => KeySize::Rsa4096,
-                    _ => return Err(KeyError::Refused(format!("RSA keys have 2048, 3072 or 4096 bits, not {bits}"))),
+                    _ => {
+                        return Err(KeyError::Refused(format!(
+                            "RSA keys have 2048, 3072 or 4096 bits, not {bits}"
+                        )));
+                    }
                 };
                 let pair = RsaKeyPair::generate(size).map_err(generation)?;
                 pair.as_der().map_err(generation)?.as_ref().to_vec()
             }
-            Algorithm::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-                .map_err(generation)?
-                .as_ref()
-                .to_vec(),
+            Algorithm::ES256 => {
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                    .map_err(generation)?
+                    .as_ref()
+                    .to_vec()
+            }
             Algorithm::EdDSA => Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
                 .map_err(generation)?
                 .as_ref()
@@ -202,14 +207,22 @@ impl SigningKey {
             ..Jwk::blank("RSA", Algorithm::RS256, kid.clone(), None)
         };
         let decoding = jsonwebtoken::DecodingKey::from_rsa_raw_components(&n, &e);
-        Ok(Self::assemble(kid, Algorithm::RS256, Material::Rsa(pair), jwk, decoding))
+        Ok(Self::assemble(
+            kid,
+            Algorithm::RS256,
+            Material::Rsa(pair),
+            jwk,
+            decoding,
+        ))
     }
 
     fn from_p256(pair: EcdsaKeyPair) -> SigningKey {
         // An uncompressed point: 0x04 || X (32 bytes) || Y (32 bytes).
         let point = pair.public_key().as_ref().to_vec();
         let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
-        let kid = thumbprint(&format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#));
+        let kid = thumbprint(&format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#
+        ));
         let jwk = Jwk {
             x: Some(x),
             y: Some(y),
@@ -228,7 +241,13 @@ impl SigningKey {
             ..Jwk::blank("OKP", Algorithm::EdDSA, kid.clone(), Some("Ed25519"))
         };
         let decoding = jsonwebtoken::DecodingKey::from_ed_der(&public);
-        Self::assemble(kid, Algorithm::EdDSA, Material::Ed25519(pair), jwk, decoding)
+        Self::assemble(
+            kid,
+            Algorithm::EdDSA,
+            Material::Ed25519(pair),
+            jwk,
+            decoding,
+        )
     }
 
     fn assemble(
@@ -355,7 +374,10 @@ mod tests {
         assert!(json.get("n").is_none() && json["y"].is_string());
         let (ed, _) = SigningKey::generate(Algorithm::EdDSA, 0).unwrap();
         let json = serde_json::to_value(ed.jwk()).unwrap();
-        assert_eq!((json["kty"].as_str(), json["crv"].as_str()), (Some("OKP"), Some("Ed25519")));
+        assert_eq!(
+            (json["kty"].as_str(), json["crv"].as_str()),
+            (Some("OKP"), Some("Ed25519"))
+        );
     }
 
     #[test]

@@ -52,13 +52,17 @@ impl KeyRing {
     pub fn reload(&self, now: UnixTime) -> bool {
         if let Some(every) = self.rotate_every {
             match rotate_on_schedule(&self.dir, every, now) {
-                Ok(Some(added)) => tracing::info!(kid = %added.key.kid(), signs_from = added.published_at + self.policy.publish_ahead, "scheduled rotation: published a new key"),
+                Ok(Some(added)) => {
+                    tracing::info!(kid = %added.key.kid(), signs_from = added.published_at + self.policy.publish_ahead, "scheduled rotation: published a new key")
+                }
                 Ok(None) => {}
                 // A read-only directory (a mounted secret) cannot rotate itself.
                 Err(error) => tracing::warn!(%error, "scheduled rotation failed"),
             }
         }
-        let next = match read_dir(&self.dir).and_then(|files| KeySet::assemble(&files, now, &self.policy)) {
+        let next = match read_dir(&self.dir)
+            .and_then(|files| KeySet::assemble(&files, now, &self.policy))
+        {
             Ok(next) => next,
             Err(error) => {
                 tracing::error!(%error, dir = %self.dir.display(), "cannot reload signing keys; keeping the current ones");
@@ -66,7 +70,12 @@ impl KeyRing {
             }
         };
         let current = self.current.load();
-        let loaded = |set: &KeySet| set.keys().iter().map(|k| (k.key.kid().to_owned(), k.state)).collect::<Vec<_>>();
+        let loaded = |set: &KeySet| {
+            set.keys()
+                .iter()
+                .map(|k| (k.key.kid().to_owned(), k.state))
+                .collect::<Vec<_>>()
+        };
         if loaded(&current) == loaded(&next) {
             return false;
         }
@@ -79,7 +88,11 @@ impl KeyRing {
                 tracing::info!(kid = %key.key.kid(), alg = key.key.algorithm().as_str(), state = key.state.as_str(), published = key.state.is_published(), "signing key state");
             }
         }
-        for gone in current.keys().iter().filter(|k| next.find(k.key.kid()).is_none()) {
+        for gone in current
+            .keys()
+            .iter()
+            .filter(|k| next.find(k.key.kid()).is_none())
+        {
             tracing::info!(kid = %gone.key.kid(), "signing key retired");
         }
         self.current.store(Arc::new(next));

@@ -50,7 +50,11 @@ pub struct LoadedKeys {
 
 impl KeySet {
     /// The set the directory's keys form at `now`.
-    pub fn assemble(files: &[DirectoryKey], now: UnixTime, policy: &Policy) -> Result<KeySet, KeyError> {
+    pub fn assemble(
+        files: &[DirectoryKey],
+        now: UnixTime,
+        policy: &Policy,
+    ) -> Result<KeySet, KeyError> {
         let times: Vec<UnixTime> = files.iter().map(|f| f.published_at).collect();
         let mut keys: Vec<LoadedKey> = files
             .iter()
@@ -62,7 +66,11 @@ impl KeySet {
                 published_at: file.published_at,
             })
             .collect();
-        keys.sort_by(|a, b| b.published_at.cmp(&a.published_at).then(a.key.kid().cmp(b.key.kid())));
+        keys.sort_by(|a, b| {
+            b.published_at
+                .cmp(&a.published_at)
+                .then(a.key.kid().cmp(b.key.kid()))
+        });
         keys.dedup_by(|a, b| a.key.kid() == b.key.kid());
         let signer = keys
             .iter()
@@ -108,7 +116,11 @@ impl KeySet {
 
     /// Loads the keys of `dir`; if there is none, generates an RSA-2048 key there. An existing
     /// key is never overwritten, and a file that is not a usable key stops start-up.
-    pub fn load_or_generate(dir: &Path, now: UnixTime, policy: &Policy) -> Result<LoadedKeys, KeyError> {
+    pub fn load_or_generate(
+        dir: &Path,
+        now: UnixTime,
+        policy: &Policy,
+    ) -> Result<LoadedKeys, KeyError> {
         let mut files = read_dir(dir)?;
         let mut generated = None;
         if files.is_empty() {
@@ -133,7 +145,10 @@ impl KeySet {
 
     /// A key that may have signed a live token.
     pub fn find(&self, kid: &str) -> Option<&Arc<SigningKey>> {
-        self.keys.iter().find(|k| k.key.kid() == kid).map(|k| &k.key)
+        self.keys
+            .iter()
+            .find(|k| k.key.kid() == kid)
+            .map(|k| &k.key)
     }
 
     /// The loaded keys, newest first.
@@ -183,7 +198,12 @@ fn generate_first(dir: &Path) -> Result<Option<DirectoryKey>, KeyError> {
 
 /// Generates a key in `dir` (created with mode 0700 if missing), written with mode 0600 and
 /// published from `now`.
-pub fn generate_in(dir: &Path, algorithm: Algorithm, bits: usize, now: UnixTime) -> Result<DirectoryKey, KeyError> {
+pub fn generate_in(
+    dir: &Path,
+    algorithm: Algorithm,
+    bits: usize,
+    now: UnixTime,
+) -> Result<DirectoryKey, KeyError> {
     let (key, pem) = SigningKey::generate(algorithm, bits)?;
     let short_kid: String = key.kid().chars().take(8).collect();
     let name = format!("key-{now}-{short_kid}.pem");
@@ -201,7 +221,11 @@ pub fn generate_in(dir: &Path, algorithm: Algorithm, bits: usize, now: UnixTime)
 /// the next whole minute, so all replicas that decide within one minute race for one name and
 /// one of them wins. The time is never in the past, so the key is still published for the full
 /// JWKS max-age before it signs. Returns the new key if this process made it.
-pub fn rotate_on_schedule(dir: &Path, every: i64, now: UnixTime) -> Result<Option<DirectoryKey>, KeyError> {
+pub fn rotate_on_schedule(
+    dir: &Path,
+    every: i64,
+    now: UnixTime,
+) -> Result<Option<DirectoryKey>, KeyError> {
     let files = read_dir(dir)?;
     let newest = files.iter().map(|f| f.published_at).max().unwrap_or(0);
     if files.is_empty() || newest + every > now {
@@ -209,11 +233,13 @@ pub fn rotate_on_schedule(dir: &Path, every: i64, now: UnixTime) -> Result<Optio
     }
     let slot = now - now.rem_euclid(60) + 60;
     let (key, pem) = SigningKey::generate_rsa(2048)?;
-    Ok(place(dir, &format!("key-{slot}-scheduled.pem"), &pem)?.map(|file| DirectoryKey {
-        key: Arc::new(key),
-        file,
-        published_at: slot,
-    }))
+    Ok(
+        place(dir, &format!("key-{slot}-scheduled.pem"), &pem)?.map(|file| DirectoryKey {
+            key: Arc::new(key),
+            file,
+            published_at: slot,
+        }),
+    )
 }
 
 /// Writes a private key file so that nobody ever sees it half written (replicas poll the
@@ -235,7 +261,13 @@ fn place(dir: &Path, name: &str, pem: &str) -> Result<Option<PathBuf>, KeyError>
 
 /// Deletes the file of key `kid`. Refused while tokens it signed may be live (its state is not
 /// `retired`), unless `force`.
-pub fn retire(dir: &Path, kid: &str, now: UnixTime, policy: &Policy, force: bool) -> Result<PathBuf, KeyError> {
+pub fn retire(
+    dir: &Path,
+    kid: &str,
+    now: UnixTime,
+    policy: &Policy,
+    force: bool,
+) -> Result<PathBuf, KeyError> {
     let files = read_dir(dir)?;
     let times: Vec<UnixTime> = files.iter().map(|f| f.published_at).collect();
     let states = lifecycle(&times, now, policy);
@@ -275,7 +307,10 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
 
 fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
     if !dir.exists() {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     Ok(())
 }
@@ -368,11 +403,17 @@ mod tests {
             })
             .collect();
         let loaded: Vec<LoadedKeys> = starts.into_iter().map(|s| s.join().unwrap()).collect();
-        let signers: std::collections::HashSet<String> =
-            loaded.iter().map(|l| l.keys.signer().kid().to_owned()).collect();
+        let signers: std::collections::HashSet<String> = loaded
+            .iter()
+            .map(|l| l.keys.signer().kid().to_owned())
+            .collect();
         assert_eq!(signers.len(), 1);
         assert_eq!(loaded.iter().filter(|l| l.generated.is_some()).count(), 1);
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no staging files are left");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no staging files are left"
+        );
     }
 
     #[test]
@@ -418,27 +459,49 @@ mod tests {
     fn scheduled_rotation_adds_one_key_when_the_newest_is_old_enough() {
         let dir = tempfile::tempdir().unwrap();
         generate_in(dir.path(), Algorithm::RS256, 2048, 1_000).unwrap();
-        assert!(rotate_on_schedule(dir.path(), 3_600, 4_000).unwrap().is_none());
-        let added = rotate_on_schedule(dir.path(), 3_600, 4_630).unwrap().expect("a new key");
-        assert_eq!(added.published_at, 4_680, "the next whole minute, never the past");
-        assert!(rotate_on_schedule(dir.path(), 3_600, 4_640).unwrap().is_none(), "one per period");
+        assert!(
+            rotate_on_schedule(dir.path(), 3_600, 4_000)
+                .unwrap()
+                .is_none()
+        );
+        let added = rotate_on_schedule(dir.path(), 3_600, 4_630)
+            .unwrap()
+            .expect("a new key");
+        assert_eq!(
+            added.published_at, 4_680,
+            "the next whole minute, never the past"
+        );
+        assert!(
+            rotate_on_schedule(dir.path(), 3_600, 4_640)
+                .unwrap()
+                .is_none(),
+            "one per period"
+        );
         let files = read_dir(dir.path()).unwrap();
         let set = KeySet::assemble(&files, 4_640, &POLICY).unwrap();
-        assert_ne!(set.signer().kid(), added.key.kid(), "it is published before it signs");
+        assert_ne!(
+            set.signer().kid(),
+            added.key.kid(),
+            "it is published before it signs"
+        );
     }
 
     #[test]
     fn a_corrupt_key_file_stops_loading_and_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("broken.pem"), "not a key").unwrap();
-        let error = KeySet::load_or_generate(dir.path(), 1, &POLICY).unwrap_err().to_string();
+        let error = KeySet::load_or_generate(dir.path(), 1, &POLICY)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("broken.pem"), "{error}");
     }
 
     #[test]
     fn the_etag_changes_with_the_published_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let before = KeySet::load_or_generate(dir.path(), 100, &POLICY).unwrap().keys;
+        let before = KeySet::load_or_generate(dir.path(), 100, &POLICY)
+            .unwrap()
+            .keys;
         generate_in(dir.path(), Algorithm::RS256, 2048, 200).unwrap();
         let after = KeySet::assemble(&read_dir(dir.path()).unwrap(), 200, &POLICY).unwrap();
         assert_ne!(before.etag(), after.etag());

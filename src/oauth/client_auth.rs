@@ -66,9 +66,7 @@ fn parse_basic(header: &str) -> Result<(String, String), AuthError> {
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
     let text = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = text.split_once(':').ok_or_else(bad)?;
-    let unescape = |s: &str| {
-        percent_decode(s).ok_or_else(bad)
-    };
+    let unescape = |s: &str| percent_decode(s).ok_or_else(bad);
     Ok((unescape(id)?, unescape(secret)?))
 }
 
@@ -108,13 +106,14 @@ impl Authority {
             Ok(id) => self.store.get_client(&id).await?,
             Err(_) => None,
         };
-        let authenticated = client.filter(|client| {
-            match (&client.secret_hash, &credentials.client_secret) {
-                (Some(hash), Some(secret)) => verify_client_secret(secret, hash),
-                (None, None) => true,
-                _ => false,
-            }
-        });
+        let authenticated =
+            client.filter(
+                |client| match (&client.secret_hash, &credentials.client_secret) {
+                    (Some(hash), Some(secret)) => verify_client_secret(secret, hash),
+                    (None, None) => true,
+                    _ => false,
+                },
+            );
         let Some(client) = authenticated else {
             self.count_failure(&attempt).await?;
             // Unknown clients too: probing for client ids is worth seeing in the trail.
@@ -139,8 +138,8 @@ mod tests {
 
     #[test]
     fn basic_credentials_are_decoded_and_unescaped() {
-        let creds = ClientCredentials::from_request(Some(&basic("my%20app:s%3Acret")), None, None)
-            .unwrap();
+        let creds =
+            ClientCredentials::from_request(Some(&basic("my%20app:s%3Acret")), None, None).unwrap();
         assert_eq!(creds.client_id.as_deref(), Some("my app"));
         assert_eq!(creds.client_secret.unwrap().expose(), "s:cret");
     }
@@ -164,9 +163,18 @@ mod tests {
 
     #[test]
     fn garbage_authorization_headers_are_invalid_client() {
-        for header in ["Basic !!!", "Bearer abc", "Basic", &basic("no-colon"), &basic("a:%zz")] {
+        for header in [
+            "Basic !!!",
+            "Bearer abc",
+            "Basic",
+            &basic("no-colon"),
+            &basic("a:%zz"),
+        ] {
             let result = ClientCredentials::from_request(Some(header), None, None);
-            assert!(matches!(result, Err(AuthError::InvalidClient(_))), "{header}");
+            assert!(
+                matches!(result, Err(AuthError::InvalidClient(_))),
+                "{header}"
+            );
         }
     }
 }

@@ -4,7 +4,9 @@ use super::throttle::Attempt;
 use super::{AuthError, Authority, ClientCredentials};
 use crate::audit::{Event, Record};
 use crate::domain::{ClientId, GrantType, Scope, Secret, TokenId, UnixTime, Username};
-use crate::store::{ClientRecord, Family, RefreshGeneration, Rotation, RotationOutcome, UserRecord};
+use crate::store::{
+    ClientRecord, Family, RefreshGeneration, Rotation, RotationOutcome, UserRecord,
+};
 use crate::tokens::{AccessClaims, Claims, RefreshClaims, TokenKind, sign};
 
 /// A token request as received, before any checks.
@@ -42,14 +44,21 @@ struct Grant<'a> {
 impl Authority {
     /// Runs a token request through client authentication, the grant's checks, and issuance.
     /// Time comes in milliseconds because the refresh grace window is measured that finely.
-    pub async fn exchange(&self, request: TokenRequest, now_ms: i64) -> Result<IssuedTokens, AuthError> {
+    pub async fn exchange(
+        &self,
+        request: TokenRequest,
+        now_ms: i64,
+    ) -> Result<IssuedTokens, AuthError> {
         let now = now_ms.div_euclid(1000);
         let grant_name = request
             .grant_type
             .as_deref()
             .ok_or_else(|| AuthError::InvalidRequest("grant_type is required".into()))?;
         let grant = GrantType::parse(grant_name).ok_or_else(|| {
-            AuthError::UnsupportedGrantType(format!("grant_type '{}' is not supported", truncate(grant_name)))
+            AuthError::UnsupportedGrantType(format!(
+                "grant_type '{}' is not supported",
+                truncate(grant_name)
+            ))
         })?;
         let client = self.authenticate_client(&request.client).await?;
         if !client.grants.contains(&grant) {
@@ -94,7 +103,9 @@ impl Authority {
             Record::new(Event::LoginFailed, &truncate(username), origin)
                 .client(client.client_id.as_str())
                 .emit();
-            return Err(AuthError::InvalidGrant("invalid username or password".into()));
+            return Err(AuthError::InvalidGrant(
+                "invalid username or password".into(),
+            ));
         };
         self.count_success(&attempt).await?;
         let scope = self.scope_for_user(&user, scope, request.scope.is_some(), client, origin)?;
@@ -138,7 +149,11 @@ impl Authority {
 
     /// The user, if the password is theirs and the account is enabled. An unknown or malformed
     /// username costs one argon2 verification like a wrong password does.
-    async fn check_password(&self, username: &str, password: Secret) -> Result<Option<UserRecord>, AuthError> {
+    async fn check_password(
+        &self,
+        username: &str,
+        password: Secret,
+    ) -> Result<Option<UserRecord>, AuthError> {
         let user = match Username::parse(username) {
             Ok(name) => self.store.get_user(&name).await?,
             Err(_) => None,
@@ -170,9 +185,13 @@ impl Authority {
             session: None,
         };
         let issued = self.issue(&grant, None, now)?;
-        Record::new(Event::TokenIssued, client.client_id.as_str(), &request.client.origin)
-            .client(client.client_id.as_str())
-            .emit();
+        Record::new(
+            Event::TokenIssued,
+            client.client_id.as_str(),
+            &request.client.origin,
+        )
+        .client(client.client_id.as_str())
+        .emit();
         Ok(issued)
     }
 
@@ -197,7 +216,8 @@ impl Authority {
             ));
         }
         let origin = &request.client.origin;
-        let granted = Scope::parse(&claims.scope).map_err(|_| AuthError::InvalidGrant("invalid refresh token".into()))?;
+        let granted = Scope::parse(&claims.scope)
+            .map_err(|_| AuthError::InvalidGrant("invalid refresh token".into()))?;
         // What the client may still have: an admin may have narrowed it since the login.
         let granted = granted.intersection(&client.scope);
         let scope = requested_scope(request.scope.as_deref(), &granted)?;
@@ -231,10 +251,14 @@ impl Authority {
                 Record::new(Event::RefreshReuseDetected, &family.subject, origin)
                     .client(client.client_id.as_str())
                     .emit();
-                return Err(AuthError::InvalidGrant("the refresh token was already used; its session is revoked".into()));
+                return Err(AuthError::InvalidGrant(
+                    "the refresh token was already used; its session is revoked".into(),
+                ));
             }
             RotationOutcome::Inactive => {
-                return Err(AuthError::InvalidGrant("the refresh token is no longer valid".into()));
+                return Err(AuthError::InvalidGrant(
+                    "the refresh token is no longer valid".into(),
+                ));
             }
         };
         let audience = match audience {
@@ -254,7 +278,12 @@ impl Authority {
 
     /// The user behind a refresh token, if the account still exists, is enabled, and was not
     /// revoked as a whole after the token was issued.
-    async fn live_subject(&self, subject: &str, issued_at: UnixTime, now: UnixTime) -> Result<UserRecord, AuthError> {
+    async fn live_subject(
+        &self,
+        subject: &str,
+        issued_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<UserRecord, AuthError> {
         let dead = || AuthError::InvalidGrant("the refresh token is no longer valid".into());
         let name = Username::parse(subject).map_err(|_| dead())?;
         let user = self.store.get_user(&name).await?.ok_or_else(dead)?;
@@ -279,7 +308,12 @@ impl Authority {
 
     /// Signs the access token and, for a family, the refresh token of its current generation.
     /// Signing is deterministic, so a repeat inside the grace window gets the very same token.
-    fn issue(&self, grant: &Grant<'_>, family: Option<&Family>, now: UnixTime) -> Result<IssuedTokens, AuthError> {
+    fn issue(
+        &self,
+        grant: &Grant<'_>,
+        family: Option<&Family>,
+        now: UnixTime,
+    ) -> Result<IssuedTokens, AuthError> {
         let keys = self.keys.current();
         let signer = keys.signer();
         let access = AccessClaims {
@@ -327,7 +361,11 @@ impl Authority {
     }
 
     /// A family's audience, if the client may still use it: an admin may have taken it away.
-    fn still_allowed_audience(&self, client: &ClientRecord, audience: &str) -> Result<String, AuthError> {
+    fn still_allowed_audience(
+        &self,
+        client: &ClientRecord,
+        audience: &str,
+    ) -> Result<String, AuthError> {
         if audience == self.tokens.audience || client.audiences.contains(audience) {
             Ok(audience.to_owned())
         } else {
@@ -339,17 +377,25 @@ impl Authority {
 
     /// The audience asked for with `audience` or RFC 8707 `resource`, if the client may use
     /// it; the configured default when none is asked for.
-    fn audience_for(&self, client: &ClientRecord, request: &TokenRequest) -> Result<String, AuthError> {
+    fn audience_for(
+        &self,
+        client: &ClientRecord,
+        request: &TokenRequest,
+    ) -> Result<String, AuthError> {
         let asked = match (request.audience.as_deref(), request.resource.as_deref()) {
             (Some(a), Some(r)) if a != r => {
-                return Err(AuthError::InvalidTarget("audience and resource disagree".into()));
+                return Err(AuthError::InvalidTarget(
+                    "audience and resource disagree".into(),
+                ));
             }
             (Some(a), _) | (None, Some(a)) => Some(a),
             (None, None) => None,
         };
         match asked {
             None => Ok(self.tokens.audience.clone()),
-            Some(a) if a == self.tokens.audience || client.audiences.contains(a) => Ok(a.to_owned()),
+            Some(a) if a == self.tokens.audience || client.audiences.contains(a) => {
+                Ok(a.to_owned())
+            }
             Some(a) => Err(AuthError::InvalidTarget(format!(
                 "this client may not request audience '{}'",
                 truncate(a)

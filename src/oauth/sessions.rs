@@ -85,7 +85,11 @@ impl Authority {
         }
     }
 
-    async fn access_is_live(&self, claims: &AccessClaims, now: UnixTime) -> Result<bool, AuthError> {
+    async fn access_is_live(
+        &self,
+        claims: &AccessClaims,
+        now: UnixTime,
+    ) -> Result<bool, AuthError> {
         if self
             .store
             .is_token_revoked(&TokenId::from_trusted(&claims.jti), now)
@@ -102,18 +106,30 @@ impl Authority {
         if claims.roles.is_some() && self.live_user(&claims.sub).await?.is_none() {
             return Ok(false);
         }
-        self.not_revoked_by_subject(&claims.sub, claims.iat, now).await
+        self.not_revoked_by_subject(&claims.sub, claims.iat, now)
+            .await
     }
 
-    async fn refresh_is_live(&self, claims: &RefreshClaims, now_ms: i64) -> Result<bool, AuthError> {
+    async fn refresh_is_live(
+        &self,
+        claims: &RefreshClaims,
+        now_ms: i64,
+    ) -> Result<bool, AuthError> {
         let now = now_ms.div_euclid(1000);
-        let Some(family) = self.store.get_family(&TokenId::from_trusted(&claims.fam)).await? else {
+        let Some(family) = self
+            .store
+            .get_family(&TokenId::from_trusted(&claims.fam))
+            .await?
+        else {
             return Ok(false);
         };
         let current = family.current.jti.as_str() == claims.jti;
         let grace = (self.tokens.refresh_grace * 1000) as i64;
         let just_replaced = grace > 0
-            && family.previous.as_ref().is_some_and(|p| p.as_str() == claims.jti)
+            && family
+                .previous
+                .as_ref()
+                .is_some_and(|p| p.as_str() == claims.jti)
             && family.rotated_at_ms.is_some_and(|at| now_ms - at <= grace);
         if family.revoked || !(current || just_replaced) {
             return Ok(false);
@@ -121,7 +137,8 @@ impl Authority {
         if self.live_user(&claims.sub).await?.is_none() {
             return Ok(false);
         }
-        self.not_revoked_by_subject(&claims.sub, claims.iat, now).await
+        self.not_revoked_by_subject(&claims.sub, claims.iat, now)
+            .await
     }
 
     pub(super) async fn live_user(&self, subject: &str) -> Result<Option<UserRecord>, AuthError> {
@@ -131,14 +148,29 @@ impl Authority {
         Ok(self.store.get_user(&name).await?.filter(|u| !u.disabled))
     }
 
-    async fn not_revoked_by_subject(&self, subject: &str, issued_at: UnixTime, now: UnixTime) -> Result<bool, AuthError> {
+    async fn not_revoked_by_subject(
+        &self,
+        subject: &str,
+        issued_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, AuthError> {
         let not_before = self.store.subject_not_before(subject, now).await?;
         Ok(not_before.is_none_or(|nbf| issued_at >= nbf))
     }
 
     fn identify(&self, token: &str, hint: Option<TokenHint>) -> Option<Verified> {
-        let access = || self.verifier.verify_access(&self.keys.current(), token).ok().map(Verified::Access);
-        let refresh = || self.verifier.verify_refresh(&self.keys.current(), token).ok().map(Verified::Refresh);
+        let access = || {
+            self.verifier
+                .verify_access(&self.keys.current(), token)
+                .ok()
+                .map(Verified::Access)
+        };
+        let refresh = || {
+            self.verifier
+                .verify_refresh(&self.keys.current(), token)
+                .ok()
+                .map(Verified::Refresh)
+        };
         match hint {
             Some(TokenHint::RefreshToken) => refresh().or_else(access),
             _ => access().or_else(refresh),

@@ -206,8 +206,11 @@ pub trait Store: Send + Sync + 'static {
         not_before: UnixTime,
         keep_until: UnixTime,
     ) -> StoreResult<()>;
-    async fn subject_not_before(&self, subject: &str, now: UnixTime)
-    -> StoreResult<Option<UnixTime>>;
+    async fn subject_not_before(
+        &self,
+        subject: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<UnixTime>>;
     /// Feed events after `cursor` (from the start when `None`), oldest first, at most `limit`,
     /// leaving out events that expired before `now`.
     async fn revocations_after(
@@ -254,7 +257,9 @@ pub async fn open(settings: &crate::configuration::StoreSettings) -> StoreResult
         }
         StoreBackend::Redis => {
             let url = settings.url.as_deref().unwrap_or_default();
-            Ok(Arc::new(redis::RedisStore::connect(url, &settings.prefix).await?))
+            Ok(Arc::new(
+                redis::RedisStore::connect(url, &settings.prefix).await?,
+            ))
         }
     }
 }

@@ -86,7 +86,11 @@ struct Header<'a> {
 
 /// Signs `claims` as a compact JWS with `key`. RSA PKCS#1 v1.5 signatures are deterministic,
 /// so the same claims and key always give the same token.
-pub fn sign<C: Serialize>(key: &SigningKey, kind: TokenKind, claims: &C) -> Result<String, KeyError> {
+pub fn sign<C: Serialize>(
+    key: &SigningKey,
+    kind: TokenKind,
+    claims: &C,
+) -> Result<String, KeyError> {
     let header = serde_json::to_vec(&Header {
         alg: key.algorithm().as_str(),
         typ: kind.typ(),

@@ -3,7 +3,6 @@
 //! The algorithm comes from the key named by `kid`, never from the token's header, and the
 //! header may carry nothing that points elsewhere for a key.
 
-
 use jsonwebtoken::{Validation, decode, decode_header};
 use serde::de::DeserializeOwned;
 
@@ -121,7 +120,6 @@ fn classify(error: jsonwebtoken::errors::Error) -> TokenError {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,8 +193,14 @@ mod tests {
         let verifier = TokenVerifier::new(ISSUER);
         let rt = sign(keys.signer(), TokenKind::Refresh, &refresh(now())).unwrap();
         let at = sign(keys.signer(), TokenKind::Access, &access(now())).unwrap();
-        assert!(matches!(verifier.verify_access(&keys, &rt), Err(TokenError::WrongKind(_))));
-        assert!(matches!(verifier.verify_refresh(&keys, &at), Err(TokenError::WrongKind(_))));
+        assert!(matches!(
+            verifier.verify_access(&keys, &rt),
+            Err(TokenError::WrongKind(_))
+        ));
+        assert!(matches!(
+            verifier.verify_refresh(&keys, &at),
+            Err(TokenError::WrongKind(_))
+        ));
     }
 
     #[test]
@@ -204,7 +208,10 @@ mod tests {
         let keys = keys();
         let token = sign(keys.signer(), TokenKind::Access, &access(now())).unwrap();
         let kid = keys.signer().kid().to_owned();
-        let forged = with_header(&token, serde_json::json!({"alg":"none","typ":"at+jwt","kid":kid}));
+        let forged = with_header(
+            &token,
+            serde_json::json!({"alg":"none","typ":"at+jwt","kid":kid}),
+        );
         let unsigned = format!("{}.", forged.rsplit_once('.').unwrap().0);
         let verifier = TokenVerifier::new(ISSUER);
         assert!(verifier.verify_access(&keys, &unsigned).is_err());
@@ -215,9 +222,8 @@ mod tests {
     fn hs256_signed_with_the_public_key_is_refused() {
         let keys = keys();
         let kid = keys.signer().kid().to_owned();
-        let header = URL_SAFE_NO_PAD.encode(
-            serde_json::json!({"alg":"HS256","typ":"at+jwt","kid":kid}).to_string(),
-        );
+        let header = URL_SAFE_NO_PAD
+            .encode(serde_json::json!({"alg":"HS256","typ":"at+jwt","kid":kid}).to_string());
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&access(now())).unwrap());
         let input = format!("{header}.{payload}");
         let secret = serde_json::to_vec(keys.signer().jwk()).unwrap();
@@ -252,11 +258,17 @@ mod tests {
         let mut old = access(now() - 3600);
         old.claims.exp = now() - 60;
         let token = sign(keys.signer(), TokenKind::Access, &old).unwrap();
-        assert_eq!(verifier.verify_access(&keys, &token), Err(TokenError::Expired));
+        assert_eq!(
+            verifier.verify_access(&keys, &token),
+            Err(TokenError::Expired)
+        );
         let mut future = access(now());
         future.claims.nbf = now() + 600;
         let token = sign(keys.signer(), TokenKind::Access, &future).unwrap();
-        assert_eq!(verifier.verify_access(&keys, &token), Err(TokenError::NotYetValid));
+        assert_eq!(
+            verifier.verify_access(&keys, &token),
+            Err(TokenError::NotYetValid)
+        );
     }
 
     #[test]
@@ -305,8 +317,14 @@ mod tests {
     fn oversized_and_garbage_tokens_are_malformed() {
         let keys = keys();
         let verifier = TokenVerifier::new(ISSUER);
-        assert_eq!(verifier.verify_access(&keys, "garbage"), Err(TokenError::Malformed));
+        assert_eq!(
+            verifier.verify_access(&keys, "garbage"),
+            Err(TokenError::Malformed)
+        );
         let huge = format!("a.{}.c", "b".repeat(100_000));
-        assert_eq!(verifier.verify_access(&keys, &huge), Err(TokenError::Malformed));
+        assert_eq!(
+            verifier.verify_access(&keys, &huge),
+            Err(TokenError::Malformed)
+        );
     }
 }

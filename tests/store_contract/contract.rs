@@ -601,6 +601,12 @@ pub async fn a_feed_cursor_never_handed_out_is_invalid(store: &dyn Store) -> Sto
         matches!(result, Err(StoreError::InvalidCursor)),
         "{future:?} gave {result:?}"
     );
-    assert!(store.revocations_after(Some(&issued), 10, now()).await?.events.is_empty());
+    assert!(
+        store
+            .revocations_after(Some(&issued), 10, now())
+            .await?
+            .events
+            .is_empty()
+    );
     Ok(())
 }
