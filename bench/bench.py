@@ -509,6 +509,7 @@ def profile_latchkey(lk, tag):
 # as JSON, and SQLite's own malloc as SQLite); samples with no specific frame fall back to a
 # generic category by their leaf (kernel, allocation, other).
 SPECIFIC = [
+    ("page faults on fresh memory (kernel zeroing new pages)", r"clear_page|exc_page_fault|do_anonymous_page|handle_mm_fault"),
     ("argon2 (password hashing)", r"argon2|blake2"),
     ("RSA signing (aws-lc)", r"RsaKeyPair|rsa_sign|RSA_sign|RSA_private|rsa_default_sign|BN_mod_exp|bn_mod_exp|bn_mul_mont|bn_sqr|mont_|rsaz|SigningKey::sign"),
     ("token verification (jsonwebtoken)", r"jsonwebtoken|RSA_verify|rsa_verify|TokenVerifier"),
@@ -830,5 +831,20 @@ def main():
     log(f"done in {time.time() - t0:.0f} s; results in {OUT / 'results.json'}")
 
 
+def reanalyse():
+    """Recomputes the profile breakdowns of results.json from its perf data (after a change to
+    the categories), without measuring again."""
+    path = OUT / "results.json"
+    data = json.loads(path.read_text())
+    for phase in data["phases"].values():
+        for profile in ((phase or {}).get("profile") or {}).values():
+            profile["breakdown"] = perf_breakdown(ROOT / profile["perf_data"])
+    path.write_text(json.dumps(data, indent=2))
+    log(f"re-analysed the profiles in {path}")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--reanalyse"]:
+        reanalyse()
+    else:
+        main()

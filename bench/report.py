@@ -198,6 +198,13 @@ def budgets(d):
 
 
 FIXES = {
+    "page faults on fresh memory (kernel zeroing new pages)":
+              "argon2's 19 MiB of blocks are allocated afresh for every hash, on whichever blocking "
+              "thread runs it, so the kernel zeroes thousands of new pages each time (and the crate "
+              "zeroes them again). Allocate the blocks once per hashing slot (at most one per core) "
+              "and reuse them: `Argon2::hash_password_into_with_memory` for hashing, and the same with "
+              "the stored hash's salt and parameters for verification. This also fixes the resident "
+              "memory after password grants (below).",
     "SQLite": "client_credentials and introspection read the client (`get_client`), refresh reads the "
               "user and the subject's not-before (`get_user`, `subject_not_before`) and rotates in a "
               "`BEGIN IMMEDIATE` transaction, each a separate SQLite call that parses its record from "
