@@ -10,6 +10,7 @@ use poem::middleware::CatchPanic;
 use poem::{EndpointExt, Route, Server};
 
 use crate::api;
+use crate::api::jwks::JwksFirst;
 use crate::configuration::Settings;
 use crate::credentials::PasswordHasher;
 use crate::domain::now;
@@ -127,11 +128,11 @@ impl Application {
         ));
         let drain = Drain::new();
         let observed = drain.clone();
-        let app = routes(authority, &settings)
-            .around(move |endpoint, request| {
-                api::observe::observe(endpoint, request, observed.clone())
-            })
-            .boxed();
+        let app = routes(authority, &settings).around(move |endpoint, request| {
+            api::observe::observe(endpoint, request, observed.clone())
+        });
+        let app =
+            JwksFirst::new(app, keys.clone(), settings.keys.jwks_max_age, drain.clone()).boxed();
         Ok(Application {
             listener,
             drain,

@@ -151,6 +151,12 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
+            async fn a_user_and_their_not_before_are_read_together() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_user_and_their_not_before_are_read_together(&*store).await
+            }
+
+            #[tokio::test]
             async fn a_subject_revocation_is_forgotten_after_keep_until() -> StoreResult<()> {
                 let (store, _guard) = $open.await;
                 contract::a_subject_revocation_is_forgotten_after_keep_until(&*store).await

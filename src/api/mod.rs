@@ -4,6 +4,7 @@ mod account;
 mod admin;
 pub mod errors;
 mod health;
+pub mod jwks;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;

@@ -69,7 +69,7 @@ pub async fn observe<E: Endpoint>(next: E, mut req: Request, drain: Drain) -> Re
 }
 
 /// The caller's request id if it is one we can log and echo safely, else a new one.
-fn request_id(headers: &HeaderMap) -> HeaderValue {
+pub(super) fn request_id(headers: &HeaderMap) -> HeaderValue {
     headers
         .get(&REQUEST_ID)
         .filter(|value| is_safe_id(value.as_bytes()))

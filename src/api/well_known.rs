@@ -170,7 +170,7 @@ pub struct WellKnownApi {
 }
 
 /// RFC 9110 §13.1.2: a list of entity tags, or `*`; weak comparison.
-fn matches_etag(if_none_match: &str, etag: &str) -> bool {
+pub(super) fn matches_etag(if_none_match: &str, etag: &str) -> bool {
     if_none_match
         .split(',')
         .map(str::trim)

@@ -2,6 +2,7 @@
 
 mod password;
 mod secret;
+mod workers;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;

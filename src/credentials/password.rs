@@ -1,17 +1,17 @@
-//! Password hashing with argon2id on a bounded blocking pool.
+//! Password hashing with argon2id on a bounded set of hashing threads.
 //!
-//! Each hash takes tens of milliseconds of CPU and ~19 MiB of memory, so hashes run on tokio's
-//! blocking threads, at most one per core at once, with a bounded queue: past it, callers are
-//! told to come back later rather than piling up memory.
+//! Each hash takes tens of milliseconds of CPU and ~19 MiB of memory, so hashes run on their
+//! own threads (see [`super::workers`]), at most one per core at once, with a bounded queue:
+//! past it, callers are told to come back later rather than piling up memory.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
 
+use super::workers::{Memory, Workers};
 use crate::configuration::PasswordSettings;
 use crate::domain::Secret;
 
@@ -54,11 +54,12 @@ pub struct PasswordHasher {
 
 struct Inner {
     params: Params,
-    permits: Semaphore,
+    workers: Workers,
     concurrency: usize,
     max_queue: usize,
-    /// Hashes running or waiting to run.
-    in_flight: AtomicUsize,
+    /// Hashes running or waiting to run; shared with the queued jobs, which give their place
+    /// back when they end.
+    in_flight: Arc<AtomicUsize>,
     /// Verifications started since start-up: shows that refused logins cost no argon2 time.
     verifications: AtomicU64,
     /// Verified against when the user does not exist, so that case costs what a wrong password
@@ -74,19 +75,20 @@ impl PasswordHasher {
             settings.parallelism,
             None,
         )
-        .map_err(|e| PasswordError::Internal(e.to_string()))?;
+        .map_err(internal)?;
         let concurrency = match settings.max_concurrent {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let dummy_hash = hash_now(&params, &Secret::new(super::random_token(16)))?;
+        let dummy = Secret::new(super::random_token(16));
+        let dummy_hash = hash_now(&params, &dummy, &mut Memory::default())?;
         Ok(PasswordHasher {
             inner: Arc::new(Inner {
                 params,
-                permits: Semaphore::new(concurrency),
+                workers: Workers::start(concurrency).map_err(internal)?,
                 concurrency,
                 max_queue: settings.max_queue,
-                in_flight: AtomicUsize::new(0),
+                in_flight: Arc::new(AtomicUsize::new(0)),
                 verifications: AtomicU64::new(0),
                 dummy_hash,
             }),
@@ -96,7 +98,8 @@ impl PasswordHasher {
     /// Hashes with the configured parameters, as a PHC string.
     pub async fn hash(&self, password: Secret) -> Result<String, PasswordError> {
         let params = self.inner.params.clone();
-        self.run(move || hash_now(&params, &password)).await
+        self.run(move |memory| hash_now(&params, &password, memory))
+            .await
     }
 
     /// Checks `password` against `stored` (a PHC string); with no stored hash, checks against a
@@ -111,7 +114,9 @@ impl PasswordHasher {
             None => (self.inner.dummy_hash.clone(), false),
         };
         self.inner.verifications.fetch_add(1, Ordering::Relaxed);
-        let matched = self.run(move || verify_now(&password, &hash)).await?;
+        let matched = self
+            .run(move |memory| verify_now(&password, &hash, memory))
+            .await?;
         Ok(matched && real)
     }
 
@@ -128,62 +133,126 @@ impl PasswordHasher {
 
     async fn run<T, F>(&self, work: F) -> Result<T, PasswordError>
     where
-        F: FnOnce() -> Result<T, PasswordError> + Send + 'static,
+        F: FnOnce(&mut Memory) -> Result<T, PasswordError> + Send + 'static,
         T: Send + 'static,
     {
         let inner = &self.inner;
-        let slot = InFlight::enter(&inner.in_flight, inner.concurrency + inner.max_queue)
+        let place = InFlight::enter(&inner.in_flight, inner.concurrency + inner.max_queue)
             .ok_or(PasswordError::Busy)?;
-        let _permit = inner
-            .permits
-            .acquire()
+        let (answer, result) = tokio::sync::oneshot::channel();
+        let job = Box::new(move |memory: &mut Memory| {
+            let _place = place;
+            // A caller that went away (a cancelled request) no longer needs its hash.
+            if !answer.is_closed() {
+                let _ = answer.send(work(memory));
+            }
+        });
+        if !inner.workers.submit(job) {
+            return Err(PasswordError::Internal(
+                "the hashing threads stopped".into(),
+            ));
+        }
+        result
             .await
-            .map_err(|e| PasswordError::Internal(e.to_string()))?;
-        let result = tokio::task::spawn_blocking(work).await;
-        drop(slot);
-        result.map_err(|e| PasswordError::Internal(e.to_string()))?
+            .map_err(|_| PasswordError::Internal("a hashing thread failed".into()))?
     }
 }
 
-/// A place among the hashes in flight, given back on drop, so a request that is cancelled while
-/// it waits does not leak its place.
-struct InFlight<'a>(&'a AtomicUsize);
+/// A place among the hashes in flight, given back on drop: by the job when it ends, or with the
+/// job if it is never run.
+struct InFlight(Arc<AtomicUsize>);
 
-impl<'a> InFlight<'a> {
-    fn enter(counter: &'a AtomicUsize, limit: usize) -> Option<InFlight<'a>> {
+impl InFlight {
+    fn enter(counter: &Arc<AtomicUsize>, limit: usize) -> Option<InFlight> {
         if counter.fetch_add(1, Ordering::AcqRel) >= limit {
             counter.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        Some(InFlight(counter))
+        Some(InFlight(counter.clone()))
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-fn argon2(params: &Params) -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+fn internal(error: impl std::fmt::Display) -> PasswordError {
+    PasswordError::Internal(error.to_string())
 }
 
-fn hash_now(params: &Params, password: &Secret) -> Result<String, PasswordError> {
+/// Longest salt a PHC string may carry (its base64 decodes to at most this many bytes).
+const MAX_SALT: usize = 64;
+
+/// Runs argon2 for `params` in `memory`, writing an output of `len` bytes.
+fn compute(
+    argon2: &Argon2<'_>,
+    params: &Params,
+    password: &Secret,
+    salt: &[u8],
+    len: usize,
+    memory: &mut Memory,
+) -> Result<Output, PasswordError> {
+    let blocks = memory.blocks(params.block_count());
+    Output::init_with(len, |out| {
+        argon2
+            .hash_password_into_with_memory(password.expose().as_bytes(), salt, out, &mut *blocks)
+            .map_err(Into::into)
+    })
+    .map_err(internal)
+}
+
+fn hash_now(
+    params: &Params,
+    password: &Secret,
+    memory: &mut Memory,
+) -> Result<String, PasswordError> {
     let salt = SaltString::generate(&mut OsRng);
-    argon2(params)
-        .hash_password(password.expose().as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| PasswordError::Internal(e.to_string()))
+    let mut salt_bytes = [0u8; MAX_SALT];
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_bytes)
+        .map_err(internal)?;
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = compute(&argon2, params, password, salt_bytes, len, memory)?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(internal)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(hash.to_string())
 }
 
-fn verify_now(password: &Secret, stored: &str) -> Result<bool, PasswordError> {
-    let parsed = PasswordHash::new(stored).map_err(|e| PasswordError::Internal(e.to_string()))?;
-    // The stored hash carries its own parameters, so hashes made under older settings still
-    // verify.
-    Ok(Argon2::default()
-        .verify_password(password.expose().as_bytes(), &parsed)
-        .is_ok())
+fn verify_now(password: &Secret, stored: &str, memory: &mut Memory) -> Result<bool, PasswordError> {
+    let parsed = PasswordHash::new(stored).map_err(internal)?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(internal("the stored hash has no salt or no output"));
+    };
+    // The stored hash carries its own algorithm and parameters, so hashes made under older
+    // settings still verify.
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(internal)?;
+    let version = match parsed.version {
+        Some(version) => Version::try_from(version).map_err(internal)?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(&parsed).map_err(internal)?;
+    let mut salt_bytes = [0u8; MAX_SALT];
+    let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(internal)?;
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let computed = compute(
+        &argon2,
+        &params,
+        password,
+        salt_bytes,
+        expected.len(),
+        memory,
+    )?;
+    // `Output`'s equality is constant-time.
+    Ok(computed == expected)
 }
 
 #[cfg(test)]
@@ -209,6 +278,43 @@ mod tests {
         assert!(ok.await.unwrap());
         let wrong = hasher.verify(Secret::new("battery staple"), Some(hash));
         assert!(!wrong.await.unwrap());
+    }
+
+    #[test]
+    fn hashes_are_standard_phc_strings_that_other_argon2_implementations_accept() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let params = Params::new(1024, 1, 1, None).unwrap();
+        let mut memory = Memory::default();
+        let ours = hash_now(&params, &Secret::new("correct horse"), &mut memory).unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        let reference = Argon2::default();
+        assert!(reference.verify_password(b"correct horse", &parsed).is_ok());
+        assert!(
+            reference
+                .verify_password(b"battery staple", &parsed)
+                .is_err()
+        );
+
+        // And a hash made elsewhere, with other parameters, verifies here in the same memory.
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(2048, 2, 1, None).unwrap(),
+        )
+        .hash_password(b"correct horse", &salt)
+        .unwrap()
+        .to_string();
+        assert!(verify_now(&Secret::new("correct horse"), &theirs, &mut memory).unwrap());
+        assert!(!verify_now(&Secret::new("correct horsf"), &theirs, &mut memory).unwrap());
+        assert!(verify_now(&Secret::new("correct horse"), &ours, &mut memory).unwrap());
+    }
+
+    #[test]
+    fn a_stored_hash_without_salt_or_output_is_an_error_not_a_match() {
+        let mut memory = Memory::default();
+        let stored = "$argon2id$v=19$m=1024,t=1,p=1";
+        assert!(verify_now(&Secret::new("anything"), stored, &mut memory).is_err());
     }
 
     #[tokio::test]

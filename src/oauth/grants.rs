@@ -286,13 +286,9 @@ impl Authority {
     ) -> Result<UserRecord, AuthError> {
         let dead = || AuthError::InvalidGrant("the refresh token is no longer valid".into());
         let name = Username::parse(subject).map_err(|_| dead())?;
-        let user = self.store.get_user(&name).await?.ok_or_else(dead)?;
-        if user.disabled {
-            return Err(dead());
-        }
-        if let Some(not_before) = self.store.subject_not_before(subject, now).await?
-            && issued_at < not_before
-        {
+        let (user, not_before) = self.store.user_and_not_before(&name, now).await?;
+        let user = user.ok_or_else(dead)?;
+        if user.disabled || not_before.is_some_and(|not_before| issued_at < not_before) {
             return Err(dead());
         }
         Ok(user)

@@ -27,8 +27,9 @@ mod sql;
 
 pub use schema::SCHEMA_VERSION;
 use sql::{
-    DbResult, append_event, from_json, get_json, insert_error, list_json, load_family,
-    non_negative, parse_cursor, revoke_loaded_family, rotate, sql_limit, to_json, update_existing,
+    Cached, DbResult, append_event, from_json, get_json, insert_error, list_json, load_family,
+    non_negative, not_before, parse_cursor, revoke_loaded_family, rotate, sql_limit, to_json,
+    update_existing,
 };
 
 /// The database file inside the data directory.
@@ -36,6 +37,9 @@ pub const DB_FILE: &str = "latchkey.db";
 
 /// How long a statement waits for another connection (the CLI, the service) to release a lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Room for every distinct statement the store runs, so none is ever prepared twice.
+const STATEMENT_CACHE: usize = 64;
 
 /// The embedded backend: one SQLite connection shared behind a mutex (SQLite serialises writers
 /// anyway), used only from blocking threads; `None` once closed.
@@ -66,6 +70,7 @@ impl EmbeddedStore {
         }
         conn.pragma_update(None, "synchronous", "FULL").db()?;
         schema::migrate(&mut conn)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(EmbeddedStore {
             conn: Arc::new(Mutex::new(Some(conn))),
         })
@@ -75,6 +80,7 @@ impl EmbeddedStore {
     pub fn open_in_memory() -> Result<EmbeddedStore, StoreError> {
         let mut conn = Connection::open_in_memory().db()?;
         schema::migrate(&mut conn)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(EmbeddedStore {
             conn: Arc::new(Mutex::new(Some(conn))),
         })
@@ -126,14 +132,14 @@ impl EmbeddedStore {
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn ping(&self) -> StoreResult<()> {
-        self.run(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).db())
+        self.run(|conn| conn.query_row_cached("SELECT 1", [], |_| Ok(())).db())
             .await
     }
 
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
         let (key, data) = (user.username.as_str().to_owned(), to_json(user)?);
         self.run(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO users (username, data) VALUES (?1, ?2)",
                 params![key, data],
             )
@@ -182,7 +188,7 @@ impl Store for EmbeddedStore {
     async fn create_client(&self, client: &ClientRecord) -> StoreResult<()> {
         let (key, data) = (client.client_id.as_str().to_owned(), to_json(client)?);
         self.run(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO clients (client_id, data) VALUES (?1, ?2)",
                 params![key, data],
             )
@@ -220,7 +226,7 @@ impl Store for EmbeddedStore {
         let key = client_id.as_str().to_owned();
         self.run(move |conn| {
             let deleted = conn
-                .execute("DELETE FROM clients WHERE client_id = ?1", [key])
+                .execute_cached("DELETE FROM clients WHERE client_id = ?1", [key])
                 .db()?;
             Ok(deleted > 0)
         })
@@ -231,7 +237,7 @@ impl Store for EmbeddedStore {
         let (key, expires_at) = (family.id.as_str().to_owned(), family.current.expires_at);
         let data = to_json(family)?;
         self.run(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO families (id, expires_at, data) VALUES (?1, ?2, ?3)",
                 params![key, expires_at, data],
             )
@@ -269,7 +275,7 @@ impl Store for EmbeddedStore {
     async fn revoke_token(&self, jti: &TokenId, expires_at: UnixTime) -> StoreResult<()> {
         let jti = jti.as_str().to_owned();
         self.write(move |tx| {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2) \
                  ON CONFLICT (jti) DO UPDATE SET \
                  expires_at = max(expires_at, excluded.expires_at)",
@@ -290,7 +296,7 @@ impl Store for EmbeddedStore {
     async fn is_token_revoked(&self, jti: &TokenId, now: UnixTime) -> StoreResult<bool> {
         let jti = jti.as_str().to_owned();
         self.run(move |conn| {
-            conn.query_row(
+            conn.query_row_cached(
                 "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?1 AND expires_at >= ?2)",
                 params![jti, now],
                 |row| row.get(0),
@@ -310,7 +316,7 @@ impl Store for EmbeddedStore {
         self.write(move |tx| {
             // Never lower a cut-off already in force, nor shorten how long it is remembered.
             let (not_before, exp) = tx
-                .query_row(
+                .query_row_cached(
                     "INSERT INTO revoked_subjects (subject, not_before, keep_until) \
                      VALUES (?1, ?2, ?3) ON CONFLICT (subject) DO UPDATE SET \
                      not_before = max(not_before, excluded.not_before), \
@@ -338,14 +344,18 @@ impl Store for EmbeddedStore {
         now: UnixTime,
     ) -> StoreResult<Option<UnixTime>> {
         let sub = subject.to_owned();
+        self.run(move |conn| not_before(conn, &sub, now)).await
+    }
+
+    async fn user_and_not_before(
+        &self,
+        username: &Username,
+        now: UnixTime,
+    ) -> StoreResult<(Option<UserRecord>, Option<UnixTime>)> {
+        let key = username.as_str().to_owned();
         self.run(move |conn| {
-            conn.query_row(
-                "SELECT not_before FROM revoked_subjects WHERE subject = ?1 AND keep_until >= ?2",
-                params![sub, now],
-                |row| row.get(0),
-            )
-            .optional()
-            .db()
+            let user = get_json(conn, "SELECT data FROM users WHERE username = ?1", &key)?;
+            Ok((user, not_before(conn, &key, now)?))
         })
         .await
     }
@@ -363,7 +373,7 @@ impl Store for EmbeddedStore {
             // replaced or wiped) would make its follower skip the new events silently.
             if after > 0 {
                 let highest: i64 = conn
-                    .query_row(
+                    .query_row_cached(
                         "SELECT COALESCE((SELECT seq FROM sqlite_sequence \
                          WHERE name = 'revocation_feed'), 0)",
                         [],
@@ -406,7 +416,7 @@ impl Store for EmbeddedStore {
             let now = domain::now();
             // One statement, so atomic: a window that has ended starts over at this failure.
             let (count, ends): (i64, i64) = conn
-                .query_row(
+                .query_row_cached(
                     "INSERT INTO login_failures (key, count, window_ends) VALUES (?1, 1, ?3) \
                      ON CONFLICT (key) DO UPDATE SET \
                      count = CASE WHEN window_ends > ?2 THEN count + 1 ELSE 1 END, \
@@ -426,7 +436,7 @@ impl Store for EmbeddedStore {
         self.run(move |conn| {
             let now = domain::now();
             let row: Option<(i64, i64)> = conn
-                .query_row(
+                .query_row_cached(
                     "SELECT count, window_ends FROM login_failures \
                      WHERE key = ?1 AND window_ends > ?2",
                     params![key, now],
@@ -444,7 +454,7 @@ impl Store for EmbeddedStore {
     async fn clear_failures(&self, key: &str) -> StoreResult<()> {
         let key = key.to_owned();
         self.run(move |conn| {
-            conn.execute("DELETE FROM login_failures WHERE key = ?1", [key])
+            conn.execute_cached("DELETE FROM login_failures WHERE key = ?1", [key])
                 .db()?;
             Ok(())
         })
@@ -461,7 +471,7 @@ impl Store for EmbeddedStore {
                 "DELETE FROM revocation_feed WHERE expires_at < ?1",
                 "DELETE FROM login_failures WHERE window_ends <= ?1",
             ] {
-                deleted += tx.execute(sql, [now]).db()?;
+                deleted += tx.execute_cached(sql, [now]).db()?;
             }
             Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
         })

@@ -211,6 +211,19 @@ pub trait Store: Send + Sync + 'static {
         subject: &str,
         now: UnixTime,
     ) -> StoreResult<Option<UnixTime>>;
+    /// The user and the not-before time of their tokens, which the refresh grant needs
+    /// together; backends that can fetch both at once do.
+    async fn user_and_not_before(
+        &self,
+        username: &Username,
+        now: UnixTime,
+    ) -> StoreResult<(Option<UserRecord>, Option<UnixTime>)> {
+        tokio::try_join!(
+            self.get_user(username),
+            self.subject_not_before(username.as_str(), now)
+        )
+    }
+
     /// Feed events after `cursor` (from the start when `None`), oldest first, at most `limit`,
     /// leaving out events that expired before `now`.
     async fn revocations_after(

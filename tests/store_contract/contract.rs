@@ -365,6 +365,31 @@ pub async fn revoking_a_subject_keeps_the_latest_not_before(store: &dyn Store) -
     Ok(())
 }
 
+pub async fn a_user_and_their_not_before_are_read_together(store: &dyn Store) -> StoreResult<()> {
+    let now = now();
+    let alice = user("alice", now);
+    let nobody = Username::parse("nobody").expect("username");
+    assert_eq!(store.user_and_not_before(&nobody, now).await?, (None, None));
+    store.create_user(&alice).await?;
+    assert_eq!(
+        store.user_and_not_before(&alice.username, now).await?,
+        (Some(alice.clone()), None)
+    );
+    store.revoke_subject("alice", now + 5, now + HOUR).await?;
+    assert_eq!(
+        store.user_and_not_before(&alice.username, now).await?,
+        (Some(alice.clone()), Some(now + 5))
+    );
+    assert_eq!(
+        store
+            .user_and_not_before(&alice.username, now + HOUR + 1)
+            .await?,
+        (Some(alice), None),
+        "a forgotten revocation no longer counts"
+    );
+    Ok(())
+}
+
 pub async fn a_subject_revocation_is_forgotten_after_keep_until(
     store: &dyn Store,
 ) -> StoreResult<()> {

@@ -5,6 +5,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, ffi, param
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::domain::UnixTime;
 use crate::store::{Family, RevocationEvent, Rotation, RotationOutcome, StoreError, StoreResult};
 
 /// Maps SQLite failures onto the store's errors: lock contention past the busy timeout and I/O
@@ -46,6 +47,30 @@ impl<T> DbResult<T> for rusqlite::Result<T> {
     }
 }
 
+/// `query_row` and `execute` through the connection's statement cache: every statement here
+/// runs again and again, and preparing one costs more than running it.
+pub(super) trait Cached {
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+}
+
+impl Cached for Connection {
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+}
+
 pub(super) fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("cannot encode: {e}")))
 }
@@ -70,7 +95,7 @@ pub(super) fn get_json<T: DeserializeOwned>(
     key: &str,
 ) -> StoreResult<Option<T>> {
     let data: Option<String> = conn
-        .query_row(sql, [key], |row| row.get(0))
+        .query_row_cached(sql, [key], |row| row.get(0))
         .optional()
         .db()?;
     data.map(|d| from_json(&d)).transpose()
@@ -98,10 +123,25 @@ pub(super) fn update_existing(
     key: &str,
     data: &str,
 ) -> StoreResult<()> {
-    match conn.execute(sql, params![key, data]).db()? {
+    match conn.execute_cached(sql, params![key, data]).db()? {
         0 => Err(StoreError::NotFound),
         _ => Ok(()),
     }
+}
+
+/// When `subject`'s tokens start to count again, if a revocation of them is still kept.
+pub(super) fn not_before(
+    conn: &Connection,
+    subject: &str,
+    now: UnixTime,
+) -> StoreResult<Option<UnixTime>> {
+    conn.query_row_cached(
+        "SELECT not_before FROM revoked_subjects WHERE subject = ?1 AND keep_until >= ?2",
+        params![subject, now],
+        |row| row.get(0),
+    )
+    .optional()
+    .db()
 }
 
 pub(super) fn load_family(conn: &Connection, id: &str) -> StoreResult<Option<Family>> {
@@ -109,7 +149,7 @@ pub(super) fn load_family(conn: &Connection, id: &str) -> StoreResult<Option<Fam
 }
 
 pub(super) fn save_family(tx: &Transaction<'_>, family: &Family) -> StoreResult<()> {
-    tx.execute(
+    tx.execute_cached(
         "UPDATE families SET expires_at = ?2, data = ?3 WHERE id = ?1",
         params![
             family.id.as_str(),
@@ -122,7 +162,7 @@ pub(super) fn save_family(tx: &Transaction<'_>, family: &Family) -> StoreResult<
 }
 
 pub(super) fn append_event(tx: &Transaction<'_>, event: &RevocationEvent) -> StoreResult<()> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO revocation_feed (expires_at, data) VALUES (?1, ?2)",
         params![event.expires_at(), to_json(event)?],
     )

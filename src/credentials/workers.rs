@@ -1,0 +1,116 @@
+//! The threads that run argon2.
+//!
+//! A fixed set of threads, one per hashing slot, each keeping its argon2 memory between hashes:
+//! allocating 19 MiB afresh for every hash made the kernel zero thousands of new pages each
+//! time (a third of a password grant's CPU) and left the allocator holding hundreds of MiB
+//! after a burst of logins. A thread that has been idle for a while gives its memory back.
+//!
+//! The threads run at a lower scheduling priority than the rest of the service, so while
+//! logins keep every core busy the cheap requests (JWKS, refresh, introspection) still get a
+//! core within microseconds instead of waiting for a hash's time slice to end. With nothing
+//! else to run, the hashing threads have the whole machine as before.
+
+use std::time::Duration;
+
+use argon2::Block;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+/// A hash waiting for a thread; it borrows the thread's argon2 memory while it runs.
+pub type Job = Box<dyn FnOnce(&mut Memory) + Send>;
+
+/// How long a hashing thread keeps its memory with nothing to do.
+const IDLE_RELEASE: Duration = Duration::from_secs(30);
+
+/// How much less CPU share than the service's other threads the hashing threads ask for
+/// (a nice value: 10 weighs about a tenth of 0).
+const NICENESS: i32 = 10;
+
+/// Argon2 blocks kept by one thread, grown to the largest hash it has run.
+#[derive(Default)]
+pub struct Memory(Vec<Block>);
+
+impl Memory {
+    /// At least `blocks` blocks of scratch memory, allocated only when more are needed.
+    pub fn blocks(&mut self, blocks: usize) -> &mut [Block] {
+        if self.0.len() < blocks {
+            self.0 = vec![Block::default(); blocks];
+        }
+        &mut self.0[..blocks]
+    }
+}
+
+/// The sending side of the job queue; the threads stop when it is dropped.
+pub struct Workers {
+    jobs: Sender<Job>,
+}
+
+impl Workers {
+    /// Starts `count` hashing threads.
+    pub fn start(count: usize) -> std::io::Result<Workers> {
+        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+        for index in 0..count.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{index}"))
+                .spawn(move || work(&queue))?;
+        }
+        Ok(Workers { jobs })
+    }
+
+    /// Queues `job`; `false` when the threads are gone (they never stop while `self` lives).
+    pub fn submit(&self, job: Job) -> bool {
+        self.jobs.send(job).is_ok()
+    }
+}
+
+fn work(queue: &Receiver<Job>) {
+    lower_priority();
+    let mut memory = Memory::default();
+    loop {
+        match queue.recv_timeout(IDLE_RELEASE) {
+            Ok(job) => job(&mut memory),
+            Err(RecvTimeoutError::Timeout) => memory = Memory::default(),
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+fn lower_priority() {
+    let thread = rustix::thread::gettid();
+    if let Err(error) = rustix::process::setpriority_process(Some(thread), NICENESS) {
+        // Lowering one's own priority needs no privilege; if a sandbox forbids it anyway,
+        // hashing still works, only without the latency protection.
+        tracing::debug!(%error, "could not lower the priority of a hashing thread");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_grows_to_the_largest_request_and_is_reused_below_it() {
+        let mut memory = Memory::default();
+        assert_eq!(memory.blocks(8).len(), 8);
+        let first = memory.blocks(8).as_ptr();
+        assert_eq!(memory.blocks(4).len(), 4);
+        assert_eq!(memory.blocks(8).as_ptr(), first, "no reallocation");
+        assert_eq!(memory.blocks(16).len(), 16);
+    }
+
+    #[test]
+    fn hashing_threads_run_below_the_priority_of_the_service() {
+        let workers = Workers::start(1).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        assert!(workers.submit(Box::new(move |_| {
+            let nice = rustix::process::getpriority_process(None).unwrap();
+            tx.send(nice).unwrap();
+        })));
+        let nice = rx.recv().unwrap();
+        let own = rustix::process::getpriority_process(None).unwrap();
+        assert!(
+            nice > own || nice == 19,
+            "hashing at {nice}, service at {own}"
+        );
+    }
+}
