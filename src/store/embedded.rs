@@ -41,11 +41,25 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Room for every distinct statement the store runs, so none is ever prepared twice.
 const STATEMENT_CACHE: usize = 64;
 
-/// The embedded backend: one SQLite connection shared behind a mutex (SQLite serialises writers
-/// anyway), used only from blocking threads; `None` once closed.
+/// How long a read on the request path may wait for a lock before it is handed to a blocking
+/// thread instead (in WAL mode readers wait only in rare moments such as recovery).
+const READ_BUSY_TIMEOUT: Duration = Duration::from_millis(20);
+
+/// A connection behind a mutex; `None` once closed.
+type Shared = Arc<Mutex<Option<Connection>>>;
+
+/// The embedded backend: one SQLite connection for writes and everything else, shared behind a
+/// mutex (SQLite serialises writers anyway) and used only from blocking threads; and, for a
+/// database on disk, a read-only connection for the point reads every token request makes.
+///
+/// Those reads (a client, a user, a revocation) take microseconds from the page cache, less
+/// than the hand-off to a blocking thread and back, and in WAL mode they never wait for a
+/// writer, so they run where the request runs. They cannot go through the write connection,
+/// whose mutex is held through each commit's fsync.
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
-    conn: Arc<Mutex<Option<Connection>>>,
+    conn: Shared,
+    reader: Option<Shared>,
 }
 
 impl EmbeddedStore {
@@ -71,8 +85,10 @@ impl EmbeddedStore {
         conn.pragma_update(None, "synchronous", "FULL").db()?;
         schema::migrate(&mut conn)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let reader = open_reader(&dir.join(DB_FILE))?;
         Ok(EmbeddedStore {
             conn: Arc::new(Mutex::new(Some(conn))),
+            reader: Some(Arc::new(Mutex::new(Some(reader)))),
         })
     }
 
@@ -83,6 +99,7 @@ impl EmbeddedStore {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(EmbeddedStore {
             conn: Arc::new(Mutex::new(Some(conn))),
+            reader: None,
         })
     }
 
@@ -94,20 +111,30 @@ impl EmbeddedStore {
     {
         let conn = Arc::clone(&self.conn);
         let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| {
-                StoreError::Internal("the database connection's lock is poisoned".to_owned())
-            })?;
-            let conn = guard
-                .as_mut()
-                .ok_or_else(|| StoreError::Unavailable("the store is closed".to_owned()))?;
-            work(conn)
-        })
-        .await
-        .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))
-        .and_then(|result| result);
+        let result = tokio::task::spawn_blocking(move || with_connection(&conn, work))
+            .await
+            .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))
+            .and_then(|result| result);
         crate::metrics::store_operation("embedded", started, &result);
         result
+    }
+
+    /// Runs a point read on the read connection, in place; on the blocking pool when there is
+    /// no read connection (in memory) or a lock held it up.
+    async fn read<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        if let Some(reader) = &self.reader {
+            let started = std::time::Instant::now();
+            let result = with_connection(reader, |conn| work(conn));
+            if !matches!(result, Err(StoreError::Unavailable(_))) {
+                crate::metrics::store_operation("embedded", started, &result);
+                return result;
+            }
+        }
+        self.run(move |conn| work(conn)).await
     }
 
     /// Runs `work` in one `BEGIN IMMEDIATE` transaction on the blocking pool; commits if it
@@ -127,6 +154,33 @@ impl EmbeddedStore {
         })
         .await
     }
+}
+
+/// Runs `work` with the connection of `shared` locked, if it is still open.
+fn with_connection<T>(
+    shared: &Shared,
+    work: impl FnOnce(&mut Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let mut guard = shared.lock().map_err(|_| {
+        StoreError::Internal("the database connection's lock is poisoned".to_owned())
+    })?;
+    let conn = guard
+        .as_mut()
+        .ok_or_else(|| StoreError::Unavailable("the store is closed".to_owned()))?;
+    work(conn)
+}
+
+/// The read-only connection for point reads (see [`EmbeddedStore`]).
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    use rusqlite::OpenFlags;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .db()?;
+    conn.busy_timeout(READ_BUSY_TIMEOUT).db()?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
 }
 
 #[async_trait]
@@ -151,7 +205,7 @@ impl Store for EmbeddedStore {
 
     async fn get_user(&self, username: &Username) -> StoreResult<Option<UserRecord>> {
         let key = username.as_str().to_owned();
-        self.run(move |conn| get_json(conn, "SELECT data FROM users WHERE username = ?1", &key))
+        self.read(move |conn| get_json(conn, "SELECT data FROM users WHERE username = ?1", &key))
             .await
     }
 
@@ -200,7 +254,7 @@ impl Store for EmbeddedStore {
 
     async fn get_client(&self, client_id: &ClientId) -> StoreResult<Option<ClientRecord>> {
         let key = client_id.as_str().to_owned();
-        self.run(move |conn| get_json(conn, "SELECT data FROM clients WHERE client_id = ?1", &key))
+        self.read(move |conn| get_json(conn, "SELECT data FROM clients WHERE client_id = ?1", &key))
             .await
     }
 
@@ -249,7 +303,7 @@ impl Store for EmbeddedStore {
 
     async fn get_family(&self, id: &TokenId) -> StoreResult<Option<Family>> {
         let key = id.as_str().to_owned();
-        self.run(move |conn| load_family(conn, &key)).await
+        self.read(move |conn| load_family(conn, &key)).await
     }
 
     async fn rotate_refresh(&self, rotation: &Rotation) -> StoreResult<RotationOutcome> {
@@ -295,7 +349,7 @@ impl Store for EmbeddedStore {
 
     async fn is_token_revoked(&self, jti: &TokenId, now: UnixTime) -> StoreResult<bool> {
         let jti = jti.as_str().to_owned();
-        self.run(move |conn| {
+        self.read(move |conn| {
             conn.query_row_cached(
                 "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?1 AND expires_at >= ?2)",
                 params![jti, now],
@@ -344,7 +398,7 @@ impl Store for EmbeddedStore {
         now: UnixTime,
     ) -> StoreResult<Option<UnixTime>> {
         let sub = subject.to_owned();
-        self.run(move |conn| not_before(conn, &sub, now)).await
+        self.read(move |conn| not_before(conn, &sub, now)).await
     }
 
     async fn user_and_not_before(
@@ -353,7 +407,7 @@ impl Store for EmbeddedStore {
         now: UnixTime,
     ) -> StoreResult<(Option<UserRecord>, Option<UnixTime>)> {
         let key = username.as_str().to_owned();
-        self.run(move |conn| {
+        self.read(move |conn| {
             let user = get_json(conn, "SELECT data FROM users WHERE username = ?1", &key)?;
             Ok((user, not_before(conn, &key, now)?))
         })
@@ -433,7 +487,7 @@ impl Store for EmbeddedStore {
 
     async fn failure_count(&self, key: &str) -> StoreResult<(u64, u64)> {
         let key = key.to_owned();
-        self.run(move |conn| {
+        self.read(move |conn| {
             let now = domain::now();
             let row: Option<(i64, i64)> = conn
                 .query_row_cached(
@@ -479,6 +533,13 @@ impl Store for EmbeddedStore {
     }
 
     async fn close(&self) -> StoreResult<()> {
+        if let Some(reader) = &self.reader
+            && let Ok(mut guard) = reader.lock()
+        {
+            // Read-only: nothing to flush, and it must be gone before the writer closes, since
+            // only the last connection to close folds the log back into the file.
+            drop(guard.take());
+        }
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().map_err(|_| {
