@@ -1,6 +1,6 @@
 //! Limits and headers at the HTTP edge: `no-store` wherever a token or secret travels,
 //! `nosniff`, no server banner, CORS off unless configured, header size and count, slow
-//! clients, the request timeout, and the argon2 queue bound.
+//! clients, the request body limit, the request timeout, and the argon2 queue bound.
 
 mod support;
 
@@ -256,6 +256,25 @@ async fn a_client_sending_its_headers_byte_by_byte_is_cut_off_within_the_header_
         .await
         .expect("sent");
     assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_where_it_is_read_and_ignored_where_none_is_taken() {
+    let app = TestApp::spawn().await;
+    let huge = "x".repeat(256 * 1024);
+    let post = |path: &str| {
+        app.http
+            .post(app.url(path))
+            .header("content-type", "application/json")
+            .body(huge.clone())
+            .send()
+    };
+    // Self-registration reads its body (before it finds registration switched off).
+    let register = post("/users").await.expect("sent");
+    assert_oauth_error(register, 413, "invalid_request").await;
+    // Rotating a secret takes no body: the answer is the one a bodiless request gets.
+    let rotate = post("/admin/clients/web/secret").await.expect("sent");
+    assert_oauth_error(rotate, 401, "invalid_token").await;
 }
 
 #[tokio::test]

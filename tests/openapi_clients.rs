@@ -38,6 +38,8 @@ const PUBLIC: &str = "web";
 const CONFIDENTIAL: &str = "backend";
 const ADMIN: &str = "root";
 const ADMIN_PASSWORD: &str = "an admin password";
+/// The user whose password the schema fuzzing resets (never the admin it logs in as).
+const RESET_USER: &str = "fuzzed";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -278,20 +280,7 @@ async fn a_generated_typescript_client_runs_the_whole_flow() {
 async fn schemathesis_finds_no_server_errors_schema_breaks_or_undocumented_statuses() {
     let schemathesis = venv_tool("schemathesis");
     let (app, secret) = service().await;
-    let login = app
-        .token(&[
-            ("grant_type", "password"),
-            ("username", ADMIN),
-            ("password", ADMIN_PASSWORD),
-            ("client_id", PUBLIC),
-        ])
-        .await;
-    assert_eq!(login.status(), 200, "the admin logs in");
-    let login: serde_json::Value = login.json().await.expect("json body");
-    let bearer = login["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_owned();
+    app.add_user(RESET_USER, "a password to reset", &[]).await;
     let max_examples = std::env::var("LATCHKEY_FUZZ_EXAMPLES").unwrap_or_else(|_| "25".into());
     let document = document().display().to_string();
     let config = clients_dir()
@@ -316,7 +305,10 @@ async fn schemathesis_finds_no_server_errors_schema_breaks_or_undocumented_statu
         ],
         reports.path(),
         vec![
-            ("LATCHKEY_FUZZ_BEARER", bearer),
+            ("LATCHKEY_FUZZ_ADMIN", ADMIN.to_owned()),
+            ("LATCHKEY_FUZZ_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+            ("LATCHKEY_FUZZ_PUBLIC_CLIENT", PUBLIC.to_owned()),
+            ("LATCHKEY_FUZZ_RESET_USER", RESET_USER.to_owned()),
             ("LATCHKEY_FUZZ_CLIENT_ID", CONFIDENTIAL.to_owned()),
             ("LATCHKEY_FUZZ_CLIENT_SECRET", secret),
             ("SCHEMATHESIS_HOOKS", String::new()),

@@ -6,13 +6,17 @@ use std::sync::Arc;
 use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::payload::{Form, Json};
+use poem_openapi::types::Example;
 use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi, SecurityScheme};
 use serde::Deserialize;
 
-use super::ApiTags;
-use super::errors::ApiResult;
+use super::errors::{
+    Answer, BODY_TOO_LARGE, ErrorDoc, INTERNAL, INVALID_TOKEN, UNAVAILABLE, UNAVAILABLE_HASHING,
+    UNSUPPORTED_MEDIA_TYPE, error_list,
+};
 use super::optional_body::{OptionalBody, OptionalRegistrationBody};
 use super::origin::origin;
+use super::{ApiTags, examples};
 use crate::accounts::{self, Change};
 use crate::audit::Actor;
 use crate::domain::{Secret, now};
@@ -26,11 +30,21 @@ pub struct BearerToken(pub Bearer);
 
 /// A new account.
 #[derive(Debug, Default, Deserialize, Object)]
+#[oai(example)]
 pub struct Registration {
-    /// 1 to 64 letters, digits and `. _ - @`.
+    /// 1 to 64 letters, digits and `. _ - @` (required).
     pub username: Option<String>,
-    /// At least 8 characters.
+    /// At least 8 characters (required).
     pub password: Option<String>,
+}
+
+impl Example for Registration {
+    fn example() -> Self {
+        Registration {
+            username: Some("alice".into()),
+            password: Some("correct horse battery staple".into()),
+        }
+    }
 }
 
 #[derive(Debug, ApiRequest)]
@@ -41,6 +55,7 @@ pub enum RegistrationBody {
 
 /// A user as the user may see it; never the password hash.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct UserProfile {
     /// The `sub` of the user's tokens.
     pub sub: String,
@@ -48,6 +63,17 @@ pub struct UserProfile {
     pub roles: Vec<String>,
     /// Unix seconds.
     pub created_at: i64,
+}
+
+impl Example for UserProfile {
+    fn example() -> Self {
+        UserProfile {
+            sub: "alice".into(),
+            username: "alice".into(),
+            roles: Vec::new(),
+            created_at: examples::ISSUED_AT - 86_400,
+        }
+    }
 }
 
 impl From<UserRecord> for UserProfile {
@@ -68,11 +94,62 @@ pub enum RegistrationResponse {
     Created(Json<UserProfile>),
 }
 
+error_list!(
+    /// What `POST /users` can refuse with.
+    RegistrationErrors: ErrorDoc::new(
+        400,
+        "`invalid_request`: no username or password, a username that breaks the rules, a \
+         password shorter than 8 characters, or a body that cannot be read.",
+        "invalid_request",
+        "the password must be at least 8 characters",
+    ),
+    ErrorDoc::new(
+        403,
+        "Self-registration is switched off (`registration.enabled`), as it is by default.",
+        "access_denied",
+        "self-registration is disabled",
+    ),
+    ErrorDoc::new(409, "The username is taken.", "conflict", "the username is taken"),
+    BODY_TOO_LARGE,
+    UNSUPPORTED_MEDIA_TYPE,
+    INTERNAL,
+    UNAVAILABLE_HASHING,
+);
+
+#[derive(Debug, ApiResponse)]
+pub enum UserinfoResponse {
+    /// The profile of the user the token was issued to.
+    #[oai(status = 200)]
+    Ok(Json<UserProfile>),
+}
+
+error_list!(
+    /// What `GET /userinfo` can refuse with.
+    UserinfoErrors: INVALID_TOKEN,
+    ErrorDoc::new(
+        403,
+        "The token is a client's own (`client_credentials`): it has no user.",
+        "access_denied",
+        "the token was issued to a client, not a user",
+    ),
+    INTERNAL,
+    UNAVAILABLE,
+);
+
 /// What to end besides the presented access token.
 #[derive(Debug, Default, Deserialize, Object)]
+#[oai(example)]
 pub struct LogoutParams {
     /// A refresh token of the same user; its whole family is revoked.
     pub refresh_token: Option<String>,
+}
+
+impl Example for LogoutParams {
+    fn example() -> Self {
+        LogoutParams {
+            refresh_token: Some(examples::REFRESH_TOKEN.into()),
+        }
+    }
 }
 
 #[derive(Debug, ApiRequest)]
@@ -87,6 +164,22 @@ pub enum LogoutResponse {
     #[oai(status = 204)]
     LoggedOut,
 }
+
+error_list!(
+    /// What `POST /logout` can refuse with.
+    LogoutErrors: ErrorDoc::new(
+        400,
+        "`invalid_request`: the `refresh_token` is not a valid refresh token or belongs to \
+         another user, or the body cannot be read.",
+        "invalid_request",
+        "the refresh token belongs to someone else",
+    ),
+    INVALID_TOKEN,
+    BODY_TOO_LARGE,
+    UNSUPPORTED_MEDIA_TYPE,
+    INTERNAL,
+    UNAVAILABLE,
+);
 
 pub struct AccountApi {
     pub authority: Arc<Authority>,
@@ -104,7 +197,7 @@ impl AccountApi {
         &self,
         req: &Request,
         body: OptionalRegistrationBody,
-    ) -> ApiResult<RegistrationResponse> {
+    ) -> Answer<RegistrationResponse, RegistrationErrors> {
         if !self.registration_enabled {
             return Err(AuthError::Forbidden("self-registration is disabled".into()).into());
         }
@@ -138,13 +231,13 @@ impl AccountApi {
     ///
     /// The user the bearer access token was issued to.
     #[oai(path = "/userinfo", method = "get", operation_id = "userinfo")]
-    async fn userinfo(&self, auth: BearerToken) -> ApiResult<Json<UserProfile>> {
+    async fn userinfo(&self, auth: BearerToken) -> Answer<UserinfoResponse, UserinfoErrors> {
         let claims = self
             .authority
             .authenticate_bearer(&auth.0.token, now())
             .await?;
         let user = self.authority.userinfo(&claims).await?;
-        Ok(Json(user.into()))
+        Ok(UserinfoResponse::Ok(Json(user.into())))
     }
 
     /// Log out
@@ -157,7 +250,7 @@ impl AccountApi {
         req: &Request,
         auth: BearerToken,
         body: OptionalBody,
-    ) -> ApiResult<LogoutResponse> {
+    ) -> Answer<LogoutResponse, LogoutErrors> {
         let now = now();
         let claims = self
             .authority

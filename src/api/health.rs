@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde_json::{Value, json};
 
 use super::ApiTags;
+use super::examples::{ExampleValue, JsonWith};
 use crate::oauth::Authority;
 
 /// The state of the service.
@@ -18,14 +19,49 @@ pub struct Health {
     pub reason: Option<String>,
 }
 
+/// The examples of the health documents.
+pub struct Live;
+pub struct Ready;
+pub struct NotReady;
+
+impl ExampleValue for Live {
+    fn value() -> Value {
+        json!({ "status": "ok" })
+    }
+}
+
+impl ExampleValue for Ready {
+    fn value() -> Value {
+        json!({ "status": "ready" })
+    }
+}
+
+impl ExampleValue for NotReady {
+    fn value() -> Value {
+        json!({ "status": "unavailable", "reason": "store unavailable: connection refused" })
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum LivenessResponse {
+    /// The process serves requests.
+    #[oai(status = 200)]
+    Live(JsonWith<Health, Live>),
+}
+
 #[derive(ApiResponse)]
 pub enum ReadinessResponse {
     /// The store answers and a signing key is loaded.
     #[oai(status = 200)]
-    Ready(Json<Health>),
-    /// The store does not answer.
+    Ready(JsonWith<Health, Ready>),
+    /// The store does not answer; ask again after `Retry-After` seconds.
     #[oai(status = 503)]
-    NotReady(Json<Health>, #[oai(header = "Retry-After")] u64),
+    NotReady(
+        JsonWith<Health, NotReady>,
+        /// Seconds to wait before asking again.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
 }
 
 pub struct HealthApi {
@@ -38,11 +74,11 @@ impl HealthApi {
     ///
     /// 200 while the process serves requests.
     #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
-    async fn healthz(&self) -> Json<Health> {
-        Json(Health {
+    async fn healthz(&self) -> LivenessResponse {
+        LivenessResponse::Live(JsonWith::new(Health {
             status: "ok".into(),
             reason: None,
-        })
+        }))
     }
 
     /// Readiness
@@ -51,12 +87,12 @@ impl HealthApi {
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self) -> ReadinessResponse {
         match self.authority.store().ping().await {
-            Ok(()) => ReadinessResponse::Ready(Json(Health {
+            Ok(()) => ReadinessResponse::Ready(JsonWith::new(Health {
                 status: "ready".into(),
                 reason: None,
             })),
             Err(error) => ReadinessResponse::NotReady(
-                Json(Health {
+                JsonWith::new(Health {
                     status: "unavailable".into(),
                     reason: Some(error.to_string()),
                 }),

@@ -1,55 +1,87 @@
 //! What every response gets, whichever endpoint made it: a JSON body for every error (also the
 //! ones raised by routing and request parsing), a bounded request body, and safe headers.
 
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Body, Endpoint, IntoResponse, PathPattern, Request, Response, Result};
+use tokio::io::{AsyncRead, ReadBuf};
 
 use super::errors::bearer_challenge;
 
 /// Wraps an endpoint with the body limit, error normalisation and default headers.
 pub async fn harden<E: Endpoint>(next: E, mut req: Request, max_body: usize) -> Result<Response> {
     let oauth = req.uri().path().starts_with("/oauth/");
-    if let Err(response) = limit_body(&mut req, max_body).await {
-        return Ok(finish(response, oauth).await);
-    }
-    let response = match next.call(req).await {
+    let oversized = match limit_body(&mut req, max_body).await {
+        Ok(oversized) => oversized,
+        Err(response) => return Ok(finish(response, oauth).await),
+    };
+    let mut response = match next.call(req).await {
         Ok(output) => output.into_response(),
         Err(error) => error.into_response(),
     };
+    if oversized.is_some_and(|refused| refused.load(Ordering::Relaxed)) {
+        response = error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            &format!("the request body exceeds {max_body} bytes"),
+        );
+    }
     Ok(finish(response, oauth).await)
 }
 
-/// Reads the body up to `max` bytes, so no handler ever sees more.
-async fn limit_body(req: &mut Request, max: usize) -> Result<(), Response> {
+/// Reads the body up to `max` bytes, so no handler ever sees more. A larger body (declared or
+/// read) is not read further: the request goes on with a body that fails when read, and the
+/// returned flag says whether anything tried. So an operation that reads its body answers 413,
+/// and one that takes no body answers as it would without one.
+async fn limit_body(req: &mut Request, max: usize) -> Result<Option<Arc<AtomicBool>>, Response> {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return Ok(());
+        return Ok(None);
     }
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let too_large = || {
-        error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request",
-            &format!("the request body exceeds {max} bytes"),
-        )
-    };
     if declared.is_some_and(|len| len > max as u64) {
-        return Err(too_large());
+        return Ok(Some(refuse(req)));
     }
     match req.take_body().into_bytes_limit(max).await {
         Ok(bytes) => {
             req.set_body(Body::from(bytes));
-            Ok(())
+            Ok(None)
         }
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(too_large()),
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => Ok(Some(refuse(req))),
         Err(_) => Err(error_response(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "the request body could not be read",
         )),
+    }
+}
+
+/// Replaces the body of `req` with a [`RefusedBody`] and returns its flag.
+fn refuse(req: &mut Request) -> Arc<AtomicBool> {
+    let refused = Arc::new(AtomicBool::new(false));
+    req.set_body(Body::from_async_read(RefusedBody(refused.clone())));
+    refused
+}
+
+/// The body of a request whose body is too large: reading it fails, and marks the request.
+struct RefusedBody(Arc<AtomicBool>);
+
+impl AsyncRead for RefusedBody {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        _buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.0.store(true, Ordering::Relaxed);
+        Poll::Ready(Err(io::Error::other("the request body is too large")))
     }
 }
 

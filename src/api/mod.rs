@@ -2,7 +2,9 @@
 
 mod account;
 mod admin;
+mod document;
 pub mod errors;
+mod examples;
 mod health;
 pub mod jwks;
 pub mod limits;
@@ -38,18 +40,18 @@ pub enum ApiTags {
     Admin,
 }
 
-pub type Api = (
+pub type Api = document::Documented<(
     oauth::OAuthApi,
     well_known::WellKnownApi,
     account::AccountApi,
     health::HealthApi,
     revocations::RevocationsApi,
     admin::AdminApi,
-);
+)>;
 
 /// The documented API. `server_url` is listed in the document as where it is served.
 pub fn service(authority: Arc<Authority>, settings: &Settings) -> OpenApiService<Api, ()> {
-    let api = (
+    let api = document::Documented((
         oauth::OAuthApi {
             authority: authority.clone(),
         },
@@ -69,12 +71,17 @@ pub fn service(authority: Arc<Authority>, settings: &Settings) -> OpenApiService
         revocations::RevocationsApi {
             authority: authority.clone(),
         },
-        admin::AdminApi { authority },
-    );
+        admin::api(authority),
+    ));
     OpenApiService::new(api, "Latchkey", env!("CARGO_PKG_VERSION"))
         .description(
             "A standalone OAuth2-style token issuer: RS256 JWT access tokens, rotating refresh \
-             tokens with reuse detection, revocation and introspection, and a published JWKS.",
+             tokens with reuse detection, revocation and introspection, and a published JWKS.\n\n\
+             Every error is JSON, `{\"error\": ..., \"error_description\": ...}`, with RFC \
+             6749's codes and statuses on the OAuth endpoints. Each operation lists every status \
+             it can answer with. A path this document does not list is answered with `404`, and \
+             a method it does not list for a path with `405`, in the same form. Every answer \
+             carries `X-Request-Id`: send your own to find the request in the service's log.",
         )
         .server(settings.issuer.clone())
 }

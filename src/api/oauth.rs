@@ -6,18 +6,23 @@ use poem::Request;
 use poem::http::header;
 use poem_openapi::auth::Basic;
 use poem_openapi::payload::{Form, Json};
+use poem_openapi::types::Example;
 use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi, SecurityScheme};
 use serde::Deserialize;
 
-use super::ApiTags;
-use super::errors::{ApiError, ApiResult};
+use super::errors::{
+    Answer, ApiError, BODY_TOO_LARGE, ErrorDoc, INTERNAL, INVALID_CLIENT, THROTTLED, UNAVAILABLE,
+    UNAVAILABLE_HASHING, error_list,
+};
 use super::optional_body::{OptionalTokenBody, OptionalTokenParamBody};
 use super::origin::origin;
+use super::{ApiTags, examples};
 use crate::domain::{Secret, now, now_ms};
 use crate::oauth::{Authority, ClientCredentials, Introspection, TokenHint, TokenRequest};
 
 /// Token request parameters (RFC 6749 §4.3, §4.4, §6; RFC 8707 `resource`).
 #[derive(Debug, Default, Deserialize, Object)]
+#[oai(example)]
 pub struct TokenParams {
     /// `password`, `client_credentials` or `refresh_token`.
     pub grant_type: Option<String>,
@@ -38,6 +43,19 @@ pub struct TokenParams {
     pub client_secret: Option<String>,
 }
 
+impl Example for TokenParams {
+    fn example() -> Self {
+        TokenParams {
+            grant_type: Some("password".into()),
+            username: Some("alice".into()),
+            password: Some("correct horse battery staple".into()),
+            scope: Some("read write".into()),
+            client_id: Some("web".into()),
+            ..TokenParams::default()
+        }
+    }
+}
+
 /// The token request, as a form (RFC 6749) or as JSON.
 // JSON is listed first: generated clients that set one body per content type, in document
 // order, then send the form (the RFC's encoding) with a matching Content-Type.
@@ -49,6 +67,7 @@ pub enum TokenBody {
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct TokenIssued {
     /// An RS256 JWT access token (RFC 9068).
     pub access_token: String,
@@ -63,25 +82,77 @@ pub struct TokenIssued {
     pub scope: String,
 }
 
+impl Example for TokenIssued {
+    fn example() -> Self {
+        TokenIssued {
+            access_token: examples::ACCESS_TOKEN.into(),
+            token_type: "Bearer".into(),
+            expires_in: 900,
+            refresh_token: Some(examples::REFRESH_TOKEN.into()),
+            scope: "read write".into(),
+        }
+    }
+}
+
 #[derive(Debug, ApiResponse)]
 pub enum TokenResponse {
-    /// Tokens issued.
+    /// Tokens issued. Never cached (`Cache-Control: no-store`, `Pragma: no-cache`).
     #[oai(status = 200)]
     Ok(
         Json<TokenIssued>,
-        #[oai(header = "Cache-Control")] String,
-        #[oai(header = "Pragma")] String,
+        /// `no-store`.
+        #[oai(header = "Cache-Control")]
+        String,
+        /// `no-cache`.
+        #[oai(header = "Pragma")]
+        String,
     ),
 }
 
+const TOKEN_REFUSED: ErrorDoc = ErrorDoc::new(
+    400,
+    "The request is malformed or refused (RFC 6749 §5.2): `invalid_request` (a missing \
+     parameter, two client authentication methods at once, or a body that cannot be read), \
+     `invalid_grant` (a wrong username or password, or a refresh token that is not live: \
+     expired, revoked, already used, or another client's), `unauthorized_client` (the client \
+     may not use this grant), `unsupported_grant_type`, `invalid_scope` (wider than the client \
+     or the refresh token allows) or `invalid_target` (an audience the client may not ask for).",
+    "invalid_grant",
+    "invalid username or password",
+);
+
+error_list!(
+    /// What `POST /oauth/token` can refuse with.
+    TokenErrors: TOKEN_REFUSED,
+    INVALID_CLIENT,
+    BODY_TOO_LARGE,
+    THROTTLED,
+    INTERNAL,
+    UNAVAILABLE_HASHING,
+);
+
 /// A token to revoke or introspect (RFC 7009 §2.1, RFC 7662 §2.1).
 #[derive(Debug, Default, Deserialize, Object)]
+#[oai(example)]
 pub struct TokenParam {
+    /// The token (required).
     pub token: Option<String>,
     /// `access_token` or `refresh_token`; a hint only.
     pub token_type_hint: Option<String>,
+    /// Client authentication in the body, when HTTP Basic is not used.
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+}
+
+impl Example for TokenParam {
+    fn example() -> Self {
+        TokenParam {
+            token: Some(examples::REFRESH_TOKEN.into()),
+            token_type_hint: Some("refresh_token".into()),
+            client_id: Some("web".into()),
+            client_secret: None,
+        }
+    }
 }
 
 /// The token, as a form (RFC 7009, 7662) or as JSON (listed first, as for `TokenBody`).
@@ -93,14 +164,32 @@ pub enum TokenParamBody {
 
 #[derive(Debug, ApiResponse)]
 pub enum RevokeResponse {
-    /// The token is revoked, or was not valid to begin with.
+    /// The token is revoked, or was not valid to begin with. No body.
     #[oai(status = 200)]
     Ok,
 }
 
-/// RFC 7662 §2.2 introspection answer.
+error_list!(
+    /// What `POST /oauth/revoke` can refuse with.
+    RevokeErrors: ErrorDoc::new(
+        400,
+        "`invalid_request` (no `token`, two client authentication methods at once, or a body \
+         that cannot be read) or `unauthorized_client` (the token was issued to another client).",
+        "unauthorized_client",
+        "the token was issued to another client",
+    ),
+    INVALID_CLIENT,
+    BODY_TOO_LARGE,
+    THROTTLED,
+    INTERNAL,
+    UNAVAILABLE,
+);
+
+/// RFC 7662 §2.2 introspection answer. An inactive token is answered with `active` alone.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct IntrospectionBody {
+    /// Whether the token is live: valid, unexpired, not revoked, and of an enabled user.
     pub active: bool,
     /// `access_token` or `refresh_token`.
     #[oai(skip_serializing_if_is_none)]
@@ -126,6 +215,49 @@ pub struct IntrospectionBody {
     #[oai(skip_serializing_if_is_none)]
     pub jti: Option<String>,
 }
+
+impl Example for IntrospectionBody {
+    fn example() -> Self {
+        IntrospectionBody {
+            active: true,
+            token_type: Some("access_token".into()),
+            scope: Some("read write".into()),
+            client_id: Some("web".into()),
+            username: Some("alice".into()),
+            sub: Some("alice".into()),
+            aud: Some("api".into()),
+            iss: Some(examples::ISSUER.into()),
+            exp: Some(examples::ISSUED_AT + 900),
+            iat: Some(examples::ISSUED_AT),
+            nbf: Some(examples::ISSUED_AT),
+            jti: Some(examples::JTI.into()),
+        }
+    }
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum IntrospectResponse {
+    /// The token's state: `active` alone for a token that is not live, its claims as well for
+    /// one that is.
+    #[oai(status = 200)]
+    Ok(Json<IntrospectionBody>),
+}
+
+error_list!(
+    /// What `POST /oauth/introspect` can refuse with.
+    IntrospectErrors: ErrorDoc::new(
+        400,
+        "`invalid_request`: no `token`, two client authentication methods at once, or a body \
+         that cannot be read.",
+        "invalid_request",
+        "token is required",
+    ),
+    INVALID_CLIENT,
+    BODY_TOO_LARGE,
+    THROTTLED,
+    INTERNAL,
+    UNAVAILABLE,
+);
 
 impl From<Introspection> for IntrospectionBody {
     fn from(i: Introspection) -> Self {
@@ -197,7 +329,7 @@ impl OAuthApi {
         req: &Request,
         _auth: ClientAuth,
         body: OptionalTokenBody,
-    ) -> ApiResult<TokenResponse> {
+    ) -> Answer<TokenResponse, TokenErrors> {
         let params = match body.0 {
             Some(TokenBody::Form(Form(p)) | TokenBody::Json(Json(p))) => p,
             None => TokenParams::default(),
@@ -242,7 +374,7 @@ impl OAuthApi {
         req: &Request,
         _auth: ClientAuth,
         body: OptionalTokenParamBody,
-    ) -> ApiResult<RevokeResponse> {
+    ) -> Answer<RevokeResponse, RevokeErrors> {
         let params = match body.0 {
             Some(TokenParamBody::Form(Form(p)) | TokenParamBody::Json(Json(p))) => p,
             None => TokenParam::default(),
@@ -276,7 +408,7 @@ impl OAuthApi {
         req: &Request,
         _auth: ClientAuth,
         body: OptionalTokenParamBody,
-    ) -> ApiResult<Json<IntrospectionBody>> {
+    ) -> Answer<IntrospectResponse, IntrospectErrors> {
         let params = match body.0 {
             Some(TokenParamBody::Form(Form(p)) | TokenParamBody::Json(Json(p))) => p,
             None => TokenParam::default(),
@@ -291,6 +423,6 @@ impl OAuthApi {
         let token = required_token(params.token)?;
         let hint = TokenHint::parse(params.token_type_hint.as_deref());
         let answer = self.authority.introspect(&token, hint, now_ms()).await?;
-        Ok(Json(answer.into()))
+        Ok(IntrospectResponse::Ok(Json(answer.into())))
     }
 }

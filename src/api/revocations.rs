@@ -2,20 +2,89 @@
 
 use std::sync::Arc;
 
-use poem::Request;
 use poem::http::header;
+use poem::{IntoResponse, Request, RequestBody};
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi, Union};
+use poem_openapi::registry::Registry;
+use poem_openapi::types::Example;
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi, Union,
+};
 
-use super::ApiTags;
-use super::errors::ApiResult;
+use super::errors::{
+    Answer, ApiError, ErrorDoc, ErrorHeader, INTERNAL, THROTTLED, UNAVAILABLE, error_list,
+};
+use super::oauth::ClientBasic;
+use super::{ApiTags, examples};
 use crate::domain::now;
 use crate::oauth::{AuthError, Authority, ClientCredentials};
 use crate::store::RevocationEvent;
 
+/// The feed's client authentication: HTTP Basic, required, so the document names the
+/// `ClientBasic` scheme alone. Read here rather than by poem-openapi's `Basic`, so that a
+/// missing or malformed header is RFC 6749's `invalid_client` with a Basic challenge.
+pub struct FeedClient(ClientCredentials);
+
+impl<'a> ApiExtractor<'a> for FeedClient {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <ClientBasic as ApiExtractor>::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        <ClientBasic as ApiExtractor>::security_schemes()
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        _body: &mut RequestBody,
+        _options: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let authorization = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                AuthError::InvalidClient("authenticate with HTTP Basic client credentials".into())
+            });
+        authorization
+            .and_then(|value| ClientCredentials::from_request(Some(value), None, None))
+            .map(FeedClient)
+            .map_err(|error| poem::Error::from_response(ApiError::from(error).into_response()))
+    }
+}
+
+error_list!(
+    /// What `GET /oauth/revocations` can refuse with.
+    FeedErrors: ErrorDoc::new(
+        400,
+        "`invalid_request`: a cursor this feed never handed out (drop what you learned and \
+         resync from the start, without `after`), or a `limit` that is 0 or not a number.",
+        "invalid_request",
+        "unknown cursor: this feed never handed it out (the store may have been replaced); \
+         resync by asking again without `after`",
+    ),
+    ErrorDoc::new(
+        401,
+        "`invalid_client`: no HTTP Basic credentials, wrong or malformed ones, or a public \
+         client's.",
+        "invalid_client",
+        "authenticate with HTTP Basic client credentials",
+    )
+    .with(ErrorHeader::BasicChallenge),
+    THROTTLED,
+    INTERNAL,
+    UNAVAILABLE,
+);
+
 /// One access token is revoked: refuse the token whose `jti` this is.
 #[derive(Debug, Clone, PartialEq, Eq, Object)]
+#[oai(example)]
 pub struct TokenRevoked {
     /// This event's position in the feed; asking with it returns the events after this one.
     pub cursor: String,
@@ -29,6 +98,7 @@ pub struct TokenRevoked {
 /// A session (a refresh-token family) is revoked: refuse every access token whose `sid` claim
 /// names it.
 #[derive(Debug, Clone, PartialEq, Eq, Object)]
+#[oai(example)]
 pub struct FamilyRevoked {
     /// This event's position in the feed.
     pub cursor: String,
@@ -42,6 +112,7 @@ pub struct FamilyRevoked {
 /// Every token of a subject issued before a point in time is revoked (a password change or
 /// reset): refuse tokens with this `sub` whose `iat` is earlier than `not_before`.
 #[derive(Debug, Clone, PartialEq, Eq, Object)]
+#[oai(example)]
 pub struct SubjectRevoked {
     /// This event's position in the feed.
     pub cursor: String,
@@ -51,6 +122,37 @@ pub struct SubjectRevoked {
     pub not_before: i64,
     /// Unix seconds after which no affected token can be live; the event leaves the feed then.
     pub exp: i64,
+}
+
+impl Example for TokenRevoked {
+    fn example() -> Self {
+        TokenRevoked {
+            cursor: "41".into(),
+            jti: examples::JTI.into(),
+            exp: examples::ISSUED_AT + 900,
+        }
+    }
+}
+
+impl Example for FamilyRevoked {
+    fn example() -> Self {
+        FamilyRevoked {
+            cursor: "42".into(),
+            fam: examples::FAMILY.into(),
+            exp: examples::ISSUED_AT + 2_592_000,
+        }
+    }
+}
+
+impl Example for SubjectRevoked {
+    fn example() -> Self {
+        SubjectRevoked {
+            cursor: "43".into(),
+            sub: "bob".into(),
+            not_before: examples::ISSUED_AT + 360,
+            exp: examples::ISSUED_AT + 360 + 2_592_000,
+        }
+    }
 }
 
 /// A revocation event; `type` says which kind.
@@ -90,6 +192,7 @@ impl FeedEvent {
 
 /// A page of the revocation feed.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct RevocationFeed {
     /// Events after the cursor asked with, oldest first. Events whose tokens have all expired
     /// are left out, so a follower that starts from the beginning gets exactly what still
@@ -102,6 +205,27 @@ pub struct RevocationFeed {
     /// waiting, otherwise a suggestion that a follower with a tighter revocation bound of its
     /// own may shorten.
     pub poll_after: u64,
+}
+
+impl Example for RevocationFeed {
+    fn example() -> Self {
+        RevocationFeed {
+            events: vec![
+                FeedEvent::Token(TokenRevoked::example()),
+                FeedEvent::Family(FamilyRevoked::example()),
+                FeedEvent::Subject(SubjectRevoked::example()),
+            ],
+            next_cursor: "43".into(),
+            poll_after: 2,
+        }
+    }
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum FeedResponse {
+    /// The events after the cursor, the cursor to ask with next, and when to ask.
+    #[oai(status = 200)]
+    Ok(Json<RevocationFeed>),
 }
 
 pub struct RevocationsApi {
@@ -129,27 +253,18 @@ impl RevocationsApi {
     )]
     async fn revocations(
         &self,
-        req: &Request,
-        _auth: super::oauth::ClientAuth,
+        auth: FeedClient,
         /// The `next_cursor` of the previous answer; leave it out to start from the beginning.
         after: Query<Option<String>>,
         /// At most this many events (1 to 1000, default 500).
         limit: Query<Option<u64>>,
-    ) -> ApiResult<Json<RevocationFeed>> {
-        let authorization = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                AuthError::InvalidClient("authenticate with HTTP Basic client credentials".into())
-            })?;
-        let credentials = ClientCredentials::from_request(Some(authorization), None, None)?;
-        let client = self.authority.authenticate_client(&credentials).await?;
+    ) -> Answer<FeedResponse, FeedErrors> {
+        let client = self.authority.authenticate_client(&auth.0).await?;
         let answer = self
             .authority
             .revocation_feed(&client, after.0.as_deref(), limit.0, now())
             .await?;
-        Ok(Json(RevocationFeed {
+        Ok(FeedResponse::Ok(Json(RevocationFeed {
             events: answer
                 .events
                 .into_iter()
@@ -157,6 +272,6 @@ impl RevocationsApi {
                 .collect(),
             next_cursor: answer.next_cursor,
             poll_after: answer.poll_after,
-        }))
+        })))
     }
 }

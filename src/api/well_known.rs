@@ -9,10 +9,10 @@ use poem::{IntoResponse, Response};
 use poem_openapi::param::Header;
 use poem_openapi::payload::Payload;
 use poem_openapi::registry::{MetaSchemaRef, Registry};
-use poem_openapi::types::Type;
+use poem_openapi::types::{Example, Type};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::ApiTags;
+use super::{ApiTags, examples};
 use crate::keys::{KeyRing, KeySet};
 use crate::oauth::Authority;
 
@@ -51,32 +51,64 @@ impl<T: Send> IntoResponse for PreSerialized<T> {
     }
 }
 
-/// A public signing key (RFC 7517 §4).
+/// A public signing key (RFC 7517 §4, RFC 7518 §6): RSA (`RS256`), P-256 (`ES256`) or
+/// Ed25519 (`EdDSA`, RFC 8037).
 #[derive(Debug, Object)]
 pub struct JsonWebKey {
-    /// Key type: `RSA`.
+    /// Key type: `RSA`, `EC` or `OKP`.
     pub kty: String,
     /// Always `sig`.
     #[oai(rename = "use")]
     pub usage: String,
-    /// The algorithm this key signs with: `RS256`.
+    /// The algorithm this key signs with: `RS256`, `ES256` or `EdDSA`.
     pub alg: String,
     /// The RFC 7638 thumbprint of the key, named by the `kid` header of tokens it signed.
     pub kid: String,
+    /// The curve of an `EC` or `OKP` key: `P-256` or `Ed25519`.
+    #[oai(skip_serializing_if_is_none)]
+    pub crv: Option<String>,
     /// RSA modulus, base64url.
-    pub n: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub n: Option<String>,
     /// RSA public exponent, base64url.
-    pub e: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub e: Option<String>,
+    /// The x coordinate of an `EC` key, or the public key of an `OKP` key, base64url.
+    #[oai(skip_serializing_if_is_none)]
+    pub x: Option<String>,
+    /// The y coordinate of an `EC` key, base64url.
+    #[oai(skip_serializing_if_is_none)]
+    pub y: Option<String>,
 }
 
 /// RFC 7517 §5 key set.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct JsonWebKeySet {
     pub keys: Vec<JsonWebKey>,
 }
 
+impl Example for JsonWebKeySet {
+    fn example() -> Self {
+        JsonWebKeySet {
+            keys: vec![JsonWebKey {
+                kty: "RSA".into(),
+                usage: "sig".into(),
+                alg: "RS256".into(),
+                kid: examples::KID.into(),
+                crv: None,
+                n: Some(examples::MODULUS.into()),
+                e: Some("AQAB".into()),
+                x: None,
+                y: None,
+            }],
+        }
+    }
+}
+
 /// RFC 8414 authorization-server metadata.
 #[derive(Debug, serde::Serialize, Object)]
+#[oai(example)]
 pub struct ServerMetadata {
     pub issuer: String,
     pub token_endpoint: String,
@@ -96,15 +128,25 @@ pub struct ServerMetadata {
     pub revocation_feed_endpoint: String,
 }
 
+impl Example for ServerMetadata {
+    fn example() -> Self {
+        ServerMetadata::describe(examples::ISSUER, vec!["RS256".into()])
+    }
+}
+
 impl ServerMetadata {
     pub fn new(issuer: &str, keys: &KeySet) -> ServerMetadata {
-        let url = |path: &str| format!("{issuer}{path}");
-        let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let algorithms = keys
             .algorithms()
             .into_iter()
             .map(|a| a.as_str().to_owned())
             .collect();
+        ServerMetadata::describe(issuer, algorithms)
+    }
+
+    fn describe(issuer: &str, algorithms: Vec<String>) -> ServerMetadata {
+        let url = |path: &str| format!("{issuer}{path}");
+        let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         ServerMetadata {
             issuer: issuer.to_owned(),
             token_endpoint: url("/oauth/token"),
@@ -136,18 +178,27 @@ impl ServerMetadata {
 
 #[derive(ApiResponse)]
 pub enum JwksResponse {
-    /// The key set.
+    /// The key set. Cache it for `max-age` (`Cache-Control: public, max-age=N`, N from
+    /// `keys.jwks_max_age`); revalidate with `If-None-Match` and the `ETag`.
     #[oai(status = 200)]
     Ok(
         PreSerialized<JsonWebKeySet>,
-        #[oai(header = "Cache-Control")] String,
-        #[oai(header = "ETag")] String,
+        /// `public, max-age=N`, N from `keys.jwks_max_age`.
+        #[oai(header = "Cache-Control")]
+        String,
+        /// The key set's entity tag, to send back in `If-None-Match`.
+        #[oai(header = "ETag")]
+        String,
     ),
     /// The key set has not changed since the `ETag` in `If-None-Match`.
     #[oai(status = 304)]
     NotModified(
-        #[oai(header = "Cache-Control")] String,
-        #[oai(header = "ETag")] String,
+        /// `public, max-age=N`, N from `keys.jwks_max_age`.
+        #[oai(header = "Cache-Control")]
+        String,
+        /// The key set's entity tag, unchanged.
+        #[oai(header = "ETag")]
+        String,
     ),
 }
 
@@ -157,7 +208,9 @@ pub enum MetadataResponse {
     #[oai(status = 200)]
     Ok(
         PreSerialized<ServerMetadata>,
-        #[oai(header = "Cache-Control")] String,
+        /// `public, max-age=N`, N from `keys.jwks_max_age`.
+        #[oai(header = "Cache-Control")]
+        String,
     ),
 }
 

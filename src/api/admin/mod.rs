@@ -1,0 +1,55 @@
+//! `/admin/users` and `/admin/clients`: user and client management for access tokens of users
+//! who have role `admin` (read from the store on every request).
+//!
+//! Resources and verbs: `GET` reads (lists page with `?after=&limit=` and answer a `next`
+//! cursor), `POST` to a collection creates, `PATCH` changes the fields it names, `DELETE`
+//! removes, and `POST` to a credential sub-resource (`.../password`, `.../secret`) replaces that
+//! credential, which also revokes what the old one gave.
+
+mod clients;
+mod users;
+
+use std::sync::Arc;
+
+use poem::Request;
+
+use super::account::BearerToken;
+use super::origin::origin;
+use crate::accounts::Change;
+use crate::audit::Actor;
+use crate::domain::now;
+use crate::oauth::{AuthError, Authority};
+
+/// The admin API: users, then clients.
+pub type AdminApi = (users::UsersApi, clients::ClientsApi);
+
+pub fn api(authority: Arc<Authority>) -> AdminApi {
+    let admin = Admin { authority };
+    (users::UsersApi(admin.clone()), clients::ClientsApi(admin))
+}
+
+/// What every admin operation starts from.
+#[derive(Clone)]
+struct Admin {
+    authority: Arc<Authority>,
+}
+
+impl Admin {
+    /// The administrator behind the request, or `invalid_token` (401) or `access_denied` (403).
+    async fn caller(&self, req: &Request, auth: &BearerToken) -> Result<Actor, AuthError> {
+        let origin = origin(req);
+        let username = self
+            .authority
+            .authorize_admin(&auth.0.token, &origin, now())
+            .await?;
+        Ok(Actor::Admin { username, origin })
+    }
+
+    fn change<'a>(&'a self, by: &'a Actor) -> Change<'a> {
+        Change {
+            store: self.authority.store().as_ref(),
+            by,
+            now: now(),
+        }
+    }
+}
