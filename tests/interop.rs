@@ -8,14 +8,13 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use latchkey::domain::GrantType;
 use serde_json::Value;
 use support::TestApp;
+use support::script::{Outcome, Script};
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 const SETUP_HINT: &str = "run the README's test command, `scripts/test` (it runs \
@@ -63,51 +62,7 @@ fn node_dir() -> PathBuf {
     dir
 }
 
-struct Outcome {
-    what: String,
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Outcome {
-    fn report(&self) -> String {
-        let status = match self.status {
-            Some(status) => status.to_string(),
-            None => format!("killed after {SCRIPT_TIMEOUT:?}"),
-        };
-        format!(
-            "{} -> {status} in {:.1?}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.what, self.elapsed, self.stdout, self.stderr
-        )
-    }
-
-    fn succeeded(&self) -> bool {
-        self.status.is_some_and(|s| s.success())
-    }
-
-    fn assert_success(&self) {
-        assert!(self.succeeded(), "interop script failed: {}", self.report());
-        println!("{}", self.report());
-    }
-
-    fn assert_failure_mentioning(&self, needle: &str) {
-        assert!(
-            self.status.is_some_and(|s| !s.success()),
-            "the script should have failed: {}",
-            self.report()
-        );
-        assert!(
-            self.stderr.contains(needle),
-            "the script failed, but its message does not mention {needle:?}: {}",
-            self.report()
-        );
-    }
-}
-
-/// Runs `program args` in `cwd` with `stdin` fed in, off the async runtime (the service under
-/// test runs on it), killing it after `SCRIPT_TIMEOUT`.
+/// Runs `program args` in `cwd` with `stdin` fed in (see [`Script`]).
 async fn run(
     program: &Path,
     args: Vec<String>,
@@ -115,64 +70,17 @@ async fn run(
     env: Vec<(&'static str, String)>,
     stdin: String,
 ) -> Outcome {
-    let what = format!(
-        "{} {}",
-        program.display(),
-        args.first().map(String::as_str).unwrap_or_default()
-    );
-    let mut command = Command::new(program);
-    command
-        .args(&args)
-        .current_dir(cwd)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("NO_COLOR", "1")
-        .envs(env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}; {SETUP_HINT}"));
-        let mut input = child.stdin.take().expect("stdin");
-        let writer = std::thread::spawn(move || {
-            let _ = input.write_all(stdin.as_bytes());
-        });
-        let mut out = child.stdout.take().expect("stdout");
-        let mut err = child.stderr.take().expect("stderr");
-        let stdout = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = out.read_to_string(&mut s);
-            s
-        });
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for the script") {
-                break Some(status);
-            }
-            if started.elapsed() > SCRIPT_TIMEOUT {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let _ = writer.join();
-        Outcome {
-            what,
-            status,
-            stdout: stdout.join().unwrap_or_default(),
-            stderr: stderr.join().unwrap_or_default(),
-            elapsed: started.elapsed(),
-        }
-    })
+    Script {
+        program,
+        args,
+        cwd,
+        env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        stdin,
+        timeout: SCRIPT_TIMEOUT,
+        setup_hint: SETUP_HINT,
+    }
+    .run()
     .await
-    .expect("the script runner")
 }
 
 async fn run_python(

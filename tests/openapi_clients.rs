@@ -15,13 +15,12 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use latchkey::domain::GrantType;
 use support::TestApp;
+use support::script::{Outcome, Script};
 
 /// How long a generator, script or fuzzing run may take; `scripts/fuzz-api` raises it.
 fn script_timeout() -> Duration {
@@ -78,82 +77,19 @@ fn ts_dir() -> PathBuf {
     dir
 }
 
-struct Outcome {
-    what: String,
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Outcome {
-    fn assert_success(&self) {
-        let status = match self.status {
-            Some(status) => status.to_string(),
-            None => format!("killed after {:?}", script_timeout()),
-        };
-        let report = format!(
-            "{} -> {status} in {:.1?}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.what, self.elapsed, self.stdout, self.stderr
-        );
-        assert!(self.status.is_some_and(|s| s.success()), "{report}");
-        println!("{report}");
-    }
-}
-
-/// Runs `program args` in `cwd` off the async runtime (the service under test runs on it),
-/// killing it after `script_timeout()`.
+/// Runs `program args` in `cwd`, killing it after `script_timeout()` (see [`Script`]).
 async fn run(program: &Path, args: &[&str], cwd: &Path, env: Vec<(&str, String)>) -> Outcome {
-    let what = format!("{} {}", program.display(), args.join(" "));
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .current_dir(cwd)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("NO_COLOR", "1")
-        .envs(env.into_iter().map(|(k, v)| (k.to_owned(), v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let timeout = script_timeout();
-    tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}; {SETUP_HINT}"));
-        let mut out = child.stdout.take().expect("stdout");
-        let mut err = child.stderr.take().expect("stderr");
-        let stdout = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = out.read_to_string(&mut s);
-            s
-        });
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for the script") {
-                break Some(status);
-            }
-            if started.elapsed() > timeout {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Outcome {
-            what,
-            status,
-            stdout: stdout.join().unwrap_or_default(),
-            stderr: stderr.join().unwrap_or_default(),
-            elapsed: started.elapsed(),
-        }
-    })
+    Script {
+        program,
+        args: args.iter().map(|a| a.to_string()).collect(),
+        cwd,
+        env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        stdin: String::new(),
+        timeout: script_timeout(),
+        setup_hint: SETUP_HINT,
+    }
+    .run()
     .await
-    .expect("the script runner")
 }
 
 /// The service with registration open, public client `web` (password, refresh_token), a

@@ -5,5 +5,6 @@
 pub mod app;
 pub mod process;
 pub mod redis_server;
+pub mod script;
 
 pub use app::*;
