@@ -295,6 +295,48 @@ pub fn http_request(method: &Method, route: &str, status: StatusCode, elapsed: D
         .observe(elapsed.as_secs_f64());
 }
 
+/// The series of one route, looked up once: for a route answered often enough that finding
+/// its series by label on every request would show in its cost (the JWKS).
+pub struct RouteMetrics {
+    method: &'static str,
+    route: &'static str,
+    counters: Vec<(StatusCode, prometheus::IntCounter)>,
+    duration: prometheus::Histogram,
+}
+
+impl RouteMetrics {
+    /// Handles for `route` answering with any of `statuses`; other statuses are still counted.
+    pub fn new(method: &Method, route: &'static str, statuses: &[StatusCode]) -> RouteMetrics {
+        let metrics = &*METRICS;
+        let method = method_label(method);
+        let counters = statuses
+            .iter()
+            .map(|status| {
+                let labels = [method, route, status.as_str()];
+                (*status, metrics.http_requests.with_label_values(&labels))
+            })
+            .collect();
+        RouteMetrics {
+            method,
+            route,
+            counters,
+            duration: metrics.http_duration.with_label_values(&[method, route]),
+        }
+    }
+
+    /// Records one answered request, as [`http_request`] would.
+    pub fn record(&self, status: StatusCode, elapsed: Duration) {
+        match self.counters.iter().find(|(known, _)| *known == status) {
+            Some((_, counter)) => counter.inc(),
+            None => METRICS
+                .http_requests
+                .with_label_values(&[self.method, self.route, status.as_str()])
+                .inc(),
+        }
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+}
+
 fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",

@@ -446,3 +446,65 @@ fn healthcheck_exits_zero_for_a_live_service_and_non_zero_once_it_is_gone() {
     let gone = dir.run(&["healthcheck", "--timeout", "2"]);
     assert_eq!(gone.code(), Some(1), "{}", gone.stderr());
 }
+
+#[tokio::test]
+async fn the_jwks_answered_ahead_of_the_api_is_counted_and_carries_the_usual_headers() {
+    let dir = Workdir::new();
+    let service = dir.serve();
+    let http = reqwest::Client::new();
+    let url = service.url("/.well-known/jwks.json");
+
+    let first = http.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let headers = first.headers().clone();
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(
+        headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .starts_with("public, max-age=")
+    );
+    assert!(headers.get("server").is_none());
+    let first_id = headers["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(first_id.len(), 32, "{first_id}");
+    let etag = headers["etag"].clone();
+
+    let again = http
+        .get(&url)
+        .header("if-none-match", etag)
+        .header("x-request-id", "poller-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["x-request-id"], "poller-1");
+    let second = http.get(&url).send().await.unwrap();
+    assert_ne!(second.headers()["x-request-id"].to_str().unwrap(), first_id);
+
+    let text = http
+        .get(service.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape = Scrape(parse_exposition(&text));
+    let jwks = [("method", "GET"), ("route", "/.well-known/jwks.json")];
+    let count = |status| {
+        scrape.value(
+            "latchkey_http_requests_total",
+            &[jwks[0], jwks[1], ("status", status)],
+        )
+    };
+    assert_eq!(count("200"), 2.0);
+    assert_eq!(count("304"), 1.0);
+    assert_eq!(
+        scrape.value(
+            "latchkey_http_request_duration_seconds_count",
+            &[jwks[0], jwks[1]]
+        ),
+        3.0
+    );
+}

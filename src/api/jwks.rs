@@ -20,7 +20,7 @@ use poem::{Endpoint, IntoResponse, Request, Response, Result};
 use super::observe::{REQUEST_ID, request_id};
 use super::well_known::matches_etag;
 use crate::keys::KeyRing;
-use crate::metrics;
+use crate::metrics::{self, RouteMetrics};
 use crate::shutdown::Drain;
 
 /// The path this lane answers.
@@ -32,6 +32,7 @@ pub struct JwksFirst<E> {
     keys: Arc<KeyRing>,
     cache_control: HeaderValue,
     drain: Drain,
+    metrics: RouteMetrics,
 }
 
 impl<E> JwksFirst<E> {
@@ -43,6 +44,11 @@ impl<E> JwksFirst<E> {
             keys,
             cache_control,
             drain,
+            metrics: RouteMetrics::new(
+                &Method::GET,
+                JWKS_PATH,
+                &[StatusCode::OK, StatusCode::NOT_MODIFIED],
+            ),
         }
     }
 
@@ -93,12 +99,7 @@ impl<E: Endpoint> Endpoint for JwksFirst<E> {
         let started = Instant::now();
         let _in_flight = metrics::InFlight::start();
         let response = self.serve(&req);
-        metrics::http_request(
-            &Method::GET,
-            JWKS_PATH,
-            response.status(),
-            started.elapsed(),
-        );
+        self.metrics.record(response.status(), started.elapsed());
         Ok(response)
     }
 }
