@@ -153,8 +153,15 @@ fn verify_with(
     }
     let payload = decode_into(payload, &mut scratch.payload, expect.max_token_bytes)
         .ok_or(VerifyError::Malformed)?;
-    let claims: Claims<'_> = serde_json::from_slice(payload).map_err(|_| VerifyError::Malformed)?;
+    let claims: Claims<'_> = strict_json(payload)?;
     check_claims(claims, expect, now)
+}
+
+/// Parses a decoded header or claim set: UTF-8 throughout (RFC 8259 §8.1), checked first, since
+/// serde_json skips the strings of members it ignores without looking at their bytes.
+fn strict_json<'a, T: Deserialize<'a>>(decoded: &'a [u8]) -> Result<T, VerifyError> {
+    let text = std::str::from_utf8(decoded).map_err(|_| VerifyError::Malformed)?;
+    serde_json::from_str(text).map_err(|_| VerifyError::Malformed)
 }
 
 /// The `kid` of a token whose header is acceptable, for refetching the key set when the cache
@@ -198,7 +205,7 @@ struct Checked<'a> {
 fn header<'b>(signing_input: &str, buffer: &'b mut Vec<u8>) -> Result<Checked<'b>, VerifyError> {
     let encoded = signing_input.split('.').next().unwrap_or_default();
     let decoded = decode_into(encoded, buffer, MAX_HEADER_BYTES).ok_or(VerifyError::Malformed)?;
-    let header: Header<'b> = serde_json::from_slice(decoded).map_err(|_| VerifyError::Malformed)?;
+    let header: Header<'b> = strict_json(decoded)?;
     if header.jku.0 || header.x5u.0 || header.jwk.0 || header.x5c.0 || header.crit.0 {
         return Err(VerifyError::ForbiddenHeader);
     }

@@ -284,6 +284,24 @@ fn duplicated_json_members_are_refused() {
 }
 
 #[test]
+fn invalid_utf8_in_an_ignored_member_is_refused() {
+    // serde_json skips the strings of unknown members unchecked; the JSON must be UTF-8 anyway.
+    let mut claims = valid_claims().to_string().into_bytes();
+    claims.pop();
+    claims.extend_from_slice(b",\"note\":\"\x9b\x9e\"}");
+    let input = format!("{}.{}", b64(key().header().to_string()), b64(&claims));
+    let token = key().sign_input(&signature::RSA_PKCS1_SHA256, &input);
+    assert_eq!(check(&token), Err(VerifyError::Malformed));
+
+    let mut header = key().header().to_string().into_bytes();
+    header.pop();
+    header.extend_from_slice(b",\"note\":\"\xff\"}");
+    let input = format!("{}.{}", b64(&header), b64(valid_claims().to_string()));
+    let token = key().sign_input(&signature::RSA_PKCS1_SHA256, &input);
+    assert_eq!(check(&token), Err(VerifyError::Malformed));
+}
+
+#[test]
 fn required_claims_must_be_present() {
     for claim in ["iss", "sub", "aud", "exp", "iat", "jti", "client_id"] {
         let token = key().token(&without(valid_claims(), claim));
