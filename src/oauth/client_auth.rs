@@ -79,6 +79,10 @@ fn percent_decode(value: &str) -> Option<String> {
             b'+' => out.push(b' '),
             b'%' => {
                 let hex = value.get(i + 1..i + 3)?;
+                // Two hex digits exactly: `from_str_radix` alone would also take "+1".
+                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return None;
+                }
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 2;
             }
@@ -142,6 +146,14 @@ mod tests {
             ClientCredentials::from_request(Some(&basic("my%20app:s%3Acret")), None, None).unwrap();
         assert_eq!(creds.client_id.as_deref(), Some("my app"));
         assert_eq!(creds.client_secret.unwrap().expose(), "s:cret");
+    }
+
+    #[test]
+    fn percent_escapes_need_two_hex_digits() {
+        assert_eq!(percent_decode("a%41b").as_deref(), Some("aAb"));
+        for bad in ["%+1", "%-1", "%4", "%zz", "% 1"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+        }
     }
 
     #[test]
