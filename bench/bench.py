@@ -696,6 +696,20 @@ def phase_limits():
     run([BIN / "limits", "--duration", max(2.0, DURATION / 2), "--argon-duration", max(3.0, DURATION / 2),
          "--out", out], timeout=600)
     limits = json.loads(out.read_text())
+    # latchkey-verify's full check of an access token against the bare signature check, paired
+    # rounds on one core (the crate's own example; its README explains the method).
+    example = ROOT / "target" / "release" / "examples" / "verify_rate"
+    if example.exists():
+        done = run([example], timeout=600, check=False)
+        figures = {}
+        for key, pattern in (("raw_per_s", r"key parsed once \(aws-lc-rs\):\s+([0-9.]+)"),
+                             ("ours_per_s", r"verify_cached \(full checks\):\s+([0-9.]+)"),
+                             ("median_ratio_pct", r"median of paired rounds ([0-9.]+)")):
+            found = re.search(pattern, done.stdout)
+            if found:
+                figures[key] = float(found.group(1))
+        if len(figures) == 3:
+            limits["latchkey_verify"] = figures
     python = VENV / "bin" / "python"
     if python.exists():
         # The peer's argon2 implementation, same parameters, one core: how our library compares.
