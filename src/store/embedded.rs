@@ -24,6 +24,8 @@ use crate::domain::{self, ClientId, TokenId, UnixTime, Username};
 
 mod schema;
 mod sql;
+#[cfg(test)]
+mod tests;
 
 pub use schema::SCHEMA_VERSION;
 use sql::{
