@@ -217,6 +217,25 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// The `kid`s the service's JWKS publishes right now.
+    pub async fn published_kids(&self) -> Vec<String> {
+        let jwks: Value = self
+            .http
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("a JSON key set");
+        jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k["kid"].as_str().expect("kid").to_owned())
+            .collect()
+    }
+
     /// The service's key set now, read from its key directory.
     pub fn keys(&self) -> KeySet {
         let files = latchkey::keys::read_dir(&self.settings.keys.dir).expect("keys read");
