@@ -193,6 +193,12 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
+            async fn a_client_and_failure_counts_are_read_together() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_client_and_failure_counts_are_read_together(&*store).await
+            }
+
+            #[tokio::test]
             async fn the_failure_count_restarts_after_the_window() -> StoreResult<()> {
                 let (store, _guard) = $open.await;
                 contract::the_failure_count_restarts_after_the_window(&*store).await

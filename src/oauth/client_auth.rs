@@ -105,11 +105,13 @@ impl Authority {
             .as_deref()
             .ok_or_else(|| AuthError::InvalidClient("client authentication is required".into()))?;
         let mut attempt = Attempt::client(&self.security, id, &credentials.origin);
-        self.refuse_if_limited(&mut attempt).await?;
-        let client = match ClientId::parse(id) {
-            Ok(id) => self.store.get_client(&id).await?,
-            Err(_) => None,
-        };
+        // Read together, but the limits are applied before the secret is looked at.
+        let client_id = ClientId::parse(id).ok();
+        let (client, counts) = self
+            .store
+            .client_and_failures(client_id.as_ref(), &attempt.keys())
+            .await?;
+        attempt.refuse_if_limited(&counts)?;
         let authenticated =
             client.filter(
                 |client| match (&client.secret_hash, &credentials.client_secret) {

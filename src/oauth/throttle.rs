@@ -61,6 +61,32 @@ impl Attempt {
         )
     }
 
+    /// The store keys of the counters, in the order [`Attempt::refuse_if_limited`] takes.
+    pub(super) fn keys(&self) -> Vec<String> {
+        self.counters.iter().map(|c| c.key.clone()).collect()
+    }
+
+    /// Refuses with 429 when any counter is at its limit, given each counter's count and the
+    /// seconds left in its window as read from the store.
+    pub(super) fn refuse_if_limited(&mut self, counts: &[(u64, u64)]) -> Result<(), AuthError> {
+        let mut retry_after = 0;
+        for ((counter, dirty), &(count, secs_left)) in
+            self.counters.iter().zip(&mut self.dirty).zip(counts)
+        {
+            *dirty = count > 0;
+            if count >= counter.limit {
+                retry_after = retry_after.max(secs_left.max(1));
+            }
+        }
+        if retry_after == 0 {
+            return Ok(());
+        }
+        crate::metrics::rate_limit_refused();
+        // The key names the username or address, never a credential.
+        tracing::warn!(target: "audit", event = "rate_limited", retry_after, "too many failed attempts");
+        Err(AuthError::TooManyRequests { retry_after })
+    }
+
     fn of(first: Counter, second: Option<Counter>) -> Attempt {
         let counters: Vec<Counter> = std::iter::once(first)
             .chain(second)
@@ -76,21 +102,8 @@ impl Attempt {
 impl Authority {
     /// Refuses with 429 when any counter of `attempt` is at its limit.
     pub(super) async fn refuse_if_limited(&self, attempt: &mut Attempt) -> Result<(), AuthError> {
-        let mut retry_after = 0;
-        for (i, counter) in attempt.counters.iter().enumerate() {
-            let (count, secs_left) = self.store.failure_count(&counter.key).await?;
-            attempt.dirty[i] = count > 0;
-            if count >= counter.limit {
-                retry_after = retry_after.max(secs_left.max(1));
-            }
-        }
-        if retry_after == 0 {
-            return Ok(());
-        }
-        crate::metrics::rate_limit_refused();
-        // The key names the username or address, never a credential.
-        tracing::warn!(target: "audit", event = "rate_limited", retry_after, "too many failed attempts");
-        Err(AuthError::TooManyRequests { retry_after })
+        let counts = self.store.failure_counts(&attempt.keys()).await?;
+        attempt.refuse_if_limited(&counts)
     }
 
     /// Counts a failure on every counter of `attempt`.

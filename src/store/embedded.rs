@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, Transaction, params};
 
 use super::{
     ClientRecord, Family, FeedPage, RevocationEvent, Rotation, RotationOutcome, Store, StoreError,
@@ -24,14 +24,16 @@ use crate::domain::{self, ClientId, TokenId, UnixTime, Username};
 
 mod schema;
 mod sql;
+mod writer;
+use writer::Writer;
 #[cfg(test)]
 mod tests;
 
 pub use schema::SCHEMA_VERSION;
 use sql::{
-    Cached, DbResult, append_event, from_json, get_json, insert_error, list_json, load_family,
-    non_negative, not_before, parse_cursor, revoke_loaded_family, rotate, sql_limit, to_json,
-    update_existing,
+    Cached, DbResult, append_event, failure_count, from_json, get_json, in_one_read, insert_error,
+    list_json, load_family, non_negative, not_before, parse_cursor, revoke_loaded_family, rotate,
+    sql_limit, to_json, update_existing,
 };
 
 /// The database file inside the data directory.
@@ -43,6 +45,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Room for every distinct statement the store runs, so none is ever prepared twice.
 const STATEMENT_CACHE: usize = 64;
 
+const CLIENT_BY_ID: &str = "SELECT data FROM clients WHERE client_id = ?1";
+
 /// How long a read on the request path may wait for a lock before it is handed to a blocking
 /// thread instead (in WAL mode readers wait only in rare moments such as recovery).
 const READ_BUSY_TIMEOUT: Duration = Duration::from_millis(20);
@@ -51,8 +55,10 @@ const READ_BUSY_TIMEOUT: Duration = Duration::from_millis(20);
 type Shared = Arc<Mutex<Option<Connection>>>;
 
 /// The embedded backend: one SQLite connection for writes and everything else, shared behind a
-/// mutex (SQLite serialises writers anyway) and used only from blocking threads; and, for a
-/// database on disk, a read-only connection for the point reads every token request makes.
+/// mutex (SQLite serialises writers anyway) and used only from threads that may block: the
+/// writer thread, which commits the write transactions queued together as one (see [`writer`]),
+/// and the blocking pool; and, for a database on disk, a read-only connection for the point
+/// reads every token request makes.
 ///
 /// Those reads (a client, a user, a revocation) take microseconds from the page cache, less
 /// than the hand-off to a blocking thread and back, and in WAL mode they never wait for a
@@ -62,6 +68,7 @@ type Shared = Arc<Mutex<Option<Connection>>>;
 pub struct EmbeddedStore {
     conn: Shared,
     reader: Option<Shared>,
+    writer: Writer,
 }
 
 impl EmbeddedStore {
@@ -88,10 +95,7 @@ impl EmbeddedStore {
         schema::migrate(&mut conn)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let reader = open_reader(&dir.join(DB_FILE))?;
-        Ok(EmbeddedStore {
-            conn: Arc::new(Mutex::new(Some(conn))),
-            reader: Some(Arc::new(Mutex::new(Some(reader)))),
-        })
+        EmbeddedStore::with(conn, Some(reader))
     }
 
     /// A private in-memory database with the same schema, gone when the store is dropped.
@@ -99,9 +103,15 @@ impl EmbeddedStore {
         let mut conn = Connection::open_in_memory().db()?;
         schema::migrate(&mut conn)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        EmbeddedStore::with(conn, None)
+    }
+
+    fn with(conn: Connection, reader: Option<Connection>) -> Result<EmbeddedStore, StoreError> {
+        let conn = Arc::new(Mutex::new(Some(conn)));
         Ok(EmbeddedStore {
-            conn: Arc::new(Mutex::new(Some(conn))),
-            reader: None,
+            writer: Writer::start(Arc::clone(&conn))?,
+            conn,
+            reader: reader.map(|reader| Arc::new(Mutex::new(Some(reader)))),
         })
     }
 
@@ -139,22 +149,17 @@ impl EmbeddedStore {
         self.run(move |conn| work(conn)).await
     }
 
-    /// Runs `work` in one `BEGIN IMMEDIATE` transaction on the blocking pool; commits if it
-    /// succeeds, rolls back if it fails.
+    /// Runs `work` in a write transaction, committed with others queued at the same moment
+    /// (see [`writer`]); its changes stand only if it succeeds.
     async fn write<T, F>(&self, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
     {
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .db()?;
-            let out = work(&tx)?;
-            tx.commit().db()?;
-            Ok(out)
-        })
-        .await
+        let started = std::time::Instant::now();
+        let result = self.writer.write(work).await;
+        crate::metrics::store_operation("embedded", started, &result);
+        result
     }
 }
 
@@ -256,7 +261,7 @@ impl Store for EmbeddedStore {
 
     async fn get_client(&self, client_id: &ClientId) -> StoreResult<Option<ClientRecord>> {
         let key = client_id.as_str().to_owned();
-        self.read(move |conn| get_json(conn, "SELECT data FROM clients WHERE client_id = ?1", &key))
+        self.read(move |conn| get_json(conn, CLIENT_BY_ID, &key))
             .await
     }
 
@@ -410,8 +415,10 @@ impl Store for EmbeddedStore {
     ) -> StoreResult<(Option<UserRecord>, Option<UnixTime>)> {
         let key = username.as_str().to_owned();
         self.read(move |conn| {
-            let user = get_json(conn, "SELECT data FROM users WHERE username = ?1", &key)?;
-            Ok((user, not_before(conn, &key, now)?))
+            in_one_read(conn, |conn| {
+                let user = get_json(conn, "SELECT data FROM users WHERE username = ?1", &key)?;
+                Ok((user, not_before(conn, &key, now)?))
+            })
         })
         .await
     }
@@ -489,20 +496,39 @@ impl Store for EmbeddedStore {
 
     async fn failure_count(&self, key: &str) -> StoreResult<(u64, u64)> {
         let key = key.to_owned();
+        self.read(move |conn| failure_count(conn, &key, domain::now()))
+            .await
+    }
+
+    async fn failure_counts(&self, keys: &[String]) -> StoreResult<Vec<(u64, u64)>> {
+        let keys = keys.to_vec();
         self.read(move |conn| {
             let now = domain::now();
-            let row: Option<(i64, i64)> = conn
-                .query_row_cached(
-                    "SELECT count, window_ends FROM login_failures \
-                     WHERE key = ?1 AND window_ends > ?2",
-                    params![key, now],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()
-                .db()?;
-            Ok(row.map_or((0, 0), |(count, ends)| {
-                (non_negative(count), non_negative(ends - now))
-            }))
+            in_one_read(conn, |conn| {
+                keys.iter()
+                    .map(|key| failure_count(conn, key, now))
+                    .collect()
+            })
+        })
+        .await
+    }
+
+    async fn client_and_failures(
+        &self,
+        client_id: Option<&ClientId>,
+        keys: &[String],
+    ) -> StoreResult<(Option<ClientRecord>, Vec<(u64, u64)>)> {
+        let (id, keys) = (client_id.map(|id| id.as_str().to_owned()), keys.to_vec());
+        self.read(move |conn| {
+            let now = domain::now();
+            in_one_read(conn, |conn| {
+                let client = match &id {
+                    Some(id) => get_json(conn, CLIENT_BY_ID, id)?,
+                    None => None,
+                };
+                let counts = keys.iter().map(|key| failure_count(conn, key, now));
+                Ok((client, counts.collect::<StoreResult<_>>()?))
+            })
         })
         .await
     }

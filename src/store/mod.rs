@@ -239,6 +239,25 @@ pub trait Store: Send + Sync + 'static {
     async fn record_failure(&self, key: &str, window_secs: u64) -> StoreResult<(u64, u64)>;
     /// The current count for `key` and the seconds until its window ends (0, 0 when none).
     async fn failure_count(&self, key: &str) -> StoreResult<(u64, u64)>;
+    /// [`Store::failure_count`] of each of `keys`, in order; backends read them together.
+    async fn failure_counts(&self, keys: &[String]) -> StoreResult<Vec<(u64, u64)>> {
+        futures_util::future::try_join_all(keys.iter().map(|key| self.failure_count(key))).await
+    }
+    /// The client (`None` when `client_id` is, or names no client) and the counts of `keys`:
+    /// what client authentication reads before it checks a secret, fetched together.
+    async fn client_and_failures(
+        &self,
+        client_id: Option<&ClientId>,
+        keys: &[String],
+    ) -> StoreResult<(Option<ClientRecord>, Vec<(u64, u64)>)> {
+        let client = async {
+            match client_id {
+                Some(id) => self.get_client(id).await,
+                None => Ok(None),
+            }
+        };
+        tokio::try_join!(client, self.failure_counts(keys))
+    }
     async fn clear_failures(&self, key: &str) -> StoreResult<()>;
 
     /// Drops entries that expired before `now`; returns how many. Backends whose entries expire

@@ -548,6 +548,40 @@ pub async fn failures_are_counted_within_one_window_and_cleared(
     Ok(())
 }
 
+pub async fn a_client_and_failure_counts_are_read_together(store: &dyn Store) -> StoreResult<()> {
+    let app = client("app", now());
+    store.create_client(&app).await?;
+    store.record_failure("client:id:app", 600).await?;
+    store.record_failure("client:id:app", 600).await?;
+    let keys = [
+        "client:id:app".to_owned(),
+        "client:addr:10.0.0.1".to_owned(),
+    ];
+
+    let (found, counts) = store
+        .client_and_failures(Some(&app.client_id), &keys)
+        .await?;
+    assert_eq!(found, Some(app));
+    assert_eq!(counts.len(), 2);
+    assert_eq!(counts[0].0, 2);
+    assert!(
+        (1..=600).contains(&counts[0].1),
+        "seconds left: {}",
+        counts[0].1
+    );
+    assert_eq!(counts[1], (0, 0));
+    assert_eq!(store.failure_counts(&keys).await?, counts);
+
+    let unknown = ClientId::parse("nobody").expect("client id");
+    let (found, counts) = store
+        .client_and_failures(Some(&unknown), &keys[1..])
+        .await?;
+    assert_eq!((found, counts), (None, vec![(0, 0)]));
+    let (found, counts) = store.client_and_failures(None, &[]).await?;
+    assert_eq!((found, counts), (None, vec![]));
+    Ok(())
+}
+
 pub async fn the_failure_count_restarts_after_the_window(store: &dyn Store) -> StoreResult<()> {
     let (count, left) = store.record_failure("login:alice", 1).await?;
     assert_eq!(count, 1);

@@ -144,6 +144,51 @@ pub(super) fn not_before(
     .db()
 }
 
+/// A failed-login counter: its count and the seconds until its window ends (0, 0 when none).
+pub(super) fn failure_count(
+    conn: &Connection,
+    key: &str,
+    now: UnixTime,
+) -> StoreResult<(u64, u64)> {
+    let row: Option<(i64, i64)> = conn
+        .query_row_cached(
+            "SELECT count, window_ends FROM login_failures WHERE key = ?1 AND window_ends > ?2",
+            params![key, now],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .db()?;
+    Ok(row.map_or((0, 0), |(count, ends)| {
+        (non_negative(count), non_negative(ends - now))
+    }))
+}
+
+/// Runs several reads as one read transaction: one snapshot, and the WAL read lock taken once
+/// instead of once per statement (a file lock each time, the larger part of a point read).
+/// `BEGIN` and `COMMIT` go through the statement cache too: parsing them cost more than the
+/// lock they save.
+pub(super) fn in_one_read<T>(
+    conn: &Connection,
+    reads: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    if !conn.is_autocommit() {
+        // A transaction left open would pin an old snapshot for every later read.
+        conn.execute_cached("ROLLBACK", []).db()?;
+    }
+    conn.execute_cached("BEGIN", []).db()?;
+    let out = reads(conn);
+    // Nothing was written: ending the transaction only releases the read lock (a failed read
+    // may have ended it already).
+    let ended = if conn.is_autocommit() {
+        Ok(0)
+    } else {
+        conn.execute_cached("COMMIT", [])
+    };
+    let out = out?;
+    ended.db()?;
+    Ok(out)
+}
+
 pub(super) fn load_family(conn: &Connection, id: &str) -> StoreResult<Option<Family>> {
     get_json(conn, "SELECT data FROM families WHERE id = ?1", id)
 }

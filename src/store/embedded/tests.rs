@@ -1,5 +1,5 @@
-//! The read connection's fall-backs, which the store contract (run through the public
-//! interface) cannot reach.
+//! The read connection's fall-backs and the writer's shared commits, which the store contract
+//! (run through the public interface) cannot reach.
 
 use std::collections::BTreeSet;
 
@@ -44,5 +44,98 @@ async fn a_closed_store_refuses_reads_and_writes_as_unavailable() {
     assert!(
         matches!(written, Err(StoreError::Unavailable(_))),
         "{written:?}"
+    );
+}
+
+/// Queues `values` as one write each while the writer is busy with another batch, so that
+/// they all meet in its next one; `fail` makes the write of a value fail after inserting it.
+async fn write_in_one_batch(
+    store: &EmbeddedStore,
+    values: &[&str],
+    fail: impl Fn(&str) -> Option<&'static str>,
+) -> Vec<StoreResult<()>> {
+    store
+        .write(|tx| {
+            tx.execute_batch("CREATE TABLE IF NOT EXISTS scratch (x TEXT)")
+                .db()
+        })
+        .await
+        .unwrap();
+    let (started, writer_busy) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let gate = store.writer.write(move |_| {
+        started.send(()).unwrap();
+        released.recv().unwrap();
+        Ok(())
+    });
+    writer_busy.recv().unwrap();
+    let answers: Vec<_> = values
+        .iter()
+        .map(|value| {
+            let (value, failure) = (value.to_string(), fail(value));
+            store.writer.write(move |tx| {
+                tx.execute("INSERT INTO scratch (x) VALUES (?1)", [&value])
+                    .db()?;
+                match failure {
+                    Some("error") => Err(StoreError::Internal("refused".to_owned())),
+                    Some(sql) => tx.execute_batch(sql).db(),
+                    None => Ok(()),
+                }
+            })
+        })
+        .collect();
+    release.send(()).unwrap();
+    gate.await.unwrap();
+    let mut out = Vec::new();
+    for answer in answers {
+        out.push(answer.await);
+    }
+    out
+}
+
+fn scratch(store: &EmbeddedStore) -> Vec<String> {
+    let guard = store.conn.lock().unwrap();
+    let conn = guard.as_ref().unwrap();
+    let mut rows = conn.prepare("SELECT x FROM scratch ORDER BY x").unwrap();
+    rows.query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_failed_write_in_a_shared_commit_undoes_only_its_own_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let answers = write_in_one_batch(&store, &["a", "b", "c", "d"], |v| {
+        (v == "b").then_some("error")
+    })
+    .await;
+
+    assert!(matches!(answers[1], Err(StoreError::Internal(_))));
+    assert!(answers[0].is_ok() && answers[2].is_ok() && answers[3].is_ok());
+    assert_eq!(scratch(&store), ["a", "c", "d"]);
+}
+
+#[tokio::test]
+async fn a_batch_left_in_doubt_is_rolled_back_and_every_write_in_it_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    // Ending the transaction from inside a write takes its savepoint with it.
+    let answers = write_in_one_batch(&store, &["a", "b", "c"], |v| {
+        (v == "b").then_some("ROLLBACK")
+    })
+    .await;
+
+    assert!(answers.iter().all(Result::is_err), "{answers:?}");
+    assert!(scratch(&store).is_empty());
+    store
+        .write(|tx| tx.execute_batch("INSERT INTO scratch VALUES ('e')").db())
+        .await
+        .unwrap();
+    assert_eq!(
+        scratch(&store),
+        ["e"],
+        "the writer goes on after a failed batch"
     );
 }

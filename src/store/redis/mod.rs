@@ -819,10 +819,13 @@ impl Store for RedisStore {
     async fn failure_count(&self, key: &str) -> StoreResult<(u64, u64)> {
         self.run(async {
             let mut conn = self.conn().await?;
-            let (count, ttl): (i64, i64) = FAILURE_COUNT
-                .key(self.keys.failures(key))
-                .invoke_async(&mut conn)
-                .await?;
+            let key = self.keys.failures(key);
+            // Nearly always there is no counter: one GET, and the TTL only when there is one.
+            let count: Option<i64> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+            let Some(count) = count else {
+                return Ok((0, 0));
+            };
+            let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut conn).await?;
             Ok((count.max(0).unsigned_abs(), ttl.max(0).unsigned_abs()))
         })
         .await

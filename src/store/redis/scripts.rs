@@ -25,4 +25,3 @@ script!(TOKEN_REVOKE, "token_revoke.lua");
 script!(RECORD_CREATE, "record_create.lua");
 script!(RECORD_DELETE, "record_delete.lua");
 script!(FAILURE_RECORD, "failure_record.lua");
-script!(FAILURE_COUNT, "failure_count.lua");
