@@ -173,6 +173,33 @@ async fn client_authentication_failures_are_limited_per_client() {
 }
 
 #[tokio::test]
+async fn a_public_client_sending_no_secret_is_not_held_to_the_client_limits() {
+    let app = TestApp::spawn_with(|s| {
+        s.security.max_failed_client_auths_per_client = 1;
+        s.security.max_failed_client_auths_per_address = 1;
+    })
+    .await;
+    app.with_user_and_web_client().await;
+    let guess = || {
+        app.http
+            .post(app.url("/oauth/token"))
+            .basic_auth("web", Some("a guessed secret"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "correct horse"),
+            ])
+            .send()
+    };
+    assert_oauth_error(guess().await.expect("sent"), 401, "invalid_client").await;
+    assert_limited(guess().await.expect("sent"), 900).await;
+
+    // Without a secret there is nothing to guess; the password grant has limits of its own.
+    let login = login_as(&app, "alice", "correct horse").await;
+    assert_eq!(login.status(), 200);
+}
+
+#[tokio::test]
 async fn the_limit_holds_across_replicas_sharing_a_store() {
     let dir = tempfile::tempdir().expect("temp dir");
     let limit = |s: &mut Settings| s.security.max_failed_logins_per_user = 2;

@@ -105,13 +105,23 @@ impl Authority {
             .as_deref()
             .ok_or_else(|| AuthError::InvalidClient("client authentication is required".into()))?;
         let mut attempt = Attempt::client(&self.security, id, &credentials.origin);
-        // Read together, but the limits are applied before the secret is looked at.
         let client_id = ClientId::parse(id).ok();
-        let (client, counts) = self
-            .store
-            .client_and_failures(client_id.as_ref(), &attempt.keys())
-            .await?;
-        attempt.refuse_if_limited(&counts)?;
+        let client = if credentials.client_secret.is_some() {
+            // Read together, but the limits apply before the secret is looked at.
+            let (client, counts) = self
+                .store
+                .client_and_failures(client_id.as_ref(), &attempt.keys())
+                .await?;
+            attempt.refuse_if_limited(&counts)?;
+            client
+        } else {
+            // No secret, nothing to guess: a public client is not held to the limits (its
+            // grants have their own), and a wrong id still counts as a failure below.
+            match &client_id {
+                Some(client_id) => self.store.get_client(client_id).await?,
+                None => None,
+            }
+        };
         let authenticated =
             client.filter(
                 |client| match (&client.secret_hash, &credentials.client_secret) {
