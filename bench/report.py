@@ -204,21 +204,22 @@ FIXES = {
               "first hash after start-up or after 30 s idle faults its pages in.",
     "SQLite": "Done: every statement is prepared once (the connection's statement cache); point reads "
               "(client, user, not-before, revoked `jti`) run in place on a read-only connection instead "
-              "of a blocking-pool round trip; refresh reads the user and its not-before in one call. "
-              "What remains is mostly the rotation's write transaction: `BEGIN IMMEDIATE`, one `UPDATE` "
-              "and a `COMMIT` that fsyncs the write-ahead log (`synchronous=FULL`: a refresh that was "
-              "answered survives a power cut). That fsync is the price of durability on one host; "
-              "Redis (AOF `everysec`) does not pay it per request.",
+              "of a blocking-pool round trip, and the reads one step needs share one read transaction "
+              "(client authentication: the client and its failure counters; refresh: the user and its "
+              "not-before), so the WAL read lock (a file lock) is taken once; write transactions are "
+              "group-committed (`src/store/embedded/writer.rs`): one thread runs every write queued at "
+              "that moment in one transaction, each in its own savepoint, and answers each caller after "
+              "the shared commit, so concurrent refreshes share one fsync. What remains is the "
+              "rotation's own statements and its share of the fsync (`synchronous=FULL`: a refresh that "
+              "was answered survives a power cut).",
     "store glue (spawn_blocking hand-off, store wrappers)":
-              "Only writes (the rotation, revocations, failure counters) still hand off to a blocking "
-              "thread; reads run in place (see SQLite).",
-    "Redis client": "One network round trip per store call, in sequence. client_credentials: "
-                    "two `EVALSHA` reads of the failed-authentication counters (client id and source "
-                    "address, each a script with a `GET` inside) and a `GET` of the client; refresh adds "
-                    "`GET` user and `HMGET` subject (sent together) and the rotation's `EVALSHA`. Next "
-                    "step: send the counter reads and the client read together, one round trip instead "
-                    "of three (the counters may live on other Cluster slots, so concurrently rather than "
-                    "in one script).",
+              "Writes go to the writer thread (one hand-off each, shared commits); reads run in place. "
+              "The rest is the store wrappers' metrics and deadline.",
+    "Redis client": "client_credentials: the client and the two failed-authentication counters "
+                    "(client id and source address) are read concurrently, one round trip of three "
+                    "`GET`s (a counter's `TTL` only when it exists); a public client sends no secret, so "
+                    "nothing is counted before the check and the client read is the only one. Refresh "
+                    "adds the user and its not-before (sent together) and the rotation's `EVALSHA`.",
     "logging and audit (tracing)": "Each request writes an access line and each grant an audit line, "
                     "formatted as JSON and written synchronously to stdout (one `write` per line). A "
                     "non-blocking writer would move the syscall off the request path but not off the "
@@ -436,7 +437,7 @@ def main():
         if pw and cc and pw.get("server") and cc.get("server"):
             w(f"Memory after hashing: the same process peaked at {num(mib(cc['server']['peak_rss_kib']), 1)} MiB "
               f"during client_credentials and at **{num(mib(pw['server']['peak_rss_kib']), 1)} MiB during the "
-              f"password scenario**, although at most {d.nproc} hashes of 19 MiB run at once (see *What to fix*).\n")
+              f"password scenario**, although at most {d.nproc} hashes of 19 MiB run at once (see *Where the time goes*).\n")
         if store == "redis":
             rows = []
             for sc in SCENARIOS:
