@@ -413,13 +413,21 @@ def latchkey_scenarios(lk, tag, redis=None):
         figures[scenario] = summary
         return summary
 
+    def signed_around(scenario, *args, **kwargs):
+        """A grant scenario with the raw signature measured just before and just after it."""
+        before = raw_sign_cpu_us(f"{tag}-{scenario}-before")
+        summary = measure(scenario, *args, **kwargs)
+        after = raw_sign_cpu_us(f"{tag}-{scenario}-after")
+        summary["raw_sign_around_us"] = [before, after]
+        return summary
+
     token_urls = [u + "/oauth/token" for u in urls]
-    cc = measure("client_credentials", token_urls, method="POST",
-                 headers=[FORM, basic("svc", lk.secret)], body="grant_type=client_credentials")
+    cc = signed_around("client_credentials", token_urls, method="POST",
+                       headers=[FORM, basic("svc", lk.secret)], body="grant_type=client_credentials")
     measure("password", token_urls, method="POST", headers=[FORM], body=PASSWORD_FORM)
     pool = issue_pool(tag, token_urls, POOL_FORM, pool_size(cc["rps"] / 2))
-    measure("refresh", token_urls, method="POST", headers=[FORM], vars_file=pool,
-            body="grant_type=refresh_token&client_id=web&refresh_token={var}")
+    signed_around("refresh", token_urls, method="POST", headers=[FORM], vars_file=pool,
+                  body="grant_type=refresh_token&client_id=web&refresh_token={var}")
     measure("jwks", [u + "/.well-known/jwks.json" for u in urls])
     access = lk.user_token()
     measure("introspection", [u + "/oauth/introspect" for u in urls], method="POST",
@@ -717,6 +725,13 @@ def phase_limits():
         if done.returncode == 0:
             limits["argon2id_cffi_one_core"] = json.loads(done.stdout)
     return limits
+
+
+def raw_sign_cpu_us(label):
+    """CPU µs of one raw RS256 signature, measured now (2 s on one core)."""
+    out = RAW / f"sign-{label}.json"
+    run([BIN / "limits", "--sign-only", "--duration", 2, "--out", out], timeout=120)
+    return json.loads(out.read_text())["rs256_sign"]["cpu_us_per_op"]
 
 
 def phase_hello():

@@ -129,6 +129,20 @@ def scenario_row(d, label, s, scenario, sign_cpu):
             f"{s['non_2xx']}/{s['errors'] + s['timeouts']}" + (" (pool ran out)" if s.get("vars_exhausted") else "")]
 
 
+def around_rows(label, s, signatures, limit):
+    """The budget against the raw signature measured just before and after the scenario, which
+    carries less of the VM's drift than the one measured at the start of the run."""
+    around = s.get("raw_sign_around_us")
+    if not around:
+        return []
+    sign = sum(around) / len(around)
+    cpu = s["server"]["cpu_us_per_ok"]
+    per_sign = cpu / sign
+    return [[f"{label}, raw signature measured around it", f"≤ {limit} × one raw signature",
+             f"{per_sign:.2f}× ({cpu:.0f} µs vs {around[0]:.0f} µs before, {around[1]:.0f} µs after)",
+             ok(per_sign <= limit)]]
+
+
 def budgets(d):
     rows = []
     sign = d.sign_cpu_us
@@ -143,6 +157,7 @@ def budgets(d):
             cpu = cc["server"]["cpu_us_per_ok"]
             rows.append([f"client_credentials CPU per token ({store})", "≤ 1.15 × one raw signature",
                          f"{cpu / sign:.2f}× ({cpu:.0f} µs vs {sign:.0f} µs)", ok(cpu / sign <= 1.15)])
+            rows += around_rows(f"client_credentials CPU per token ({store})", cc, 1, 1.15)
         if cc and oidc:
             rows.append([f"client_credentials rate vs oidc-provider ({store})", "≥ 1.5×",
                          f"{cc['rps'] / oidc[1]['rps']:.2f}× ({cc['rps']:.0f} vs {oidc[1]['rps']:.0f}/s, {oidc[0]})",
@@ -160,6 +175,7 @@ def budgets(d):
             cpu = rf["server"]["cpu_us_per_ok"]
             rows.append([f"refresh CPU ({store})", "≤ 2.3 × one raw signature",
                          f"{cpu / sign:.2f}× ({cpu:.0f} µs)", ok(cpu / sign <= 2.3)])
+            rows += around_rows(f"refresh CPU ({store})", rf, 2, 2.3)
         pw = d.scenario(phase, "password")
         if pw and d.argon_limit:
             rows.append([f"password grant rate ({store})", "≥ 90% of raw argon2id (all cores)",
