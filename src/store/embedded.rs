@@ -501,16 +501,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn failure_counts(&self, keys: &[String]) -> StoreResult<Vec<(u64, u64)>> {
-        let keys = keys.to_vec();
-        self.read(move |conn| {
-            let now = domain::now();
-            in_one_read(conn, |conn| {
-                keys.iter()
-                    .map(|key| failure_count(conn, key, now))
-                    .collect()
-            })
-        })
-        .await
+        Ok(self.client_and_failures(None, keys).await?.1)
     }
 
     async fn client_and_failures(

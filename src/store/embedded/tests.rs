@@ -48,11 +48,12 @@ async fn a_closed_store_refuses_reads_and_writes_as_unavailable() {
 }
 
 /// Queues `values` as one write each while the writer is busy with another batch, so that
-/// they all meet in its next one; `fail` makes the write of a value fail after inserting it.
+/// they all meet in its next one; each write inserts its value, then runs the SQL `then` gives
+/// for it, if any.
 async fn write_in_one_batch(
     store: &EmbeddedStore,
     values: &[&str],
-    fail: impl Fn(&str) -> Option<&'static str>,
+    then: impl Fn(&str) -> Option<&'static str>,
 ) -> Vec<StoreResult<()>> {
     store
         .write(|tx| {
@@ -72,15 +73,11 @@ async fn write_in_one_batch(
     let answers: Vec<_> = values
         .iter()
         .map(|value| {
-            let (value, failure) = (value.to_string(), fail(value));
+            let (value, then) = (value.to_string(), then(value));
             store.writer.write(move |tx| {
                 tx.execute("INSERT INTO scratch (x) VALUES (?1)", [&value])
                     .db()?;
-                match failure {
-                    Some("error") => Err(StoreError::Internal("refused".to_owned())),
-                    Some(sql) => tx.execute_batch(sql).db(),
-                    None => Ok(()),
-                }
+                then.map_or(Ok(()), |sql| tx.execute_batch(sql).db())
             })
         })
         .collect();
@@ -108,7 +105,7 @@ async fn a_failed_write_in_a_shared_commit_undoes_only_its_own_changes() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
     let answers = write_in_one_batch(&store, &["a", "b", "c", "d"], |v| {
-        (v == "b").then_some("error")
+        (v == "b").then_some("SELECT * FROM no_such_table")
     })
     .await;
 
@@ -138,4 +135,27 @@ async fn a_batch_left_in_doubt_is_rolled_back_and_every_write_in_it_fails() {
         ["e"],
         "the writer goes on after a failed batch"
     );
+}
+
+#[tokio::test]
+async fn a_read_transaction_left_open_is_ended_before_the_next_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    {
+        let reader = store.reader.as_ref().unwrap().lock().unwrap();
+        let reader = reader.as_ref().unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        // The snapshot is taken at the first read and would hide every later write.
+        let users: i64 = reader
+            .query_row("SELECT count(*) FROM users", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(users, 0);
+    }
+    store.create_user(&alice()).await.unwrap();
+
+    let (user, _) = store
+        .user_and_not_before(&alice().username, 0)
+        .await
+        .unwrap();
+    assert_eq!(user, Some(alice()));
 }
