@@ -91,8 +91,7 @@ async fn connect(issuer: &str, audience: &str) -> Result<Verifier, latchkey_veri
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .json()
+    json_subscriber::fmt()
         .flatten_event(true)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

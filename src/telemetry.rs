@@ -17,18 +17,22 @@ pub fn init(settings: &LogSettings) {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
     let _ = if json {
-        // The current span (which carries the request id) is enough; the list of all open spans
-        // would repeat it on every line at a measurable cost.
-        builder
-            .json()
+        // json-subscriber writes the same lines as tracing-subscriber's JSON format, but keeps
+        // each span's fields serialized once instead of re-parsing them for every line: the
+        // access line is on every request's path. The current span carries the request id; the
+        // list of all open spans would repeat it on every line.
+        json_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stdout)
             .flatten_event(true)
+            .with_current_span(true)
             .with_span_list(false)
             .try_init()
     } else {
-        builder.try_init()
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stdout)
+            .try_init()
     };
 }

@@ -21,8 +21,14 @@ impl ClientSecret {
 /// Lowercase hex SHA-256. A fast hash is enough: the secret has 256 bits of entropy, so there
 /// is nothing for a slow hash to protect against.
 pub fn hash_client_secret(secret: &Secret) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let hash = digest::digest(&digest::SHA256, secret.expose().as_bytes());
-    hash.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    let mut hex = String::with_capacity(2 * hash.as_ref().len());
+    for byte in hash.as_ref() {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    hex
 }
 
 /// Compares in constant time, so the comparison leaks nothing about the stored hash.
@@ -43,6 +49,15 @@ mod tests {
             &Secret::new("guess"),
             &generated.hash
         ));
+    }
+
+    #[test]
+    fn the_stored_hash_is_the_lowercase_hex_sha256_of_the_secret() {
+        // FIPS 180-2's test vector: hashes stored by earlier versions must still match.
+        assert_eq!(
+            hash_client_secret(&Secret::new("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]
