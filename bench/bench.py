@@ -525,7 +525,7 @@ SPECIFIC = [
     ("Redis client", r"redis::|combine::"),
     ("store glue (spawn_blocking hand-off, store wrappers)", r"spawn_blocking|blocking::pool|store::embedded|store::redis|EmbeddedStore|RedisStore|store_operation"),
     ("serde (JSON, forms)", r"serde_json|serde_urlencoded|serde::de|serde::ser|::serialize|::deserialize"),
-    ("logging and audit (tracing)", r"tracing_subscriber|tracing_core|tracing::|audit::"),
+    ("logging and audit (tracing)", r"tracing_subscriber|json_subscriber|tracing_core|tracing::|audit::"),
     ("metrics (prometheus)", r"prometheus|latchkey::metrics"),
     ("base64", r"base64"),
     ("random (jti)", r"getrandom|RAND_bytes|CTR_DRBG|rand_core|SystemRandom|TokenId::generate|random_token"),

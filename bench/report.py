@@ -236,10 +236,14 @@ FIXES = {
                     "`GET`s (a counter's `TTL` only when it exists); a public client sends no secret, so "
                     "nothing is counted before the check and the client read is the only one. Refresh "
                     "adds the user and its not-before (sent together) and the rotation's `EVALSHA`.",
-    "logging and audit (tracing)": "Each request writes an access line and each grant an audit line, "
-                    "formatted as JSON and written synchronously to stdout (one `write` per line). A "
-                    "non-blocking writer would move the syscall off the request path but not off the "
-                    "CPU; the audit line is required, and operators who do not want the access line "
+    "logging and audit (tracing)": "Done: JSON lines are written by json-subscriber, which keeps "
+                    "each span's fields serialized once; tracing-subscriber's JSON format re-parsed the "
+                    "request span's fields for every line (an access line cost about 23 µs of CPU, now "
+                    "about 9 µs, measured on `/healthz` with the line on and off). What remains: each "
+                    "request writes an access line and each grant an audit line, written synchronously "
+                    "to stdout (one `write` per line, so a line is out before its response). A "
+                    "non-blocking writer would batch the syscalls but answer before the line is "
+                    "written; the audit line is required, and operators who do not want the access line "
                     "turn it off with `LATCHKEY_LOG__LEVEL=info,access=off`.",
     "serde (JSON, forms)": "Includes the JSON formatting of log lines (serde_json runs inside "
                     "the tracing formatter). Header and claims are serialized with serde_json for every token; the "
