@@ -58,9 +58,11 @@
 //! before it failed can be lost; `min-replicas-to-write` on the servers bounds that.)
 
 mod conn;
+mod encoding;
+mod keys;
+mod records;
 mod scripts;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -68,12 +70,14 @@ use async_trait::async_trait;
 use redis::{RedisError, Value};
 
 use self::conn::{Backend, Conn, Target, map_error};
+use self::encoding::{START_CURSOR, family_fields, family_from_pairs, parse_cursor};
+use self::keys::Keys;
 use self::scripts::*;
 use super::{
-    ClientRecord, Family, FeedPage, RefreshGeneration, RevocationEvent, Rotation, RotationOutcome,
-    Store, StoreError, StoreResult, UserRecord,
+    ClientRecord, Family, FeedPage, RevocationEvent, Rotation, RotationOutcome, Store, StoreError,
+    StoreResult, UserRecord,
 };
-use crate::domain::{ClientId, Scope, TokenId, UnixTime, Username};
+use crate::domain::{ClientId, TokenId, UnixTime, Username};
 
 /// No entry is retained longer than this, whatever expiry it was given (ten years).
 pub const MAX_RETENTION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
@@ -200,139 +204,6 @@ impl RedisStore {
         let ttl = remaining.saturating_add(self.slack_secs).max(1);
         (ttl, now.saturating_add(ttl))
     }
-
-    /// Appends one event to the feed; returns its id.
-    async fn append_event(&self, conn: &mut Conn, event: &RevocationEvent) -> Op<String> {
-        let json = serde_json::to_string(event).map_err(internal)?;
-        let (ttl, deadline) = self.retention(event.expires_at());
-        let id: String = FEED_APPEND
-            .key(self.keys.feed())
-            .key(self.keys.feed_deadlines())
-            .arg(json)
-            .arg(event.expires_at())
-            .arg(deadline)
-            .arg(ttl)
-            .arg(crate::domain::now())
-            .invoke_async(conn)
-            .await?;
-        Ok(id)
-    }
-
-    /// Appends a revoked family's `Family` event, then clears the family's `feed = owed` mark.
-    ///
-    /// Ordering: on Cluster the family's hash and the feed live in different slots, so the
-    /// revocation (inside the rotation or revocation script, atomic with the decision) comes
-    /// first and the event is a second call. The family is already dead for refreshes when the
-    /// event is written; if the append fails, the operation reports `Unavailable` and the
-    /// `owed` mark stays, so the next redemption or revocation of that family appends the event
-    /// again. A duplicate `Family` event is harmless to feed readers; a lost one is not.
-    async fn append_family_event(&self, conn: &mut Conn, family: &Family) -> Op<()> {
-        let event = RevocationEvent::Family {
-            fam: family.id.as_str().to_owned(),
-            exp: family.current.expires_at,
-        };
-        self.append_event(conn, &event).await?;
-        let _: i64 = redis::cmd("HDEL")
-            .arg(self.keys.family(family.id.as_str()))
-            .arg("feed")
-            .query_async(conn)
-            .await?;
-        Ok(())
-    }
-
-    /// One JSON record, if the key exists.
-    async fn read_record<T: serde::de::DeserializeOwned>(&self, key: String) -> Op<Option<T>> {
-        let mut conn = self.conn().await?;
-        let json: Option<String> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
-        json.map(|json| serde_json::from_str(&json).map_err(internal))
-            .transpose()
-    }
-
-    async fn read_records<T: serde::de::DeserializeOwned>(
-        &self,
-        conn: &mut Conn,
-        keys: Vec<String>,
-    ) -> Op<Vec<T>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Every key of one index shares its hash tag, so MGET stays in one slot on Cluster.
-        let values: Vec<Option<String>> = redis::cmd("MGET").arg(keys).query_async(conn).await?;
-        let mut records = Vec::with_capacity(values.len());
-        for json in values.into_iter().flatten() {
-            records.push(serde_json::from_str(&json).map_err(internal)?);
-        }
-        Ok(records)
-    }
-
-    async fn create_record(&self, key: String, index: String, name: &str, json: String) -> Op<()> {
-        let mut conn = self.conn().await?;
-        let created: i64 = RECORD_CREATE
-            .key(key)
-            .key(index)
-            .arg(json)
-            .arg(name)
-            .invoke_async(&mut conn)
-            .await?;
-        if created == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict.into())
-        }
-    }
-
-    async fn replace_record(&self, key: String, json: String) -> Op<()> {
-        let mut conn = self.conn().await?;
-        let reply: Value = redis::cmd("SET")
-            .arg(key)
-            .arg(json)
-            .arg("XX")
-            .query_async(&mut conn)
-            .await?;
-        if matches!(reply, Value::Nil) {
-            Err(StoreError::NotFound.into())
-        } else {
-            Ok(())
-        }
-    }
-}
-
-/// Key names; see the module docs.
-struct Keys {
-    prefix: String,
-}
-
-impl Keys {
-    fn user(&self, username: &str) -> String {
-        format!("{}{{users}}:user:{username}", self.prefix)
-    }
-    fn users(&self) -> String {
-        format!("{}{{users}}:index", self.prefix)
-    }
-    fn client(&self, client_id: &str) -> String {
-        format!("{}{{clients}}:client:{client_id}", self.prefix)
-    }
-    fn clients(&self) -> String {
-        format!("{}{{clients}}:index", self.prefix)
-    }
-    fn family(&self, id: &str) -> String {
-        format!("{}family:{{{id}}}", self.prefix)
-    }
-    fn revoked(&self, jti: &str) -> String {
-        format!("{}revoked:{{{jti}}}", self.prefix)
-    }
-    fn subject(&self, subject: &str) -> String {
-        format!("{}subject:{{{subject}}}", self.prefix)
-    }
-    fn feed(&self) -> String {
-        format!("{}{{feed}}:stream", self.prefix)
-    }
-    fn feed_deadlines(&self) -> String {
-        format!("{}{{feed}}:deadlines", self.prefix)
-    }
-    fn failures(&self, key: &str) -> String {
-        format!("{}failures:{{{key}}}", self.prefix)
-    }
 }
 
 /// An operation's failure before mapping: Redis errors are mapped (and shown to the Sentinel
@@ -359,78 +230,6 @@ type Op<T> = Result<T, OpError>;
 fn internal(error: impl std::fmt::Display) -> OpError {
     OpError::Store(StoreError::Internal(format!("redis store: {error}")))
 }
-
-fn family_fields(family: &Family) -> Vec<(&'static str, String)> {
-    let mut fields = vec![
-        ("id", family.id.as_str().to_owned()),
-        ("sub", family.subject.clone()),
-        ("cid", family.client_id.as_str().to_owned()),
-        ("scope", family.scope.to_string()),
-        ("aud", family.audience.clone()),
-        ("jti", family.current.jti.as_str().to_owned()),
-        ("iat", family.current.issued_at.to_string()),
-        ("exp", family.current.expires_at.to_string()),
-        ("rev", if family.revoked { "1" } else { "0" }.to_owned()),
-    ];
-    if let Some(previous) = &family.previous {
-        fields.push(("prev", previous.as_str().to_owned()));
-    }
-    if let Some(rotated_at_ms) = family.rotated_at_ms {
-        fields.push(("rot", rotated_at_ms.to_string()));
-    }
-    fields
-}
-
-/// Rebuilds a family from its hash, given as flat field/value pairs.
-fn family_from_pairs(pairs: &[String]) -> Op<Family> {
-    let map: HashMap<&str, &str> = pairs
-        .chunks_exact(2)
-        .map(|pair| (pair[0].as_str(), pair[1].as_str()))
-        .collect();
-    let text = |name: &str| {
-        map.get(name)
-            .copied()
-            .ok_or_else(|| internal(format!("family hash lacks field {name}")))
-    };
-    let number = |name: &str| -> Op<i64> {
-        text(name)?
-            .parse()
-            .map_err(|_| internal(format!("family field {name} is not an integer")))
-    };
-    Ok(Family {
-        id: TokenId::from_trusted(text("id")?),
-        subject: text("sub")?.to_owned(),
-        client_id: ClientId::parse(text("cid")?).map_err(internal)?,
-        scope: Scope::parse(text("scope")?).map_err(internal)?,
-        audience: text("aud")?.to_owned(),
-        current: RefreshGeneration {
-            jti: TokenId::from_trusted(text("jti")?),
-            issued_at: number("iat")?,
-            expires_at: number("exp")?,
-        },
-        previous: map.get("prev").map(|p| TokenId::from_trusted(*p)),
-        rotated_at_ms: match map.get("rot") {
-            Some(_) => Some(number("rot")?),
-            None => None,
-        },
-        revoked: map.get("rev").is_some_and(|r| *r == "1"),
-    })
-}
-
-/// A feed cursor is a stream id `<ms>-<seq>` as handed out; `0` and `0-0` mean the start.
-fn parse_cursor(cursor: &str) -> Option<(u64, u64)> {
-    if cursor == "0" {
-        return Some((0, 0));
-    }
-    let (ms, seq) = cursor.split_once('-')?;
-    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(ms) || !digits(seq) {
-        return None;
-    }
-    Some((ms.parse().ok()?, seq.parse().ok()?))
-}
-
-const START_CURSOR: &str = "0";
 
 #[async_trait]
 impl Store for RedisStore {
@@ -841,75 +640,5 @@ impl Store for RedisStore {
             Ok(())
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_are_stream_ids() {
-        assert_eq!(
-            parse_cursor("1700000000000-3"),
-            Some((1_700_000_000_000, 3))
-        );
-        assert_eq!(parse_cursor("0"), Some((0, 0)));
-        assert_eq!(parse_cursor("0-0"), Some((0, 0)));
-        for bad in [
-            "",
-            "-",
-            "12",
-            "a-1",
-            "1-",
-            "-1",
-            "1-2-3",
-            "1 -2",
-            "+",
-            "99999999999999999999999-0",
-        ] {
-            assert_eq!(parse_cursor(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn keys_of_one_script_share_a_hash_tag() {
-        let keys = Keys {
-            prefix: "lk:".to_owned(),
-        };
-        let tag = |key: &str| {
-            let open = key.find('{').unwrap();
-            let close = key[open..].find('}').unwrap() + open;
-            key[open + 1..close].to_owned()
-        };
-        assert_eq!(tag(&keys.user("alice")), tag(&keys.users()));
-        assert_eq!(tag(&keys.client("web")), tag(&keys.clients()));
-        assert_eq!(tag(&keys.feed()), tag(&keys.feed_deadlines()));
-        assert_eq!(tag(&keys.family("F1")), "F1");
-        assert!(keys.family("F1").starts_with("lk:"));
-    }
-
-    #[test]
-    fn a_family_survives_its_hash_encoding() {
-        let family = Family {
-            id: TokenId::from_trusted("fam"),
-            subject: "alice".into(),
-            client_id: ClientId::parse("web").unwrap(),
-            scope: Scope::parse("read write").unwrap(),
-            audience: "api".into(),
-            current: RefreshGeneration {
-                jti: TokenId::from_trusted("j2"),
-                issued_at: 1_700_000_000,
-                expires_at: i64::MAX,
-            },
-            previous: Some(TokenId::from_trusted("j1")),
-            rotated_at_ms: Some(1_700_000_000_123),
-            revoked: false,
-        };
-        let pairs: Vec<String> = family_fields(&family)
-            .into_iter()
-            .flat_map(|(k, v)| [k.to_owned(), v])
-            .collect();
-        assert_eq!(family_from_pairs(&pairs).ok(), Some(family));
     }
 }

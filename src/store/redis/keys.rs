@@ -1,0 +1,62 @@
+//! Key names: which hash tag each key carries decides which keys a script may touch together
+//! on Cluster (see the key layout in the parent module).
+
+/// Key names; see the module docs.
+pub(super) struct Keys {
+    pub(super) prefix: String,
+}
+
+impl Keys {
+    pub(super) fn user(&self, username: &str) -> String {
+        format!("{}{{users}}:user:{username}", self.prefix)
+    }
+    pub(super) fn users(&self) -> String {
+        format!("{}{{users}}:index", self.prefix)
+    }
+    pub(super) fn client(&self, client_id: &str) -> String {
+        format!("{}{{clients}}:client:{client_id}", self.prefix)
+    }
+    pub(super) fn clients(&self) -> String {
+        format!("{}{{clients}}:index", self.prefix)
+    }
+    pub(super) fn family(&self, id: &str) -> String {
+        format!("{}family:{{{id}}}", self.prefix)
+    }
+    pub(super) fn revoked(&self, jti: &str) -> String {
+        format!("{}revoked:{{{jti}}}", self.prefix)
+    }
+    pub(super) fn subject(&self, subject: &str) -> String {
+        format!("{}subject:{{{subject}}}", self.prefix)
+    }
+    pub(super) fn feed(&self) -> String {
+        format!("{}{{feed}}:stream", self.prefix)
+    }
+    pub(super) fn feed_deadlines(&self) -> String {
+        format!("{}{{feed}}:deadlines", self.prefix)
+    }
+    pub(super) fn failures(&self, key: &str) -> String {
+        format!("{}failures:{{{key}}}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_one_script_share_a_hash_tag() {
+        let keys = Keys {
+            prefix: "lk:".to_owned(),
+        };
+        let tag = |key: &str| {
+            let open = key.find('{').unwrap();
+            let close = key[open..].find('}').unwrap() + open;
+            key[open + 1..close].to_owned()
+        };
+        assert_eq!(tag(&keys.user("alice")), tag(&keys.users()));
+        assert_eq!(tag(&keys.client("web")), tag(&keys.clients()));
+        assert_eq!(tag(&keys.feed()), tag(&keys.feed_deadlines()));
+        assert_eq!(tag(&keys.family("F1")), "F1");
+        assert!(keys.family("F1").starts_with("lk:"));
+    }
+}

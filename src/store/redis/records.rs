@@ -1,0 +1,119 @@
+//! The store's building blocks on one connection: JSON records with their indexes, and feed
+//! appends.
+
+use redis::Value;
+
+use super::conn::Conn;
+use super::scripts::*;
+use super::{Op, RedisStore, internal};
+use crate::store::{Family, RevocationEvent, StoreError};
+
+impl RedisStore {
+    /// Appends one event to the feed; returns its id.
+    pub(super) async fn append_event(
+        &self,
+        conn: &mut Conn,
+        event: &RevocationEvent,
+    ) -> Op<String> {
+        let json = serde_json::to_string(event).map_err(internal)?;
+        let (ttl, deadline) = self.retention(event.expires_at());
+        let id: String = FEED_APPEND
+            .key(self.keys.feed())
+            .key(self.keys.feed_deadlines())
+            .arg(json)
+            .arg(event.expires_at())
+            .arg(deadline)
+            .arg(ttl)
+            .arg(crate::domain::now())
+            .invoke_async(conn)
+            .await?;
+        Ok(id)
+    }
+
+    /// Appends a revoked family's `Family` event, then clears the family's `feed = owed` mark.
+    ///
+    /// Ordering: on Cluster the family's hash and the feed live in different slots, so the
+    /// revocation (inside the rotation or revocation script, atomic with the decision) comes
+    /// first and the event is a second call. The family is already dead for refreshes when the
+    /// event is written; if the append fails, the operation reports `Unavailable` and the
+    /// `owed` mark stays, so the next redemption or revocation of that family appends the event
+    /// again. A duplicate `Family` event is harmless to feed readers; a lost one is not.
+    pub(super) async fn append_family_event(&self, conn: &mut Conn, family: &Family) -> Op<()> {
+        let event = RevocationEvent::Family {
+            fam: family.id.as_str().to_owned(),
+            exp: family.current.expires_at,
+        };
+        self.append_event(conn, &event).await?;
+        let _: i64 = redis::cmd("HDEL")
+            .arg(self.keys.family(family.id.as_str()))
+            .arg("feed")
+            .query_async(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// One JSON record, if the key exists.
+    pub(super) async fn read_record<T: serde::de::DeserializeOwned>(
+        &self,
+        key: String,
+    ) -> Op<Option<T>> {
+        let mut conn = self.conn().await?;
+        let json: Option<String> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
+        json.map(|json| serde_json::from_str(&json).map_err(internal))
+            .transpose()
+    }
+
+    pub(super) async fn read_records<T: serde::de::DeserializeOwned>(
+        &self,
+        conn: &mut Conn,
+        keys: Vec<String>,
+    ) -> Op<Vec<T>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Every key of one index shares its hash tag, so MGET stays in one slot on Cluster.
+        let values: Vec<Option<String>> = redis::cmd("MGET").arg(keys).query_async(conn).await?;
+        let mut records = Vec::with_capacity(values.len());
+        for json in values.into_iter().flatten() {
+            records.push(serde_json::from_str(&json).map_err(internal)?);
+        }
+        Ok(records)
+    }
+
+    pub(super) async fn create_record(
+        &self,
+        key: String,
+        index: String,
+        name: &str,
+        json: String,
+    ) -> Op<()> {
+        let mut conn = self.conn().await?;
+        let created: i64 = RECORD_CREATE
+            .key(key)
+            .key(index)
+            .arg(json)
+            .arg(name)
+            .invoke_async(&mut conn)
+            .await?;
+        if created == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict.into())
+        }
+    }
+
+    pub(super) async fn replace_record(&self, key: String, json: String) -> Op<()> {
+        let mut conn = self.conn().await?;
+        let reply: Value = redis::cmd("SET")
+            .arg(key)
+            .arg(json)
+            .arg("XX")
+            .query_async(&mut conn)
+            .await?;
+        if matches!(reply, Value::Nil) {
+            Err(StoreError::NotFound.into())
+        } else {
+            Ok(())
+        }
+    }
+}
