@@ -173,7 +173,7 @@ async fn client_authentication_failures_are_limited_per_client() {
 }
 
 #[tokio::test]
-async fn a_public_client_sending_no_secret_is_not_held_to_the_client_limits() {
+async fn a_public_client_sending_no_secret_is_not_held_to_the_client_limits_but_a_probe_is() {
     let app = TestApp::spawn_with(|s| {
         s.security.max_failed_client_auths_per_client = 1;
         s.security.max_failed_client_auths_per_address = 1;
@@ -197,6 +197,16 @@ async fn a_public_client_sending_no_secret_is_not_held_to_the_client_limits() {
     // Without a secret there is nothing to guess; the password grant has limits of its own.
     let login = login_as(&app, "alice", "correct horse").await;
     assert_eq!(login.status(), 200);
+    // A client id that authenticates nothing, secret or not, meets the address's limit.
+    let probe = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "correct horse"),
+            ("client_id", "no-such-client"),
+        ])
+        .await;
+    assert_limited(probe, 900).await;
 }
 
 #[tokio::test]

@@ -116,7 +116,7 @@ impl Authority {
             client
         } else {
             // No secret, nothing to guess: a public client is not held to the limits (its
-            // grants have their own), and a wrong id still counts as a failure below.
+            // grants have their own). A failure is checked against them below.
             match &client_id {
                 Some(client_id) => self.store.get_client(client_id).await?,
                 None => None,
@@ -131,6 +131,10 @@ impl Authority {
                 },
             );
         let Some(client) = authenticated else {
+            if credentials.client_secret.is_none() {
+                // Probing for client ids sends no secret; the limits were not read above.
+                self.refuse_if_limited(&mut attempt).await?;
+            }
             self.count_failure(&attempt).await?;
             // Unknown clients too: probing for client ids is worth seeing in the trail.
             let id: String = id.chars().take(64).collect();
