@@ -616,18 +616,23 @@ impl Store for RedisStore {
     }
 
     async fn failure_count(&self, key: &str) -> StoreResult<(u64, u64)> {
-        self.run(async {
-            let mut conn = self.conn().await?;
-            let key = self.keys.failures(key);
-            // Nearly always there is no counter: one GET, and the TTL only when there is one.
-            let count: Option<i64> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
-            let Some(count) = count else {
-                return Ok((0, 0));
-            };
-            let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut conn).await?;
-            Ok((count.max(0).unsigned_abs(), ttl.max(0).unsigned_abs()))
-        })
-        .await
+        let counts = self.failure_counts(&[key.to_owned()]).await?;
+        Ok(counts.first().copied().unwrap_or_default())
+    }
+
+    async fn failure_counts(&self, keys: &[String]) -> StoreResult<Vec<(u64, u64)>> {
+        Ok(self.client_and_failures(None, keys).await?.1)
+    }
+
+    async fn client_and_failures(
+        &self,
+        client_id: Option<&ClientId>,
+        keys: &[String],
+    ) -> StoreResult<(Option<ClientRecord>, Vec<(u64, u64)>)> {
+        let client = client_id.map(|id| self.keys.client(id.as_str()));
+        let counters = keys.iter().map(|key| self.keys.failures(key)).collect();
+        self.run(self.read_client_and_counts(client, counters))
+            .await
     }
 
     async fn clear_failures(&self, key: &str) -> StoreResult<()> {

@@ -6,7 +6,7 @@ use redis::Value;
 use super::conn::Conn;
 use super::scripts::*;
 use super::{Op, RedisStore, internal};
-use crate::store::{Family, RevocationEvent, StoreError};
+use crate::store::{ClientRecord, Family, RevocationEvent, StoreError};
 
 impl RedisStore {
     /// Appends one event to the feed; returns its id.
@@ -78,6 +78,43 @@ impl RedisStore {
             records.push(serde_json::from_str(&json).map_err(internal)?);
         }
         Ok(records)
+    }
+
+    /// A client record and failure counters (each a count and the seconds left in its window)
+    /// in one MGET: what client authentication reads on every request, so one round trip. On
+    /// Cluster the keys sit in different slots; the client splits the MGET per slot and joins
+    /// the answers in order.
+    pub(super) async fn read_client_and_counts(
+        &self,
+        client: Option<String>,
+        counters: Vec<String>,
+    ) -> Op<(Option<ClientRecord>, Vec<(u64, u64)>)> {
+        let with_client = usize::from(client.is_some());
+        let keys: Vec<&String> = client.iter().chain(&counters).collect();
+        if keys.is_empty() {
+            return Ok((None, Vec::new()));
+        }
+        let mut conn = self.conn().await?;
+        let mut values: Vec<Option<String>> =
+            redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+        let counts = values.split_off(with_client);
+        let client = values
+            .pop()
+            .flatten()
+            .map(|json| serde_json::from_str(&json).map_err(internal))
+            .transpose()?;
+        let mut out = Vec::with_capacity(counts.len());
+        for (key, count) in counters.iter().zip(counts) {
+            // Nearly always there is no counter; its TTL only when there is one.
+            let Some(count) = count else {
+                out.push((0, 0));
+                continue;
+            };
+            let count: i64 = count.parse().map_err(internal)?;
+            let ttl: i64 = redis::cmd("TTL").arg(key).query_async(&mut conn).await?;
+            out.push((count.max(0).unsigned_abs(), ttl.max(0).unsigned_abs()));
+        }
+        Ok((client, out))
     }
 
     pub(super) async fn create_record(
