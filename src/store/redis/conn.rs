@@ -242,7 +242,8 @@ impl Backend {
         match self {
             Backend::Standalone(manager) => Ok(Conn::Manager(manager.clone())),
             Backend::Cluster(cluster) => Ok(Conn::Cluster(cluster.clone())),
-            Backend::Sentinel(sentinel) => sentinel.manager().await.map(Conn::Manager),
+            // Boxed: asking the sentinels is a large future, and every operation holds this one.
+            Backend::Sentinel(sentinel) => Box::pin(sentinel.manager()).await.map(Conn::Manager),
         }
     }
 

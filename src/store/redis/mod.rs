@@ -67,6 +67,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
 use redis::{RedisError, Value};
 
 use self::conn::{Backend, Conn, Target, map_error};
@@ -166,15 +167,21 @@ impl RedisStore {
     }
 
     /// Runs one store operation under the deadline and maps its errors.
-    async fn run<T>(&self, op: impl Future<Output = Op<T>>) -> StoreResult<T> {
+    ///
+    /// A combinator, not an `async fn`: a request's store future stays in memory for as long as
+    /// Redis takes to answer, once per request in flight, and nested `async fn`s would each
+    /// keep their own copy of `op`.
+    fn run<T>(&self, op: impl Future<Output = Op<T>>) -> impl Future<Output = StoreResult<T>> {
         let started = std::time::Instant::now();
-        let result = self.deadlined(op).await;
-        crate::metrics::store_operation("redis", started, &result);
-        result
+        tokio::time::timeout(self.deadline, op).map(move |outcome| {
+            let result = self.settle(outcome);
+            crate::metrics::store_operation("redis", started, &result);
+            result
+        })
     }
 
-    async fn deadlined<T>(&self, op: impl Future<Output = Op<T>>) -> StoreResult<T> {
-        match tokio::time::timeout(self.deadline, op).await {
+    fn settle<T>(&self, outcome: Result<Op<T>, tokio::time::error::Elapsed>) -> StoreResult<T> {
+        match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(OpError::Redis(error))) => {
                 self.backend.observe_error(&error);
