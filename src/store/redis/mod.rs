@@ -563,49 +563,7 @@ impl Store for RedisStore {
             Some(text) => Some(parse_cursor(text).ok_or(StoreError::InvalidCursor)?),
         };
         let asked = cursor.unwrap_or(START_CURSOR).to_owned();
-        self.run(async {
-            let mut conn = self.conn().await?;
-            let start = match position {
-                None | Some((0, 0)) => "-".to_owned(),
-                Some((ms, seq)) => format!("({ms}-{seq}"),
-            };
-            let reply: Vec<String> = FEED_READ
-                .key(self.keys.feed())
-                .arg(start)
-                .arg(i64::try_from(limit).unwrap_or(i64::MAX))
-                .arg(now)
-                .invoke_async(&mut conn)
-                .await?;
-            let (last, entries) = reply
-                .split_first()
-                .ok_or_else(|| internal("empty reply from the feed script"))?;
-            // A cursor past the last id this feed generated was never handed out. Once the
-            // whole feed has expired its last id is gone too; then only a cursor from the
-            // future (beyond this clock, plus a minute of skew) can be told apart.
-            if let Some(position) = position {
-                let beyond = match parse_cursor(last) {
-                    Some(last) => position > last,
-                    None => {
-                        let now_ms = u64::try_from(crate::domain::now()).unwrap_or(0) * 1000;
-                        position.0 > now_ms + 60_000
-                    }
-                };
-                if beyond {
-                    return Err(StoreError::InvalidCursor.into());
-                }
-            }
-            let mut events = Vec::with_capacity(entries.len() / 2);
-            for entry in entries.chunks_exact(2) {
-                let event: RevocationEvent = serde_json::from_str(&entry[1]).map_err(internal)?;
-                events.push((entry[0].clone(), event));
-            }
-            let next_cursor = events.last().map_or(asked, |(id, _)| id.clone());
-            Ok(FeedPage {
-                events,
-                next_cursor,
-            })
-        })
-        .await
+        self.run(self.read_feed(position, asked, limit, now)).await
     }
 
     async fn record_failure(&self, key: &str, window_secs: u64) -> StoreResult<(u64, u64)> {

@@ -1,12 +1,14 @@
-//! The store's building blocks on one connection: JSON records with their indexes, and feed
-//! appends.
+//! The store's building blocks on one connection: JSON records with their indexes, and the
+//! revocation feed.
 
 use redis::Value;
 
 use super::conn::Conn;
+use super::encoding::parse_cursor;
 use super::scripts::*;
 use super::{Op, RedisStore, internal};
-use crate::store::{ClientRecord, Family, RevocationEvent, StoreError};
+use crate::domain::UnixTime;
+use crate::store::{ClientRecord, Family, FeedPage, RevocationEvent, StoreError};
 
 impl RedisStore {
     /// Appends one event to the feed; returns its id.
@@ -152,5 +154,56 @@ impl RedisStore {
         } else {
             Ok(())
         }
+    }
+
+    /// A page of the feed after `position` (the start when `None`); `asked` is the cursor as
+    /// given, the next cursor when the page is empty.
+    pub(super) async fn read_feed(
+        &self,
+        position: Option<(u64, u64)>,
+        asked: String,
+        limit: usize,
+        now: UnixTime,
+    ) -> Op<FeedPage> {
+        let mut conn = self.conn().await?;
+        let start = match position {
+            None | Some((0, 0)) => "-".to_owned(),
+            Some((ms, seq)) => format!("({ms}-{seq}"),
+        };
+        let reply: Vec<String> = FEED_READ
+            .key(self.keys.feed())
+            .arg(start)
+            .arg(i64::try_from(limit).unwrap_or(i64::MAX))
+            .arg(now)
+            .invoke_async(&mut conn)
+            .await?;
+        let (last, entries) = reply
+            .split_first()
+            .ok_or_else(|| internal("empty reply from the feed script"))?;
+        // A cursor past the last id this feed generated was never handed out. Once the
+        // whole feed has expired its last id is gone too; then only a cursor from the
+        // future (beyond this clock, plus a minute of skew) can be told apart.
+        if let Some(position) = position {
+            let beyond = match parse_cursor(last) {
+                Some(last) => position > last,
+                None => {
+                    let now_ms = u64::try_from(crate::domain::now()).unwrap_or(0) * 1000;
+                    position.0 > now_ms + 60_000
+                }
+            };
+            if beyond {
+                return Err(StoreError::InvalidCursor.into());
+            }
+        }
+        let mut events = Vec::with_capacity(entries.len() / 2);
+        for entry in entries.chunks_exact(2) {
+            let event: RevocationEvent = serde_json::from_str(&entry[1]).map_err(internal)?;
+            events.push((entry[0].clone(), event));
+        }
+        let next_cursor = events.last().map_or(asked, |(id, _)| id.clone());
+        Ok(FeedPage {
+            events,
+            next_cursor,
+        })
     }
 }
