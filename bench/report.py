@@ -232,10 +232,12 @@ FIXES = {
               "Writes go to the writer thread (one hand-off each, shared commits); reads run in place. "
               "The rest is the store wrappers' metrics and deadline.",
     "Redis client": "client_credentials: the client and the two failed-authentication counters "
-                    "(client id and source address) are read concurrently, one round trip of three "
-                    "`GET`s (a counter's `TTL` only when it exists); a public client sends no secret, so "
-                    "nothing is counted before the check and the client read is the only one. Refresh "
-                    "adds the user and its not-before (sent together) and the rotation's `EVALSHA`.",
+                    "(client id and source address) are one `MGET`, one round trip (a counter's `TTL` "
+                    "only when it exists; on Cluster the client splits the `MGET` by slot); a public "
+                    "client sends no secret, so nothing is counted before the check and the client read "
+                    "is the only one. Refresh adds the user and its not-before (sent together) and the "
+                    "rotation's `EVALSHA`. A request waiting on Redis keeps its store future in memory, "
+                    "so that future is kept small (under 1 KB).",
     "logging and audit (tracing)": "Done: JSON lines are written by json-subscriber, which keeps "
                     "each span's fields serialized once; tracing-subscriber's JSON format re-parsed the "
                     "request span's fields for every line (an access line cost about 23 µs of CPU, now "
@@ -360,7 +362,7 @@ def main():
       f"else runs on this VM, and with the load generator itself. Rates are therefore low and "
       f"noisy; CPU per request (read from the server's own `utime + stime`) is much less affected, "
       f"which is why the budgets are stated as CPU ratios. Even so, the CPU cost of one raw signature "
-      f"moved by about ±15% between runs here (SMT siblings and caches are shared too), so read budget "
+      f"moved by about ±15% between runs here (caches and the host are shared too), so read budget "
       f"margins under ~20% as within noise; the profile-based ratios (the signing share of the same "
       f"samples) do not depend on that drift.\n")
 
