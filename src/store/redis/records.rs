@@ -99,6 +99,13 @@ impl RedisStore {
         let mut conn = self.conn().await?;
         let mut values: Vec<Option<String>> =
             redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+        if values.len() != keys.len() {
+            return Err(internal(format!(
+                "MGET of {} keys answered {} values",
+                keys.len(),
+                values.len()
+            )));
+        }
         let counts = values.split_off(with_client);
         let client = values
             .pop()
