@@ -494,16 +494,6 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn failure_count(&self, key: &str) -> StoreResult<(u64, u64)> {
-        let key = key.to_owned();
-        self.read(move |conn| failure_count(conn, &key, domain::now()))
-            .await
-    }
-
-    async fn failure_counts(&self, keys: &[String]) -> StoreResult<Vec<(u64, u64)>> {
-        Ok(self.client_and_failures(None, keys).await?.1)
-    }
-
     async fn client_and_failures(
         &self,
         client_id: Option<&ClientId>,

@@ -237,26 +237,22 @@ pub trait Store: Send + Sync + 'static {
     /// Counts one failure for `key` in a window of `window_secs` starting at its first failure;
     /// returns the count so far and the seconds until the window ends.
     async fn record_failure(&self, key: &str, window_secs: u64) -> StoreResult<(u64, u64)>;
-    /// The current count for `key` and the seconds until its window ends (0, 0 when none).
-    async fn failure_count(&self, key: &str) -> StoreResult<(u64, u64)>;
-    /// [`Store::failure_count`] of each of `keys`, in order; backends read them together.
-    async fn failure_counts(&self, keys: &[String]) -> StoreResult<Vec<(u64, u64)>> {
-        futures_util::future::try_join_all(keys.iter().map(|key| self.failure_count(key))).await
-    }
-    /// The client (`None` when `client_id` is, or names no client) and the counts of `keys`:
-    /// what client authentication reads before it checks a secret, fetched together.
+    /// The client (`None` when `client_id` is, or names no client) and, for each of `keys` in
+    /// order, its current count and the seconds until its window ends (0, 0 when none): what
+    /// client authentication reads before it checks a secret, in one read.
     async fn client_and_failures(
         &self,
         client_id: Option<&ClientId>,
         keys: &[String],
-    ) -> StoreResult<(Option<ClientRecord>, Vec<(u64, u64)>)> {
-        let client = async {
-            match client_id {
-                Some(id) => self.get_client(id).await,
-                None => Ok(None),
-            }
-        };
-        tokio::try_join!(client, self.failure_counts(keys))
+    ) -> StoreResult<(Option<ClientRecord>, Vec<(u64, u64)>)>;
+    /// The counts of `keys`, in order, as [`Store::client_and_failures`] reads them.
+    async fn failure_counts(&self, keys: &[String]) -> StoreResult<Vec<(u64, u64)>> {
+        Ok(self.client_and_failures(None, keys).await?.1)
+    }
+    /// The count of one key, as [`Store::failure_counts`] reads it.
+    async fn failure_count(&self, key: &str) -> StoreResult<(u64, u64)> {
+        let counts = self.failure_counts(&[key.to_owned()]).await?;
+        Ok(counts.first().copied().unwrap_or_default())
     }
     async fn clear_failures(&self, key: &str) -> StoreResult<()>;
 

@@ -580,15 +580,6 @@ impl Store for RedisStore {
         .await
     }
 
-    async fn failure_count(&self, key: &str) -> StoreResult<(u64, u64)> {
-        let counts = self.failure_counts(&[key.to_owned()]).await?;
-        Ok(counts.first().copied().unwrap_or_default())
-    }
-
-    async fn failure_counts(&self, keys: &[String]) -> StoreResult<Vec<(u64, u64)>> {
-        Ok(self.client_and_failures(None, keys).await?.1)
-    }
-
     async fn client_and_failures(
         &self,
         client_id: Option<&ClientId>,

@@ -61,8 +61,7 @@ impl RedisStore {
     ) -> Op<Option<T>> {
         let mut conn = self.conn().await?;
         let json: Option<String> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
-        json.map(|json| serde_json::from_str(&json).map_err(internal))
-            .transpose()
+        parse_record(json)
     }
 
     pub(super) async fn read_records<T: serde::de::DeserializeOwned>(
@@ -107,11 +106,7 @@ impl RedisStore {
             )));
         }
         let counts = values.split_off(with_client);
-        let client = values
-            .pop()
-            .flatten()
-            .map(|json| serde_json::from_str(&json).map_err(internal))
-            .transpose()?;
+        let client = parse_record(values.pop().flatten())?;
         let mut out = Vec::with_capacity(counts.len());
         for (key, count) in counters.iter().zip(counts) {
             // Nearly always there is no counter; its TTL only when there is one.
@@ -213,4 +208,10 @@ impl RedisStore {
             next_cursor,
         })
     }
+}
+
+/// A stored JSON record, if there was one.
+fn parse_record<T: serde::de::DeserializeOwned>(json: Option<String>) -> Op<Option<T>> {
+    json.map(|json| serde_json::from_str(&json).map_err(internal))
+        .transpose()
 }
