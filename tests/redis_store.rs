@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use latchkey::domain::{ClientId, GrantType, Scope, TokenId, UnixTime, Username};
+use latchkey::store::Subject;
 use latchkey::store::redis::{RedisOptions, RedisStore};
 use latchkey::store::{
     ClientRecord, Family, RefreshGeneration, RevocationEvent, Rotation, RotationOutcome, Store,
@@ -132,7 +133,9 @@ async fn exercise(store: &RedisStore) -> StoreResult<()> {
         .await?;
     store.revoke_family(&tid("fam2"), now).await?;
     store.revoke_token(&tid("at1"), now + 900).await?;
-    store.revoke_subject("alice", now, now + HOUR).await?;
+    store
+        .revoke_subject(&user_subject("alice"), now, 3600)
+        .await?;
     store.record_failure("login:alice", 600).await?;
     store.revocations_after(None, 10, now).await?;
     Ok(())
@@ -204,8 +207,9 @@ async fn after_families_revocations_events_and_counters_expire_the_key_count_ret
         store
             .revoke_token(&tid(&format!("at{i}")), expires_at)
             .await?;
+        // The cut-off is the next second; it is remembered for (expires_at - now - 1) more.
         store
-            .revoke_subject(&format!("user{i}"), now, expires_at)
+            .revoke_subject(&user_subject(&format!("user{i}")), now, (i % 2) as u64)
             .await?;
         store
             .record_failure(&format!("login:{i}"), 1 + (i % 2) as u64)
@@ -448,7 +452,8 @@ async fn with_aof_always_a_redis_crash_and_restart_loses_no_family_and_no_revoca
     };
     assert!(store.revoke_family(&tid("fam1"), now).await?);
     store.revoke_token(&tid("at1"), now + 900).await?;
-    store.revoke_subject("mallory", now, now + HOUR).await?;
+    let mallory = user_subject("mallory");
+    let cut_off = store.revoke_subject(&mallory, now, 3600).await?;
     let feed = store.revocations_after(None, 100, now).await?;
     assert_eq!(feed.events.len(), 3);
 
@@ -467,7 +472,10 @@ async fn with_aof_always_a_redis_crash_and_restart_loses_no_family_and_no_revoca
         assert!(store.get_family(&tid(&format!("fam{i}"))).await?.is_some());
     }
     assert!(store.is_token_revoked(&tid("at1"), now).await?);
-    assert_eq!(store.subject_not_before("mallory", now).await?, Some(now));
+    assert_eq!(
+        store.subject_not_before(&mallory, now).await?,
+        Some(cut_off)
+    );
     assert_eq!(store.revocations_after(None, 100, now).await?, feed);
     let ttl = server
         .command(&["TTL", "lk:family:{fam2}"])
@@ -659,4 +667,8 @@ openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 
     let untrusting = RedisStore::connect(&format!("rediss://127.0.0.1:{tls_port}"), "tls:").await?;
     assert!(untrusting.ping().await.is_err());
     Ok(())
+}
+
+fn user_subject(name: &str) -> Subject {
+    Subject::User(Username::parse(name).expect("a username"))
 }

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use latchkey::domain::{ClientId, GrantType, Scope, TokenId, UnixTime, Username};
 use latchkey::store::embedded::{DB_FILE, EmbeddedStore, SCHEMA_VERSION};
 use latchkey::store::{
-    ClientRecord, Family, RefreshGeneration, RevocationEvent, Rotation, RotationOutcome,
-    SharedStore, Store, StoreError, StoreResult, UserRecord,
+    ClientRead, ClientRecord, Family, RefreshGeneration, RevocationEvent, Rotation,
+    RotationOutcome, SharedStore, Store, StoreError, StoreResult, Subject, SubjectKind, UserRecord,
 };
 
 type Guard = Box<dyn Any + Send>;
@@ -145,9 +145,21 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
-            async fn revoking_a_subject_keeps_the_latest_not_before() -> StoreResult<()> {
+            async fn each_subject_revocation_moves_the_cut_off_past_now_and_past_the_last() -> StoreResult<()> {
                 let (store, _guard) = $open.await;
-                contract::revoking_a_subject_keeps_the_latest_not_before(&*store).await
+                contract::each_subject_revocation_moves_the_cut_off_past_now_and_past_the_last(&*store).await
+            }
+
+            #[tokio::test]
+            async fn users_and_clients_of_one_name_are_separate_subjects() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::users_and_clients_of_one_name_are_separate_subjects(&*store).await
+            }
+
+            #[tokio::test]
+            async fn a_name_held_by_one_kind_of_account_is_refused_to_the_other() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_name_held_by_one_kind_of_account_is_refused_to_the_other(&*store).await
             }
 
             #[tokio::test]
@@ -157,9 +169,9 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
-            async fn a_subject_revocation_is_forgotten_after_keep_until() -> StoreResult<()> {
+            async fn a_subject_revocation_is_forgotten_after_its_lifetime() -> StoreResult<()> {
                 let (store, _guard) = $open.await;
-                contract::a_subject_revocation_is_forgotten_after_keep_until(&*store).await
+                contract::a_subject_revocation_is_forgotten_after_its_lifetime(&*store).await
             }
 
             #[tokio::test]
@@ -264,6 +276,14 @@ mod fixtures {
         TokenId::from_trusted(id)
     }
 
+    pub fn user_subject(name: &str) -> Subject {
+        Subject::User(Username::parse(name).expect("username"))
+    }
+
+    pub fn client_subject(id: &str) -> Subject {
+        Subject::Client(ClientId::parse(id).expect("client id"))
+    }
+
     pub fn user(name: &str, now: UnixTime) -> UserRecord {
         UserRecord {
             username: Username::parse(name).expect("username"),
@@ -366,7 +386,9 @@ async fn embedded_data_survives_closing_and_reopening_the_store() -> StoreResult
         let r = rotation("fam", "rt1", "rt2", now * 1000, 5000);
         expect_outcome("rotated", store.rotate_refresh(&r).await?);
         store.revoke_token(&tid("at1"), now + HOUR).await?;
-        store.revoke_subject("bob", now, now + HOUR).await?;
+        store
+            .revoke_subject(&user_subject("bob"), now, 3600)
+            .await?;
         store.record_failure("login:alice", 600).await?;
         store.revocations_after(None, 100, now).await?
     };
@@ -385,7 +407,10 @@ async fn embedded_data_survives_closing_and_reopening_the_store() -> StoreResult
     let fam = store.get_family(&tid("fam")).await?.expect("family kept");
     assert_eq!(fam.current.jti, tid("rt2"));
     assert!(store.is_token_revoked(&tid("at1"), now).await?);
-    assert_eq!(store.subject_not_before("bob", now).await?, Some(now));
+    assert_eq!(
+        store.subject_not_before(&user_subject("bob"), now).await?,
+        Some(now + 1)
+    );
     assert_eq!(store.failure_count("login:alice").await?.0, 1);
     assert_eq!(store.revocations_after(None, 100, now).await?, feed_before);
 
@@ -469,7 +494,9 @@ async fn purging_the_embedded_store_deletes_and_counts_expired_rows() -> StoreRe
     store.create_family(&family("long", "rt-l", now)).await?;
     store.revoke_token(&tid("at-short"), soon).await?;
     store.revoke_token(&tid("at-long"), now + HOUR).await?;
-    store.revoke_subject("bob", now, soon).await?;
+    store
+        .revoke_subject(&user_subject("bob"), now, (soon - now - 1) as u64)
+        .await?;
     store.record_failure("ended", 0).await?;
     store.record_failure("running", 3600).await?;
 

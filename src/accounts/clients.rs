@@ -8,7 +8,7 @@ use crate::configuration::TokenSettings;
 use crate::credentials::ClientSecret;
 use crate::domain::{ClientId, GrantType, Scope, Secret};
 use crate::oauth::AuthError;
-use crate::store::{ClientRecord, Store};
+use crate::store::{ClientRecord, Store, Subject};
 
 /// What a new client may do.
 #[derive(Debug, Clone, Default)]
@@ -119,8 +119,13 @@ pub async fn update_client(
 }
 
 /// Gives a confidential client a new secret, shown this once; the old one stops working at
-/// once.
-pub async fn rotate_secret(change: &Change<'_>, client_id: &str) -> Result<Secret, AuthError> {
+/// once, and every token issued through the client with it is revoked (also an issuance that
+/// checked the old secret while this ran).
+pub async fn rotate_secret(
+    change: &Change<'_>,
+    tokens: &TokenSettings,
+    client_id: &str,
+) -> Result<Secret, AuthError> {
     let mut client = get_client(change.store, client_id).await?;
     if client.is_public() {
         return Err(AuthError::InvalidRequest(
@@ -130,6 +135,12 @@ pub async fn rotate_secret(change: &Change<'_>, client_id: &str) -> Result<Secre
     let generated = ClientSecret::generate();
     client.secret_hash = Some(generated.hash);
     change.store.update_client(&client).await?;
+    revoke_subject(
+        change.store,
+        tokens,
+        &Subject::Client(client.client_id.clone()),
+    )
+    .await?;
     audit::change(
         change.by,
         Event::ClientSecretRotated,
@@ -138,9 +149,8 @@ pub async fn rotate_secret(change: &Change<'_>, client_id: &str) -> Result<Secre
     Ok(generated.secret)
 }
 
-/// Removes a client: it can get no more tokens, and its own `client_credentials` tokens
-/// (whose `sub` is the client id) are revoked. Users' tokens issued through it expire on their
-/// own; their refresh tokens are dead, since refreshing needs the client.
+/// Removes a client: it can get no more tokens, and every token issued through it is revoked:
+/// its own `client_credentials` tokens and the tokens of users who signed in with it.
 pub async fn delete_client(
     change: &Change<'_>,
     tokens: &TokenSettings,
@@ -150,7 +160,7 @@ pub async fn delete_client(
     if !change.store.delete_client(&id).await? {
         return Err(AuthError::NotFound(format!("no client '{id}'")));
     }
-    revoke_subject(change.store, tokens, id.as_str(), change.now).await?;
+    revoke_subject(change.store, tokens, &Subject::Client(id.clone())).await?;
     audit::change(change.by, Event::ClientDeleted, id.as_str());
     Ok(())
 }

@@ -15,9 +15,9 @@ pub use users::{UserChanges, add_user, get_user, list_users, set_password, updat
 
 use crate::audit::Actor;
 use crate::configuration::TokenSettings;
-use crate::domain::UnixTime;
+use crate::domain::{UnixTime, now};
 use crate::oauth::AuthError;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Subject};
 
 /// A change to users or clients: the store it goes to, who makes it, and when.
 pub struct Change<'a> {
@@ -57,20 +57,17 @@ fn paginate<T>(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> String) -> P
     Page { items, next }
 }
 
-/// Every token of `subject` issued before `not_before` dies, in this service, in
-/// introspection and, through the revocation feed, at resource servers. Remembered until the
-/// longest-lived such token has expired.
+/// Every token of `subject` issued so far dies, in this service, in introspection and, through
+/// the revocation feed, at resource servers; remembered until the longest-lived such token has
+/// expired. Called after the credential change it accompanies is stored, with the clock read
+/// then: an issuance that read the old credential dates its tokens before the cut-off.
 async fn revoke_subject(
     store: &dyn Store,
     tokens: &TokenSettings,
-    subject: &str,
-    not_before: UnixTime,
-) -> Result<(), AuthError> {
-    let keep_until = not_before + tokens.access_ttl.max(tokens.refresh_ttl) as i64;
-    store
-        .revoke_subject(subject, not_before, keep_until)
-        .await?;
-    Ok(())
+    subject: &Subject,
+) -> Result<UnixTime, AuthError> {
+    let lifetime = tokens.access_ttl.max(tokens.refresh_ttl);
+    Ok(store.revoke_subject(subject, now(), lifetime).await?)
 }
 
 fn invalid(error: impl std::fmt::Display) -> AuthError {

@@ -1,15 +1,14 @@
 //! Users: creation, reading, roles, disabling and password resets.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use super::{Change, Page, conflict_or, invalid, paginate, revoke_subject};
 use crate::audit::{self, Event};
 use crate::configuration::TokenSettings;
 use crate::credentials::{PasswordHasher, check_password_policy};
-use crate::domain::{Secret, UnixTime, Username, now_ms};
+use crate::domain::{Secret, Username};
 use crate::oauth::{ADMIN_ROLE, AuthError};
-use crate::store::{Store, UserRecord};
+use crate::store::{Store, Subject, UserRecord};
 
 /// What an administrator may change about a user; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
@@ -60,9 +59,7 @@ pub async fn set_password(
     user.password_hash = hasher.hash(password).await?;
     user.updated_at = change.now;
     change.store.update_user(&user).await?;
-    // Token times have one-second resolution: a token issued in the very second of the change
-    // survives it, so that a login right after a reset is not refused.
-    revoke_subject(change.store, tokens, user.username.as_str(), change.now).await?;
+    revoke_subject(change.store, tokens, &Subject::User(user.username.clone())).await?;
     audit::change(change.by, Event::PasswordChanged, user.username.as_str());
     Ok(())
 }
@@ -120,9 +117,6 @@ pub async fn update_user(
     if roles.is_none() && disabled.is_none() {
         return Ok(user);
     }
-    if disabled == Some(false) {
-        wait_for_not_before(change.store, name.as_str(), change.now).await?;
-    }
     if let Some(roles) = &roles {
         user.roles = roles.clone();
     }
@@ -136,33 +130,14 @@ pub async fn update_user(
     }
     match disabled {
         Some(true) => {
-            // Not-before is the next second: every token issued up to now dies, including
-            // those of this very second, which would otherwise come back with an `enable`.
-            // No token can be issued to the user from here on until then.
-            revoke_subject(change.store, tokens, name.as_str(), change.now + 1).await?;
+            // Every token issued up to now dies, so none comes back with an `enable`.
+            revoke_subject(change.store, tokens, &Subject::User(name.clone())).await?;
             audit::change(change.by, Event::UserDisabled, name.as_str());
         }
         Some(false) => audit::change(change.by, Event::UserEnabled, name.as_str()),
         None => {}
     }
     Ok(user)
-}
-
-/// Waits until the user's not-before has passed, at most two seconds. Enabling a user in the
-/// same second it was disabled would otherwise hand out tokens that are dead on arrival.
-async fn wait_for_not_before(
-    store: &dyn Store,
-    subject: &str,
-    now: UnixTime,
-) -> Result<(), AuthError> {
-    let Some(not_before) = store.subject_not_before(subject, now).await? else {
-        return Ok(());
-    };
-    let wait_ms = (not_before * 1000 - now_ms()).clamp(0, 2000);
-    if wait_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
-    }
-    Ok(())
 }
 
 fn check_roles(roles: &BTreeSet<String>) -> Result<(), AuthError> {

@@ -109,19 +109,47 @@ pub struct FamilyRevoked {
     pub exp: i64,
 }
 
-/// Every token of a subject issued before a point in time is revoked (a password change or
-/// reset): refuse tokens with this `sub` whose `iat` is earlier than `not_before`.
+/// Every token of a user issued before a point in time is revoked (a password change or reset,
+/// a disabled account): refuse tokens with this `sub` whose `iat` is earlier than `not_before`.
+/// Usernames and client ids never coincide, so a user's `sub` is never a client's.
 #[derive(Debug, Clone, PartialEq, Eq, Object)]
 #[oai(example)]
 pub struct SubjectRevoked {
     /// This event's position in the feed.
     pub cursor: String,
-    /// The subject (`sub` claim): a username.
+    /// The user (`sub` claim of users' tokens).
     pub sub: String,
     /// Unix seconds: tokens issued (`iat`) before this are dead; later ones are not affected.
     pub not_before: i64,
     /// Unix seconds after which no affected token can be live; the event leaves the feed then.
     pub exp: i64,
+}
+
+/// Every token issued through a client before a point in time is revoked (the client was
+/// removed or its secret rotated): refuse tokens with this `client_id` whose `iat` is earlier
+/// than `not_before`, users' tokens as well as the client's own.
+#[derive(Debug, Clone, PartialEq, Eq, Object)]
+#[oai(example)]
+pub struct ClientRevoked {
+    /// This event's position in the feed.
+    pub cursor: String,
+    /// The client (`client_id` claim).
+    pub client_id: String,
+    /// Unix seconds: tokens issued (`iat`) before this are dead; later ones are not affected.
+    pub not_before: i64,
+    /// Unix seconds after which no affected token can be live; the event leaves the feed then.
+    pub exp: i64,
+}
+
+impl Example for ClientRevoked {
+    fn example() -> Self {
+        ClientRevoked {
+            cursor: "44".into(),
+            client_id: "reports".into(),
+            not_before: examples::ISSUED_AT + 420,
+            exp: examples::ISSUED_AT + 420 + 2_592_000,
+        }
+    }
 }
 
 impl Example for TokenRevoked {
@@ -165,6 +193,8 @@ pub enum FeedEvent {
     Family(FamilyRevoked),
     #[oai(mapping = "subject")]
     Subject(SubjectRevoked),
+    #[oai(mapping = "client")]
+    Client(ClientRevoked),
 }
 
 impl FeedEvent {
@@ -183,6 +213,16 @@ impl FeedEvent {
             } => FeedEvent::Subject(SubjectRevoked {
                 cursor,
                 sub,
+                not_before,
+                exp,
+            }),
+            RevocationEvent::Client {
+                client_id,
+                not_before,
+                exp,
+            } => FeedEvent::Client(ClientRevoked {
+                cursor,
+                client_id,
                 not_before,
                 exp,
             }),
@@ -214,8 +254,9 @@ impl Example for RevocationFeed {
                 FeedEvent::Token(TokenRevoked::example()),
                 FeedEvent::Family(FamilyRevoked::example()),
                 FeedEvent::Subject(SubjectRevoked::example()),
+                FeedEvent::Client(ClientRevoked::example()),
             ],
-            next_cursor: "43".into(),
+            next_cursor: "44".into(),
             poll_after: 2,
         }
     }
@@ -238,8 +279,9 @@ impl RevocationsApi {
     ///
     /// The revocation events since a cursor, for resource servers that verify access tokens on
     /// their own: revoked access tokens (`jti`), revoked sessions (refresh-token families,
-    /// named by the `sid` claim of their access tokens) and subjects whose earlier tokens are
-    /// all dead. Events stay in the feed only while a token they concern can still be live.
+    /// named by the `sid` claim of their access tokens), users (`sub`) whose earlier tokens are
+    /// all dead, and clients (`client_id`) through which every earlier token is dead. Events
+    /// stay in the feed only while a token they concern can still be live.
     ///
     /// Start without `after`, then ask with each answer's `next_cursor`, waiting `poll_after`
     /// seconds between requests. The caller authenticates as a confidential client with HTTP

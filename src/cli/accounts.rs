@@ -290,7 +290,7 @@ pub async fn clients_command(settings: &Settings, command: ClientsCommand) -> an
             print_json(&client_json(&client))
         }
         ClientsCommand::RotateSecret { id } => {
-            let secret = accounts::rotate_secret(&change, &id)
+            let secret = accounts::rotate_secret(&change, &settings.tokens, &id)
                 .await
                 .with_context(|| format!("cannot rotate the secret of client '{id}'"))?;
             print_json(&json!({"client_id": id, "client_secret": secret.expose()}))

@@ -8,8 +8,8 @@ use super::throttle::Attempt;
 use super::{AuthError, Authority};
 use crate::audit::{Event, Origin, Record};
 use crate::credentials::verify_client_secret;
-use crate::domain::{ClientId, Secret};
-use crate::store::ClientRecord;
+use crate::domain::{ClientId, Secret, UnixTime, now};
+use crate::store::{ClientRead, ClientRecord};
 
 /// The credentials a request presented, before they are checked.
 #[derive(Debug, Default, Clone)]
@@ -93,12 +93,29 @@ fn percent_decode(value: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// A client whose credentials checked out, with the cut-off of tokens issued through it as it
+/// stood when its credentials were read.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedClient {
+    pub record: ClientRecord,
+    pub not_before: Option<UnixTime>,
+}
+
 impl Authority {
     /// Checks the presented credentials and returns the client they identify.
     pub async fn authenticate_client(
         &self,
         credentials: &ClientCredentials,
     ) -> Result<ClientRecord, AuthError> {
+        Ok(self.authenticate_client_state(credentials).await?.record)
+    }
+
+    /// Checks the presented credentials; the client comes with its cut-off, read together with
+    /// the credential that was checked, for an issuance to date its tokens by.
+    pub(super) async fn authenticate_client_state(
+        &self,
+        credentials: &ClientCredentials,
+    ) -> Result<AuthenticatedClient, AuthError> {
         let failed = || AuthError::InvalidClient("client authentication failed".into());
         let id = credentials
             .client_id
@@ -106,24 +123,25 @@ impl Authority {
             .ok_or_else(|| AuthError::InvalidClient("client authentication is required".into()))?;
         let mut attempt = Attempt::client(&self.security, id, &credentials.origin);
         let client_id = ClientId::parse(id).ok();
-        let client = if credentials.client_secret.is_some() {
+        let read = if credentials.client_secret.is_some() {
             // Read together, but the limits apply before the secret is looked at.
-            let (client, counts) = self
+            let read = self
                 .store
-                .client_and_failures(client_id.as_ref(), &attempt.keys())
+                .client_and_failures(client_id.as_ref(), &attempt.keys(), now())
                 .await?;
-            attempt.refuse_if_limited(&counts)?;
-            client
-        } else {
+            attempt.refuse_if_limited(&read.failures)?;
+            read
+        } else if client_id.is_some() {
             // No secret, nothing to guess: a public client is not held to the limits (its
             // grants have their own). A failure is checked against them below.
-            match &client_id {
-                Some(client_id) => self.store.get_client(client_id).await?,
-                None => None,
-            }
+            self.store
+                .client_and_failures(client_id.as_ref(), &[], now())
+                .await?
+        } else {
+            ClientRead::default()
         };
         let authenticated =
-            client.filter(
+            read.client.filter(
                 |client| match (&client.secret_hash, &credentials.client_secret) {
                     (Some(hash), Some(secret)) => verify_client_secret(secret, hash),
                     (None, None) => true,
@@ -144,7 +162,10 @@ impl Authority {
             return Err(failed());
         };
         self.count_success(&attempt).await?;
-        Ok(client)
+        Ok(AuthenticatedClient {
+            record: client,
+            not_before: read.not_before,
+        })
     }
 }
 

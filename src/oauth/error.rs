@@ -62,6 +62,10 @@ impl From<StoreError> for AuthError {
                 }
             }
             StoreError::Conflict => AuthError::Conflict("it exists already".into()),
+            StoreError::NameTaken(kind) => AuthError::Conflict(format!(
+                "the name belongs to a {}: users and clients never share a name",
+                kind.as_str()
+            )),
             StoreError::NotFound => AuthError::NotFound("not found".into()),
             StoreError::InvalidCursor => AuthError::InvalidRequest("unknown cursor".into()),
             StoreError::Internal(detail) => AuthError::Internal(detail),

@@ -1,11 +1,14 @@
 //! The token endpoint's grants: `password`, `client_credentials` and `refresh_token`.
 
+use std::time::Duration;
+
+use super::client_auth::AuthenticatedClient;
 use super::throttle::Attempt;
 use super::{AuthError, Authority, ClientCredentials};
 use crate::audit::{Event, Record};
-use crate::domain::{ClientId, GrantType, Scope, Secret, TokenId, UnixTime, Username};
+use crate::domain::{ClientId, GrantType, Scope, Secret, TokenId, UnixTime, Username, now_ms};
 use crate::store::{
-    ClientRecord, Family, RefreshGeneration, Rotation, RotationOutcome, UserRecord,
+    ClientRecord, Family, RefreshGeneration, Rotation, RotationOutcome, Subject, UserRecord,
 };
 use crate::tokens::{AccessClaims, Claims, RefreshClaims, TokenKind, sign};
 
@@ -60,16 +63,20 @@ impl Authority {
                 truncate(grant_name)
             ))
         })?;
-        let client = self.authenticate_client(&request.client).await?;
+        let authenticated = self.authenticate_client_state(&request.client).await?;
+        let client = &authenticated.record;
         if !client.grants.contains(&grant) {
             return Err(AuthError::UnauthorizedClient(format!(
                 "this client may not use the {grant} grant"
             )));
         }
         let issued = match grant {
-            GrantType::Password => self.password_grant(&client, request, now).await,
-            GrantType::ClientCredentials => self.client_credentials_grant(&client, &request, now),
-            GrantType::RefreshToken => self.refresh_grant(&client, request, now_ms).await,
+            GrantType::Password => self.password_grant(&authenticated, request, now).await,
+            GrantType::ClientCredentials => {
+                self.client_credentials_grant(&authenticated, &request, now)
+                    .await
+            }
+            GrantType::RefreshToken => self.refresh_grant(&authenticated, request, now_ms).await,
         };
         if issued.is_ok() {
             crate::metrics::token_issued(grant);
@@ -79,10 +86,11 @@ impl Authority {
 
     async fn password_grant(
         &self,
-        client: &ClientRecord,
+        authenticated: &AuthenticatedClient,
         request: TokenRequest,
         now: UnixTime,
     ) -> Result<IssuedTokens, AuthError> {
+        let client = &authenticated.record;
         let username = request
             .username
             .as_deref()
@@ -97,7 +105,7 @@ impl Authority {
         // Before the password: a refused attempt must cost no argon2 time.
         let mut attempt = Attempt::login(&self.security, username, origin);
         self.refuse_if_limited(&mut attempt).await?;
-        let user = self.check_password(username, password).await?;
+        let (user, user_cut_off) = self.check_password(username, password, now).await?;
         let Some(user) = user else {
             self.count_failure(&attempt).await?;
             Record::new(Event::LoginFailed, &truncate(username), origin)
@@ -113,62 +121,98 @@ impl Authority {
             .client(client.client_id.as_str())
             .emit();
         let roles = Some(user.roles.iter().cloned().collect());
-        if !client.grants.contains(&GrantType::RefreshToken) {
-            let grant = Grant {
-                subject: user.username.as_str(),
-                client_id: &client.client_id,
-                audience: &audience,
-                scope: &scope,
-                roles,
-                session: None,
+        let issued_at = issued_at(now, [user_cut_off, authenticated.not_before]).await?;
+        let family = if client.grants.contains(&GrantType::RefreshToken) {
+            let family = Family {
+                id: TokenId::generate(),
+                subject: user.username.to_string(),
+                client_id: client.client_id.clone(),
+                scope: scope.clone(),
+                audience: audience.clone(),
+                current: self.next_generation(issued_at),
+                previous: None,
+                rotated_at_ms: None,
+                revoked: false,
             };
-            return self.issue(&grant, None, now);
-        }
-        let family = Family {
-            id: TokenId::generate(),
-            subject: user.username.to_string(),
-            client_id: client.client_id.clone(),
-            scope: scope.clone(),
-            audience: audience.clone(),
-            current: self.next_generation(now),
-            previous: None,
-            rotated_at_ms: None,
-            revoked: false,
+            self.store.create_family(&family).await?;
+            Some(family)
+        } else {
+            None
         };
-        self.store.create_family(&family).await?;
         let grant = Grant {
             subject: user.username.as_str(),
             client_id: &client.client_id,
             audience: &audience,
             scope: &scope,
             roles,
-            session: Some(&family.id),
+            session: family.as_ref().map(|f| &f.id),
         };
-        self.issue(&grant, Some(&family), now)
+        let issued = self.issue(&grant, family.as_ref(), issued_at)?;
+        self.refuse_if_revoked_meanwhile(&user.username, client, family.as_ref(), issued_at, now)
+            .await?;
+        Ok(issued)
     }
 
-    /// The user, if the password is theirs and the account is enabled. An unknown or malformed
+    /// A password change (or a client's removal) that lands while the password is checked
+    /// leaves this login's tokens dead on arrival, since they are dated by when the credentials
+    /// were read. Say so instead of handing them out: the caller signs in again, with the
+    /// credentials now in force.
+    async fn refuse_if_revoked_meanwhile(
+        &self,
+        username: &Username,
+        client: &ClientRecord,
+        family: Option<&Family>,
+        issued_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<(), AuthError> {
+        let (user, client) = (
+            Subject::User(username.clone()),
+            Subject::Client(client.client_id.clone()),
+        );
+        let (user_cut_off, client_cut_off) = tokio::try_join!(
+            self.store.subject_not_before(&user, now),
+            self.store.subject_not_before(&client, now),
+        )?;
+        if [user_cut_off, client_cut_off]
+            .into_iter()
+            .flatten()
+            .all(|cut_off| cut_off <= issued_at)
+        {
+            return Ok(());
+        }
+        if let Some(family) = family {
+            self.store.revoke_family(&family.id, now).await?;
+        }
+        Err(AuthError::InvalidGrant(
+            "the account's tokens were revoked while signing in; sign in again".into(),
+        ))
+    }
+
+    /// The user, if the password is theirs and the account is enabled, and the cut-off of the
+    /// user's tokens as it stood when the password hash was read. An unknown or malformed
     /// username costs one argon2 verification like a wrong password does.
     async fn check_password(
         &self,
         username: &str,
         password: Secret,
-    ) -> Result<Option<UserRecord>, AuthError> {
-        let user = match Username::parse(username) {
-            Ok(name) => self.store.get_user(&name).await?,
-            Err(_) => None,
+        now: UnixTime,
+    ) -> Result<(Option<UserRecord>, Option<UnixTime>), AuthError> {
+        let (user, cut_off) = match Username::parse(username) {
+            Ok(name) => self.store.user_and_not_before(&name, now).await?,
+            Err(_) => (None, None),
         };
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let matched = self.passwords.verify(password, stored).await?;
-        Ok(user.filter(|u| matched && !u.disabled))
+        Ok((user.filter(|u| matched && !u.disabled), cut_off))
     }
 
-    fn client_credentials_grant(
+    async fn client_credentials_grant(
         &self,
-        client: &ClientRecord,
+        authenticated: &AuthenticatedClient,
         request: &TokenRequest,
         now: UnixTime,
     ) -> Result<IssuedTokens, AuthError> {
+        let client = &authenticated.record;
         if client.is_public() {
             return Err(AuthError::UnauthorizedClient(
                 "a public client cannot use the client_credentials grant".into(),
@@ -184,7 +228,8 @@ impl Authority {
             roles: None,
             session: None,
         };
-        let issued = self.issue(&grant, None, now)?;
+        let issued_at = issued_at(now, [authenticated.not_before]).await?;
+        let issued = self.issue(&grant, None, issued_at)?;
         Record::new(
             Event::TokenIssued,
             client.client_id.as_str(),
@@ -197,10 +242,11 @@ impl Authority {
 
     async fn refresh_grant(
         &self,
-        client: &ClientRecord,
+        authenticated: &AuthenticatedClient,
         request: TokenRequest,
         now_ms: i64,
     ) -> Result<IssuedTokens, AuthError> {
+        let client = &authenticated.record;
         let now = now_ms.div_euclid(1000);
         let presented = request
             .refresh_token
@@ -221,7 +267,18 @@ impl Authority {
         // What the client may still have: an admin may have narrowed it since the login.
         let granted = granted.intersection(&client.scope);
         let scope = requested_scope(request.scope.as_deref(), &granted)?;
-        let user = self.live_subject(&claims.sub, claims.iat, now).await?;
+        let (user, user_cut_off) = self.live_subject(&claims.sub, now).await?;
+        let cut_offs = [user_cut_off, authenticated.not_before];
+        if cut_offs
+            .into_iter()
+            .flatten()
+            .any(|cut_off| claims.iat < cut_off)
+        {
+            return Err(AuthError::InvalidGrant(
+                "the refresh token is no longer valid".into(),
+            ));
+        }
+        let issued_at = issued_at(now, cut_offs).await?;
         let scope = self.scope_for_user(&user, scope, request.scope.is_some(), client, origin)?;
         let asked_audience = request.audience.is_some() || request.resource.is_some();
         let audience = asked_audience
@@ -230,7 +287,7 @@ impl Authority {
         let rotation = Rotation {
             family: TokenId::from_trusted(&claims.fam),
             presented: TokenId::from_trusted(&claims.jti),
-            successor: self.next_generation(now),
+            successor: self.next_generation(issued_at),
             now_ms,
             grace_ms: (self.tokens.refresh_grace * 1000) as i64,
         };
@@ -273,25 +330,22 @@ impl Authority {
             roles: Some(user.roles.iter().cloned().collect()),
             session: Some(&family.id),
         };
-        self.issue(&grant, Some(&family), now)
+        // A repeat inside the grace window re-signs the successor as it was first issued.
+        self.issue(&grant, Some(&family), family.current.issued_at)
     }
 
-    /// The user behind a refresh token, if the account still exists, is enabled, and was not
-    /// revoked as a whole after the token was issued.
+    /// The user behind a refresh token, if the account still exists and is enabled, with the
+    /// cut-off of the user's tokens.
     async fn live_subject(
         &self,
         subject: &str,
-        issued_at: UnixTime,
         now: UnixTime,
-    ) -> Result<UserRecord, AuthError> {
+    ) -> Result<(UserRecord, Option<UnixTime>), AuthError> {
         let dead = || AuthError::InvalidGrant("the refresh token is no longer valid".into());
         let name = Username::parse(subject).map_err(|_| dead())?;
-        let (user, not_before) = self.store.user_and_not_before(&name, now).await?;
-        let user = user.ok_or_else(dead)?;
-        if user.disabled || not_before.is_some_and(|not_before| issued_at < not_before) {
-            return Err(dead());
-        }
-        Ok(user)
+        let (user, cut_off) = self.store.user_and_not_before(&name, now).await?;
+        let user = user.filter(|u| !u.disabled).ok_or_else(dead)?;
+        Ok((user, cut_off))
     }
 
     fn next_generation(&self, now: UnixTime) -> RefreshGeneration {
@@ -398,6 +452,39 @@ impl Authority {
             ))),
         }
     }
+}
+
+/// The longest an issuance waits for a cut-off that a revocation has just set.
+const MAX_CUT_OFF_WAIT_MS: i64 = 5_000;
+
+/// The `iat` of tokens issued from credentials read at `now`, given the cut-offs read with
+/// them: `now`, unless a revocation has just set a cut-off beyond it (cut-offs lie past the
+/// second of their revocation, so that the tokens issued in that second die too). A token dated
+/// before a cut-off would be dead on arrival, and one dated in the future would be refused by
+/// verifiers without leeway, so the issuance waits for the cut-off (at most a second after one
+/// revocation) and dates its tokens by it.
+///
+/// Dating tokens by when the credentials were read, never by when signing ends, is what makes
+/// a revocation final: an issuance that read the credentials before a revocation dates its
+/// tokens before that revocation's cut-off, however long the password check takes.
+async fn issued_at(
+    now: UnixTime,
+    cut_offs: impl IntoIterator<Item = Option<UnixTime>>,
+) -> Result<UnixTime, AuthError> {
+    let Some(cut_off) = cut_offs.into_iter().flatten().max().filter(|c| *c > now) else {
+        return Ok(now);
+    };
+    let wait_ms = cut_off.saturating_mul(1000).saturating_sub(now_ms());
+    if wait_ms > MAX_CUT_OFF_WAIT_MS {
+        return Err(AuthError::Unavailable {
+            reason: "the account's tokens were just revoked; try again shortly".into(),
+            retry_after: u64::try_from(wait_ms / 1000 + 1).unwrap_or(1),
+        });
+    }
+    if wait_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(wait_ms.unsigned_abs())).await;
+    }
+    Ok(cut_off)
 }
 
 /// The requested scope, which may narrow `allowed` but never widen it; all of `allowed` when

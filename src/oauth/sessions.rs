@@ -3,8 +3,8 @@
 
 use super::{AuthError, Authority};
 use crate::audit::{Event, Origin, Record};
-use crate::domain::{TokenId, UnixTime, Username};
-use crate::store::{ClientRecord, UserRecord};
+use crate::domain::{ClientId, TokenId, UnixTime, Username};
+use crate::store::{ClientRecord, Subject, UserRecord};
 use crate::tokens::{AccessClaims, Claims, RefreshClaims};
 
 /// The `token_type_hint` of RFC 7009 and RFC 7662.
@@ -103,11 +103,43 @@ impl Authority {
                 return Ok(false);
             }
         }
-        if claims.roles.is_some() && self.live_user(&claims.sub).await?.is_none() {
-            return Ok(false);
-        }
-        self.not_revoked_by_subject(&claims.sub, claims.iat, now)
+        self.subject_is_live(claims, claims.roles.is_some(), now)
             .await
+    }
+
+    /// Whether a token's user (for a user's token) is still enabled, and neither that user nor
+    /// the client it was issued through has been revoked since the token's `iat`. Users and
+    /// clients are separate namespaces: a user's cut-off concerns the `sub` of users' tokens, a
+    /// client's every token with its `client_id`.
+    async fn subject_is_live(
+        &self,
+        claims: &Claims,
+        user_token: bool,
+        now: UnixTime,
+    ) -> Result<bool, AuthError> {
+        let Ok(client) = ClientId::parse(claims.client_id.as_str()) else {
+            return Ok(false);
+        };
+        let client = Subject::Client(client);
+        let cut_offs = if user_token {
+            let Ok(name) = Username::parse(claims.sub.as_str()) else {
+                return Ok(false);
+            };
+            let ((user, user_cut_off), client_cut_off) = tokio::try_join!(
+                self.store.user_and_not_before(&name, now),
+                self.store.subject_not_before(&client, now),
+            )?;
+            if user.is_none_or(|u| u.disabled) {
+                return Ok(false);
+            }
+            [user_cut_off, client_cut_off]
+        } else {
+            [self.store.subject_not_before(&client, now).await?, None]
+        };
+        Ok(cut_offs
+            .into_iter()
+            .flatten()
+            .all(|cut_off| claims.iat >= cut_off))
     }
 
     async fn refresh_is_live(
@@ -134,11 +166,7 @@ impl Authority {
         if family.revoked || !(current || just_replaced) {
             return Ok(false);
         }
-        if self.live_user(&claims.sub).await?.is_none() {
-            return Ok(false);
-        }
-        self.not_revoked_by_subject(&claims.sub, claims.iat, now)
-            .await
+        self.subject_is_live(claims, true, now).await
     }
 
     pub(super) async fn live_user(&self, subject: &str) -> Result<Option<UserRecord>, AuthError> {
@@ -146,16 +174,6 @@ impl Authority {
             return Ok(None);
         };
         Ok(self.store.get_user(&name).await?.filter(|u| !u.disabled))
-    }
-
-    async fn not_revoked_by_subject(
-        &self,
-        subject: &str,
-        issued_at: UnixTime,
-        now: UnixTime,
-    ) -> Result<bool, AuthError> {
-        let not_before = self.store.subject_not_before(subject, now).await?;
-        Ok(not_before.is_none_or(|nbf| issued_at >= nbf))
     }
 
     fn identify(&self, token: &str, hint: Option<TokenHint>) -> Option<Verified> {

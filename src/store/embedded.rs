@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{
-    ClientRecord, Family, FeedPage, RevocationEvent, Rotation, RotationOutcome, Store, StoreError,
-    StoreResult, UserRecord,
+    ClientRead, ClientRecord, Family, FeedPage, RevocationEvent, Rotation, RotationOutcome, Store,
+    StoreError, StoreResult, Subject, SubjectKind, UserRecord, next_not_before,
 };
 use crate::domain::{self, ClientId, TokenId, UnixTime, Username};
 
@@ -31,9 +31,9 @@ mod tests;
 
 pub use schema::SCHEMA_VERSION;
 use sql::{
-    Cached, DbResult, append_event, failure_count, from_json, get_json, in_one_read, insert_error,
-    list_json, load_family, non_negative, not_before, parse_cursor, revoke_loaded_family, rotate,
-    sql_limit, to_json, update_existing,
+    Cached, DbResult, append_event, failure_count, from_json, get_json, in_one_read,
+    insert_account, insert_error, list_json, load_family, non_negative, not_before, parse_cursor,
+    revoke_loaded_family, rotate, sql_limit, subject_key, to_json, update_existing,
 };
 
 /// The database file inside the data directory.
@@ -199,13 +199,14 @@ impl Store for EmbeddedStore {
 
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
         let (key, data) = (user.username.as_str().to_owned(), to_json(user)?);
-        self.run(move |conn| {
-            conn.execute_cached(
+        self.write(move |tx| {
+            insert_account(
+                tx,
                 "INSERT INTO users (username, data) VALUES (?1, ?2)",
-                params![key, data],
+                &key,
+                SubjectKind::User,
+                &data,
             )
-            .map_err(insert_error)?;
-            Ok(())
         })
         .await
     }
@@ -248,13 +249,14 @@ impl Store for EmbeddedStore {
 
     async fn create_client(&self, client: &ClientRecord) -> StoreResult<()> {
         let (key, data) = (client.client_id.as_str().to_owned(), to_json(client)?);
-        self.run(move |conn| {
-            conn.execute_cached(
+        self.write(move |tx| {
+            insert_account(
+                tx,
                 "INSERT INTO clients (client_id, data) VALUES (?1, ?2)",
-                params![key, data],
+                &key,
+                SubjectKind::Client,
+                &data,
             )
-            .map_err(insert_error)?;
-            Ok(())
         })
         .await
     }
@@ -369,43 +371,46 @@ impl Store for EmbeddedStore {
 
     async fn revoke_subject(
         &self,
-        subject: &str,
-        not_before: UnixTime,
-        keep_until: UnixTime,
-    ) -> StoreResult<()> {
-        let sub = subject.to_owned();
+        subject: &Subject,
+        now: UnixTime,
+        lifetime: u64,
+    ) -> StoreResult<UnixTime> {
+        let subject = subject.clone();
         self.write(move |tx| {
-            // Never lower a cut-off already in force, nor shorten how long it is remembered.
-            let (not_before, exp) = tx
+            let key = subject_key(&subject);
+            let in_force: Option<(UnixTime, UnixTime)> = tx
                 .query_row_cached(
-                    "INSERT INTO revoked_subjects (subject, not_before, keep_until) \
-                     VALUES (?1, ?2, ?3) ON CONFLICT (subject) DO UPDATE SET \
-                     not_before = max(not_before, excluded.not_before), \
-                     keep_until = max(keep_until, excluded.keep_until) \
-                     RETURNING not_before, keep_until",
-                    params![sub, not_before, keep_until],
+                    "SELECT not_before, keep_until FROM revoked_subjects WHERE subject = ?1",
+                    [&key],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
+                .optional()
                 .db()?;
-            append_event(
-                tx,
-                &RevocationEvent::Subject {
-                    sub,
-                    not_before,
-                    exp,
-                },
+            let not_before = next_not_before(now, in_force.map(|(nb, _)| nb));
+            // Never shorten how long an earlier cut-off is remembered.
+            let keep_until = not_before
+                .saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX))
+                .max(in_force.map_or(UnixTime::MIN, |(_, keep)| keep));
+            tx.execute_cached(
+                "INSERT INTO revoked_subjects (subject, not_before, keep_until) \
+                 VALUES (?1, ?2, ?3) ON CONFLICT (subject) DO UPDATE SET \
+                 not_before = excluded.not_before, keep_until = excluded.keep_until",
+                params![key, not_before, keep_until],
             )
+            .db()?;
+            append_event(tx, &subject.event(not_before, keep_until))?;
+            Ok(not_before)
         })
         .await
     }
 
     async fn subject_not_before(
         &self,
-        subject: &str,
+        subject: &Subject,
         now: UnixTime,
     ) -> StoreResult<Option<UnixTime>> {
-        let sub = subject.to_owned();
-        self.read(move |conn| not_before(conn, &sub, now)).await
+        let subject = subject.clone();
+        self.read(move |conn| not_before(conn, &subject, now)).await
     }
 
     async fn user_and_not_before(
@@ -413,11 +418,15 @@ impl Store for EmbeddedStore {
         username: &Username,
         now: UnixTime,
     ) -> StoreResult<(Option<UserRecord>, Option<UnixTime>)> {
-        let key = username.as_str().to_owned();
+        let subject = Subject::User(username.clone());
         self.read(move |conn| {
             in_one_read(conn, |conn| {
-                let user = get_json(conn, "SELECT data FROM users WHERE username = ?1", &key)?;
-                Ok((user, not_before(conn, &key, now)?))
+                let user = get_json(
+                    conn,
+                    "SELECT data FROM users WHERE username = ?1",
+                    subject.name(),
+                )?;
+                Ok((user, not_before(conn, &subject, now)?))
             })
         })
         .await
@@ -498,17 +507,24 @@ impl Store for EmbeddedStore {
         &self,
         client_id: Option<&ClientId>,
         keys: &[String],
-    ) -> StoreResult<(Option<ClientRecord>, Vec<(u64, u64)>)> {
-        let (id, keys) = (client_id.map(|id| id.as_str().to_owned()), keys.to_vec());
+        now: UnixTime,
+    ) -> StoreResult<ClientRead> {
+        let (subject, keys) = (client_id.cloned().map(Subject::Client), keys.to_vec());
         self.read(move |conn| {
-            let now = domain::now();
             in_one_read(conn, |conn| {
-                let client = match &id {
-                    Some(id) => get_json(conn, CLIENT_BY_ID, id)?,
-                    None => None,
+                let (client, not_before) = match &subject {
+                    Some(subject) => (
+                        get_json(conn, CLIENT_BY_ID, subject.name())?,
+                        not_before(conn, subject, now)?,
+                    ),
+                    None => (None, None),
                 };
                 let counts = keys.iter().map(|key| failure_count(conn, key, now));
-                Ok((client, counts.collect::<StoreResult<_>>()?))
+                Ok(ClientRead {
+                    client,
+                    not_before,
+                    failures: counts.collect::<StoreResult<_>>()?,
+                })
             })
         })
         .await

@@ -97,6 +97,94 @@ pub enum RotationOutcome {
     Inactive,
 }
 
+/// Whose tokens a subject-wide revocation reaches. Users and clients are separate namespaces in
+/// the store and in the feed: a user's revocation reaches the tokens issued to that user (their
+/// `sub`), a client's reaches every token issued through that client (its `client_id`), its own
+/// `client_credentials` tokens included.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    User(Username),
+    Client(ClientId),
+}
+
+impl Subject {
+    /// The username or client id.
+    pub fn name(&self) -> &str {
+        match self {
+            Subject::User(name) => name.as_str(),
+            Subject::Client(id) => id.as_str(),
+        }
+    }
+
+    pub fn kind(&self) -> SubjectKind {
+        match self {
+            Subject::User(_) => SubjectKind::User,
+            Subject::Client(_) => SubjectKind::Client,
+        }
+    }
+
+    /// The feed event that tells resource servers about a revocation of this subject.
+    pub fn event(&self, not_before: UnixTime, exp: UnixTime) -> RevocationEvent {
+        match self {
+            Subject::User(name) => RevocationEvent::Subject {
+                sub: name.to_string(),
+                not_before,
+                exp,
+            },
+            Subject::Client(id) => RevocationEvent::Client {
+                client_id: id.to_string(),
+                not_before,
+                exp,
+            },
+        }
+    }
+}
+
+/// Users or clients: the two kinds of account, whose names never overlap (compared without
+/// regard to ASCII case), so that no `sub` ever means both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubjectKind {
+    User,
+    Client,
+}
+
+impl SubjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectKind::User => "user",
+            SubjectKind::Client => "client",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<SubjectKind> {
+        match value {
+            "user" => Some(SubjectKind::User),
+            "client" => Some(SubjectKind::Client),
+            _ => None,
+        }
+    }
+}
+
+/// The cut-off a new subject-wide revocation sets: strictly after every token issued so far
+/// (tokens carry whole seconds, so one issued earlier in this very second must die too) and
+/// strictly after the cut-off already in force, so that two revocations within one second
+/// still leave every token issued between them dead.
+pub fn next_not_before(now: UnixTime, in_force: Option<UnixTime>) -> UnixTime {
+    now.max(in_force.unwrap_or(UnixTime::MIN)).saturating_add(1)
+}
+
+/// What client authentication reads before it checks a secret, in one read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientRead {
+    /// The client, when one was asked for and exists.
+    pub client: Option<ClientRecord>,
+    /// The client's revocation cut-off (see [`Store::revoke_subject`]).
+    pub not_before: Option<UnixTime>,
+    /// For each failure key asked for, in order: its count and the seconds until its window
+    /// ends (0, 0 when none).
+    pub failures: Vec<(u64, u64)>,
+}
+
 /// One entry of the revocation feed that resource servers follow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -105,9 +193,15 @@ pub enum RevocationEvent {
     Token { jti: String, exp: UnixTime },
     /// Every token of a family (its refresh tokens and the access tokens whose `sid` names it).
     Family { fam: String, exp: UnixTime },
-    /// Every token of a subject issued before `not_before`.
+    /// Every token of a user (`sub`) issued before `not_before`.
     Subject {
         sub: String,
+        not_before: UnixTime,
+        exp: UnixTime,
+    },
+    /// Every token issued through a client (`client_id`) before `not_before`.
+    Client {
+        client_id: String,
         not_before: UnixTime,
         exp: UnixTime,
     },
@@ -119,7 +213,8 @@ impl RevocationEvent {
         match self {
             RevocationEvent::Token { exp, .. }
             | RevocationEvent::Family { exp, .. }
-            | RevocationEvent::Subject { exp, .. } => *exp,
+            | RevocationEvent::Subject { exp, .. }
+            | RevocationEvent::Client { exp, .. } => *exp,
         }
     }
 }
@@ -141,6 +236,10 @@ pub enum StoreError {
     /// The record to create exists already.
     #[error("already exists")]
     Conflict,
+    /// The name belongs to the other kind of account (now or once): users and clients never
+    /// share a name, so that no `sub` names both.
+    #[error("the name belongs to a {}", .0.as_str())]
+    NameTaken(SubjectKind),
     /// The record to change does not exist.
     #[error("not found")]
     NotFound,
@@ -162,6 +261,7 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
 
     // Users.
+    /// `Conflict` when the username exists, `NameTaken` when a client has (or had) the name.
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
     async fn get_user(&self, username: &Username) -> StoreResult<Option<UserRecord>>;
     /// Replaces an existing user; `NotFound` if there is none.
@@ -174,6 +274,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<UserRecord>>;
 
     // Clients.
+    /// `Conflict` when the client id exists, `NameTaken` when a user has (or had) the name.
     async fn create_client(&self, client: &ClientRecord) -> StoreResult<()>;
     async fn get_client(&self, client_id: &ClientId) -> StoreResult<Option<ClientRecord>>;
     /// Replaces an existing client; `NotFound` if there is none.
@@ -198,31 +299,29 @@ pub trait Store: Send + Sync + 'static {
     /// `Token` event.
     async fn revoke_token(&self, jti: &TokenId, expires_at: UnixTime) -> StoreResult<()>;
     async fn is_token_revoked(&self, jti: &TokenId, now: UnixTime) -> StoreResult<bool>;
-    /// Declares every token of `subject` issued before `not_before` dead, remembered until
-    /// `keep_until` (when the last such token has expired), and appends a `Subject` event.
+    /// Declares every token of `subject` issued so far dead: atomically raises its cut-off to
+    /// [`next_not_before`]`(now, cut-off in force)`, remembers it for `lifetime` seconds after
+    /// that (when the last such token has expired), appends the subject's feed event, and
+    /// returns the new cut-off. Tokens whose `iat` is before the cut-off are dead.
     async fn revoke_subject(
         &self,
-        subject: &str,
-        not_before: UnixTime,
-        keep_until: UnixTime,
-    ) -> StoreResult<()>;
+        subject: &Subject,
+        now: UnixTime,
+        lifetime: u64,
+    ) -> StoreResult<UnixTime>;
     async fn subject_not_before(
         &self,
-        subject: &str,
+        subject: &Subject,
         now: UnixTime,
     ) -> StoreResult<Option<UnixTime>>;
-    /// The user and the not-before time of their tokens, which the refresh grant needs
-    /// together; backends that can fetch both at once do.
+    /// The user and the cut-off of their tokens, read in one atomic read: an issuance that
+    /// sees the user's credential as it was before a revocation also sees the cut-off as it
+    /// was, never a newer cut-off with the older credential.
     async fn user_and_not_before(
         &self,
         username: &Username,
         now: UnixTime,
-    ) -> StoreResult<(Option<UserRecord>, Option<UnixTime>)> {
-        tokio::try_join!(
-            self.get_user(username),
-            self.subject_not_before(username.as_str(), now)
-        )
-    }
+    ) -> StoreResult<(Option<UserRecord>, Option<UnixTime>)>;
 
     /// Feed events after `cursor` (from the start when `None`), oldest first, at most `limit`,
     /// leaving out events that expired before `now`.
@@ -237,17 +336,19 @@ pub trait Store: Send + Sync + 'static {
     /// Counts one failure for `key` in a window of `window_secs` starting at its first failure;
     /// returns the count so far and the seconds until the window ends.
     async fn record_failure(&self, key: &str, window_secs: u64) -> StoreResult<(u64, u64)>;
-    /// The client (`None` when `client_id` is, or names no client) and, for each of `keys` in
-    /// order, its current count and the seconds until its window ends (0, 0 when none): what
-    /// client authentication reads before it checks a secret, in one read.
+    /// The client (`None` when `client_id` is, or names no client), its cut-off, and the
+    /// failure counts of `keys`: what client authentication reads before it checks a secret.
+    /// The client and its cut-off are read atomically, as [`Store::user_and_not_before`].
     async fn client_and_failures(
         &self,
         client_id: Option<&ClientId>,
         keys: &[String],
-    ) -> StoreResult<(Option<ClientRecord>, Vec<(u64, u64)>)>;
+        now: UnixTime,
+    ) -> StoreResult<ClientRead>;
     /// The counts of `keys`, in order, as [`Store::client_and_failures`] reads them.
     async fn failure_counts(&self, keys: &[String]) -> StoreResult<Vec<(u64, u64)>> {
-        Ok(self.client_and_failures(None, keys).await?.1)
+        let now = crate::domain::now();
+        Ok(self.client_and_failures(None, keys, now).await?.failures)
     }
     /// The count of one key, as [`Store::failure_counts`] reads it.
     async fn failure_count(&self, key: &str) -> StoreResult<(u64, u64)> {

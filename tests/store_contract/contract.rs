@@ -343,25 +343,98 @@ pub async fn a_revoked_token_stays_revoked_until_it_expires(store: &dyn Store) -
     Ok(())
 }
 
-pub async fn revoking_a_subject_keeps_the_latest_not_before(store: &dyn Store) -> StoreResult<()> {
+pub async fn each_subject_revocation_moves_the_cut_off_past_now_and_past_the_last(
+    store: &dyn Store,
+) -> StoreResult<()> {
     let now = now();
-    assert_eq!(store.subject_not_before("alice", now).await?, None);
-    store.revoke_subject("alice", now, now + HOUR).await?;
-    assert_eq!(store.subject_not_before("alice", now).await?, Some(now));
-    store.revoke_subject("alice", now - 60, now + HOUR).await?;
-    assert_eq!(store.subject_not_before("alice", now).await?, Some(now));
-    store.revoke_subject("alice", now + 60, now + HOUR).await?;
+    let alice = user_subject("alice");
+    assert_eq!(store.subject_not_before(&alice, now).await?, None);
+    assert_eq!(store.revoke_subject(&alice, now, 3600).await?, now + 1);
+    assert_eq!(store.subject_not_before(&alice, now).await?, Some(now + 1));
+    // A second revocation in the same second still kills what was issued between the two.
+    assert_eq!(store.revoke_subject(&alice, now, 3600).await?, now + 2);
+    // A revocation dated earlier (a replica whose clock is behind) never lowers the cut-off.
+    assert_eq!(store.revoke_subject(&alice, now - 60, 3600).await?, now + 3);
     assert_eq!(
-        store.subject_not_before("alice", now).await?,
-        Some(now + 60)
+        store.revoke_subject(&alice, now + 60, 3600).await?,
+        now + 61
     );
-    assert_eq!(store.subject_not_before("bob", now).await?, None);
+    assert_eq!(store.subject_not_before(&alice, now).await?, Some(now + 61));
+    assert_eq!(
+        store.subject_not_before(&user_subject("bob"), now).await?,
+        None
+    );
 
     let events = all_events(store, now).await?;
-    assert_eq!(events.len(), 3);
-    let subject_event =
-        |e: &RevocationEvent| matches!(e, RevocationEvent::Subject { sub, .. } if sub == "alice");
-    assert!(events.iter().all(subject_event));
+    let cut_offs: Vec<_> = events
+        .iter()
+        .map(|e| match e {
+            RevocationEvent::Subject {
+                sub, not_before, ..
+            } if sub == "alice" => *not_before,
+            other => panic!("unexpected event {other:?}"),
+        })
+        .collect();
+    assert_eq!(cut_offs, [now + 1, now + 2, now + 3, now + 61]);
+    Ok(())
+}
+
+pub async fn users_and_clients_of_one_name_are_separate_subjects(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    let (user, owner) = (user_subject("shared"), client_subject("shared"));
+    let cut_off = store.revoke_subject(&owner, now, 3600).await?;
+    assert_eq!(store.subject_not_before(&user, now).await?, None);
+    assert_eq!(store.subject_not_before(&owner, now).await?, Some(cut_off));
+    let app = client("shared", now);
+    let read = store
+        .client_and_failures(Some(&app.client_id), &[], now)
+        .await?;
+    assert_eq!(read.not_before, Some(cut_off));
+    assert_eq!(
+        store
+            .user_and_not_before(&Username::parse("shared").expect("username"), now)
+            .await?,
+        (None, None)
+    );
+    let expected = RevocationEvent::Client {
+        client_id: "shared".to_owned(),
+        not_before: cut_off,
+        exp: cut_off + 3600,
+    };
+    assert_eq!(all_events(store, now).await?, [expected]);
+    Ok(())
+}
+
+pub async fn a_name_held_by_one_kind_of_account_is_refused_to_the_other(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    store.create_user(&user("alice", now)).await?;
+    assert!(matches!(
+        store.create_client(&client("alice", now)).await,
+        Err(StoreError::NameTaken(SubjectKind::User))
+    ));
+    assert!(matches!(
+        store.create_client(&client("ALICE", now)).await,
+        Err(StoreError::NameTaken(SubjectKind::User)),
+    ));
+    store.create_client(&client("svc", now)).await?;
+    assert!(matches!(
+        store.create_user(&user("svc", now)).await,
+        Err(StoreError::NameTaken(SubjectKind::Client))
+    ));
+    // Also once the client is gone: its `sub` is never given to a user.
+    assert!(store.delete_client(&client("svc", now).client_id).await?);
+    assert!(matches!(
+        store.create_user(&user("Svc", now)).await,
+        Err(StoreError::NameTaken(SubjectKind::Client))
+    ));
+    // The same kind may take its name back.
+    store.create_client(&client("svc", now)).await?;
+    assert_eq!(store.list_clients().await?.len(), 1);
+    assert_eq!(store.list_users(None, 10).await?.len(), 1);
     Ok(())
 }
 
@@ -375,14 +448,17 @@ pub async fn a_user_and_their_not_before_are_read_together(store: &dyn Store) ->
         store.user_and_not_before(&alice.username, now).await?,
         (Some(alice.clone()), None)
     );
-    store.revoke_subject("alice", now + 5, now + HOUR).await?;
+    let cut_off = store
+        .revoke_subject(&user_subject("alice"), now + 5, HOUR as u64)
+        .await?;
+    assert_eq!(cut_off, now + 6);
     assert_eq!(
         store.user_and_not_before(&alice.username, now).await?,
-        (Some(alice.clone()), Some(now + 5))
+        (Some(alice.clone()), Some(now + 6))
     );
     assert_eq!(
         store
-            .user_and_not_before(&alice.username, now + HOUR + 1)
+            .user_and_not_before(&alice.username, now + 6 + HOUR + 1)
             .await?,
         (Some(alice), None),
         "a forgotten revocation no longer counts"
@@ -390,15 +466,21 @@ pub async fn a_user_and_their_not_before_are_read_together(store: &dyn Store) ->
     Ok(())
 }
 
-pub async fn a_subject_revocation_is_forgotten_after_keep_until(
+pub async fn a_subject_revocation_is_forgotten_after_its_lifetime(
     store: &dyn Store,
 ) -> StoreResult<()> {
     let now = now();
-    let keep_until = now + 600;
-    store.revoke_subject("alice", now, keep_until).await?;
-    let nbf = |at| store.subject_not_before("alice", at);
-    assert_eq!(nbf(keep_until).await?, Some(now));
-    assert_eq!(nbf(keep_until + 1).await?, None);
+    let alice = user_subject("alice");
+    let cut_off = store.revoke_subject(&alice, now, 600).await?;
+    let keep_until = cut_off + 600;
+    assert_eq!(
+        store.subject_not_before(&alice, keep_until).await?,
+        Some(cut_off)
+    );
+    assert_eq!(
+        store.subject_not_before(&alice, keep_until + 1).await?,
+        None
+    );
     Ok(())
 }
 
@@ -412,7 +494,9 @@ pub async fn the_feed_pages_through_events_in_order_with_cursors(
 
     store.revoke_token(&tid("at1"), exp).await?;
     store.revoke_token(&tid("at2"), exp).await?;
-    store.revoke_subject("alice", now, exp + 1).await?;
+    store
+        .revoke_subject(&user_subject("alice"), now, (exp - now) as u64)
+        .await?;
     store.revoke_token(&tid("at3"), exp).await?;
     store.create_family(&family("fam", "rt1", now)).await?;
     store.revoke_family(&tid("fam"), now).await?;
@@ -427,7 +511,7 @@ pub async fn the_feed_pages_through_events_in_order_with_cursors(
         },
         RevocationEvent::Subject {
             sub: "alice".to_owned(),
-            not_before: now,
+            not_before: now + 1,
             exp: exp + 1,
         },
         RevocationEvent::Token {
@@ -485,7 +569,9 @@ pub async fn the_feed_leaves_out_expired_events(store: &dyn Store) -> StoreResul
     let now = now();
     store.revoke_token(&tid("short"), now + 10).await?;
     store.revoke_token(&tid("long"), now + HOUR).await?;
-    store.revoke_subject("alice", now, now + 20).await?;
+    store
+        .revoke_subject(&user_subject("alice"), now, 19)
+        .await?;
     let later = now + 100;
     let page = store.revocations_after(None, 1, later).await?;
     let long = RevocationEvent::Token {
@@ -558,10 +644,12 @@ pub async fn a_client_and_failure_counts_are_read_together(store: &dyn Store) ->
         "client:addr:10.0.0.1".to_owned(),
     ];
 
-    let (found, counts) = store
-        .client_and_failures(Some(&app.client_id), &keys)
+    let read = store
+        .client_and_failures(Some(&app.client_id), &keys, now())
         .await?;
-    assert_eq!(found, Some(app));
+    assert_eq!(read.client, Some(app));
+    assert_eq!(read.not_before, None);
+    let counts = read.failures;
     assert_eq!(counts.len(), 2);
     assert_eq!(counts[0].0, 2);
     assert!(
@@ -573,12 +661,13 @@ pub async fn a_client_and_failure_counts_are_read_together(store: &dyn Store) ->
     assert_eq!(store.failure_counts(&keys).await?, counts);
 
     let unknown = ClientId::parse("nobody").expect("client id");
-    let (found, counts) = store
-        .client_and_failures(Some(&unknown), &keys[1..])
+    let read = store
+        .client_and_failures(Some(&unknown), &keys[1..], now())
         .await?;
-    assert_eq!((found, counts), (None, vec![(0, 0)]));
-    let (found, counts) = store.client_and_failures(None, &[]).await?;
-    assert_eq!((found, counts), (None, vec![]));
+    assert_eq!(read.client, None);
+    assert_eq!(read.failures, vec![(0, 0)]);
+    let read = store.client_and_failures(None, &[], now()).await?;
+    assert_eq!(read, ClientRead::default());
     Ok(())
 }
 
@@ -610,8 +699,12 @@ pub async fn purging_keeps_live_entries_and_hides_expired_ones(
     store.create_family(&family("long", "rt-l", now)).await?;
     store.revoke_token(&tid("at-short"), soon).await?;
     store.revoke_token(&tid("at-long"), now + HOUR).await?;
-    store.revoke_subject("bob", now, soon).await?;
-    store.revoke_subject("carol", now, now + HOUR).await?;
+    store
+        .revoke_subject(&user_subject("bob"), now, (soon - now - 1) as u64)
+        .await?;
+    store
+        .revoke_subject(&user_subject("carol"), now, 3600)
+        .await?;
     store.record_failure("login:alice", 3600).await?;
 
     store.purge_expired(purge_at).await?;
@@ -622,10 +715,17 @@ pub async fn purging_keeps_live_entries_and_hides_expired_ones(
     assert!(store.is_token_revoked(&tid("at-long"), purge_at).await?);
     assert!(!store.is_token_revoked(&tid("at-short"), purge_at).await?);
     assert_eq!(
-        store.subject_not_before("carol", purge_at).await?,
-        Some(now)
+        store
+            .subject_not_before(&user_subject("carol"), purge_at)
+            .await?,
+        Some(now + 1)
     );
-    assert_eq!(store.subject_not_before("bob", purge_at).await?, None);
+    assert_eq!(
+        store
+            .subject_not_before(&user_subject("bob"), purge_at)
+            .await?,
+        None
+    );
     assert_eq!(store.failure_count("login:alice").await?.0, 1);
     let feed = store.revocations_after(None, 10, purge_at).await?;
     let live: Vec<_> = feed.events.into_iter().map(|(_, e)| e).collect();
@@ -638,8 +738,8 @@ pub async fn purging_keeps_live_entries_and_hides_expired_ones(
             },
             RevocationEvent::Subject {
                 sub: "carol".to_owned(),
-                not_before: now,
-                exp: now + HOUR
+                not_before: now + 1,
+                exp: now + 1 + HOUR
             },
         ]
     );

@@ -15,9 +15,15 @@ pub enum FeedEvent {
     Token { jti: String, exp: i64 },
     /// A session: every access token whose `sid` names the family.
     Family { fam: String, exp: i64 },
-    /// Every token of `sub` issued before `not_before`.
+    /// Every token of the user `sub` issued before `not_before`.
     Subject {
         sub: String,
+        not_before: i64,
+        exp: i64,
+    },
+    /// Every token issued through `client_id` before `not_before`, users' tokens included.
+    Client {
+        client_id: String,
         not_before: i64,
         exp: i64,
     },
@@ -40,8 +46,10 @@ pub struct FeedPage {
 pub struct Revocations {
     tokens: HashMap<String, i64>,
     families: HashMap<String, i64>,
-    /// `sub` -> (not_before, exp)
+    /// A user's `sub` -> (not_before, exp)
     subjects: HashMap<String, (i64, i64)>,
+    /// `client_id` -> (not_before, exp)
+    clients: HashMap<String, (i64, i64)>,
 }
 
 impl Revocations {
@@ -50,6 +58,15 @@ impl Revocations {
             let entry = map.entry(key).or_insert(exp);
             *entry = (*entry).max(exp);
         }
+        fn keep_latest_cut_off(
+            map: &mut HashMap<String, (i64, i64)>,
+            key: String,
+            not_before: i64,
+            exp: i64,
+        ) {
+            let entry = map.entry(key).or_insert((not_before, exp));
+            *entry = (entry.0.max(not_before), entry.1.max(exp));
+        }
         match event {
             FeedEvent::Token { jti, exp } => keep_latest(&mut self.tokens, jti, exp),
             FeedEvent::Family { fam, exp } => keep_latest(&mut self.families, fam, exp),
@@ -57,16 +74,19 @@ impl Revocations {
                 sub,
                 not_before,
                 exp,
-            } => {
-                let entry = self.subjects.entry(sub).or_insert((not_before, exp));
-                *entry = (entry.0.max(not_before), entry.1.max(exp));
-            }
+            } => keep_latest_cut_off(&mut self.subjects, sub, not_before, exp),
+            FeedEvent::Client {
+                client_id,
+                not_before,
+                exp,
+            } => keep_latest_cut_off(&mut self.clients, client_id, not_before, exp),
             FeedEvent::Unknown => {}
         }
     }
 
-    /// Whether the issuer revoked this token: its `jti`, its session, or its subject's tokens
-    /// issued before a point in time.
+    /// Whether the issuer revoked this token: its `jti`, its session, or the tokens of its user
+    /// or of its client issued before a point in time. A user's cut-off applies to users'
+    /// tokens only, a client's to every token with that `client_id`.
     pub fn is_revoked(&self, token: &AccessToken) -> bool {
         if self.is_empty() {
             return false;
@@ -76,9 +96,14 @@ impl Revocations {
                 .sid
                 .as_ref()
                 .is_some_and(|sid| self.families.contains_key(sid))
+            || token.is_user
+                && self
+                    .subjects
+                    .get(&token.subject)
+                    .is_some_and(|(not_before, _)| token.iat < *not_before)
             || self
-                .subjects
-                .get(&token.subject)
+                .clients
+                .get(&token.client_id)
                 .is_some_and(|(not_before, _)| token.iat < *not_before)
     }
 
@@ -89,15 +114,20 @@ impl Revocations {
         self.tokens.retain(|_, exp| live(*exp));
         self.families.retain(|_, exp| live(*exp));
         self.subjects.retain(|_, (_, exp)| live(*exp));
+        self.clients.retain(|_, (_, exp)| live(*exp));
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tokens.is_empty() && self.families.is_empty() && self.subjects.is_empty()
+        self.tokens.is_empty()
+            && self.families.is_empty()
+            && self.subjects.is_empty()
+            && self.clients.is_empty()
     }
 
-    /// Entries held: (token ids, sessions, subjects).
+    /// Entries held: (token ids, sessions, users and clients).
     pub fn counts(&self) -> (usize, usize, usize) {
-        (self.tokens.len(), self.families.len(), self.subjects.len())
+        let cut_offs = self.subjects.len() + self.clients.len();
+        (self.tokens.len(), self.families.len(), cut_offs)
     }
 }
 
@@ -185,9 +215,39 @@ mod tests {
     }
 
     #[test]
+    fn a_client_event_revokes_every_earlier_token_through_that_client_and_a_user_event_only_users_tokens()
+     {
+        let mut state = Revocations::default();
+        state.apply(FeedEvent::Client {
+            client_id: "web".into(),
+            not_before: 50,
+            exp: 100,
+        });
+        state.apply(FeedEvent::Subject {
+            sub: "svc".into(),
+            not_before: 50,
+            exp: 100,
+        });
+        assert!(
+            state.is_revoked(&token("j1", None, "alice", 49)),
+            "a user's, through web"
+        );
+        assert!(!state.is_revoked(&token("j2", None, "alice", 50)));
+        let mut own = token("j3", None, "svc", 10);
+        own.is_user = false;
+        own.client_id = "svc".into();
+        assert!(
+            !state.is_revoked(&own),
+            "a client's own token is not the user's"
+        );
+        own.client_id = "web".into();
+        assert!(state.is_revoked(&own));
+    }
+
+    #[test]
     fn unknown_event_kinds_are_skipped() {
         let page: FeedPage = serde_json::from_str(
-            r#"{"events":[{"type":"client","cursor":"1","client_id":"x"},
+            r#"{"events":[{"type":"session_group","cursor":"1","group":"x"},
                 {"type":"token","cursor":"2","jti":"j","exp":5}],
                 "next_cursor":"2","poll_after":2}"#,
         )

@@ -482,7 +482,8 @@ impl ClientsApi {
 
     /// Rotate a client's secret
     ///
-    /// A new secret, shown only in this answer; the old one stops working at once.
+    /// A new secret, shown only in this answer; the old one stops working at once, and every
+    /// token issued through the client before the rotation is revoked.
     #[oai(
         path = "/clients/:client_id/secret",
         method = "post",
@@ -495,7 +496,8 @@ impl ClientsApi {
         client_id: Path<String>,
     ) -> Answer<SecretRotatedResponse, RotateErrors> {
         let admin = self.0.caller(req, &auth).await?;
-        let secret = accounts::rotate_secret(&self.0.change(&admin), &client_id.0).await?;
+        let tokens = self.0.authority.tokens();
+        let secret = accounts::rotate_secret(&self.0.change(&admin), tokens, &client_id.0).await?;
         Ok(SecretRotatedResponse::Ok(Json(ClientSecret {
             client_id: client_id.0,
             client_secret: secret.expose().to_owned(),

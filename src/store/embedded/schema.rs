@@ -6,7 +6,13 @@ use super::sql::DbResult;
 use crate::store::{StoreError, StoreResult};
 
 /// `MIGRATIONS[n]` takes the schema from `PRAGMA user_version` n to n + 1.
-const MIGRATIONS: &[&str] = &[r"
+///
+/// 1 → 2: users and clients became separate subject namespaces. `account_names` remembers
+/// which kind of account each name (lowercased) belongs to, and revoked subjects are keyed
+/// `user:<name>` or `client:<id>`; a cut-off from before, whose kind is unknown, is kept for
+/// both kinds, since revoking too much is the safe side.
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE users (
     username TEXT PRIMARY KEY NOT NULL,
     data     TEXT NOT NULL
@@ -44,7 +50,20 @@ CREATE TABLE login_failures (
     window_ends INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX login_failures_expiry ON login_failures (window_ends);
-"];
+",
+    r"
+CREATE TABLE account_names (
+    name TEXT PRIMARY KEY NOT NULL,
+    kind TEXT NOT NULL
+) STRICT;
+INSERT OR IGNORE INTO account_names SELECT lower(username), 'user' FROM users;
+INSERT OR IGNORE INTO account_names SELECT lower(client_id), 'client' FROM clients;
+INSERT INTO revoked_subjects SELECT 'client:' || subject, not_before, keep_until
+    FROM revoked_subjects WHERE instr(subject, ':') = 0;
+UPDATE revoked_subjects SET subject = 'user:' || subject
+    WHERE instr(subject, ':') = 0;
+",
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

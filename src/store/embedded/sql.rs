@@ -6,7 +6,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::UnixTime;
-use crate::store::{Family, RevocationEvent, Rotation, RotationOutcome, StoreError, StoreResult};
+use crate::store::{
+    Family, RevocationEvent, Rotation, RotationOutcome, StoreError, StoreResult, Subject,
+    SubjectKind,
+};
 
 /// Maps SQLite failures onto the store's errors: lock contention past the busy timeout and I/O
 /// trouble are `Unavailable` (retry later), everything else is `Internal`.
@@ -132,16 +135,59 @@ pub(super) fn update_existing(
 /// When `subject`'s tokens start to count again, if a revocation of them is still kept.
 pub(super) fn not_before(
     conn: &Connection,
-    subject: &str,
+    subject: &Subject,
     now: UnixTime,
 ) -> StoreResult<Option<UnixTime>> {
     conn.query_row_cached(
         "SELECT not_before FROM revoked_subjects WHERE subject = ?1 AND keep_until >= ?2",
-        params![subject, now],
+        params![subject_key(subject), now],
         |row| row.get(0),
     )
     .optional()
     .db()
+}
+
+/// A subject's row in `revoked_subjects`: the kind keeps users and clients apart.
+pub(super) fn subject_key(subject: &Subject) -> String {
+    format!("{}:{}", subject.kind().as_str(), subject.name())
+}
+
+/// Inserts a user or client record after claiming its name for that kind of account: a name
+/// that the other kind has (or once had) is `NameTaken`, one of the same kind `Conflict`.
+pub(super) fn insert_account(
+    tx: &Transaction<'_>,
+    sql: &str,
+    name: &str,
+    kind: SubjectKind,
+    data: &str,
+) -> StoreResult<()> {
+    let owner: Option<String> = tx
+        .query_row_cached(
+            "SELECT kind FROM account_names WHERE name = lower(?1)",
+            [name],
+            |row| row.get(0),
+        )
+        .optional()
+        .db()?;
+    match owner.as_deref().map(SubjectKind::parse) {
+        None => {
+            tx.execute_cached(
+                "INSERT INTO account_names (name, kind) VALUES (lower(?1), ?2)",
+                params![name, kind.as_str()],
+            )
+            .db()?;
+        }
+        Some(Some(owner)) if owner == kind => {}
+        Some(Some(owner)) => return Err(StoreError::NameTaken(owner)),
+        Some(None) => {
+            return Err(StoreError::Internal(format!(
+                "account name '{name}' has an unknown kind"
+            )));
+        }
+    }
+    tx.execute_cached(sql, params![name, data])
+        .map_err(insert_error)?;
+    Ok(())
 }
 
 /// A failed-login counter: its count and the seconds until its window ends (0, 0 when none).

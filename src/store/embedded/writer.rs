@@ -74,6 +74,7 @@ fn duplicate(error: &StoreError) -> StoreError {
     match error {
         StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
         StoreError::Conflict => StoreError::Conflict,
+        StoreError::NameTaken(kind) => StoreError::NameTaken(*kind),
         StoreError::NotFound => StoreError::NotFound,
         StoreError::InvalidCursor => StoreError::InvalidCursor,
         StoreError::Internal(why) => StoreError::Internal(why.clone()),

@@ -1,6 +1,8 @@
 //! Key names: which hash tag each key carries decides which keys a script may touch together
 //! on Cluster (see the key layout in the parent module).
 
+use crate::store::Subject;
+
 /// Key names; see the module docs.
 pub(super) struct Keys {
     pub(super) prefix: String,
@@ -25,8 +27,16 @@ impl Keys {
     pub(super) fn revoked(&self, jti: &str) -> String {
         format!("{}revoked:{{{jti}}}", self.prefix)
     }
-    pub(super) fn subject(&self, subject: &str) -> String {
-        format!("{}subject:{{{subject}}}", self.prefix)
+    /// A subject's cut-off, in the slot of its record so that both are read in one MGET.
+    pub(super) fn not_before(&self, subject: &Subject) -> String {
+        match subject {
+            Subject::User(name) => format!("{}{{users}}:nb:{name}", self.prefix),
+            Subject::Client(id) => format!("{}{{clients}}:nb:{id}", self.prefix),
+        }
+    }
+    /// Which kind of account holds a name, lowercased: names are compared without case.
+    pub(super) fn name(&self, name: &str) -> String {
+        format!("{}{{names}}:{}", self.prefix, name.to_ascii_lowercase())
     }
     pub(super) fn feed(&self) -> String {
         format!("{}{{feed}}:stream", self.prefix)
@@ -55,6 +65,16 @@ mod tests {
         };
         assert_eq!(tag(&keys.user("alice")), tag(&keys.users()));
         assert_eq!(tag(&keys.client("web")), tag(&keys.clients()));
+        let alice = Subject::User(crate::domain::Username::parse("alice").unwrap());
+        let web = Subject::Client(crate::domain::ClientId::parse("web").unwrap());
+        assert_eq!(tag(&keys.user("alice")), tag(&keys.not_before(&alice)));
+        assert_eq!(tag(&keys.client("web")), tag(&keys.not_before(&web)));
+        assert_ne!(
+            keys.not_before(&alice),
+            keys.not_before(&Subject::Client(
+                crate::domain::ClientId::parse("alice").unwrap()
+            ))
+        );
         assert_eq!(tag(&keys.feed()), tag(&keys.feed_deadlines()));
         assert_eq!(tag(&keys.family("F1")), "F1");
         assert!(keys.family("F1").starts_with("lk:"));

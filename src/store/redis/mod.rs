@@ -15,7 +15,9 @@
 //! | `P{clients}:index`          | sorted set | client ids, score 0 (lexicographic)     | none   |
 //! | `Pfamily:{<fam>}`           | hash       | one refresh-token family (fields below) | current generation's expiry |
 //! | `Prevoked:{<jti>}`          | string     | the revoked token's latest `exp`        | that `exp` |
-//! | `Psubject:{<sub>}`          | hash       | `nb` (max not-before), `keep` (max keep-until) | `keep` |
+//! | `P{users}:nb:<username>`    | string     | a user's cut-off: `<not_before> <keep_until>` | `keep_until` |
+//! | `P{clients}:nb:<id>`        | string     | a client's cut-off, the same way        | `keep_until` |
+//! | `P{names}:<name>`           | string     | `user` or `client`: who holds the name (lowercased) | none |
 //! | `P{feed}:stream`            | stream     | revocation events: `e` JSON, `exp`      | the longest-retained entry |
 //! | `P{feed}:deadlines`         | sorted set | stream id -> retention deadline         | as the stream |
 //! | `Pfailures:{<key>}`         | string     | failed-login count                      | the window |
@@ -73,10 +75,11 @@ use redis::{RedisError, Value};
 use self::conn::{Backend, Conn, Target, map_error};
 use self::encoding::{START_CURSOR, family_fields, family_from_pairs, parse_cursor};
 use self::keys::Keys;
+use self::records::{parse_not_before, parse_record};
 use self::scripts::*;
 use super::{
-    ClientRecord, Family, FeedPage, RevocationEvent, Rotation, RotationOutcome, Store, StoreError,
-    StoreResult, UserRecord,
+    ClientRead, ClientRecord, Family, FeedPage, RevocationEvent, Rotation, RotationOutcome, Store,
+    StoreError, StoreResult, Subject, SubjectKind, UserRecord,
 };
 use crate::domain::{ClientId, TokenId, UnixTime, Username};
 
@@ -253,6 +256,7 @@ impl Store for RedisStore {
         self.run(async {
             let name = user.username.as_str();
             let json = serde_json::to_string(user).map_err(internal)?;
+            self.claim_name(name, SubjectKind::User).await?;
             self.create_record(self.keys.user(name), self.keys.users(), name, json)
                 .await
         })
@@ -306,6 +310,7 @@ impl Store for RedisStore {
         self.run(async {
             let id = client.client_id.as_str();
             let json = serde_json::to_string(client).map_err(internal)?;
+            self.claim_name(id, SubjectKind::Client).await?;
             self.create_record(self.keys.client(id), self.keys.clients(), id, json)
                 .await
         })
@@ -501,53 +506,66 @@ impl Store for RedisStore {
 
     async fn revoke_subject(
         &self,
-        subject: &str,
-        not_before: UnixTime,
-        keep_until: UnixTime,
-    ) -> StoreResult<()> {
+        subject: &Subject,
+        now: UnixTime,
+        lifetime: u64,
+    ) -> StoreResult<UnixTime> {
         self.run(async {
             let mut conn = self.conn().await?;
-            let (ttl, _) = self.retention(keep_until);
-            // The event states the cut-off now in force (an earlier revocation may reach later).
+            let cap = i64::try_from(MAX_RETENTION.as_secs()).unwrap_or(i64::MAX / 4);
             let (not_before, keep_until): (String, String) = SUBJECT_REVOKE
-                .key(self.keys.subject(subject))
-                .arg(not_before)
-                .arg(keep_until)
-                .arg(ttl)
+                .key(self.keys.not_before(subject))
+                .arg(now)
+                .arg(lifetime.min(cap.unsigned_abs()))
+                .arg(self.slack_secs)
+                .arg(cap)
                 .invoke_async(&mut conn)
                 .await?;
-            let event = RevocationEvent::Subject {
-                sub: subject.to_owned(),
-                not_before: not_before.parse().map_err(internal)?,
-                exp: keep_until.parse().map_err(internal)?,
-            };
-            self.append_event(&mut conn, &event).await?;
-            Ok(())
+            let not_before: UnixTime = not_before.parse().map_err(internal)?;
+            let keep_until: UnixTime = keep_until.parse().map_err(internal)?;
+            // The cut-off is in force once the script ran; the event follows in its own slot.
+            self.append_event(&mut conn, &subject.event(not_before, keep_until))
+                .await?;
+            Ok(not_before)
         })
         .await
     }
 
     async fn subject_not_before(
         &self,
-        subject: &str,
+        subject: &Subject,
         now: UnixTime,
     ) -> StoreResult<Option<UnixTime>> {
         self.run(async {
             let mut conn = self.conn().await?;
-            let (not_before, keep): (Option<String>, Option<String>) = redis::cmd("HMGET")
-                .arg(self.keys.subject(subject))
-                .arg("nb")
-                .arg("keep")
+            let stored: Option<String> = redis::cmd("GET")
+                .arg(self.keys.not_before(subject))
                 .query_async(&mut conn)
                 .await?;
-            let (Some(not_before), Some(keep)) = (not_before, keep) else {
-                return Ok(None);
-            };
-            let keep: UnixTime = keep.parse().map_err(internal)?;
-            if keep < now {
-                return Ok(None);
-            }
-            Ok(Some(not_before.parse().map_err(internal)?))
+            parse_not_before(stored, now)
+        })
+        .await
+    }
+
+    async fn user_and_not_before(
+        &self,
+        username: &Username,
+        now: UnixTime,
+    ) -> StoreResult<(Option<UserRecord>, Option<UnixTime>)> {
+        let subject = Subject::User(username.clone());
+        let keys = [
+            self.keys.user(username.as_str()),
+            self.keys.not_before(&subject),
+        ];
+        self.run(async move {
+            let mut conn = self.conn().await?;
+            // One MGET in one slot: the record and its cut-off as of the same moment.
+            let values: Vec<Option<String>> =
+                redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+            let [user, not_before]: [Option<String>; 2] = values
+                .try_into()
+                .map_err(|_| internal("MGET of 2 keys answered another number of values"))?;
+            Ok((parse_record(user)?, parse_not_before(not_before, now)?))
         })
         .await
     }
@@ -584,10 +602,17 @@ impl Store for RedisStore {
         &self,
         client_id: Option<&ClientId>,
         keys: &[String],
-    ) -> StoreResult<(Option<ClientRecord>, Vec<(u64, u64)>)> {
-        let client = client_id.map(|id| self.keys.client(id.as_str()));
+        now: UnixTime,
+    ) -> StoreResult<ClientRead> {
+        let client = client_id.map(|id| {
+            let subject = Subject::Client(id.clone());
+            [
+                self.keys.client(id.as_str()),
+                self.keys.not_before(&subject),
+            ]
+        });
         let counters = keys.iter().map(|key| self.keys.failures(key)).collect();
-        self.run(self.read_client_and_counts(client, counters))
+        self.run(self.read_client_and_counts(client, counters, now))
             .await
     }
 

@@ -8,7 +8,7 @@ use super::encoding::parse_cursor;
 use super::scripts::*;
 use super::{Op, RedisStore, internal};
 use crate::domain::UnixTime;
-use crate::store::{ClientRecord, Family, FeedPage, RevocationEvent, StoreError};
+use crate::store::{ClientRead, Family, FeedPage, RevocationEvent, StoreError, SubjectKind};
 
 impl RedisStore {
     /// Appends one event to the feed; returns its id.
@@ -85,15 +85,18 @@ impl RedisStore {
     /// in one MGET: what client authentication reads on every request, so one round trip. On
     /// Cluster the keys sit in different slots; the client splits the MGET per slot and joins
     /// the answers in order.
+    /// The client and its cut-off (`client`: their two keys, in one slot) and the failure
+    /// counters, in one MGET.
     pub(super) async fn read_client_and_counts(
         &self,
-        client: Option<String>,
+        client: Option<[String; 2]>,
         counters: Vec<String>,
-    ) -> Op<(Option<ClientRecord>, Vec<(u64, u64)>)> {
-        let with_client = usize::from(client.is_some());
-        let keys: Vec<&String> = client.iter().chain(&counters).collect();
+        now: UnixTime,
+    ) -> Op<ClientRead> {
+        let with_client = if client.is_some() { 2 } else { 0 };
+        let keys: Vec<&String> = client.iter().flatten().chain(&counters).collect();
         if keys.is_empty() {
-            return Ok((None, Vec::new()));
+            return Ok(ClientRead::default());
         }
         let mut conn = self.conn().await?;
         let mut values: Vec<Option<String>> =
@@ -106,19 +109,44 @@ impl RedisStore {
             )));
         }
         let counts = values.split_off(with_client);
-        let client = parse_record(values.pop().flatten())?;
-        let mut out = Vec::with_capacity(counts.len());
+        let mut read = ClientRead {
+            failures: Vec::with_capacity(counts.len()),
+            ..ClientRead::default()
+        };
+        if with_client > 0 {
+            let mut values = values.into_iter();
+            read.client = parse_record(values.next().flatten())?;
+            read.not_before = parse_not_before(values.next().flatten(), now)?;
+        }
         for (key, count) in counters.iter().zip(counts) {
             // Nearly always there is no counter; its TTL only when there is one.
             let Some(count) = count else {
-                out.push((0, 0));
+                read.failures.push((0, 0));
                 continue;
             };
             let count: i64 = count.parse().map_err(internal)?;
             let ttl: i64 = redis::cmd("TTL").arg(key).query_async(&mut conn).await?;
-            out.push((count.max(0).unsigned_abs(), ttl.max(0).unsigned_abs()));
+            read.failures
+                .push((count.max(0).unsigned_abs(), ttl.max(0).unsigned_abs()));
         }
-        Ok((client, out))
+        Ok(read)
+    }
+
+    /// Claims `name` for `kind` of account; `NameTaken` when the other kind holds it.
+    pub(super) async fn claim_name(&self, name: &str, kind: SubjectKind) -> Op<()> {
+        let mut conn = self.conn().await?;
+        let owner: String = NAME_CLAIM
+            .key(self.keys.name(name))
+            .arg(kind.as_str())
+            .invoke_async(&mut conn)
+            .await?;
+        match SubjectKind::parse(&owner) {
+            Some(owner) if owner == kind => Ok(()),
+            Some(owner) => Err(StoreError::NameTaken(owner).into()),
+            None => Err(internal(format!(
+                "account name '{name}' has an unknown kind"
+            ))),
+        }
     }
 
     pub(super) async fn create_record(
@@ -211,7 +239,19 @@ impl RedisStore {
 }
 
 /// A stored JSON record, if there was one.
-fn parse_record<T: serde::de::DeserializeOwned>(json: Option<String>) -> Op<Option<T>> {
+/// A stored cut-off `<not_before> <keep_until>`, if it is still remembered at `now`.
+pub(super) fn parse_not_before(stored: Option<String>, now: UnixTime) -> Op<Option<UnixTime>> {
+    let Some(stored) = stored else {
+        return Ok(None);
+    };
+    let malformed = || internal(format!("malformed subject cut-off '{stored}'"));
+    let (not_before, keep) = stored.split_once(' ').ok_or_else(malformed)?;
+    let not_before: UnixTime = not_before.parse().map_err(|_| malformed())?;
+    let keep: UnixTime = keep.parse().map_err(|_| malformed())?;
+    Ok((keep >= now).then_some(not_before))
+}
+
+pub(super) fn parse_record<T: serde::de::DeserializeOwned>(json: Option<String>) -> Op<Option<T>> {
     json.map(|json| serde_json::from_str(&json).map_err(internal))
         .transpose()
 }

@@ -25,3 +25,4 @@ script!(TOKEN_REVOKE, "token_revoke.lua");
 script!(RECORD_CREATE, "record_create.lua");
 script!(RECORD_DELETE, "record_delete.lua");
 script!(FAILURE_RECORD, "failure_record.lua");
+script!(NAME_CLAIM, "name_claim.lua");

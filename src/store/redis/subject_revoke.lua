@@ -1,19 +1,29 @@
--- Raises a subject's not-before and how long it is remembered (never lowers either).
--- KEYS[1] subject hash
--- ARGV[1] not_before      ARGV[2] keep_until      ARGV[3] TTL in seconds
--- Returns { not_before, keep_until } now in force, as stored (decimal strings).
+-- Raises a subject's cut-off strictly past `now` and past the cut-off in force (see
+-- `next_not_before`), and never shortens how long it is remembered.
+-- KEYS[1] the subject's cut-off: "<not_before> <keep_until>"
+-- ARGV[1] now (Unix seconds)      ARGV[2] lifetime in seconds
+-- ARGV[3] TTL slack in seconds    ARGV[4] the longest TTL
+-- Returns { not_before, keep_until } now in force, as decimal strings.
 local key = KEYS[1]
-local nb = redis.call('HGET', key, 'nb')
-if nb == false or tonumber(ARGV[1]) > tonumber(nb) then
-  nb = ARGV[1]
-  redis.call('HSET', key, 'nb', nb)
+local now = tonumber(ARGV[1])
+local nb = now
+local keep = 0
+local stored = redis.call('GET', key)
+if stored then
+  local old_nb, old_keep = string.match(stored, '^(%-?%d+) (%-?%d+)$')
+  if not old_nb then
+    return redis.error_reply('malformed subject cut-off at ' .. key)
+  end
+  if tonumber(old_nb) > nb then nb = tonumber(old_nb) end
+  keep = tonumber(old_keep)
 end
-local keep = redis.call('HGET', key, 'keep')
-if keep == false or tonumber(ARGV[2]) > tonumber(keep) then
-  keep = ARGV[2]
-  redis.call('HSET', key, 'keep', keep)
-end
-if redis.call('TTL', key) < tonumber(ARGV[3]) then
-  redis.call('EXPIRE', key, ARGV[3])
-end
-return { nb, keep }
+nb = nb + 1
+if nb + tonumber(ARGV[2]) > keep then keep = nb + tonumber(ARGV[2]) end
+local ttl = keep - now + tonumber(ARGV[3])
+if ttl > tonumber(ARGV[4]) then ttl = tonumber(ARGV[4]) end
+if ttl < 1 then ttl = 1 end
+-- Both values are whole seconds far below 2^53, so Lua's numbers hold them exactly.
+local nb_text = string.format('%d', nb)
+local keep_text = string.format('%d', keep)
+redis.call('SET', key, nb_text .. ' ' .. keep_text, 'EX', ttl)
+return { nb_text, keep_text }
