@@ -136,6 +136,59 @@ async fn tokens_issued_by_one_replica_are_refreshed_by_another_and_revoked_by_a_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logins_on_every_replica_racing_a_password_reset_leave_no_live_session_anywhere() {
+    let redis = RedisServer::start();
+    let (dir, replicas) = fleet(&redis.url());
+    let secret = rs_secret(&dir);
+    let http = reqwest::Client::new();
+    let form = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", "correct horse"),
+        ("client_id", "web"),
+    ];
+    // Logins on all three replicas, while the reset runs through the CLI on the same store.
+    let logins: Vec<_> = replicas
+        .iter()
+        .map(|replica| {
+            let (http, url) = (http.clone(), replica.url("/oauth/token"));
+            tokio::spawn(async move {
+                let mut sessions = Vec::new();
+                for _ in 0..40 {
+                    let response = post(&http, url.clone(), &form).await;
+                    if response.status() == 200 {
+                        sessions.push(response.json::<Value>().await.unwrap());
+                    }
+                }
+                sessions
+            })
+        })
+        .collect();
+    let reset = tokio::task::block_in_place(|| {
+        dir.run_with_stdin(
+            &["users", "passwd", "alice", "--password-stdin"],
+            Some("a new horse\n"),
+        )
+    });
+    let mut sessions = Vec::new();
+    for login in logins {
+        sessions.extend(login.await.unwrap());
+    }
+    assert!(reset.success(), "{}", reset.failure());
+    assert!(!sessions.is_empty());
+    for tokens in &sessions {
+        let access = tokens["access_token"].as_str().unwrap();
+        let refresh_token = tokens["refresh_token"].as_str().unwrap();
+        for replica in &replicas {
+            let answer = introspect(&http, replica, &secret, access).await;
+            assert_eq!(answer["active"], false, "{}", replica.url(""));
+        }
+        let refreshed = refresh(&http, &replicas[0], refresh_token).await;
+        assert_oauth_error(refreshed, 400, "invalid_grant").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_refreshes_spread_over_three_replicas_leave_one_live_successor() {
     let redis = RedisServer::start();
     let (dir, replicas) = fleet(&redis.url());

@@ -173,17 +173,25 @@ async fn an_admin_who_loses_the_role_is_refused_from_the_next_request_on() {
 }
 
 #[tokio::test]
-async fn a_client_token_is_refused_even_when_the_client_id_is_an_admin_s_name() {
+async fn a_client_cannot_take_an_admin_s_name_and_a_client_s_token_is_refused() {
     let app = app().await;
+    let spec = latchkey::accounts::ClientSpec {
+        public: false,
+        grants: [GrantType::ClientCredentials].into(),
+        scopes: Default::default(),
+        audiences: Default::default(),
+    };
+    let taken = latchkey::accounts::add_client(&app.change(), "root", spec).await;
+    assert!(taken.is_err(), "a client named like the administrator");
     let secret = app
-        .add_client("root", false, &[GrantType::ClientCredentials], &[], &[])
+        .add_client("ops", false, &[GrantType::ClientCredentials], &[], &[])
         .await
         .unwrap();
-    let response = client_credentials(&app, "root", &secret).await;
+    let response = client_credentials(&app, "ops", &secret).await;
     assert_eq!(response.status(), 200);
     let token = access(&response.json().await.unwrap());
     let (_, claims) = decode_jwt(&token);
-    assert_eq!(claims["sub"], "root");
+    assert_eq!(claims["sub"], "ops");
     let (status, body) =
         answer(call(&app, Method::GET, "/admin/users", Some(&token), None).await).await;
     assert_eq!(status, 403, "{body}");
