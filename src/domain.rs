@@ -40,6 +40,11 @@ fn check_identifier(what: &'static str, value: &str) -> Result<(), InvalidIdenti
     if value.is_empty() {
         return refuse("must not be empty");
     }
+    // `.` and `..` are path segments no HTTP client sends as they are (so `/admin/users/..`
+    // could never be reached), and a leading `-` reads as an option on a command line.
+    if !value.as_bytes()[0].is_ascii_alphanumeric() {
+        return refuse("must start with a letter or a digit");
+    }
     if value.len() > 64 {
         return refuse("must be at most 64 characters");
     }
@@ -53,15 +58,17 @@ fn check_identifier(what: &'static str, value: &str) -> Result<(), InvalidIdenti
 }
 
 macro_rules! identifier {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $canonical:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
+            /// The identifier in its canonical form, if it is well formed.
             pub fn parse(value: impl Into<String>) -> Result<Self, InvalidIdentifier> {
-                let value = value.into();
+                let canonical: fn(String) -> String = $canonical;
+                let value = canonical(value.into());
                 check_identifier($what, &value)?;
                 Ok(Self(value))
             }
@@ -93,14 +100,23 @@ macro_rules! identifier {
 }
 
 identifier!(
-    /// A user's login name; also the `sub` of the user's tokens.
+    /// A user's login name; also the `sub` of the user's tokens. Usernames are
+    /// case-insensitive: the canonical form, which is stored, signed into tokens, counted by
+    /// the login limits and used by the admin API, is ASCII lowercase, so `Alice` and `ALICE`
+    /// both name the user `alice`.
     Username,
-    "username"
+    "username",
+    |mut value| {
+        value.make_ascii_lowercase();
+        value
+    }
 );
 identifier!(
-    /// A registered OAuth client.
+    /// A registered OAuth client. Client ids are compared exactly, as RFC 6749 has it (a
+    /// client id never equals a username, whatever the case: see the store's name claims).
     ClientId,
-    "client_id"
+    "client_id",
+    |value| value
 );
 
 /// A random identifier: token ids (`jti`) and refresh-token family ids (`fam`).
@@ -289,6 +305,26 @@ mod tests {
         assert!(Username::parse("../etc").is_err());
         assert!(Username::parse("").is_err());
         assert!(Username::parse("a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn usernames_are_folded_to_lowercase() {
+        assert_eq!(Username::parse("Alice").unwrap().as_str(), "alice");
+        assert_eq!(
+            Username::parse("ALICE").unwrap(),
+            Username::parse("alice").unwrap()
+        );
+        assert_eq!(ClientId::parse("Web").unwrap().as_str(), "Web");
+    }
+
+    #[test]
+    fn path_segments_and_option_like_names_are_refused() {
+        for name in [".", "..", ".hidden", "-rf", "_x", "@home"] {
+            assert!(Username::parse(name).is_err(), "{name}");
+            assert!(ClientId::parse(name).is_err(), "{name}");
+        }
+        assert!(Username::parse("a.b-c_d@e").is_ok());
+        assert!(Username::parse("1st").is_ok());
     }
 
     #[test]
