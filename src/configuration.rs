@@ -139,6 +139,10 @@ impl std::fmt::Debug for BootstrapSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RegistrationSettings {
     pub enabled: bool,
+    /// Registrations from one address (an IPv6 /64) per window before 429; 0 = no limit.
+    pub max_per_address: u64,
+    /// Seconds a registration window lasts from its first registration.
+    pub window: u64,
 }
 
 /// argon2id cost and the bounds of the hashing pool.
@@ -200,7 +204,11 @@ impl Default for Settings {
                 audience: "api".into(),
                 admin_scopes: vec!["admin".into()],
             },
-            registration: RegistrationSettings { enabled: false },
+            registration: RegistrationSettings {
+                enabled: false,
+                max_per_address: 10,
+                window: 3600,
+            },
             passwords: PasswordSettings {
                 memory_kib: 19_456,
                 iterations: 2,
@@ -286,6 +294,13 @@ impl Settings {
             return Err(invalid(
                 "tokens.refresh_ttl",
                 "must be longer than tokens.access_ttl",
+            ));
+        }
+        let window = self.registration.window;
+        if window == 0 || window > 86_400 {
+            return Err(invalid(
+                "registration.window",
+                "must be between 1 and 86400 seconds",
             ));
         }
         if tokens.refresh_grace > 300 {

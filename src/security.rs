@@ -9,13 +9,19 @@ use serde::{Deserialize, Serialize};
 /// Brute-force limits, trusted proxies and CORS. A limit of 0 turns that limit off.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SecuritySettings {
-    /// Failed password logins for one username, per window, before 429.
+    /// Failed password logins for one username from one address (an IPv6 /64), per window,
+    /// before that username is locked for that address (429).
+    pub max_failed_logins_per_user_address: u64,
+    /// Failed password logins for one username from all addresses, per window, before each
+    /// further attempt must wait twice as long as the one before (1 s, 2 s, 4 s, ... up to
+    /// `login_backoff_max`); addresses where the user signed in before are not slowed down.
     pub max_failed_logins_per_user: u64,
-    /// Failed password logins from one address (an IPv6 /64), per window, before 429.
+    /// The longest wait between attempts for a username under attack, in seconds.
+    pub login_backoff_max: u64,
+    /// Failed password logins from one address, per window, before 429.
     pub max_failed_logins_per_address: u64,
-    /// Failed client authentications for one client id, per window, before 429.
-    pub max_failed_client_auths_per_client: u64,
-    /// Failed client authentications from one address, per window, before 429.
+    /// Failed client authentications from one address, per window, before 429. Never per
+    /// client id: anyone could then lock a service out.
     pub max_failed_client_auths_per_address: u64,
     /// Seconds a window lasts from its first failure.
     pub failed_login_window: u64,
@@ -31,9 +37,10 @@ pub struct SecuritySettings {
 impl Default for SecuritySettings {
     fn default() -> Self {
         SecuritySettings {
-            max_failed_logins_per_user: 10,
+            max_failed_logins_per_user_address: 10,
+            max_failed_logins_per_user: 20,
+            login_backoff_max: 60,
             max_failed_logins_per_address: 100,
-            max_failed_client_auths_per_client: 20,
             max_failed_client_auths_per_address: 100,
             failed_login_window: 900,
             trusted_proxies: Vec::new(),
@@ -49,6 +56,12 @@ impl SecuritySettings {
             return Err((
                 "security.failed_login_window",
                 "must be between 1 and 86400 seconds".into(),
+            ));
+        }
+        if self.login_backoff_max == 0 || self.login_backoff_max > self.failed_login_window {
+            return Err((
+                "security.login_backoff_max",
+                "must be between 1 and security.failed_login_window seconds".into(),
             ));
         }
         TrustedProxies::parse(&self.trusted_proxies)

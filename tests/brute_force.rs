@@ -1,5 +1,7 @@
-//! Failed-login limits: per username, per address (behind trusted proxies only by
-//! `X-Forwarded-For`), per client; refused before any password is checked; shared by replicas.
+//! Attempt limits that an attacker cannot aim at someone else: a username locked per address,
+//! slowed down across addresses (not from where the user signed in before); addresses limited
+//! across usernames; client authentication per address only; registrations per address. All
+//! refused before any password is checked, reserved atomically, shared by replicas.
 
 mod support;
 
@@ -57,33 +59,112 @@ async fn assert_limited(response: reqwest::Response, window: u64) {
     assert!(body["error_description"].is_string(), "{body}");
 }
 
-#[tokio::test]
-async fn past_the_username_limit_even_the_right_password_is_refused_with_429() {
+/// The service behind a trusted proxy on loopback, so tests choose the client's address.
+async fn behind_proxy(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let app = TestApp::spawn_with(|s| {
-        s.security.max_failed_logins_per_user = 3;
-        s.security.failed_login_window = 600;
+        s.security.trusted_proxies = vec!["127.0.0.0/8".into()];
+        configure(s);
     })
     .await;
     app.with_user_and_web_client().await;
-    for _ in 0..3 {
-        assert_oauth_error(
-            login_as(&app, "alice", "wrong password").await,
-            400,
-            "invalid_grant",
-        )
-        .await;
-    }
-    assert_limited(login_as(&app, "alice", "correct horse").await, 600).await;
-    // Case does not open a second counter.
-    assert_limited(login_as(&app, "ALICE", "correct horse").await, 600).await;
-    // Another user is not affected.
-    app.add_user("bob", "bob's password", &["user"]).await;
-    assert_eq!(login_as(&app, "bob", "bob's password").await.status(), 200);
+    app
+}
+
+async fn password_from(
+    app: &TestApp,
+    address: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    app.http
+        .post(app.url("/oauth/token"))
+        .header("x-forwarded-for", address)
+        .form(&[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", password),
+            ("client_id", "web"),
+        ])
+        .send()
+        .await
+        .expect("request sent")
 }
 
 #[tokio::test]
-async fn a_successful_login_resets_the_username_counter() {
-    let app = TestApp::spawn_with(|s| s.security.max_failed_logins_per_user = 3).await;
+async fn past_the_limit_from_one_address_even_the_right_password_is_refused_there_only() {
+    let app = behind_proxy(|s| {
+        s.security.max_failed_logins_per_user_address = 3;
+        s.security.failed_login_window = 600;
+    })
+    .await;
+    let attacker = "198.51.100.66";
+    for _ in 0..3 {
+        let wrong = password_from(&app, attacker, "alice", "wrong password").await;
+        assert_oauth_error(wrong, 400, "invalid_grant").await;
+    }
+    let right = password_from(&app, attacker, "alice", "correct horse").await;
+    assert_limited(right, 600).await;
+    // Case does not open a second counter.
+    assert_limited(
+        password_from(&app, attacker, "ALICE", "correct horse").await,
+        600,
+    )
+    .await;
+    // The user, elsewhere, still gets in; another user from the attacker's address too.
+    let elsewhere = password_from(&app, "203.0.113.7", "alice", "correct horse").await;
+    assert_eq!(elsewhere.status(), 200);
+    app.add_user("bob", "bob's password", &["user"]).await;
+    let bob = password_from(&app, attacker, "bob", "bob's password").await;
+    assert_eq!(bob.status(), 200);
+}
+
+#[tokio::test]
+async fn guesses_spread_over_addresses_are_slowed_down_while_the_user_at_a_known_address_gets_in() {
+    let app = behind_proxy(|s| {
+        s.security.max_failed_logins_per_user = 2;
+        s.security.login_backoff_max = 60;
+    })
+    .await;
+    // The user has signed in from home before.
+    let home = "203.0.113.7";
+    assert_eq!(
+        password_from(&app, home, "alice", "correct horse")
+            .await
+            .status(),
+        200
+    );
+    // A botnet: each guess from a fresh address. Two go through, then each must wait.
+    for bot in ["198.51.100.1", "198.51.100.2"] {
+        let wrong = password_from(&app, bot, "alice", "wrong password").await;
+        assert_oauth_error(wrong, 400, "invalid_grant").await;
+    }
+    let slowed = password_from(&app, "198.51.100.3", "alice", "wrong password").await;
+    assert_limited(slowed, 60).await;
+    let newcomer = password_from(&app, "198.51.100.4", "alice", "correct horse").await;
+    assert_limited(newcomer, 60).await;
+    // From home the user is not slowed down.
+    let login = password_from(&app, home, "alice", "correct horse").await;
+    assert_eq!(login.status(), 200);
+}
+
+#[tokio::test]
+async fn parallel_wrong_passwords_cannot_race_past_the_limit() {
+    let app = TestApp::spawn_with(|s| s.security.max_failed_logins_per_user_address = 10).await;
+    app.with_user_and_web_client().await;
+    let attempts = (0..40).map(|_| login_as(&app, "alice", "wrong password"));
+    let answers = futures_util::future::join_all(attempts).await;
+    let checked = answers.iter().filter(|r| r.status() == 400).count();
+    let refused = answers.iter().filter(|r| r.status() == 429).count();
+    assert_eq!(
+        (checked, refused),
+        (10, 30),
+        "each password checked was reserved first"
+    );
+}
+
+#[tokio::test]
+async fn a_successful_login_resets_the_username_record_from_its_address() {
+    let app = TestApp::spawn_with(|s| s.security.max_failed_logins_per_user_address = 3).await;
     app.with_user_and_web_client().await;
     for _ in 0..3 {
         for _ in 0..2 {
@@ -92,6 +173,33 @@ async fn a_successful_login_resets_the_username_counter() {
         }
         assert_eq!(login_as(&app, "alice", "correct horse").await.status(), 200);
     }
+}
+
+#[tokio::test]
+async fn registrations_from_one_address_are_limited() {
+    let app = TestApp::spawn_with(|s| {
+        s.registration.enabled = true;
+        s.registration.max_per_address = 3;
+        s.security.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let register = |name: String, address: &'static str| {
+        app.http
+            .post(app.url("/users"))
+            .header("x-forwarded-for", address)
+            .json(&serde_json::json!({"username": name, "password": "a long passphrase"}))
+            .send()
+    };
+    for i in 0..3 {
+        let created = register(format!("bot{i}"), "198.51.100.9")
+            .await
+            .expect("sent");
+        assert_eq!(created.status(), 201);
+    }
+    let refused = register("bot3".into(), "198.51.100.9").await.expect("sent");
+    assert_limited(refused, 3600).await;
+    let elsewhere = register("carol".into(), "203.0.113.7").await.expect("sent");
+    assert_eq!(elsewhere.status(), 201);
 }
 
 #[tokio::test]
@@ -142,28 +250,40 @@ async fn x_forwarded_for_counts_only_when_the_peer_is_a_trusted_proxy() {
 }
 
 #[tokio::test]
-async fn client_authentication_failures_are_limited_per_client() {
-    let app = TestApp::spawn_with(|s| s.security.max_failed_client_auths_per_client = 3).await;
+async fn client_authentication_failures_are_limited_per_address_never_per_client() {
+    let app = TestApp::spawn_with(|s| {
+        s.security.max_failed_client_auths_per_address = 3;
+        s.security.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
     let secret = app
         .add_client("svc", false, &[GrantType::ClientCredentials], &[], &[])
         .await
         .expect("a confidential client has a secret");
-    let request = |secret: String| {
+    let request = |secret: String, address: &'static str| {
         app.http
             .post(app.url("/oauth/token"))
+            .header("x-forwarded-for", address)
             .basic_auth("svc", Some(secret))
             .form(&[("grant_type", "client_credentials")])
             .send()
     };
+    let attacker = "198.51.100.66";
     for _ in 0..3 {
-        let wrong = request("not the secret".into()).await.expect("sent");
+        let wrong = request("not the secret".into(), attacker)
+            .await
+            .expect("sent");
         assert_oauth_error(wrong, 401, "invalid_client").await;
     }
-    assert_limited(request(secret.clone()).await.expect("sent"), 900).await;
-    // Introspection authenticates the same client and is refused the same way.
+    assert_limited(request(secret.clone(), attacker).await.expect("sent"), 900).await;
+    // The service itself, from its own address, is not locked out.
+    let service = request(secret.clone(), "10.1.2.3").await.expect("sent");
+    assert_eq!(service.status(), 200);
+    // Introspection authenticates clients the same way.
     let introspect = app
         .http
         .post(app.url("/oauth/introspect"))
+        .header("x-forwarded-for", attacker)
         .basic_auth("svc", Some(&secret))
         .form(&[("token", "x")])
         .send()
@@ -175,7 +295,6 @@ async fn client_authentication_failures_are_limited_per_client() {
 #[tokio::test]
 async fn a_public_client_sending_no_secret_is_not_held_to_the_client_limits_but_a_probe_is() {
     let app = TestApp::spawn_with(|s| {
-        s.security.max_failed_client_auths_per_client = 1;
         s.security.max_failed_client_auths_per_address = 1;
     })
     .await;
@@ -212,7 +331,7 @@ async fn a_public_client_sending_no_secret_is_not_held_to_the_client_limits_but_
 #[tokio::test]
 async fn the_limit_holds_across_replicas_sharing_a_store() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let limit = |s: &mut Settings| s.security.max_failed_logins_per_user = 2;
+    let limit = |s: &mut Settings| s.security.max_failed_logins_per_user_address = 2;
     let first = TestApp::spawn_in(dir.path().to_path_buf(), limit).await;
     let second = TestApp::spawn_in(dir.path().to_path_buf(), limit).await;
     first.with_user_and_web_client().await;
@@ -230,7 +349,7 @@ async fn a_refused_login_spends_no_password_verification() {
         passwords: cheap_passwords(),
         ..Settings::default()
     };
-    settings.security.max_failed_logins_per_user = 2;
+    settings.security.max_failed_logins_per_user_address = 2;
     let store: SharedStore = Arc::new(EmbeddedStore::open_in_memory().expect("store"));
     let (key, _) = SigningKey::generate_rsa(2048).expect("key");
     let keys = Arc::new(KeyRing::fixed(

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use latchkey::domain::{ClientId, GrantType, Scope, TokenId, UnixTime, Username};
 use latchkey::store::embedded::{DB_FILE, EmbeddedStore, SCHEMA_VERSION};
 use latchkey::store::{
-    ClientRead, ClientRecord, Family, RefreshGeneration, RevocationEvent, Rotation,
-    RotationOutcome, SharedStore, Store, StoreError, StoreResult, Subject, SubjectKind, UserRecord,
+    AttemptRule, ClientRead, ClientRecord, Family, RefreshGeneration, Reservation, RevocationEvent,
+    Rotation, RotationOutcome, SharedStore, Store, StoreError, StoreResult, Subject, SubjectKind,
+    UserRecord,
 };
 
 type Guard = Box<dyn Any + Send>;
@@ -208,6 +209,12 @@ macro_rules! store_contract {
             async fn a_client_and_failure_counts_are_read_together() -> StoreResult<()> {
                 let (store, _guard) = $open.await;
                 contract::a_client_and_failure_counts_are_read_together(&*store).await
+            }
+
+            #[tokio::test]
+            async fn attempts_are_reserved_past_their_free_count_only_after_their_wait() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::attempts_are_reserved_past_their_free_count_only_after_their_wait(&*store).await
             }
 
             #[tokio::test]

@@ -47,7 +47,7 @@ async fn a_username_differing_only_in_case_is_the_same_user_everywhere() {
 #[tokio::test]
 async fn failed_logins_in_any_spelling_count_against_one_user() {
     let app = TestApp::spawn_with(|s| {
-        s.security.max_failed_logins_per_user = 2;
+        s.security.max_failed_logins_per_user_address = 2;
     })
     .await;
     app.with_user_and_web_client().await;

@@ -78,7 +78,7 @@ async fn build_app() -> BoxEndpoint<'static> {
     let security = &mut settings.security;
     security.max_failed_logins_per_user = 1 << 40;
     security.max_failed_logins_per_address = 1 << 40;
-    security.max_failed_client_auths_per_client = 1 << 40;
+    security.max_failed_logins_per_user_address = 1 << 40;
     security.max_failed_client_auths_per_address = 1 << 40;
     latchkey::metrics::init();
     let store: SharedStore = Arc::new(EmbeddedStore::open_in_memory().expect("a store"));

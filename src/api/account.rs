@@ -11,8 +11,8 @@ use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi, SecurityScheme};
 use serde::Deserialize;
 
 use super::errors::{
-    Answer, BODY_TOO_LARGE, ErrorDoc, INTERNAL, INVALID_TOKEN, UNAVAILABLE, UNAVAILABLE_HASHING,
-    UNSUPPORTED_MEDIA_TYPE, error_list,
+    Answer, BODY_TOO_LARGE, ErrorDoc, INTERNAL, INVALID_TOKEN, THROTTLED, UNAVAILABLE,
+    UNAVAILABLE_HASHING, UNSUPPORTED_MEDIA_TYPE, error_list,
 };
 use super::optional_body::{OptionalBody, OptionalRegistrationBody};
 use super::origin::origin;
@@ -110,6 +110,7 @@ error_list!(
         "self-registration is disabled",
     ),
     ErrorDoc::new(409, "The username is taken.", "conflict", "the username is taken"),
+    THROTTLED,
     BODY_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
     INTERNAL,
@@ -183,7 +184,7 @@ error_list!(
 
 pub struct AccountApi {
     pub authority: Arc<Authority>,
-    pub registration_enabled: bool,
+    pub registration: crate::configuration::RegistrationSettings,
 }
 
 #[OpenApi(tag = "ApiTags::Account")]
@@ -198,7 +199,7 @@ impl AccountApi {
         req: &Request,
         body: OptionalRegistrationBody,
     ) -> Answer<RegistrationResponse, RegistrationErrors> {
-        if !self.registration_enabled {
+        if !self.registration.enabled {
             return Err(AuthError::Forbidden("self-registration is disabled".into()).into());
         }
         let params = match body.0 {
@@ -211,9 +212,15 @@ impl AccountApi {
         let password = params
             .password
             .ok_or_else(|| AuthError::InvalidRequest("password is required".into()))?;
+        let origin = origin(req);
+        // Before the password is hashed: each account costs an argon2 hash.
+        let limits = &self.registration;
+        self.authority
+            .reserve_registration(&origin, limits.max_per_address, limits.window, now())
+            .await?;
         let change = Change {
             store: self.authority.store().as_ref(),
-            by: &Actor::Anonymous(origin(req)),
+            by: &Actor::Anonymous(origin),
             now: now(),
         };
         let user = accounts::add_user(

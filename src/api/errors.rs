@@ -354,11 +354,11 @@ pub const UNSUPPORTED_MEDIA_TYPE: ErrorDoc = ErrorDoc::new(
     "the `Content-Type` requested by the client is not supported: text/plain",
 );
 
-/// 429 from the failed-login and client-authentication limits.
+/// 429 from the failed-login, client-authentication and registration limits.
 pub const THROTTLED: ErrorDoc = ErrorDoc::new(
     429,
-    "Too many failed attempts for this username, client or address; retry after `Retry-After` \
-     seconds.",
+    "Too many attempts for this username or from this address (failed logins or client \
+     authentications, or registrations); retry after `Retry-After` seconds.",
     "too_many_requests",
     "too many attempts; retry later",
 )

@@ -63,7 +63,7 @@ pub fn service(authority: Arc<Authority>, settings: &Settings) -> OpenApiService
         },
         account::AccountApi {
             authority: authority.clone(),
-            registration_enabled: settings.registration.enabled,
+            registration: settings.registration.clone(),
         },
         health::HealthApi {
             authority: authority.clone(),

@@ -121,7 +121,7 @@ impl Authority {
             .client_id
             .as_deref()
             .ok_or_else(|| AuthError::InvalidClient("client authentication is required".into()))?;
-        let mut attempt = Attempt::client(&self.security, id, &credentials.origin);
+        let attempt = Attempt::client(&self.security, &credentials.origin);
         let client_id = ClientId::parse(id).ok();
         let read = if credentials.client_secret.is_some() {
             // Read together, but the limits apply before the secret is looked at.
@@ -151,7 +151,7 @@ impl Authority {
         let Some(client) = authenticated else {
             if credentials.client_secret.is_none() {
                 // Probing for client ids sends no secret; the limits were not read above.
-                self.refuse_if_limited(&mut attempt).await?;
+                self.refuse_if_limited(&attempt).await?;
             }
             self.count_failure(&attempt).await?;
             // Unknown clients too: probing for client ids is worth seeing in the trail.
@@ -161,7 +161,6 @@ impl Authority {
                 .emit();
             return Err(failed());
         };
-        self.count_success(&attempt).await?;
         Ok(AuthenticatedClient {
             record: client,
             not_before: read.not_before,

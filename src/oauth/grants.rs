@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use super::client_auth::AuthenticatedClient;
-use super::throttle::Attempt;
 use super::{AuthError, Authority, ClientCredentials};
 use crate::audit::{Event, Record};
 use crate::domain::{ClientId, GrantType, Scope, Secret, TokenId, UnixTime, Username, now_ms};
@@ -103,11 +102,9 @@ impl Authority {
         let scope = requested_scope(request.scope.as_deref(), &client.scope)?;
         let audience = self.audience_for(client, &request)?;
         // Before the password: a refused attempt must cost no argon2 time.
-        let mut attempt = Attempt::login(&self.security, username, origin);
-        self.refuse_if_limited(&mut attempt).await?;
+        let attempt = self.reserve_login(username, origin, now).await?;
         let (user, user_cut_off) = self.check_password(username, password, now).await?;
         let Some(user) = user else {
-            self.count_failure(&attempt).await?;
             Record::new(Event::LoginFailed, &truncate(username), origin)
                 .client(client.client_id.as_str())
                 .emit();
@@ -115,7 +112,7 @@ impl Authority {
                 "invalid username or password".into(),
             ));
         };
-        self.count_success(&attempt).await?;
+        self.login_succeeded(&attempt).await?;
         let scope = self.scope_for_user(&user, scope, request.scope.is_some(), client, origin)?;
         Record::new(Event::Login, user.username.as_str(), origin)
             .client(client.client_id.as_str())

@@ -1,129 +1,214 @@
-//! Failed-login limits: failures are counted in the store (so every replica sees the same
-//! counts) per username and per address for passwords, per client id and per address for
-//! client authentication. Past a limit the request is refused with 429 *before* any credential
-//! is checked, so a locked-out attacker costs no argon2 time and learns nothing, not even when
-//! the password is right.
+//! Attempt limits, kept in the store so that every replica sees the same counts, and shaped so
+//! that an attacker cannot aim them at someone else:
+//!
+//! - Passwords. An attempt is reserved (counted) before the password is checked, atomically,
+//!   so parallel guesses cannot all slip past a limit; a right password gives its reservation
+//!   back. A username from one address (an IPv6 /64) is locked past its limit, an address
+//!   across all usernames likewise; the username across all addresses is only slowed down, each
+//!   attempt past a threshold waiting twice as long as the one before, up to a cap (OWASP's
+//!   advice), and not at all from an address where the user has signed in before. Guessing
+//!   stays bounded while the user, elsewhere, still gets in.
+//! - Client secrets are 256-bit and made by the server, so guessing one is not the threat:
+//!   client authentication is limited per address only, never per client id, or one loop of
+//!   wrong secrets from anywhere would lock a service out. The count is read with the client
+//!   (one read, no write on the success path) and failures are counted after the check.
+//! - Registration is limited per address: each account costs an argon2 hash.
+//!
+//! A refused attempt is answered 429 with `Retry-After` before any credential is looked at, so
+//! it costs no argon2 time and learns nothing, not even when the password is right.
 
 use super::{AuthError, Authority};
 use crate::audit::Origin;
+use crate::domain::UnixTime;
 use crate::security::{SecuritySettings, address_bucket};
+use crate::store::{AttemptRule, Reservation};
 
-/// One counter and its limit (0 = no limit).
-#[derive(Debug, Clone)]
-pub(super) struct Counter {
-    key: String,
-    limit: u64,
-    /// Cleared by a success: the username's and the client's, never the address's, or one
-    /// valid account would wipe an attacker's record.
-    cleared_by_success: bool,
-}
-
-/// The counters of one attempt, with what the check read, so a success knows what to clear.
-#[derive(Debug, Default)]
-pub(super) struct Attempt {
-    counters: Vec<Counter>,
-    dirty: Vec<bool>,
-}
+/// How long an address where a user signed in counts as theirs: exempt from the slow-down of
+/// the user's name.
+const KNOWN_ADDRESS_SECS: u64 = 30 * 24 * 3600;
+/// The first wait of the username's slow-down, in seconds; it doubles with each attempt.
+const BACKOFF_BASE_SECS: u64 = 1;
 
 /// Store keys hold caller input only in a bounded, case-folded form.
 fn key_part(value: &str) -> String {
     value.chars().take(64).collect::<String>().to_lowercase()
 }
 
+/// The client-authentication failures of one address, read before and counted after the
+/// check of a secret.
+#[derive(Debug, Default)]
+pub(super) struct Attempt {
+    key: Option<String>,
+    limit: u64,
+}
+
 impl Attempt {
-    pub(super) fn login(settings: &SecuritySettings, username: &str, origin: &Origin) -> Attempt {
-        Attempt::of(
-            Counter {
-                key: format!("login:user:{}", key_part(username)),
-                limit: settings.max_failed_logins_per_user,
-                cleared_by_success: true,
-            },
-            origin.source.as_deref().map(|ip| Counter {
-                key: format!("login:addr:{}", address_bucket(ip)),
-                limit: settings.max_failed_logins_per_address,
-                cleared_by_success: false,
-            }),
-        )
+    pub(super) fn client(settings: &SecuritySettings, origin: &Origin) -> Attempt {
+        let limit = settings.max_failed_client_auths_per_address;
+        let key = origin
+            .source
+            .as_deref()
+            .filter(|_| limit > 0)
+            .map(|ip| format!("client:addr:{}", address_bucket(ip)));
+        Attempt { key, limit }
     }
 
-    pub(super) fn client(settings: &SecuritySettings, client_id: &str, origin: &Origin) -> Attempt {
-        Attempt::of(
-            Counter {
-                key: format!("client:id:{}", key_part(client_id)),
-                limit: settings.max_failed_client_auths_per_client,
-                cleared_by_success: true,
-            },
-            origin.source.as_deref().map(|ip| Counter {
-                key: format!("client:addr:{}", address_bucket(ip)),
-                limit: settings.max_failed_client_auths_per_address,
-                cleared_by_success: false,
-            }),
-        )
-    }
-
-    /// The store keys of the counters, in the order [`Attempt::refuse_if_limited`] takes.
+    /// The store keys to read, in the order [`Attempt::refuse_if_limited`] takes.
     pub(super) fn keys(&self) -> Vec<String> {
-        self.counters.iter().map(|c| c.key.clone()).collect()
+        self.key.iter().cloned().collect()
     }
 
-    /// Refuses with 429 when any counter is at its limit, given each counter's count and the
-    /// seconds left in its window as read from the store.
-    pub(super) fn refuse_if_limited(&mut self, counts: &[(u64, u64)]) -> Result<(), AuthError> {
-        let mut retry_after = 0;
-        for ((counter, dirty), &(count, secs_left)) in
-            self.counters.iter().zip(&mut self.dirty).zip(counts)
-        {
-            *dirty = count > 0;
-            if count >= counter.limit {
-                retry_after = retry_after.max(secs_left.max(1));
+    /// Refuses with 429 when the address is at its limit, given its count and the seconds left
+    /// in its window as read from the store.
+    pub(super) fn refuse_if_limited(&self, counts: &[(u64, u64)]) -> Result<(), AuthError> {
+        match counts.first() {
+            Some(&(count, secs_left)) if self.key.is_some() && count >= self.limit => {
+                Err(refused(secs_left))
             }
-        }
-        if retry_after == 0 {
-            return Ok(());
-        }
-        crate::metrics::rate_limit_refused();
-        // The key names the username or address, never a credential.
-        tracing::warn!(target: "audit", event = "rate_limited", retry_after, "too many failed attempts");
-        Err(AuthError::TooManyRequests { retry_after })
-    }
-
-    fn of(first: Counter, second: Option<Counter>) -> Attempt {
-        let counters: Vec<Counter> = std::iter::once(first)
-            .chain(second)
-            .filter(|c| c.limit > 0)
-            .collect();
-        Attempt {
-            dirty: vec![false; counters.len()],
-            counters,
+            _ => Ok(()),
         }
     }
 }
 
+/// A password attempt's reservations, to give back if the password is right.
+#[derive(Debug, Default)]
+pub(super) struct LoginAttempt {
+    /// Given back on success: the username's and the address's.
+    reserved: Vec<String>,
+    /// The username from this address: cleared on success.
+    pair: Option<String>,
+    /// Marks the address as the user's on success.
+    known: Option<String>,
+}
+
+fn refused(retry_after: u64) -> AuthError {
+    let retry_after = retry_after.max(1);
+    crate::metrics::rate_limit_refused();
+    // The key names the username or address, never a credential.
+    tracing::warn!(target: "audit", event = "rate_limited", retry_after, "too many failed attempts");
+    AuthError::TooManyRequests { retry_after }
+}
+
 impl Authority {
-    /// Refuses with 429 when any counter of `attempt` is at its limit.
-    pub(super) async fn refuse_if_limited(&self, attempt: &mut Attempt) -> Result<(), AuthError> {
+    /// Refuses with 429 when the client-authentication failures of `attempt`'s address are at
+    /// their limit.
+    pub(super) async fn refuse_if_limited(&self, attempt: &Attempt) -> Result<(), AuthError> {
         let counts = self.store.failure_counts(&attempt.keys()).await?;
         attempt.refuse_if_limited(&counts)
     }
 
-    /// Counts a failure on every counter of `attempt`.
+    /// Counts a failed client authentication against its address.
     pub(super) async fn count_failure(&self, attempt: &Attempt) -> Result<(), AuthError> {
-        for counter in &attempt.counters {
+        if let Some(key) = &attempt.key {
             self.store
-                .record_failure(&counter.key, self.security.failed_login_window)
+                .record_failure(key, self.security.failed_login_window)
                 .await?;
         }
         Ok(())
     }
 
-    /// A success clears the username's or client's counter, if it had any failures: a store
-    /// write only then, so the common case costs the reads alone.
-    pub(super) async fn count_success(&self, attempt: &Attempt) -> Result<(), AuthError> {
-        for (counter, dirty) in attempt.counters.iter().zip(&attempt.dirty) {
-            if *dirty && counter.cleared_by_success {
-                self.store.clear_failures(&counter.key).await?;
+    /// Reserves a password attempt for `username` from `origin`, or refuses it with 429.
+    pub(super) async fn reserve_login(
+        &self,
+        username: &str,
+        origin: &Origin,
+        now: UnixTime,
+    ) -> Result<LoginAttempt, AuthError> {
+        let settings = &self.security;
+        let window = settings.failed_login_window;
+        let user = key_part(username);
+        let address = origin.source.as_deref().map(address_bucket);
+        let known = address
+            .as_ref()
+            .map(|addr| format!("login:known:{user}:{addr}"));
+        let is_known = match &known {
+            Some(key) => self.store.failure_count(key).await?.0 > 0,
+            None => false,
+        };
+        let pair = address
+            .as_ref()
+            .map(|addr| format!("login:pair:{user}:{addr}"));
+        let mut steps: Vec<(String, AttemptRule, bool)> = Vec::new();
+        if let Some(pair) = &pair {
+            let free = settings.max_failed_logins_per_user_address;
+            steps.push((pair.clone(), AttemptRule::lock(free, window), false));
+        }
+        if let Some(addr) = &address {
+            let free = settings.max_failed_logins_per_address;
+            let key = format!("login:addr:{addr}");
+            steps.push((key, AttemptRule::lock(free, window), true));
+        }
+        if !is_known {
+            let rule = AttemptRule {
+                free: settings.max_failed_logins_per_user,
+                base: BACKOFF_BASE_SECS,
+                cap: settings.login_backoff_max,
+                window,
+            };
+            steps.push((format!("login:user:{user}"), rule, true));
+        }
+        let mut attempt = LoginAttempt {
+            reserved: Vec::new(),
+            pair: None,
+            known,
+        };
+        for (key, rule, give_back) in steps.into_iter().filter(|(_, r, _)| r.free > 0) {
+            match self.store.reserve_attempt(&key, &rule, now).await {
+                Ok(Reservation::Granted) if give_back => attempt.reserved.push(key),
+                Ok(Reservation::Granted) => attempt.pair = Some(key),
+                Ok(Reservation::Refused { retry_after }) => {
+                    self.give_back(&attempt).await?;
+                    return Err(refused(retry_after));
+                }
+                Err(error) => {
+                    self.give_back(&attempt).await?;
+                    return Err(error.into());
+                }
             }
         }
+        Ok(attempt)
+    }
+
+    /// The password was right: the reservations go back, the username's record from this
+    /// address is cleared, and the address becomes one the user signs in from.
+    pub(super) async fn login_succeeded(&self, attempt: &LoginAttempt) -> Result<(), AuthError> {
+        for key in &attempt.reserved {
+            self.store.release_attempt(key).await?;
+        }
+        if let Some(pair) = &attempt.pair {
+            self.store.clear_failures(pair).await?;
+        }
+        if let Some(known) = &attempt.known {
+            self.store.record_failure(known, KNOWN_ADDRESS_SECS).await?;
+        }
         Ok(())
+    }
+
+    /// Releases what a refused attempt had reserved before one of its limits said no.
+    async fn give_back(&self, attempt: &LoginAttempt) -> Result<(), AuthError> {
+        for key in attempt.reserved.iter().chain(&attempt.pair) {
+            self.store.release_attempt(key).await?;
+        }
+        Ok(())
+    }
+
+    /// Reserves a registration from `origin`, or refuses it with 429. Registrations are not
+    /// given back: each one cost an argon2 hash.
+    pub async fn reserve_registration(
+        &self,
+        origin: &Origin,
+        max_per_address: u64,
+        window: u64,
+        now: UnixTime,
+    ) -> Result<(), AuthError> {
+        let Some(address) = origin.source.as_deref().filter(|_| max_per_address > 0) else {
+            return Ok(());
+        };
+        let key = format!("register:addr:{}", address_bucket(address));
+        let rule = AttemptRule::lock(max_per_address, window);
+        match self.store.reserve_attempt(&key, &rule, now).await? {
+            Reservation::Granted => Ok(()),
+            Reservation::Refused { retry_after } => Err(refused(retry_after)),
+        }
     }
 }

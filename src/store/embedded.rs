@@ -16,6 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::attempts::{self, AttemptRule, AttemptState, Reservation};
 use super::{
     ClientRead, ClientRecord, Family, FeedPage, RevocationEvent, Rotation, RotationOutcome, Store,
     StoreError, StoreResult, Subject, SubjectKind, UserRecord, next_not_before,
@@ -535,6 +536,61 @@ impl Store for EmbeddedStore {
         self.run(move |conn| {
             conn.execute_cached("DELETE FROM login_failures WHERE key = ?1", [key])
                 .db()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn reserve_attempt(
+        &self,
+        key: &str,
+        rule: &AttemptRule,
+        now: UnixTime,
+    ) -> StoreResult<Reservation> {
+        let (key, rule) = (key.to_owned(), *rule);
+        self.write(move |tx| {
+            let stored: Option<(i64, i64, i64)> = tx
+                .query_row_cached(
+                    "SELECT count, window_ends, last_at FROM login_failures WHERE key = ?1",
+                    [&key],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .optional()
+                .db()?;
+            let state = stored.map(|(count, window_ends, last)| AttemptState {
+                count: count.max(0).unsigned_abs(),
+                window_ends,
+                last,
+            });
+            let (decision, next) = attempts::reserve(&rule, state, now);
+            if let Some(next) = next {
+                tx.execute_cached(
+                    "INSERT INTO login_failures (key, count, window_ends, last_at) \
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key) DO UPDATE SET \
+                     count = excluded.count, window_ends = excluded.window_ends, \
+                     last_at = excluded.last_at",
+                    params![
+                        key,
+                        i64::try_from(next.count).unwrap_or(i64::MAX),
+                        next.window_ends,
+                        next.last
+                    ],
+                )
+                .db()?;
+            }
+            Ok(decision)
+        })
+        .await
+    }
+
+    async fn release_attempt(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.write(move |tx| {
+            tx.execute_cached(
+                "UPDATE login_failures SET count = max(count - 1, 0) WHERE key = ?1",
+                [key],
+            )
+            .db()?;
             Ok(())
         })
         .await

@@ -13,8 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{ClientId, GrantType, Scope, TokenId, UnixTime, Username};
 
+pub mod attempts;
 pub mod embedded;
 pub mod redis;
+
+pub use attempts::{AttemptRule, Reservation};
 
 /// A registered user. The password is only ever held as an argon2id PHC string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -356,6 +359,17 @@ pub trait Store: Send + Sync + 'static {
         Ok(counts.first().copied().unwrap_or_default())
     }
     async fn clear_failures(&self, key: &str) -> StoreResult<()>;
+    /// Reserves one attempt on `key` under `rule` (see [`attempts::reserve`]), atomically:
+    /// counted before the credential is checked, so that parallel attempts cannot all slip
+    /// past a limit. The window runs on `now`.
+    async fn reserve_attempt(
+        &self,
+        key: &str,
+        rule: &AttemptRule,
+        now: UnixTime,
+    ) -> StoreResult<Reservation>;
+    /// Gives back one reserved attempt (the credential was right); never below zero.
+    async fn release_attempt(&self, key: &str) -> StoreResult<()>;
 
     /// Drops entries that expired before `now`; returns how many. Backends whose entries expire
     /// by themselves (Redis TTLs) have nothing to do.

@@ -671,6 +671,65 @@ pub async fn a_client_and_failure_counts_are_read_together(store: &dyn Store) ->
     Ok(())
 }
 
+pub async fn attempts_are_reserved_past_their_free_count_only_after_their_wait(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    let lock = AttemptRule::lock(2, 600);
+    let reserve = |key: &'static str, rule: AttemptRule, at: UnixTime| async move {
+        store.reserve_attempt(key, &rule, at).await
+    };
+    assert_eq!(reserve("pair", lock, now).await?, Reservation::Granted);
+    assert_eq!(reserve("pair", lock, now).await?, Reservation::Granted);
+    let Reservation::Refused { retry_after } = reserve("pair", lock, now).await? else {
+        panic!("a third attempt past a lock of two");
+    };
+    assert!((590..=600).contains(&retry_after), "{retry_after}");
+    // A success gives its reservation back: one more attempt may go ahead.
+    store.release_attempt("pair").await?;
+    assert_eq!(reserve("pair", lock, now).await?, Reservation::Granted);
+    assert!(matches!(
+        reserve("pair", lock, now).await?,
+        Reservation::Refused { .. }
+    ));
+
+    let backoff = AttemptRule {
+        free: 1,
+        base: 2,
+        cap: 5,
+        window: 900,
+    };
+    assert_eq!(reserve("user", backoff, now).await?, Reservation::Granted);
+    assert_eq!(
+        reserve("user", backoff, now + 1).await?,
+        Reservation::Refused { retry_after: 1 }
+    );
+    assert_eq!(
+        reserve("user", backoff, now + 2).await?,
+        Reservation::Granted
+    );
+    assert_eq!(
+        reserve("user", backoff, now + 5).await?,
+        Reservation::Refused { retry_after: 1 }
+    );
+    assert_eq!(
+        reserve("user", backoff, now + 6).await?,
+        Reservation::Granted
+    );
+    assert_eq!(
+        reserve("user", backoff, now + 7).await?,
+        Reservation::Refused { retry_after: 4 },
+        "capped at 5 s after the last"
+    );
+    // Releasing never goes below zero; reservations show in the failure counts.
+    for _ in 0..5 {
+        store.release_attempt("user").await?;
+    }
+    assert_eq!(store.failure_count("user").await?.0, 0);
+    assert_eq!(store.failure_count("pair").await?.0, 2);
+    Ok(())
+}
+
 pub async fn the_failure_count_restarts_after_the_window(store: &dyn Store) -> StoreResult<()> {
     let (count, left) = store.record_failure("login:alice", 1).await?;
     assert_eq!(count, 1);

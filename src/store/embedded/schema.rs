@@ -11,6 +11,8 @@ use crate::store::{StoreError, StoreResult};
 /// which kind of account each name (lowercased) belongs to, and revoked subjects are keyed
 /// `user:<name>` or `client:<id>`; a cut-off from before, whose kind is unknown, is kept for
 /// both kinds, since revoking too much is the safe side.
+///
+/// 2 → 3: attempt counters remember their last attempt, for back-off between attempts.
 const MIGRATIONS: &[&str] = &[
     r"
 CREATE TABLE users (
@@ -62,6 +64,9 @@ INSERT INTO revoked_subjects SELECT 'client:' || subject, not_before, keep_until
     FROM revoked_subjects WHERE instr(subject, ':') = 0;
 UPDATE revoked_subjects SET subject = 'user:' || subject
     WHERE instr(subject, ':') = 0;
+",
+    r"
+ALTER TABLE login_failures ADD COLUMN last_at INTEGER NOT NULL DEFAULT 0;
 ",
 ];
 

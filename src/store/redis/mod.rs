@@ -20,7 +20,8 @@
 //! | `P{names}:<name>`           | string     | `user` or `client`: who holds the name (lowercased) | none |
 //! | `P{feed}:stream`            | stream     | revocation events: `e` JSON, `exp`      | the longest-retained entry |
 //! | `P{feed}:deadlines`         | sorted set | stream id -> retention deadline         | as the stream |
-//! | `Pfailures:{<key>}`         | string     | failed-login count                      | the window |
+//! | `Pfailures:{<key>}`         | string     | failed-login count, or attempts reserved | the window |
+//! | `Pfailures:{<key>}:last`    | string     | when the last attempt was reserved      | the window |
 //!
 //! Family hash fields: `id sub cid scope aud jti iat exp` (the current generation is `jti iat
 //! exp`), `prev` and `rot` (the replaced jti and when, in ms) once rotated, `rev` (`1` when
@@ -77,6 +78,7 @@ use self::encoding::{START_CURSOR, family_fields, family_from_pairs, parse_curso
 use self::keys::Keys;
 use self::records::{parse_not_before, parse_record};
 use self::scripts::*;
+use super::attempts::{AttemptRule, Reservation};
 use super::{
     ClientRead, ClientRecord, Family, FeedPage, RevocationEvent, Rotation, RotationOutcome, Store,
     StoreError, StoreResult, Subject, SubjectKind, UserRecord,
@@ -594,6 +596,45 @@ impl Store for RedisStore {
                 .invoke_async(&mut conn)
                 .await?;
             Ok((count.max(0).unsigned_abs(), ttl.max(0).unsigned_abs()))
+        })
+        .await
+    }
+
+    async fn reserve_attempt(
+        &self,
+        key: &str,
+        rule: &AttemptRule,
+        now: UnixTime,
+    ) -> StoreResult<Reservation> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let wait: i64 = ATTEMPT_RESERVE
+                .key(self.keys.failures(key))
+                .key(self.keys.last_attempt(key))
+                .arg(now)
+                .arg(rule.free)
+                .arg(rule.base)
+                .arg(rule.cap)
+                .arg(rule.window.max(1))
+                .invoke_async(&mut conn)
+                .await?;
+            Ok(match u64::try_from(wait) {
+                Ok(0) => Reservation::Granted,
+                Err(_) => Reservation::Refused { retry_after: 1 },
+                Ok(retry_after) => Reservation::Refused { retry_after },
+            })
+        })
+        .await
+    }
+
+    async fn release_attempt(&self, key: &str) -> StoreResult<()> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let _: i64 = ATTEMPT_RELEASE
+                .key(self.keys.failures(key))
+                .invoke_async(&mut conn)
+                .await?;
+            Ok(())
         })
         .await
     }

@@ -26,3 +26,5 @@ script!(RECORD_CREATE, "record_create.lua");
 script!(RECORD_DELETE, "record_delete.lua");
 script!(FAILURE_RECORD, "failure_record.lua");
 script!(NAME_CLAIM, "name_claim.lua");
+script!(ATTEMPT_RESERVE, "attempt_reserve.lua");
+script!(ATTEMPT_RELEASE, "attempt_release.lua");
