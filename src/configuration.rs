@@ -16,6 +16,7 @@ pub struct Settings {
     pub store: StoreSettings,
     pub keys: KeySettings,
     pub tokens: TokenSettings,
+    pub admin: AdminSettings,
     pub registration: RegistrationSettings,
     pub passwords: PasswordSettings,
     pub log: LogSettings,
@@ -94,6 +95,15 @@ pub struct TokenSettings {
     /// space- or comma-separated scopes (as an environment variable gives it).
     #[serde(deserialize_with = "scope_list")]
     pub admin_scopes: Vec<String>,
+}
+
+/// The admin API (`/admin/*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminSettings {
+    /// `aud` of the access tokens the admin API accepts, and the only audience a token with an
+    /// admin scope (`tokens.admin_scopes`) gets. No other audience is ever given to such a
+    /// token, so a resource server that receives a user's token cannot replay it here.
+    pub audience: String,
 }
 
 fn scope_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
@@ -204,6 +214,9 @@ impl Default for Settings {
                 audience: "api".into(),
                 admin_scopes: vec!["admin".into()],
             },
+            admin: AdminSettings {
+                audience: "latchkey-admin".into(),
+            },
             registration: RegistrationSettings {
                 enabled: false,
                 max_per_address: 10,
@@ -247,6 +260,27 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
         key,
         reason: reason.into(),
     }
+}
+
+/// An audience the service puts in `aud` and names in its answers: 1 to 256 visible ASCII
+/// characters (a name or a URI), and not the issuer, which is the audience of refresh tokens.
+fn check_audience(key: &'static str, audience: &str, issuer: &str) -> Result<(), ConfigError> {
+    if audience.is_empty() {
+        return Err(invalid(key, "must not be empty"));
+    }
+    if audience.len() > 256 || !audience.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(
+            key,
+            "must be at most 256 visible ASCII characters (no spaces), such as a name or a URI",
+        ));
+    }
+    if audience.trim_end_matches('/') == issuer {
+        return Err(invalid(
+            key,
+            "must differ from the issuer, which is the audience of refresh tokens",
+        ));
+    }
+    Ok(())
 }
 
 impl Settings {
@@ -309,13 +343,13 @@ impl Settings {
                 "must be at most 300 seconds",
             ));
         }
-        if tokens.audience.is_empty() {
-            return Err(invalid("tokens.audience", "must not be empty"));
-        }
-        if tokens.audience == self.issuer {
+        check_audience("tokens.audience", &tokens.audience, &self.issuer)?;
+        check_audience("admin.audience", &self.admin.audience, &self.issuer)?;
+        if self.admin.audience == tokens.audience {
             return Err(invalid(
-                "tokens.audience",
-                "must differ from the issuer, which is the audience of refresh tokens",
+                "admin.audience",
+                "must differ from tokens.audience, or every ordinary access token would open \
+                 the admin API",
             ));
         }
         if self.store.backend == StoreBackend::Redis

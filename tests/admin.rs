@@ -1,8 +1,12 @@
 //! The admin API: every endpoint, and every way a caller is refused (no token, an expired
-//! one, a non-admin, a disabled admin, an admin who just lost the role, a client's token).
+//! one, a non-admin, a disabled admin, an admin who just lost the role, a client's token, a
+//! token minted for another audience or without the admin scope), and what tokens for the
+//! admin API are good for elsewhere (nothing).
 
 mod support;
 
+#[path = "admin/audiences.rs"]
+mod audiences;
 #[path = "admin/clients.rs"]
 mod clients;
 #[path = "admin/refusals.rs"]
@@ -16,11 +20,13 @@ use support::TestApp;
 
 const ROOT_PASSWORD: &str = "root password";
 
-/// The service with client `web` (public: password + refresh_token; scopes read write), an
-/// administrator `root` and a plain user `alice`.
+/// The service with client `web` (public: password + refresh_token; scopes read write),
+/// client `admin-console` (public: password + refresh_token; scope admin), an administrator
+/// `root` and a plain user `alice`.
 async fn app() -> TestApp {
     let app = TestApp::spawn().await;
     app.with_user_and_web_client().await;
+    app.with_admin_console().await;
     app.add_user("root", ROOT_PASSWORD, &["admin"]).await;
     app
 }
@@ -38,8 +44,9 @@ async fn login(app: &TestApp, username: &str, password: &str) -> Value {
     response.json().await.unwrap()
 }
 
+/// An access token of `root` for the admin API: through `admin-console`, with `scope=admin`.
 async fn root_token(app: &TestApp) -> String {
-    access(&login(app, "root", ROOT_PASSWORD).await)
+    app.admin_token("root", ROOT_PASSWORD).await
 }
 
 fn access(tokens: &Value) -> String {

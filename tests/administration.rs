@@ -55,6 +55,43 @@ async fn admin_get(service: &Service, token: &str, path: &str) -> (u16, Value) {
     (status, response.json().await.expect("JSON body"))
 }
 
+/// Status and JSON body of a password grant for the admin API: through the public client
+/// `admin-console` (see [`add_admin_console`]), with `scope=admin`.
+async fn admin_grant(service: &Service, username: &str, password: &str) -> (u16, Value) {
+    let response = http()
+        .post(service.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", password),
+            ("client_id", "admin-console"),
+            ("scope", "admin"),
+        ])
+        .send()
+        .await
+        .expect("request sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON body"))
+}
+
+/// What an operator registers to get tokens for the admin API: a public client with the
+/// password grant and scope `admin`.
+fn add_admin_console(dir: &Workdir) {
+    let client = dir
+        .run(&[
+            "clients",
+            "add",
+            "admin-console",
+            "--public",
+            "--grant",
+            "password",
+            "--scope",
+            "admin",
+        ])
+        .json();
+    assert_eq!(client["client_id"], "admin-console");
+}
+
 fn add_web_client(dir: &Workdir) {
     dir.run(&[
         "clients",
@@ -85,6 +122,7 @@ fn bootstrapped_dir() -> Workdir {
 async fn the_bootstrap_admin_is_created_once_from_a_password_file_and_never_overwritten() {
     let mut dir = bootstrapped_dir();
     add_web_client(&dir);
+    add_admin_console(&dir);
     let mut service = dir.serve();
     let created = service
         .wait_for_log(Duration::from_secs(5), |l| {
@@ -94,13 +132,14 @@ async fn the_bootstrap_admin_is_created_once_from_a_password_file_and_never_over
     assert_eq!(created["username"], "root");
     assert!(!created.to_string().contains(ADMIN_PASSWORD));
 
-    let (status, tokens) = password_grant(&service, "root", ADMIN_PASSWORD).await;
+    let (status, tokens) = admin_grant(&service, "root", ADMIN_PASSWORD).await;
     assert_eq!(
         status, 200,
         "the trailing newline is not part of the password: {tokens}"
     );
     let token = tokens["access_token"].as_str().unwrap();
     assert_eq!(decode_jwt(token).1["roles"], json!(["admin"]));
+    assert_eq!(decode_jwt(token).1["aud"], "latchkey-admin");
     let (status, body) = admin_get(&service, token, "/admin/users/root").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["roles"], json!(["admin"]));
@@ -252,9 +291,9 @@ async fn a_failed_login_is_one_audit_event_with_who_what_where_and_no_password()
 #[tokio::test]
 async fn admin_changes_are_audited_with_the_admin_and_the_request() {
     let dir = bootstrapped_dir();
-    add_web_client(&dir);
+    add_admin_console(&dir);
     let mut service = dir.serve();
-    let (_, tokens) = password_grant(&service, "root", ADMIN_PASSWORD).await;
+    let (_, tokens) = admin_grant(&service, "root", ADMIN_PASSWORD).await;
     let token = tokens["access_token"].as_str().unwrap();
     let response = http()
         .post(service.url("/admin/clients"))
@@ -411,4 +450,64 @@ async fn the_cli_does_what_the_admin_api_does() {
             .failure()
             .contains("svc")
     );
+}
+
+#[tokio::test]
+async fn an_admin_s_token_for_another_audience_is_refused_by_the_admin_api_and_audited() {
+    let dir = bootstrapped_dir();
+    add_admin_console(&dir);
+    dir.run(&[
+        "clients",
+        "add",
+        "reports-app",
+        "--public",
+        "--grant",
+        "password",
+        "--scope",
+        "read",
+        "--audience",
+        "reports-api",
+    ])
+    .json();
+    let mut service = dir.serve();
+    // What the reports API receives from root, and might replay.
+    let response = http()
+        .post(service.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "root"),
+            ("password", ADMIN_PASSWORD),
+            ("client_id", "reports-app"),
+            ("audience", "reports-api"),
+            ("scope", "read"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let tokens: Value = response.json().await.unwrap();
+    let token = tokens["access_token"].as_str().unwrap();
+    let (status, body) = admin_get(&service, token, "/admin/users").await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_token");
+    let event = service
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l["target"] == "audit" && l["what"] == "admin_denied"
+        })
+        .expect("an admin_denied audit event");
+    assert_eq!(event["who"], "root", "{event}");
+    assert_eq!(event["client_id"], "reports-app", "{event}");
+    // The metadata names the audience the admin API takes; root's token for it works.
+    let metadata: Value = http()
+        .get(service.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["admin_audience"], "latchkey-admin");
+    let (_, tokens) = admin_grant(&service, "root", ADMIN_PASSWORD).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    assert_eq!(admin_get(&service, token, "/admin/users").await.0, 200);
 }

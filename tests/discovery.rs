@@ -117,6 +117,27 @@ async fn the_metadata_is_served_at_both_well_known_paths_and_matches_the_tokens(
         .unwrap();
     assert!(methods.contains(&json!("client_secret_basic")));
     assert!(methods.contains(&json!("client_secret_post")));
+    assert_eq!(metadata["admin_audience"], "latchkey-admin");
+}
+
+#[tokio::test]
+async fn the_metadata_names_the_configured_admin_audience_which_admin_tokens_carry() {
+    let app =
+        TestApp::spawn_with(|s| s.admin.audience = "https://auth.example.com/admin".into()).await;
+    app.with_admin_console().await;
+    app.add_user("root", "root password", &["admin"]).await;
+    let metadata: Value = app
+        .http
+        .get(app.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["admin_audience"], "https://auth.example.com/admin");
+    let token = app.admin_token("root", "root password").await;
+    assert_eq!(decode_jwt(&token).1["aud"], metadata["admin_audience"]);
 }
 
 #[tokio::test]

@@ -27,13 +27,15 @@ fn assert_no_store(response: &reqwest::Response, what: &str) {
 async fn every_response_carrying_a_token_or_secret_is_no_store_and_none_has_a_banner() {
     let app = TestApp::spawn().await;
     app.with_user_and_web_client().await;
+    app.with_admin_console().await;
     app.add_user("root", "root password", &["admin"]).await;
     let login = app
         .token(&[
             ("grant_type", "password"),
             ("username", "root"),
             ("password", "root password"),
-            ("client_id", "web"),
+            ("client_id", support::ADMIN_CONSOLE),
+            ("scope", "admin"),
         ])
         .await;
     assert_no_store(&login, "password grant");
@@ -84,7 +86,11 @@ async fn every_response_carrying_a_token_or_secret_is_no_store_and_none_has_a_ba
         .await
         .expect("sent");
     assert_no_store(&introspect, "introspection");
-    assert_no_store(&app.userinfo(&root).await, "userinfo");
+    let alice = app.login().await;
+    let alice = alice["access_token"].as_str().expect("token");
+    let profile = app.userinfo(alice).await;
+    assert_eq!(profile.status(), 200);
+    assert_no_store(&profile, "userinfo");
     for path in [
         "/.well-known/jwks.json",
         "/healthz",

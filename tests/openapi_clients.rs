@@ -35,6 +35,8 @@ const SETUP_HINT: &str = "run the README's test command, `scripts/test` (it runs
 
 const PUBLIC: &str = "web";
 const CONFIDENTIAL: &str = "backend";
+/// The public client administrators get tokens for the admin API through (scope `admin`).
+const ADMIN_CLIENT: &str = "admin-console";
 const ADMIN: &str = "root";
 const ADMIN_PASSWORD: &str = "an admin password";
 /// The user whose password the schema fuzzing resets (never the admin it logs in as).
@@ -93,7 +95,8 @@ async fn run(program: &Path, args: &[&str], cwd: &Path, env: Vec<(&str, String)>
 }
 
 /// The service with registration open, public client `web` (password, refresh_token), a
-/// confidential client and an admin; returns it and the confidential client's secret.
+/// confidential client, the admin client (password, refresh_token; scope admin) and an admin;
+/// returns it and the confidential client's secret.
 async fn service() -> (TestApp, String) {
     let app = TestApp::spawn_with(|s| s.registration.enabled = true).await;
     app.add_client(
@@ -114,6 +117,14 @@ async fn service() -> (TestApp, String) {
         )
         .await
         .expect("a confidential client has a secret");
+    app.add_client(
+        ADMIN_CLIENT,
+        true,
+        &[GrantType::Password, GrantType::RefreshToken],
+        &["admin"],
+        &[],
+    )
+    .await;
     app.add_user(ADMIN, ADMIN_PASSWORD, &["admin"]).await;
     (app, secret)
 }
@@ -126,6 +137,8 @@ fn flow_args(app: &TestApp) -> Vec<String> {
         PUBLIC,
         "--confidential-client",
         CONFIDENTIAL,
+        "--admin-client",
+        ADMIN_CLIENT,
         "--admin",
         ADMIN,
     ]
@@ -243,7 +256,7 @@ async fn schemathesis_finds_no_server_errors_schema_breaks_or_undocumented_statu
         vec![
             ("LATCHKEY_FUZZ_ADMIN", ADMIN.to_owned()),
             ("LATCHKEY_FUZZ_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
-            ("LATCHKEY_FUZZ_PUBLIC_CLIENT", PUBLIC.to_owned()),
+            ("LATCHKEY_FUZZ_ADMIN_CLIENT", ADMIN_CLIENT.to_owned()),
             ("LATCHKEY_FUZZ_RESET_USER", RESET_USER.to_owned()),
             ("LATCHKEY_FUZZ_CLIENT_ID", CONFIDENTIAL.to_owned()),
             ("LATCHKEY_FUZZ_CLIENT_SECRET", secret),

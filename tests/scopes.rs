@@ -65,18 +65,23 @@ async fn the_admin_scope_is_left_out_of_a_non_admin_s_default_scope() {
 }
 
 #[tokio::test]
-async fn an_admin_receives_the_admin_scope_by_default_and_on_request() {
+async fn an_admin_receives_the_admin_scope_only_on_request_and_then_the_admin_audience() {
     let app = app().await;
-    let (_, claims) = granted(password_grant(&app, "root", "root password", &[]).await).await;
-    assert_eq!(claims["scope"], "admin read write");
+    let (body, claims) = granted(password_grant(&app, "root", "root password", &[]).await).await;
+    assert_eq!(body["scope"], "read write");
+    assert_eq!(claims["scope"], "read write");
+    assert_eq!(claims["aud"], "api");
     assert_eq!(claims["roles"], json!(["admin"]));
     let (_, claims) =
         granted(password_grant(&app, "root", "root password", &[("scope", "admin")]).await).await;
     assert_eq!(claims["scope"], "admin");
+    assert_eq!(claims["aud"], "latchkey-admin");
+    let response = password_grant(&app, "root", "root password", &[("scope", "admin read")]).await;
+    assert_oauth_error(response, 400, "invalid_scope").await;
 }
 
 #[tokio::test]
-async fn a_refresh_after_losing_the_admin_role_drops_the_admin_scope() {
+async fn after_losing_the_admin_role_a_refresh_may_not_ask_for_the_admin_scope() {
     let app = app().await;
     let (body, _) = granted(password_grant(&app, "root", "root password", &[]).await).await;
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
@@ -103,13 +108,43 @@ async fn a_refresh_after_losing_the_admin_role_drops_the_admin_scope() {
 }
 
 #[tokio::test]
-async fn the_admin_scopes_are_configurable() {
-    let app = TestApp::spawn_with(|s| s.tokens.admin_scopes = vec!["ops".into()]).await;
+async fn the_admin_scopes_and_the_admin_audience_are_configurable() {
+    let app = TestApp::spawn_with(|s| {
+        s.tokens.admin_scopes = vec!["ops".into()];
+        s.admin.audience = "https://ops.example.com".into();
+    })
+    .await;
     app.add_client("web", true, &[GrantType::Password], &["admin", "ops"], &[])
         .await;
     app.add_user("alice", "correct horse", &[]).await;
+    app.add_user("root", "root password", &["admin"]).await;
     let (_, claims) = granted(password_grant(&app, "alice", "correct horse", &[]).await).await;
     assert_eq!(claims["scope"], "admin");
+    assert_eq!(claims["aud"], "api");
+    let (body, claims) =
+        granted(password_grant(&app, "root", "root password", &[("scope", "ops")]).await).await;
+    assert_eq!(claims["aud"], "https://ops.example.com");
+    let token = body["access_token"].as_str().unwrap();
+    let admin = |token: String| {
+        let app = &app;
+        async move {
+            app.http
+                .get(app.url("/admin/users"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(admin(token.to_owned()).await, 200);
+    let (body, _) =
+        granted(password_grant(&app, "root", "root password", &[("scope", "admin")]).await).await;
+    assert_eq!(
+        admin(body["access_token"].as_str().unwrap().to_owned()).await,
+        401,
+        "scope admin is an ordinary scope here"
+    );
 }
 
 #[tokio::test]
@@ -193,7 +228,7 @@ async fn the_metadata_lists_the_password_grant_only_while_some_client_has_it() {
 
     // Through the admin API the metadata follows at once.
     app.add_user("root", "root password", &["admin"]).await;
-    app.add_client("bootstrap", true, &[GrantType::Password], &[], &[])
+    app.add_client("bootstrap", true, &[GrantType::Password], &["admin"], &[])
         .await;
     let login: Value = password_grant_for(&app, "bootstrap").await;
     let token = login["access_token"].as_str().unwrap();
@@ -233,6 +268,7 @@ async fn password_grant_for(app: &TestApp, client_id: &str) -> Value {
             ("username", "root"),
             ("password", "root password"),
             ("client_id", client_id),
+            ("scope", "admin"),
         ])
         .await;
     assert_eq!(response.status(), 200);

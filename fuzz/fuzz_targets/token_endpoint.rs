@@ -18,7 +18,9 @@
 //! Asserted for every input: no panic; no 5xx but 503; every error is a JSON object with an
 //! `error` member; `invalid_client` comes with `WWW-Authenticate: Basic`; a token response has
 //! `Cache-Control: no-store` and tokens within what the client and user may have: scopes of the
-//! client, `admin` only for an admin, an audience the client may use or the default.
+//! client, `admin` only for an admin, and then alone and with the admin audience (a token with
+//! the admin audience always has scope `admin`); otherwise an audience the client may use or the
+//! default.
 #![no_main]
 
 use std::collections::BTreeSet;
@@ -44,6 +46,8 @@ use serde_json::Value;
 
 /// The default audience of access tokens (`tokens.audience`).
 const DEFAULT_AUDIENCE: &str = "api";
+/// The audience of tokens for the admin API (`admin.audience`).
+const ADMIN_AUDIENCE: &str = "latchkey-admin";
 
 static OPERATOR: Actor = Actor::Operator("fuzz");
 
@@ -272,10 +276,18 @@ fn check(path: &str, status: StatusCode, headers: &poem::http::HeaderMap, body: 
     }
     assert_eq!(issued["scope"], scope, "the answer's scope is the token's");
     let aud = claims["aud"].as_str().expect("aud");
-    assert!(
-        aud == DEFAULT_AUDIENCE || audiences.contains(&aud),
-        "audience {aud} for client {client}"
-    );
+    if scope.split(' ').any(|s| s == "admin") {
+        assert_eq!(scope, "admin", "admin scope with others: {text}");
+        assert_eq!(
+            aud, ADMIN_AUDIENCE,
+            "admin scope for audience {aud}: {text}"
+        );
+    } else {
+        assert!(
+            aud == DEFAULT_AUDIENCE || audiences.contains(&aud),
+            "audience {aud} for client {client}: {text}"
+        );
+    }
     if client == "svc" {
         assert_eq!(subject, "svc", "client_credentials token names the client");
         assert!(

@@ -124,9 +124,19 @@ pub enum UserinfoResponse {
     Ok(Json<UserProfile>),
 }
 
+/// 401 for `/userinfo` and `/logout`, which take only tokens for the default audience.
+const NOT_A_DEFAULT_AUDIENCE_TOKEN: ErrorDoc = ErrorDoc {
+    description: "The bearer access token is missing, malformed, expired or revoked, its user is \
+                  disabled or gone, or it is not for the default audience (`tokens.audience`): \
+                  a token asked for with `audience` or `resource`, or one for the admin API \
+                  (`invalid_token`).",
+    error_description: "the token is for another audience; this endpoint takes tokens for 'api'",
+    ..INVALID_TOKEN
+};
+
 error_list!(
     /// What `GET /userinfo` can refuse with.
-    UserinfoErrors: INVALID_TOKEN,
+    UserinfoErrors: NOT_A_DEFAULT_AUDIENCE_TOKEN,
     ErrorDoc::new(
         403,
         "The token is a client's own (`client_credentials`): it has no user.",
@@ -175,7 +185,7 @@ error_list!(
         "invalid_request",
         "the refresh token belongs to someone else",
     ),
-    INVALID_TOKEN,
+    NOT_A_DEFAULT_AUDIENCE_TOKEN,
     BODY_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
     INTERNAL,
@@ -236,12 +246,16 @@ impl AccountApi {
 
     /// The caller's profile
     ///
-    /// The user the bearer access token was issued to.
+    /// The user the bearer access token was issued to. Takes users' access tokens for the
+    /// default audience (`tokens.audience`), the `aud` of tokens asked for without `audience`
+    /// or `resource`. As RFC 9068 §4 has every resource check `aud`, a token for a named
+    /// resource (asked for with `audience` or `resource`) or for the admin API (asked for with
+    /// an admin scope) is refused with 401 `invalid_token`.
     #[oai(path = "/userinfo", method = "get", operation_id = "userinfo")]
     async fn userinfo(&self, auth: BearerToken) -> Answer<UserinfoResponse, UserinfoErrors> {
         let claims = self
             .authority
-            .authenticate_bearer(&auth.0.token, now())
+            .authenticate_default_audience(&auth.0.token, now())
             .await?;
         let user = self.authority.userinfo(&claims).await?;
         Ok(UserinfoResponse::Ok(Json(user.into())))
@@ -250,7 +264,10 @@ impl AccountApi {
     /// Log out
     ///
     /// Revokes the bearer access token and its session's refresh-token family, and the family
-    /// of a refresh token sent in the body.
+    /// of a refresh token sent in the body. Takes access tokens for the default audience
+    /// (`tokens.audience`) only: a token for a named resource (asked for with `audience` or
+    /// `resource`) or for the admin API is refused with 401 `invalid_token` (RFC 9068 §4) and
+    /// revokes nothing. To end such a session, revoke its refresh token at `/oauth/revoke`.
     #[oai(path = "/logout", method = "post", operation_id = "logout")]
     async fn logout(
         &self,
@@ -261,7 +278,7 @@ impl AccountApi {
         let now = now();
         let claims = self
             .authority
-            .authenticate_bearer(&auth.0.token, now)
+            .authenticate_default_audience(&auth.0.token, now)
             .await?;
         let refresh = body.0.and_then(|b| match b {
             LogoutBody::Form(Form(p)) | LogoutBody::Json(Json(p)) => p.refresh_token,

@@ -57,9 +57,13 @@ pub enum ApiError {
     /// missing, invalid or revoked (`invalid_token`, Bearer challenge).
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
-    /// The caller is authenticated but may not do this.
+    /// The caller is authenticated but may not do this (`access_denied`), or the bearer token
+    /// lacks a scope the operation needs (`insufficient_scope`, with a Bearer challenge).
     #[oai(status = 403)]
-    Forbidden(Json<ErrorBody>),
+    Forbidden(
+        Json<ErrorBody>,
+        #[oai(header = "WWW-Authenticate")] Option<String>,
+    ),
     /// The resource does not exist.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
@@ -86,9 +90,23 @@ pub fn bearer_challenge(error: Option<(&str, &str)>) -> String {
         None => "Bearer realm=\"latchkey\"".to_owned(),
         Some((code, description)) => format!(
             "Bearer realm=\"latchkey\", error=\"{code}\", error_description=\"{}\"",
-            description.replace(['"', '\\'], "'")
+            quotable(description)
         ),
     }
+}
+
+/// The RFC 6750 §3.1 challenge of `insufficient_scope`, naming the scope the resource needs.
+pub fn insufficient_scope_challenge(description: &str, scope: &str) -> String {
+    format!(
+        "{}, scope=\"{}\"",
+        bearer_challenge(Some(("insufficient_scope", description))),
+        quotable(scope)
+    )
+}
+
+/// `value` fit for a quoted-string: no quote or backslash of its own.
+fn quotable(value: &str) -> String {
+    value.replace(['"', '\\'], "'")
 }
 
 impl From<AuthError> for ApiError {
@@ -110,8 +128,12 @@ impl From<AuthError> for ApiError {
                 ErrorBody::new("invalid_token", message.clone()),
                 bearer_challenge(Some(("invalid_token", &message))),
             ),
+            AuthError::InsufficientScope { required, .. } => ApiError::Forbidden(
+                ErrorBody::new("insufficient_scope", message.clone()),
+                Some(insufficient_scope_challenge(&message, &required)),
+            ),
             AuthError::Forbidden(_) => {
-                ApiError::Forbidden(ErrorBody::new("access_denied", message))
+                ApiError::Forbidden(ErrorBody::new("access_denied", message), None)
             }
             AuthError::NotFound(_) => ApiError::NotFound(ErrorBody::new("not_found", message)),
             AuthError::Conflict(_) => ApiError::Conflict(ErrorBody::new("conflict", message)),
@@ -204,10 +226,13 @@ pub enum ErrorHeader {
     BasicChallenge,
     /// `WWW-Authenticate` with a Bearer challenge (RFC 6750 §3).
     BearerChallenge,
+    /// `WWW-Authenticate` with a Bearer challenge, sent with `insufficient_scope` only.
+    InsufficientScopeChallenge,
 }
 
 impl ErrorHeader {
     fn meta(self) -> MetaHeader {
+        let required = self != ErrorHeader::InsufficientScopeChallenge;
         let (name, description, schema) = match self {
             ErrorHeader::RetryAfter => (
                 "RETRY-AFTER",
@@ -225,11 +250,18 @@ impl ErrorHeader {
                  error=\"invalid_token\", error_description=\"the token has been revoked\"`.",
                 String::schema_ref(),
             ),
+            ErrorHeader::InsufficientScopeChallenge => (
+                "WWW-AUTHENTICATE",
+                "With `insufficient_scope` only: a Bearer challenge (RFC 6750 §3.1) naming the \
+                 scope needed, such as `Bearer realm=\"latchkey\", error=\"insufficient_scope\", \
+                 error_description=\"the admin API needs scope admin\", scope=\"admin\"`.",
+                String::schema_ref(),
+            ),
         };
         MetaHeader {
             name: name.to_owned(),
             description: Some(description.to_owned()),
-            required: true,
+            required,
             deprecated: false,
             schema,
         }
@@ -321,21 +353,34 @@ pub const INVALID_CLIENT: ErrorDoc = ErrorDoc::new(
 /// 401 for bearer-protected endpoints.
 pub const INVALID_TOKEN: ErrorDoc = ErrorDoc::new(
     401,
-    "The bearer access token is missing, malformed, expired or revoked, or its user is \
-     disabled or gone (`invalid_token`).",
+    "The bearer access token is missing, malformed, expired or revoked, its user is disabled \
+     or gone, or its audience (`aud`) is not the one this operation takes (`invalid_token`).",
     "invalid_token",
     "the token has been revoked",
 )
 .with(ErrorHeader::BearerChallenge);
 
+/// 401 for the admin API, which takes only tokens for its own audience.
+pub const NOT_AN_ADMIN_TOKEN: ErrorDoc = ErrorDoc {
+    description: "The bearer access token is missing, malformed, expired or revoked, its user is \
+                  disabled or gone, or it is not a token for the admin API: its `aud` is not \
+                  the admin audience (`admin_audience` in the metadata), which only tokens asked \
+                  for with an admin scope (`scope=admin`) carry (`invalid_token`).",
+    error_description: "the token is not for the admin API: ask for scope admin to get one \
+                        with audience 'latchkey-admin'",
+    ..INVALID_TOKEN
+};
+
 /// 403 for the admin API.
 pub const NOT_ADMIN: ErrorDoc = ErrorDoc::new(
     403,
-    "The token is valid but its user does not have role `admin`, or it is a client's own \
-     (`client_credentials`) token (`access_denied`).",
+    "The token is for the admin API but its `scope` has no admin scope (`insufficient_scope`, \
+     with a `WWW-Authenticate` challenge naming the scope), or its user does not have role \
+     `admin` now, or it is a client's own (`client_credentials`) token (`access_denied`).",
     "access_denied",
     "the admin API needs role admin",
-);
+)
+.with(ErrorHeader::InsufficientScopeChallenge);
 
 /// 413, for operations that read a request body.
 pub const BODY_TOO_LARGE: ErrorDoc = ErrorDoc::new(

@@ -36,7 +36,8 @@ pub enum ApiTags {
     Account,
     /// Health checks.
     Operations,
-    /// Users and clients, for users with role `admin`.
+    /// Users and clients, for users with role `admin`, with an access token for the admin API:
+    /// one asked for with scope `admin`, whose audience is `admin_audience` of the metadata.
     Admin,
 }
 

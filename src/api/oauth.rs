@@ -33,8 +33,12 @@ pub struct TokenParams {
     /// For `refresh_token`.
     pub refresh_token: Option<String>,
     /// Space-separated scopes; may narrow, never widen, what the client or token allows.
+    /// Without it, the client's scopes except the admin scopes (`admin`), which are granted only
+    /// when asked for, to users with role `admin`, and alone: such a token is for the admin API
+    /// and carries its audience (`admin_audience` in the metadata).
     pub scope: Option<String>,
-    /// The audience (`aud`) wanted for the access token.
+    /// The audience (`aud`) wanted for the access token. The admin audience goes with an admin
+    /// scope only, and an admin scope with no other audience.
     pub audience: Option<String>,
     /// RFC 8707 resource indicator; the same as `audience`.
     pub resource: Option<String>,
@@ -113,10 +117,13 @@ const TOKEN_REFUSED: ErrorDoc = ErrorDoc::new(
     400,
     "The request is malformed or refused (RFC 6749 §5.2): `invalid_request` (a missing \
      parameter, two client authentication methods at once, or a body that cannot be read), \
-     `invalid_grant` (a wrong username or password, or a refresh token that is not live: \
-     expired, revoked, already used, or another client's), `unauthorized_client` (the client \
-     may not use this grant), `unsupported_grant_type`, `invalid_scope` (wider than the client \
-     or the refresh token allows) or `invalid_target` (an audience the client may not ask for).",
+     `invalid_grant` (a wrong username or password, a refresh token that is not live: \
+     expired, revoked, already used, or another client's, or one of a session for the admin \
+     API whose admin scope was taken away), `unauthorized_client` (the client may not use this \
+     grant), `unsupported_grant_type`, `invalid_scope` (wider than the \
+     client or the refresh token allows, an admin scope for a non-admin or a client, or an \
+     admin scope with other scopes) or `invalid_target` (an audience the client may not ask \
+     for, another audience with an admin scope, or the admin audience without one).",
     "invalid_grant",
     "invalid username or password",
 );

@@ -126,25 +126,28 @@ pub struct ServerMetadata {
     /// Latchkey extension: the revocation feed (`GET`, client authentication by HTTP Basic)
     /// that resource servers follow to refuse revoked access tokens without a call per request.
     pub revocation_feed_endpoint: String,
+    /// Latchkey extension: the `aud` of access tokens for the admin API (`admin.audience`).
+    /// Only tokens asked for with an admin scope carry it, and the admin API takes no other.
+    pub admin_audience: String,
 }
 
 impl Example for ServerMetadata {
     fn example() -> Self {
-        ServerMetadata::describe(examples::ISSUER, vec!["RS256".into()])
+        ServerMetadata::describe(examples::ISSUER, vec!["RS256".into()], "latchkey-admin")
     }
 }
 
 impl ServerMetadata {
-    pub fn new(issuer: &str, keys: &KeySet) -> ServerMetadata {
+    pub fn new(issuer: &str, keys: &KeySet, admin_audience: &str) -> ServerMetadata {
         let algorithms = keys
             .algorithms()
             .into_iter()
             .map(|a| a.as_str().to_owned())
             .collect();
-        ServerMetadata::describe(issuer, algorithms)
+        ServerMetadata::describe(issuer, algorithms, admin_audience)
     }
 
-    fn describe(issuer: &str, algorithms: Vec<String>) -> ServerMetadata {
+    fn describe(issuer: &str, algorithms: Vec<String>, admin_audience: &str) -> ServerMetadata {
         let url = |path: &str| format!("{issuer}{path}");
         let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         ServerMetadata {
@@ -172,6 +175,7 @@ impl ServerMetadata {
             ]),
             token_signing_alg_values_supported: algorithms,
             revocation_feed_endpoint: url("/oauth/revocations"),
+            admin_audience: admin_audience.to_owned(),
         }
     }
 }
@@ -257,7 +261,7 @@ impl WellKnownApi {
     /// Authorization-server metadata
     ///
     /// RFC 8414: the issuer, its endpoints, grants, client authentication methods and
-    /// signing algorithms.
+    /// signing algorithms, and the audience of tokens for the admin API (`admin_audience`).
     #[oai(
         path = "/.well-known/oauth-authorization-server",
         method = "get",
@@ -285,7 +289,11 @@ impl WellKnownApi {
     async fn metadata_document(&self) -> MetadataResponse {
         // Small and cheap to build; built per request so that it follows key rotation and
         // the grants registered clients use.
-        let mut metadata = ServerMetadata::new(&self.issuer, &self.keys.current());
+        let mut metadata = ServerMetadata::new(
+            &self.issuer,
+            &self.keys.current(),
+            self.authority.admin_audience(),
+        );
         metadata.grant_types_supported = (self.authority.advertised_grants().await)
             .into_iter()
             .map(|g| g.as_str().to_owned())

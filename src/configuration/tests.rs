@@ -125,6 +125,80 @@ fn admin_scopes_default_to_admin_and_read_a_joined_list_from_the_environment() {
 }
 
 #[test]
+fn the_admin_audience_defaults_to_latchkey_admin_and_is_read_from_the_environment() {
+    let settings = Settings::load_from(None, env(&[])).unwrap();
+    assert_eq!(settings.admin.audience, "latchkey-admin");
+    let settings = Settings::load_from(
+        None,
+        env(&[("LATCHKEY_ADMIN__AUDIENCE", "https://auth.example.com/admin")]),
+    )
+    .unwrap();
+    assert_eq!(settings.admin.audience, "https://auth.example.com/admin");
+}
+
+#[test]
+fn the_admin_audience_is_read_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latchkey.toml");
+    std::fs::write(&path, "[admin]\naudience = \"ops-console\"\n").unwrap();
+    let settings = Settings::load_from(Some(&path), env(&[])).unwrap();
+    assert_eq!(settings.admin.audience, "ops-console");
+}
+
+#[test]
+fn an_admin_audience_that_is_empty_malformed_or_shared_is_refused_naming_its_key() {
+    for (pairs, why) in [
+        (vec![("LATCHKEY_ADMIN__AUDIENCE", "")], "empty"),
+        (vec![("LATCHKEY_ADMIN__AUDIENCE", "admin api")], "a space"),
+        (
+            vec![("LATCHKEY_ADMIN__AUDIENCE", "admin\u{7}")],
+            "a control character",
+        ),
+        (
+            vec![("LATCHKEY_ADMIN__AUDIENCE", "adm\u{ed}n")],
+            "not ASCII",
+        ),
+        (
+            vec![("LATCHKEY_ADMIN__AUDIENCE", &*"a".repeat(257))],
+            "too long",
+        ),
+        (
+            vec![("LATCHKEY_ADMIN__AUDIENCE", "http://127.0.0.1:8080")],
+            "the issuer",
+        ),
+        (
+            vec![
+                ("LATCHKEY_ISSUER", "https://auth.example.com"),
+                ("LATCHKEY_ADMIN__AUDIENCE", "https://auth.example.com/"),
+            ],
+            "the issuer with a slash",
+        ),
+        (
+            vec![("LATCHKEY_ADMIN__AUDIENCE", "api")],
+            "the default audience",
+        ),
+        (
+            vec![
+                ("LATCHKEY_TOKENS__AUDIENCE", "reports"),
+                ("LATCHKEY_ADMIN__AUDIENCE", "reports"),
+            ],
+            "a configured default audience",
+        ),
+    ] {
+        let message = error_for(&pairs);
+        assert!(message.contains("admin.audience"), "{why}: {message}");
+    }
+}
+
+#[test]
+fn the_default_audience_is_checked_the_same_way() {
+    for value in ["", "my api", "http://127.0.0.1:8080"] {
+        let message = error_for(&[("LATCHKEY_TOKENS__AUDIENCE", value)]);
+        assert!(message.contains("tokens.audience"), "{value:?}: {message}");
+    }
+}
+
+#[test]
 fn a_bootstrap_admin_needs_a_password_and_a_password_needs_a_username() {
     let message = error_for(&[("LATCHKEY_BOOTSTRAP__ADMIN_USERNAME", "root")]);
     assert!(message.contains("bootstrap.admin_password"), "{message}");

@@ -31,6 +31,10 @@ pub enum AuthError {
     /// RFC 6750 `invalid_token`: a bearer token that is missing, invalid or revoked.
     #[error("{0}")]
     InvalidToken(String),
+    /// RFC 6750 `insufficient_scope`: a valid bearer token without a scope the resource
+    /// needs (`required`, space-separated: any one of them will do).
+    #[error("{reason}")]
+    InsufficientScope { reason: String, required: String },
     /// The caller is known but may not do this.
     #[error("{0}")]
     Forbidden(String),

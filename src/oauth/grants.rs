@@ -99,8 +99,8 @@ impl Authority {
             .clone()
             .ok_or_else(|| AuthError::InvalidRequest("password is required".into()))?;
         let origin = &request.client.origin;
-        let scope = requested_scope(request.scope.as_deref(), &client.scope)?;
-        let audience = self.audience_for(client, &request)?;
+        let scope = self.scope_asked(request.scope.as_deref(), &client.scope)?;
+        let audience = self.audience_for_scope(client, asked_audience(&request)?, &scope)?;
         // Before the password: a refused attempt must cost no argon2 time.
         let attempt = self.reserve_login(username, origin, now).await?;
         let (user, user_cut_off) = self.check_password(username, password, now).await?;
@@ -215,8 +215,14 @@ impl Authority {
                 "a public client cannot use the client_credentials grant".into(),
             ));
         }
-        let scope = requested_scope(request.scope.as_deref(), &client.scope)?;
-        let audience = self.audience_for(client, request)?;
+        let scope = self.scope_asked(request.scope.as_deref(), &client.scope)?;
+        if self.has_admin_scope(&scope) {
+            // Admin scopes are for users with role admin; a client is not one.
+            return Err(AuthError::InvalidScope(
+                "scopes for administrators are granted to users, not to clients".into(),
+            ));
+        }
+        let audience = self.audience_for_scope(client, asked_audience(request)?, &scope)?;
         let grant = Grant {
             subject: client.client_id.as_str(),
             client_id: &client.client_id,
@@ -277,10 +283,23 @@ impl Authority {
         }
         let issued_at = issued_at(now, cut_offs).await?;
         let scope = self.scope_for_user(&user, scope, request.scope.is_some(), client, origin)?;
-        let asked_audience = request.audience.is_some() || request.resource.is_some();
-        let audience = asked_audience
-            .then(|| self.audience_for(client, &request))
-            .transpose()?;
+        // What can be refused without the family is refused before the token is spent.
+        let asked = asked_audience(&request)?;
+        let audience = match asked {
+            Some(asked) => {
+                // Admin scopes beside others come only from a session opened before admin
+                // tokens had an audience of their own; such a session loses them (see
+                // `refreshed_target`), so what is left is what the audience must suit.
+                let mixed = scope.iter().any(|token| !self.is_admin_scope(token));
+                let kept = if mixed {
+                    self.without_admin_scopes(&scope)
+                } else {
+                    scope.clone()
+                };
+                Some(self.audience_for_scope(client, Some(asked), &kept)?)
+            }
+            None => None,
+        };
         let rotation = Rotation {
             family: TokenId::from_trusted(&claims.fam),
             presented: TokenId::from_trusted(&claims.jti),
@@ -315,10 +334,7 @@ impl Authority {
                 ));
             }
         };
-        let audience = match audience {
-            Some(asked) => asked,
-            None => self.still_allowed_audience(client, &family.audience)?,
-        };
+        let (scope, audience) = self.refreshed_target(client, &family, scope, audience)?;
         let grant = Grant {
             subject: &family.subject,
             client_id: &family.client_id,
@@ -407,6 +423,48 @@ impl Authority {
         })
     }
 
+    /// The scope and audience of a refreshed access token, from the family's audience, the
+    /// scope left after narrowing (`scope`) and the audience the request asked for (`asked`,
+    /// already checked against `scope`):
+    ///
+    /// - a session opened for the admin API stays one: its tokens keep the admin audience, and
+    ///   once no admin scope is left (the user lost role admin, the client lost the scope, or
+    ///   the request narrowed it away) it yields nothing more;
+    /// - any other session never yields an admin token; admin scopes in it (a session opened
+    ///   before admin tokens had an audience of their own) are left out;
+    /// - otherwise the audience asked for, or the family's if the client may still use it.
+    fn refreshed_target(
+        &self,
+        client: &ClientRecord,
+        family: &Family,
+        scope: Scope,
+        asked: Option<String>,
+    ) -> Result<(Scope, String), AuthError> {
+        if family.audience == self.admin_audience {
+            if !self.has_admin_scope(&scope) {
+                return Err(AuthError::InvalidGrant(
+                    "the refresh token is for the admin API, and no admin scope is granted any \
+                     more"
+                        .into(),
+                ));
+            }
+            // `asked`, if given, was checked to be the admin audience along with the scope.
+            let scope = scope.filter(|token| self.is_admin_scope(token));
+            return Ok((scope, self.admin_audience.clone()));
+        }
+        if asked.as_deref() == Some(self.admin_audience.as_str()) {
+            return Err(AuthError::InvalidTarget(
+                "the refresh token is not for the admin API: log in with an admin scope".into(),
+            ));
+        }
+        let scope = self.without_admin_scopes(&scope);
+        let audience = match asked {
+            Some(asked) => asked,
+            None => self.still_allowed_audience(client, &family.audience)?,
+        };
+        Ok((scope, audience))
+    }
+
     /// A family's audience, if the client may still use it: an admin may have taken it away.
     fn still_allowed_audience(
         &self,
@@ -422,31 +480,13 @@ impl Authority {
         }
     }
 
-    /// The audience asked for with `audience` or RFC 8707 `resource`, if the client may use
-    /// it; the configured default when none is asked for.
-    fn audience_for(
-        &self,
-        client: &ClientRecord,
-        request: &TokenRequest,
-    ) -> Result<String, AuthError> {
-        let asked = match (request.audience.as_deref(), request.resource.as_deref()) {
-            (Some(a), Some(r)) if a != r => {
-                return Err(AuthError::InvalidTarget(
-                    "audience and resource disagree".into(),
-                ));
-            }
-            (Some(a), _) | (None, Some(a)) => Some(a),
-            (None, None) => None,
-        };
-        match asked {
-            None => Ok(self.tokens.audience.clone()),
-            Some(a) if a == self.tokens.audience || client.audiences.contains(a) => {
-                Ok(a.to_owned())
-            }
-            Some(a) => Err(AuthError::InvalidTarget(format!(
-                "this client may not request audience '{}'",
-                truncate(a)
-            ))),
+    /// The scope a password or client_credentials request gets: what it asks for, which may
+    /// narrow the client's scope but never widen it; without `scope`, all of the client's
+    /// scopes but the admin ones, which are granted only when asked for.
+    fn scope_asked(&self, requested: Option<&str>, allowed: &Scope) -> Result<Scope, AuthError> {
+        match requested {
+            None => Ok(self.without_admin_scopes(allowed)),
+            Some(_) => requested_scope(requested, allowed),
         }
     }
 }
@@ -482,6 +522,17 @@ async fn issued_at(
         tokio::time::sleep(Duration::from_millis(wait_ms.unsigned_abs())).await;
     }
     Ok(cut_off)
+}
+
+/// The audience asked for with `audience` or RFC 8707 `resource`, which must agree.
+fn asked_audience(request: &TokenRequest) -> Result<Option<&str>, AuthError> {
+    match (request.audience.as_deref(), request.resource.as_deref()) {
+        (Some(a), Some(r)) if a != r => Err(AuthError::InvalidTarget(
+            "audience and resource disagree".into(),
+        )),
+        (Some(a), _) | (None, Some(a)) => Ok(Some(a)),
+        (None, None) => Ok(None),
+    }
 }
 
 /// The requested scope, which may narrow `allowed` but never widen it; all of `allowed` when

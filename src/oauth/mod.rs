@@ -29,6 +29,8 @@ pub use sessions::{Introspection, TokenHint};
 pub struct Authority {
     issuer: String,
     tokens: TokenSettings,
+    /// `admin.audience`: the `aud` of admin tokens, the only one the admin API accepts.
+    admin_audience: String,
     store: SharedStore,
     keys: Arc<KeyRing>,
     verifier: TokenVerifier,
@@ -47,6 +49,7 @@ impl Authority {
         Authority {
             issuer: settings.issuer.clone(),
             tokens: settings.tokens.clone(),
+            admin_audience: settings.admin.audience.clone(),
             verifier: TokenVerifier::new(settings.issuer.clone()),
             store,
             keys,
@@ -74,5 +77,10 @@ impl Authority {
 
     pub fn tokens(&self) -> &TokenSettings {
         &self.tokens
+    }
+
+    /// The `aud` of tokens for the admin API (`admin.audience`).
+    pub fn admin_audience(&self) -> &str {
+        &self.admin_audience
     }
 }

@@ -85,6 +85,27 @@ impl Authority {
         }
     }
 
+    /// A bearer access token for the issuer's own user endpoints (`/userinfo`, `/logout`):
+    /// valid and live as [`Authority::authenticate_bearer`] asks, and issued for the default
+    /// audience (`tokens.audience`). RFC 9068 §4: a resource checks that a token was meant for
+    /// it. Tokens for a named resource (asked for with `audience` or `resource`) belong to
+    /// that resource, and tokens for the admin API to the admin API; here they are
+    /// `invalid_token`.
+    pub async fn authenticate_default_audience(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<AccessClaims, AuthError> {
+        let claims = self.authenticate_bearer(token, now).await?;
+        if claims.aud != self.tokens.audience {
+            return Err(AuthError::InvalidToken(format!(
+                "the token is for another audience; this endpoint takes tokens for '{}'",
+                self.tokens.audience
+            )));
+        }
+        Ok(claims)
+    }
+
     async fn access_is_live(
         &self,
         claims: &AccessClaims,

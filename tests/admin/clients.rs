@@ -87,24 +87,34 @@ async fn clients_are_listed_in_pages() {
             .map(|c| c["client_id"].as_str().unwrap().to_owned())
             .collect()
     };
-    assert_eq!(ids(&first), ["c1", "c2"]);
-    let next = first["next"].as_str().unwrap();
-    let (_, second) = answer(
-        call(
-            &app,
-            Method::GET,
-            &format!("/admin/clients?limit=2&after={next}"),
-            Some(&root),
-            None,
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(ids(&second), ["c3", "web"]);
-    assert!(second.get("next").is_none(), "{second}");
-    assert_eq!(second["clients"][1]["public"], true);
+    assert_eq!(ids(&first), ["admin-console", "c1"]);
+    let next_page = |page: Value| {
+        let next = page["next"].as_str().unwrap().to_owned();
+        let root = root.clone();
+        let app = &app;
+        async move {
+            answer(
+                call(
+                    app,
+                    Method::GET,
+                    &format!("/admin/clients?limit=2&after={next}"),
+                    Some(&root),
+                    None,
+                )
+                .await,
+            )
+            .await
+            .1
+        }
+    };
+    let second = next_page(first).await;
+    assert_eq!(ids(&second), ["c2", "c3"]);
+    let third = next_page(second).await;
+    assert_eq!(ids(&third), ["web"]);
+    assert!(third.get("next").is_none(), "{third}");
+    assert_eq!(third["clients"][0]["public"], true);
     assert_eq!(
-        second["clients"][1]["grants"],
+        third["clients"][0]["grants"],
         json!(["password", "refresh_token"])
     );
 }

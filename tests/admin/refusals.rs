@@ -1,5 +1,7 @@
-//! Who is refused, and how: no or bad token (401), expired, non-admin (403), a disabled admin,
-//! an admin who just lost the role, a client's own token; and 404, 409, 400 for bad requests.
+//! Who is refused, and how: no or bad token (401), expired, a token that is not for the admin
+//! API (401), non-admin (403), a disabled admin, an admin who just lost the role, a client's
+//! own token; and 404, 409, 400 for bad requests. (Tokens of other audiences and scopes:
+//! `audiences.rs`.)
 
 use latchkey::domain::{GrantType, Username, now};
 use latchkey::tokens::{AccessClaims, TokenKind, sign};
@@ -35,7 +37,14 @@ async fn requests_without_a_valid_token_get_401_with_a_bearer_challenge() {
 #[tokio::test]
 async fn a_token_without_role_admin_gets_403() {
     let app = app().await;
-    let alice = access(&app.login().await);
+    // Alice's ordinary token is not for the admin API at all (401, `audiences.rs`), and she
+    // cannot get one that is (`invalid_scope`); so this is a token for the admin API that the
+    // issuer would have given her had she had the role at the time (as a demoted admin has).
+    let ordinary = access(&app.login().await);
+    let alice = reissued(&app, &ordinary, |claims| {
+        claims.claims.aud = "latchkey-admin".into();
+        claims.claims.scope = "admin".into();
+    });
     for (method, path, body) in [
         (Method::GET, "/admin/users", None),
         (
@@ -62,6 +71,20 @@ async fn a_token_without_role_admin_gets_403() {
     // Nothing was changed by the refused requests.
     let (_, claims) = decode_jwt(&access(&app.login().await));
     assert_eq!(claims["roles"], json!(["user"]));
+}
+
+/// `token` with its claims changed by `change` and a fresh `jti`, signed with the service's
+/// own key: a token the issuer might have issued.
+pub(super) fn reissued(
+    app: &TestApp,
+    token: &str,
+    change: impl FnOnce(&mut AccessClaims),
+) -> String {
+    let (_, claims) = decode_jwt(token);
+    let mut claims: AccessClaims = serde_json::from_value(claims).unwrap();
+    claims.claims.jti = format!("{}-reissued", claims.claims.jti);
+    change(&mut claims);
+    sign(app.keys().signer(), TokenKind::Access, &claims).unwrap()
 }
 
 #[tokio::test]
@@ -92,7 +115,7 @@ async fn an_expired_admin_token_gets_401() {
 async fn a_disabled_admin_is_refused_at_once() {
     let app = app().await;
     app.add_user("second", "second password", &["admin"]).await;
-    let second = access(&login(&app, "second", "second password").await);
+    let second = app.admin_token("second", "second password").await;
     assert_eq!(
         call(&app, Method::GET, "/admin/users", Some(&second), None)
             .await
@@ -135,7 +158,7 @@ async fn a_disabled_admin_is_refused_at_once() {
 async fn an_admin_who_loses_the_role_is_refused_from_the_next_request_on() {
     let app = app().await;
     app.add_user("second", "second password", &["admin"]).await;
-    let second = access(&login(&app, "second", "second password").await);
+    let second = app.admin_token("second", "second password").await;
     assert_eq!(
         call(&app, Method::GET, "/admin/users", Some(&second), None)
             .await
@@ -159,7 +182,7 @@ async fn an_admin_who_loses_the_role_is_refused_from_the_next_request_on() {
         answer(call(&app, Method::GET, "/admin/users", Some(&second), None).await).await;
     assert_eq!(status, 403, "{body}");
     // Also when the role is taken away behind the API's back, by the CLI on the store.
-    let third = access(&login(&app, "root", ROOT_PASSWORD).await);
+    let third = root_token(&app).await;
     let root_name = Username::parse("root").unwrap();
     let mut user = app.store.get_user(&root_name).await.unwrap().unwrap();
     user.roles.clear();
@@ -184,7 +207,13 @@ async fn a_client_cannot_take_an_admin_s_name_and_a_client_s_token_is_refused() 
     let taken = latchkey::accounts::add_client(&app.change(), "root", spec).await;
     assert!(taken.is_err(), "a client named like the administrator");
     let secret = app
-        .add_client("ops", false, &[GrantType::ClientCredentials], &[], &[])
+        .add_client(
+            "ops",
+            false,
+            &[GrantType::ClientCredentials],
+            &["admin", "read"],
+            &[],
+        )
         .await
         .unwrap();
     let response = client_credentials(&app, "ops", &secret).await;
@@ -192,9 +221,22 @@ async fn a_client_cannot_take_an_admin_s_name_and_a_client_s_token_is_refused() 
     let token = access(&response.json().await.unwrap());
     let (_, claims) = decode_jwt(&token);
     assert_eq!(claims["sub"], "ops");
+    assert_eq!(claims["scope"], "read", "no admin scope unless asked for");
+    assert_eq!(claims["aud"], "api");
     let (status, body) =
         answer(call(&app, Method::GET, "/admin/users", Some(&token), None).await).await;
+    assert_eq!(status, 401, "not a token for the admin API: {body}");
+    assert_eq!(body["error"], "invalid_token");
+    // Nor does a client get one when it asks (`audiences.rs`). Even a client token that did
+    // carry the admin audience and scope would be refused, for want of a user.
+    let forged = reissued(&app, &token, |claims| {
+        claims.claims.aud = "latchkey-admin".into();
+        claims.claims.scope = "admin".into();
+    });
+    let (status, body) =
+        answer(call(&app, Method::GET, "/admin/users", Some(&forged), None).await).await;
     assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "access_denied");
 }
 
 #[tokio::test]

@@ -15,6 +15,9 @@ use latchkey::startup::Application;
 use latchkey::store::{self, SharedStore};
 use serde_json::Value;
 
+/// The client through which tests' administrators get tokens for the admin API.
+pub const ADMIN_CONSOLE: &str = "admin-console";
+
 /// Who the changes tests make through `accounts` are audited as.
 static TEST_OPERATOR: Actor = Actor::Operator("test");
 
@@ -169,6 +172,48 @@ impl TestApp {
         )
         .await;
         self.add_user("alice", "correct horse", &["user"]).await;
+    }
+
+    /// Public client `admin-console` (password + refresh_token, scope `admin` only): what an
+    /// operator registers to get tokens for the admin API.
+    pub async fn with_admin_console(&self) {
+        self.add_client(
+            ADMIN_CONSOLE,
+            true,
+            &[GrantType::Password, GrantType::RefreshToken],
+            &["admin"],
+            &[],
+        )
+        .await;
+    }
+
+    /// Logs `username` in through `admin-console` with `scope=admin` (see
+    /// [`TestApp::with_admin_console`]); returns the token response body. The access token is
+    /// one for the admin API.
+    pub async fn admin_login(&self, username: &str, password: &str) -> Value {
+        let response = self
+            .token(&[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+                ("client_id", ADMIN_CONSOLE),
+                ("scope", "admin"),
+            ])
+            .await;
+        assert_eq!(
+            response.status(),
+            200,
+            "{username} logs in for the admin API"
+        );
+        response.json().await.expect("json body")
+    }
+
+    /// An access token for the admin API (see [`TestApp::admin_login`]).
+    pub async fn admin_token(&self, username: &str, password: &str) -> String {
+        self.admin_login(username, password).await["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
     }
 
     /// POSTs a form to `path`.

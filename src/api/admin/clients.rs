@@ -12,7 +12,7 @@ use super::Admin;
 use crate::accounts::{self, ClientChanges, ClientSpec};
 use crate::api::account::BearerToken;
 use crate::api::errors::{
-    Answer, BODY_TOO_LARGE, ErrorDoc, INTERNAL, INVALID_TOKEN, NOT_ADMIN, UNAVAILABLE,
+    Answer, BODY_TOO_LARGE, ErrorDoc, INTERNAL, NOT_ADMIN, NOT_AN_ADMIN_TOKEN, UNAVAILABLE,
     UNSUPPORTED_MEDIA_TYPE, error_list,
 };
 use crate::api::{ApiTags, examples};
@@ -275,7 +275,7 @@ error_list!(
         "invalid_request",
         "limit must be between 1 and 500",
     ),
-    INVALID_TOKEN,
+    NOT_AN_ADMIN_TOKEN,
     NOT_ADMIN,
     INTERNAL,
     UNAVAILABLE,
@@ -291,7 +291,7 @@ error_list!(
         "invalid_request",
         "a public client cannot use client_credentials",
     ),
-    INVALID_TOKEN,
+    NOT_AN_ADMIN_TOKEN,
     NOT_ADMIN,
     ErrorDoc::new(409, "The client id is taken.", "conflict", "the client_id is taken"),
     BODY_TOO_LARGE,
@@ -303,7 +303,7 @@ error_list!(
 error_list!(
     /// What `GET /admin/clients/{client_id}` and `DELETE` on it can refuse with.
     ReadErrors: NOT_A_CLIENT_ID,
-    INVALID_TOKEN,
+    NOT_AN_ADMIN_TOKEN,
     NOT_ADMIN,
     NO_SUCH_CLIENT,
     INTERNAL,
@@ -319,7 +319,7 @@ error_list!(
         "invalid_request",
         "a client needs at least one grant",
     ),
-    INVALID_TOKEN,
+    NOT_AN_ADMIN_TOKEN,
     NOT_ADMIN,
     NO_SUCH_CLIENT,
     BODY_TOO_LARGE,
@@ -337,7 +337,7 @@ error_list!(
         "invalid_request",
         "a public client has no secret to rotate",
     ),
-    INVALID_TOKEN,
+    NOT_AN_ADMIN_TOKEN,
     NOT_ADMIN,
     NO_SUCH_CLIENT,
     ErrorDoc::new(

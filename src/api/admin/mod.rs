@@ -1,5 +1,6 @@
 //! `/admin/users` and `/admin/clients`: user and client management for access tokens of users
-//! who have role `admin` (read from the store on every request).
+//! who have role `admin` (read from the store on every request), and only for tokens minted
+//! for the admin API: audience `admin.audience` and an admin scope (see `oauth::roles`).
 //!
 //! Resources and verbs: `GET` reads (lists page with `?after=&limit=` and answer a `next`
 //! cursor), `POST` to a collection creates, `PATCH` changes the fields it names, `DELETE`
@@ -35,7 +36,8 @@ struct Admin {
 }
 
 impl Admin {
-    /// The administrator behind the request, or `invalid_token` (401) or `access_denied` (403).
+    /// The administrator behind the request, or `invalid_token` (401), `insufficient_scope` or
+    /// `access_denied` (403).
     async fn caller(&self, req: &Request, auth: &BearerToken) -> Result<Actor, AuthError> {
         let origin = origin(req);
         let username = self

@@ -10,7 +10,7 @@ use super::Admin;
 use crate::accounts::{self, UserChanges};
 use crate::api::account::BearerToken;
 use crate::api::errors::{
-    Answer, BODY_TOO_LARGE, ErrorDoc, INTERNAL, INVALID_TOKEN, NOT_ADMIN, UNAVAILABLE,
+    Answer, BODY_TOO_LARGE, ErrorDoc, INTERNAL, NOT_ADMIN, NOT_AN_ADMIN_TOKEN, UNAVAILABLE,
     UNAVAILABLE_HASHING, UNSUPPORTED_MEDIA_TYPE, error_list,
 };
 use crate::api::{ApiTags, examples};
@@ -191,7 +191,7 @@ error_list!(
         "invalid_request",
         "limit must be between 1 and 500",
     ),
-    INVALID_TOKEN,
+    NOT_AN_ADMIN_TOKEN,
     NOT_ADMIN,
     INTERNAL,
     UNAVAILABLE,
@@ -206,7 +206,7 @@ error_list!(
         "invalid_request",
         "the password must be at least 8 characters",
     ),
-    INVALID_TOKEN,
+    NOT_AN_ADMIN_TOKEN,
     NOT_ADMIN,
     ErrorDoc::new(409, "The username is taken.", "conflict", "the username is taken"),
     BODY_TOO_LARGE,
@@ -218,7 +218,7 @@ error_list!(
 error_list!(
     /// What `GET /admin/users/{username}` can refuse with.
     ReadErrors: NOT_A_USERNAME,
-    INVALID_TOKEN,
+    NOT_AN_ADMIN_TOKEN,
     NOT_ADMIN,
     NO_SUCH_USER,
     INTERNAL,
@@ -234,7 +234,7 @@ error_list!(
         "invalid_request",
         "'ops team' is not a valid role name",
     ),
-    INVALID_TOKEN,
+    NOT_AN_ADMIN_TOKEN,
     NOT_ADMIN,
     NO_SUCH_USER,
     ErrorDoc::new(
@@ -258,7 +258,7 @@ error_list!(
         "invalid_request",
         "the password must be at least 8 characters",
     ),
-    INVALID_TOKEN,
+    NOT_AN_ADMIN_TOKEN,
     NOT_ADMIN,
     NO_SUCH_USER,
     ErrorDoc::new(

@@ -1,8 +1,10 @@
 """The Latchkey flow through a client that openapi-python-client generated from
 openapi/openapi.json, without edits: register, log in (password grant, public client), refresh,
-userinfo, revoke, introspect (confidential client, HTTP Basic), admin list users.
+userinfo, revoke, introspect (confidential client, HTTP Basic), an admin token (scope admin,
+through the admin client), admin list users, and userinfo refusing the admin token.
 
-Usage: flow.py --base-url URL --public-client ID --confidential-client ID --admin USER
+Usage: flow.py --base-url URL --public-client ID --confidential-client ID --admin-client ID
+               --admin USER
 Secrets come from the environment: CLIENT_SECRET (confidential client), ADMIN_PASSWORD.
 The generated package `latchkey_client` must be on PYTHONPATH.
 """
@@ -50,6 +52,7 @@ def main():
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--public-client", required=True)
     parser.add_argument("--confidential-client", required=True)
+    parser.add_argument("--admin-client", required=True)
     parser.add_argument("--admin", required=True)
     args = parser.parse_args()
     secret = os.environ["CLIENT_SECRET"]
@@ -75,16 +78,16 @@ def main():
     )
     check(profile.username == username, f"registered username {profile.username}")
 
-    def password_grant(user, pw):
-        return token.sync_detailed(
-            client=anonymous,
-            body=TokenParams(
-                grant_type="password",
-                username=user,
-                password=pw,
-                client_id=args.public_client,
-            ),
+    def password_grant(user, pw, client_id=None, scope=None):
+        body = TokenParams(
+            grant_type="password",
+            username=user,
+            password=pw,
+            client_id=client_id or args.public_client,
         )
+        if scope is not None:
+            body.scope = scope
+        return token.sync_detailed(client=anonymous, body=body)
 
     tokens = expect(password_grant(username, password), 200, TokenIssued, "password grant")
     check(tokens.token_type == "Bearer", f"token_type {tokens.token_type}")
@@ -145,13 +148,31 @@ def main():
     denied = expect(userinfo.sync_detailed(client=bearer), 401, ErrorBody, "userinfo after revoke")
     check(denied.error == "invalid_token", f"error {denied.error}")
 
-    admin_tokens = expect(
-        password_grant(args.admin, admin_password), 200, TokenIssued, "admin login"
+    # An ordinary token of the admin's is not for the admin API; one asked for with scope
+    # admin is, and only for it.
+    ordinary = expect(
+        password_grant(args.admin, admin_password), 200, TokenIssued, "admin's ordinary login"
     )
+    refused = expect(
+        list_users.sync_detailed(client=client(f"Bearer {ordinary.access_token}")),
+        401,
+        ErrorBody,
+        "list users with an ordinary token",
+    )
+    check(refused.error == "invalid_token", f"error {refused.error}")
+    admin_tokens = expect(
+        password_grant(args.admin, admin_password, args.admin_client, "admin"),
+        200,
+        TokenIssued,
+        "admin login (scope admin)",
+    )
+    check(admin_tokens.scope == "admin", f"admin token scope {admin_tokens.scope}")
     admin = client(f"Bearer {admin_tokens.access_token}")
     page = expect(list_users.sync_detailed(client=admin, limit=100), 200, UserPage, "list users")
     names = [user.username for user in page.users]
     check(username in names and args.admin in names, f"listed users {names}")
+    elsewhere = expect(userinfo.sync_detailed(client=admin), 401, ErrorBody, "userinfo, admin token")
+    check(elsewhere.error == "invalid_token", f"error {elsewhere.error}")
 
     forbidden = expect(list_users.sync_detailed(client=bearer), 401, ErrorBody, "list users, revoked")
     check(forbidden.error == "invalid_token", f"error {forbidden.error}")

@@ -1,10 +1,12 @@
 // The Latchkey flow through openapi-fetch, typed by openapi-typescript from
 // openapi/openapi.json (generated into gen/schema.d.ts at test time, never edited): register,
 // log in (password grant, public client), refresh, userinfo, revoke, introspect (confidential
-// client, HTTP Basic), admin list users. tsc checks every call against the generated types.
+// client, HTTP Basic), an admin token (scope admin, through the admin client), admin list users,
+// and userinfo refusing the admin token. tsc checks every call against the generated types.
 //
 // Usage: node gen/out/flow.js --base-url URL --public-client ID --confidential-client ID
-//        --admin USER, with CLIENT_SECRET and ADMIN_PASSWORD in the environment.
+//        --admin-client ID --admin USER, with CLIENT_SECRET and ADMIN_PASSWORD in the
+//        environment.
 import { parseArgs } from "node:util";
 import createClient from "openapi-fetch";
 import type { paths } from "./gen/schema.js";
@@ -14,6 +16,7 @@ const { values } = parseArgs({
     "base-url": { type: "string" },
     "public-client": { type: "string" },
     "confidential-client": { type: "string" },
+    "admin-client": { type: "string" },
     admin: { type: "string" },
   },
 });
@@ -24,6 +27,7 @@ const need = (value: string | undefined, what: string): string => {
 const baseUrl = need(values["base-url"], "--base-url");
 const publicClient = need(values["public-client"], "--public-client");
 const confidentialClient = need(values["confidential-client"], "--confidential-client");
+const adminClient = need(values["admin-client"], "--admin-client");
 const adminUser = need(values.admin, "--admin");
 const secret = need(process.env.CLIENT_SECRET, "CLIENT_SECRET");
 const adminPassword = need(process.env.ADMIN_PASSWORD, "ADMIN_PASSWORD");
@@ -120,7 +124,28 @@ check(denied.response.status === 401 && denied.error?.error === "invalid_token",
   `userinfo after revoke: ${denied.response.status} ${JSON.stringify(denied.error)}`);
 console.log("ok  userinfo after revoke: 401");
 
-const adminTokens = ok("admin login", await login(adminUser, adminPassword), 200);
+// An ordinary token of the admin's is not for the admin API; one asked for with scope admin is,
+// and only for it.
+const ordinary = ok("admin's ordinary login", await login(adminUser, adminPassword), 200);
+const refused = await client.GET("/admin/users", { headers: bearer(ordinary.access_token) });
+check(refused.response.status === 401 && refused.error?.error === "invalid_token",
+  `list users with an ordinary token: ${refused.response.status} ${JSON.stringify(refused.error)}`);
+console.log("ok  list users with an ordinary token: 401");
+
+const adminTokens = ok(
+  "admin login (scope admin)",
+  await client.POST("/oauth/token", {
+    body: {
+      grant_type: "password",
+      username: adminUser,
+      password: adminPassword,
+      client_id: adminClient,
+      scope: "admin",
+    },
+  }),
+  200,
+);
+check(adminTokens.scope === "admin", `admin token scope ${adminTokens.scope}`);
 const page = ok(
   "list users",
   await client.GET("/admin/users", {
@@ -131,4 +156,8 @@ const page = ok(
 );
 const names = page.users.map((user) => user.username);
 check(names.includes(username) && names.includes(adminUser), `listed users ${names}`);
+const elsewhere = await client.GET("/userinfo", { headers: bearer(adminTokens.access_token) });
+check(elsewhere.response.status === 401 && elsewhere.error?.error === "invalid_token",
+  `userinfo with the admin token: ${elsewhere.response.status} ${JSON.stringify(elsewhere.error)}`);
+console.log("ok  userinfo with the admin token: 401");
 console.log("typescript client: every step passed");
