@@ -35,6 +35,7 @@ async fn owasp_app() -> TestApp {
         s.registration.enabled = true;
         // Hundreds of refusals from one address are the point here.
         s.security.max_failed_logins_per_address = 0;
+        s.security.max_failed_logins_per_user_address = 0;
         s.security.max_failed_logins_per_user = 0;
     })
     .await

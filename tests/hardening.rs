@@ -311,6 +311,7 @@ async fn past_the_argon2_queue_bound_logins_get_503_with_retry_after() {
         s.passwords.max_concurrent = 1;
         s.passwords.max_queue = 1;
         s.security.max_failed_logins_per_address = 0;
+        s.security.max_failed_logins_per_user_address = 0;
         s.security.max_failed_logins_per_user = 0;
     })
     .await;

@@ -274,3 +274,43 @@ async fn password_grant_for(app: &TestApp, client_id: &str) -> Value {
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
+
+#[tokio::test]
+async fn a_refresh_never_moves_a_session_to_another_audience_the_client_may_use() {
+    let app = app().await;
+    let changes = ClientChanges {
+        scopes: None,
+        audiences: Some(["billing".to_owned(), "payroll".to_owned()].into()),
+        grants: None,
+    };
+    accounts::update_client(&app.change(), "web", changes)
+        .await
+        .unwrap();
+    let (body, _) =
+        granted(password_grant(&app, "alice", "correct horse", &[("audience", "billing")]).await)
+            .await;
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    for other in ["payroll", "api"] {
+        let widened = app
+            .token(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh),
+                ("client_id", "web"),
+                ("audience", other),
+            ])
+            .await;
+        assert_oauth_error(widened, 400, "invalid_target").await;
+    }
+    // Refused before the token was spent; the session's own audience is still granted.
+    let (_, claims) = granted(
+        app.token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", "web"),
+            ("resource", "billing"),
+        ])
+        .await,
+    )
+    .await;
+    assert_eq!(claims["aud"], "billing");
+}

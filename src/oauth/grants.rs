@@ -1,11 +1,10 @@
 //! The token endpoint's grants: `password`, `client_credentials` and `refresh_token`.
 
-use std::time::Duration;
-
 use super::client_auth::AuthenticatedClient;
+use super::cut_off::issued_at;
 use super::{AuthError, Authority, ClientCredentials};
 use crate::audit::{Event, Record};
-use crate::domain::{ClientId, GrantType, Scope, Secret, TokenId, UnixTime, Username, now_ms};
+use crate::domain::{ClientId, GrantType, Scope, Secret, TokenId, UnixTime, Username};
 use crate::store::{
     ClientRecord, Family, RefreshGeneration, Rotation, RotationOutcome, Subject, UserRecord,
 };
@@ -300,6 +299,21 @@ impl Authority {
             }
             None => None,
         };
+        if let Some(asked) = &audience {
+            // A refresh may narrow what the session was granted, never go beyond it (RFC 6749
+            // §6): a session has one audience. Checked before the token is spent.
+            let session = self
+                .store
+                .get_family(&TokenId::from_trusted(&claims.fam))
+                .await?;
+            if session.is_some_and(|family| family.audience != *asked) {
+                return Err(AuthError::InvalidTarget(
+                    "a refresh keeps the audience its session was granted; sign in again for \
+                     another"
+                        .into(),
+                ));
+            }
+        }
         let rotation = Rotation {
             family: TokenId::from_trusted(&claims.fam),
             presented: TokenId::from_trusted(&claims.jti),
@@ -489,39 +503,6 @@ impl Authority {
             Some(_) => requested_scope(requested, allowed),
         }
     }
-}
-
-/// The longest an issuance waits for a cut-off that a revocation has just set.
-const MAX_CUT_OFF_WAIT_MS: i64 = 5_000;
-
-/// The `iat` of tokens issued from credentials read at `now`, given the cut-offs read with
-/// them: `now`, unless a revocation has just set a cut-off beyond it (cut-offs lie past the
-/// second of their revocation, so that the tokens issued in that second die too). A token dated
-/// before a cut-off would be dead on arrival, and one dated in the future would be refused by
-/// verifiers without leeway, so the issuance waits for the cut-off (at most a second after one
-/// revocation) and dates its tokens by it.
-///
-/// Dating tokens by when the credentials were read, never by when signing ends, is what makes
-/// a revocation final: an issuance that read the credentials before a revocation dates its
-/// tokens before that revocation's cut-off, however long the password check takes.
-async fn issued_at(
-    now: UnixTime,
-    cut_offs: impl IntoIterator<Item = Option<UnixTime>>,
-) -> Result<UnixTime, AuthError> {
-    let Some(cut_off) = cut_offs.into_iter().flatten().max().filter(|c| *c > now) else {
-        return Ok(now);
-    };
-    let wait_ms = cut_off.saturating_mul(1000).saturating_sub(now_ms());
-    if wait_ms > MAX_CUT_OFF_WAIT_MS {
-        return Err(AuthError::Unavailable {
-            reason: "the account's tokens were just revoked; try again shortly".into(),
-            retry_after: u64::try_from(wait_ms / 1000 + 1).unwrap_or(1),
-        });
-    }
-    if wait_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(wait_ms.unsigned_abs())).await;
-    }
-    Ok(cut_off)
 }
 
 /// The audience asked for with `audience` or RFC 8707 `resource`, which must agree.

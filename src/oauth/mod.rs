@@ -3,6 +3,7 @@
 
 mod catalog;
 mod client_auth;
+mod cut_off;
 mod error;
 mod feed;
 mod grants;
