@@ -269,3 +269,29 @@ fn the_systemd_unit_stays_hardened() {
         describe(&output)
     );
 }
+
+#[test]
+fn every_deployment_behind_a_proxy_trusts_that_proxy_for_the_client_address() {
+    for file in [
+        "docker-compose.yml",
+        "k8s/configmap.yaml",
+        "latchkey.service",
+    ] {
+        let text = std::fs::read_to_string(deploy(file)).unwrap();
+        assert!(
+            text.contains("LATCHKEY_SECURITY__TRUSTED_PROXIES"),
+            "{file} puts Latchkey behind a proxy but does not trust it: every request would \
+             count against the proxy's address"
+        );
+    }
+    let compose = std::fs::read_to_string(deploy("docker-compose.yml")).unwrap();
+    let haproxy = compose
+        .split("LATCHKEY_SECURITY__TRUSTED_PROXIES: ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .expect("a trusted proxy");
+    assert!(
+        compose.contains(&format!("ipv4_address: {haproxy}")),
+        "the trusted address is haproxy's"
+    );
+}

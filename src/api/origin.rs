@@ -14,7 +14,13 @@ const REQUEST_ID: &str = "x-request-id";
 /// `startup::routes`); then `X-Forwarded-For` says who is behind it.
 pub fn origin(req: &Request) -> Origin {
     let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
-    let source = match req.data::<TrustedProxies>() {
+    let trusted = req.data::<TrustedProxies>();
+    if req.headers().contains_key("x-forwarded-for")
+        && trusted.is_none_or(|proxies| peer.is_some_and(|ip| !proxies.trusts(ip.to_canonical())))
+    {
+        warn_untrusted_forwarding(peer);
+    }
+    let source = match trusted {
         Some(proxies) => {
             let hops = req
                 .headers()
@@ -27,4 +33,19 @@ pub fn origin(req: &Request) -> Origin {
     };
     let request_id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok());
     Origin::new(source.map(|ip| ip.to_string()), request_id)
+}
+
+/// A proxy that sets `X-Forwarded-For` but is not in `security.trusted_proxies` makes every
+/// request count against its own address in the failed-login limits. Said once per process,
+/// not per request.
+fn warn_untrusted_forwarding(peer: Option<std::net::IpAddr>) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            peer = ?peer,
+            "a request carries X-Forwarded-For from a peer that is not a trusted proxy: the \
+             header is ignored and the limits count the peer's address; if this peer is your \
+             proxy, add it to security.trusted_proxies"
+        );
+    });
 }
