@@ -78,6 +78,7 @@ pub enum Event {
     Revoke,
     Logout,
     AdminDenied,
+    RateLimited,
     UserCreated,
     UserRolesChanged,
     UserDisabled,
@@ -102,6 +103,7 @@ impl Event {
             Event::Revoke => "revoke",
             Event::Logout => "logout",
             Event::AdminDenied => "admin_denied",
+            Event::RateLimited => "rate_limited",
             Event::UserCreated => "user_created",
             Event::UserRolesChanged => "user_roles_changed",
             Event::UserDisabled => "user_disabled",
@@ -122,6 +124,7 @@ impl Event {
                 | Event::ClientAuthFailed
                 | Event::RefreshReuseDetected
                 | Event::AdminDenied
+                | Event::RateLimited
         )
     }
 }

@@ -289,6 +289,26 @@ async fn a_failed_login_is_one_audit_event_with_who_what_where_and_no_password()
 }
 
 #[tokio::test]
+async fn a_refusal_by_the_limits_is_an_audit_event_with_who_and_where() {
+    let dir = Workdir::new().env("LATCHKEY_SECURITY__MAX_FAILED_LOGINS_PER_USER_ADDRESS", "1");
+    add_web_client(&dir);
+    let mut service = dir.serve();
+    let (status, _) = password_grant_with(&service, "alice", "a guess", None).await;
+    assert_eq!(status, 400);
+    let (status, _) = password_grant_with(&service, "alice", "a guess", Some("req-429")).await;
+    assert_eq!(status, 429);
+    let event = service
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l["target"] == "audit" && l["what"] == "rate_limited"
+        })
+        .expect("a rate_limited audit event");
+    assert_eq!(event["who"], "alice", "{event}");
+    assert_eq!(event["source"], "127.0.0.1", "{event}");
+    assert_eq!(event["request_id"], "req-429", "{event}");
+    assert_eq!(event["level"], "WARN", "{event}");
+}
+
+#[tokio::test]
 async fn admin_changes_are_audited_with_the_admin_and_the_request() {
     let dir = bootstrapped_dir();
     add_admin_console(&dir);

@@ -129,7 +129,7 @@ impl Authority {
                 .store
                 .client_and_failures(client_id.as_ref(), &attempt.keys(), now())
                 .await?;
-            attempt.refuse_if_limited(&read.failures)?;
+            attempt.refuse_if_limited(&read.failures, id, &credentials.origin)?;
             read
         } else if client_id.is_some() {
             // No secret, nothing to guess: a public client is not held to the limits (its
@@ -151,7 +151,8 @@ impl Authority {
         let Some(client) = authenticated else {
             if credentials.client_secret.is_none() {
                 // Probing for client ids sends no secret; the limits were not read above.
-                self.refuse_if_limited(&attempt).await?;
+                self.refuse_if_limited(&attempt, id, &credentials.origin)
+                    .await?;
             }
             self.count_failure(&attempt).await?;
             // Unknown clients too: probing for client ids is worth seeing in the trail.

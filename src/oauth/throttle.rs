@@ -18,7 +18,7 @@
 //! it costs no argon2 time and learns nothing, not even when the password is right.
 
 use super::{AuthError, Authority};
-use crate::audit::Origin;
+use crate::audit::{Event, Origin, Record};
 use crate::domain::UnixTime;
 use crate::security::{SecuritySettings, address_bucket};
 use crate::store::{AttemptRule, Reservation};
@@ -59,11 +59,16 @@ impl Attempt {
     }
 
     /// Refuses with 429 when the address is at its limit, given its count and the seconds left
-    /// in its window as read from the store.
-    pub(super) fn refuse_if_limited(&self, counts: &[(u64, u64)]) -> Result<(), AuthError> {
+    /// in its window as read from the store; `client_id` is who tried, for the audit trail.
+    pub(super) fn refuse_if_limited(
+        &self,
+        counts: &[(u64, u64)],
+        client_id: &str,
+        origin: &Origin,
+    ) -> Result<(), AuthError> {
         match counts.first() {
             Some(&(count, secs_left)) if self.key.is_some() && count >= self.limit => {
-                Err(refused(secs_left))
+                Err(refused(secs_left, client_id, origin))
             }
             _ => Ok(()),
         }
@@ -81,20 +86,26 @@ pub(super) struct LoginAttempt {
     known: Option<String>,
 }
 
-fn refused(retry_after: u64) -> AuthError {
+/// A 429, recorded in the audit trail with who tried (a username or client id as given,
+/// never a credential) and from where.
+fn refused(retry_after: u64, who: &str, origin: &Origin) -> AuthError {
     let retry_after = retry_after.max(1);
     crate::metrics::rate_limit_refused();
-    // The key names the username or address, never a credential.
-    tracing::warn!(target: "audit", event = "rate_limited", retry_after, "too many failed attempts");
+    Record::new(Event::RateLimited, who, origin).emit();
     AuthError::TooManyRequests { retry_after }
 }
 
 impl Authority {
     /// Refuses with 429 when the client-authentication failures of `attempt`'s address are at
     /// their limit.
-    pub(super) async fn refuse_if_limited(&self, attempt: &Attempt) -> Result<(), AuthError> {
+    pub(super) async fn refuse_if_limited(
+        &self,
+        attempt: &Attempt,
+        client_id: &str,
+        origin: &Origin,
+    ) -> Result<(), AuthError> {
         let counts = self.store.failure_counts(&attempt.keys()).await?;
-        attempt.refuse_if_limited(&counts)
+        attempt.refuse_if_limited(&counts, client_id, origin)
     }
 
     /// Counts a failed client authentication against its address.
@@ -158,7 +169,7 @@ impl Authority {
                 Ok(Reservation::Granted) => attempt.pair = Some(key),
                 Ok(Reservation::Refused { retry_after }) => {
                     self.give_back(&attempt).await?;
-                    return Err(refused(retry_after));
+                    return Err(refused(retry_after, username, origin));
                 }
                 Err(error) => {
                     self.give_back(&attempt).await?;
@@ -208,7 +219,7 @@ impl Authority {
         let rule = AttemptRule::lock(max_per_address, window);
         match self.store.reserve_attempt(&key, &rule, now).await? {
             Reservation::Granted => Ok(()),
-            Reservation::Refused { retry_after } => Err(refused(retry_after)),
+            Reservation::Refused { retry_after } => Err(refused(retry_after, "anonymous", origin)),
         }
     }
 }
