@@ -339,3 +339,147 @@ async fn past_the_argon2_queue_bound_logins_get_503_with_retry_after() {
     assert_eq!(busy.headers()["retry-after"], "1");
     assert_oauth_error(busy, 503, "temporarily_unavailable").await;
 }
+
+/// POSTs (or sends `method` with) a raw JSON body, so that a member can be given twice.
+async fn send_json(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> reqwest::Response {
+    let mut request = app
+        .http
+        .request(method, app.url(path))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("sent")
+}
+
+#[tokio::test]
+async fn a_json_body_with_a_member_twice_is_refused_wherever_a_json_body_is_read() {
+    use reqwest::Method;
+    let app = TestApp::spawn_with(|s| s.registration.enabled = true).await;
+    app.with_user_and_web_client().await;
+    app.add_user("root", "root password", &["admin"]).await;
+    app.add_client("console", true, &[GrantType::Password], &["admin"], &[])
+        .await;
+
+    // The token endpoint's JSON form: a proxy reading the first `username` sees alice.
+    let token = send_json(
+        &app,
+        Method::POST,
+        "/oauth/token",
+        None,
+        r#"{"grant_type":"password","username":"alice","password":"correct horse","client_id":"web","username":"root"}"#,
+    )
+    .await;
+    let body = assert_oauth_error(token, 400, "invalid_request").await;
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("'username'")),
+        "{body}"
+    );
+    // Without the second member the same request is served.
+    let token = send_json(
+        &app,
+        Method::POST,
+        "/oauth/token",
+        None,
+        r#"{"grant_type":"password","username":"root","password":"root password","client_id":"console","scope":"admin"}"#,
+    )
+    .await;
+    assert_eq!(token.status(), 200);
+    let tokens: Value = token.json().await.expect("json");
+    let root = tokens["access_token"].as_str().expect("token").to_owned();
+
+    // Registration, with the duplicate nested in a member nobody reads.
+    let register = send_json(
+        &app,
+        Method::POST,
+        "/users",
+        None,
+        r#"{"username":"mallory","password":"long enough password","extra":{"x":[{"k":1,"k":2}]}}"#,
+    )
+    .await;
+    assert_oauth_error(register, 400, "invalid_request").await;
+
+    // Every admin body.
+    let refused = [
+        (
+            Method::POST,
+            "/admin/users",
+            r#"{"username":"bob","password":"long enough password","roles":[],"roles":["admin"]}"#,
+        ),
+        (
+            Method::PATCH,
+            "/admin/users/alice",
+            r#"{"roles":["user"],"roles":["admin"]}"#,
+        ),
+        (
+            Method::POST,
+            "/admin/users/alice/password",
+            r#"{"password":"another password","password":"a third password"}"#,
+        ),
+        (
+            Method::POST,
+            "/admin/clients",
+            r#"{"client_id":"svc","client_id":"svc2","grants":["client_credentials"]}"#,
+        ),
+        (
+            Method::PATCH,
+            "/admin/clients/web",
+            r#"{"scopes":["read"],"scopes":["read","write","admin"]}"#,
+        ),
+    ];
+    for (method, path, body) in refused {
+        let answer = send_json(&app, method.clone(), path, Some(&root), body).await;
+        assert_eq!(answer.status(), 400, "{method} {path}");
+        assert_oauth_error(answer, 400, "invalid_request").await;
+    }
+    // Nothing of the refused requests happened.
+    for (path, status) in [
+        ("/admin/users/mallory", 404),
+        ("/admin/users/bob", 404),
+        ("/admin/clients/svc", 404),
+        ("/admin/clients/svc2", 404),
+    ] {
+        let answer = app
+            .http
+            .get(app.url(path))
+            .bearer_auth(&root)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(answer.status(), status, "{path}");
+    }
+    let alice: Value = app
+        .http
+        .get(app.url("/admin/users/alice"))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(alice["roles"], json!(["user"]), "{alice}");
+    app.login().await;
+
+    // An operation that reads no body answers as it would without one.
+    app.add_client("reports", false, &[GrantType::ClientCredentials], &[], &[])
+        .await;
+    let rotated = send_json(
+        &app,
+        Method::POST,
+        "/admin/clients/reports/secret",
+        Some(&root),
+        r#"{"a":1,"a":2}"#,
+    )
+    .await;
+    assert_eq!(rotated.status(), 200);
+}

@@ -15,6 +15,7 @@ pub mod observe;
 mod optional_body;
 pub mod origin;
 mod revocations;
+mod strict_json;
 mod well_known;
 
 use std::sync::Arc;
