@@ -32,6 +32,8 @@ pub struct ServerSettings {
     pub request_timeout: u64,
     /// Seconds a client may take to send a request's headers before the connection is closed.
     pub header_timeout: u64,
+    /// Seconds a connection may go without a request or a response before it is closed.
+    pub idle_timeout: u64,
     /// PEM certificate chain and private key: with both set, the service speaks HTTPS
     /// (HTTP/1.1 and HTTP/2) itself.
     pub tls_cert: Option<PathBuf>,
@@ -177,6 +179,7 @@ impl Default for Settings {
                 max_body_bytes: 64 * 1024,
                 request_timeout: 30,
                 header_timeout: 10,
+                idle_timeout: 75,
                 tls_cert: None,
                 tls_key: None,
             },
@@ -347,10 +350,23 @@ impl Settings {
             .validate()
             .map_err(|(key, reason)| invalid(key, reason))?;
         let server = &self.server;
-        if server.request_timeout == 0 || server.header_timeout == 0 {
+        if server.request_timeout == 0 {
             return Err(invalid(
                 "server.request_timeout",
-                "timeouts must be at least 1 second",
+                "must be at least 1 second",
+            ));
+        }
+        if server.header_timeout == 0 {
+            return Err(invalid(
+                "server.header_timeout",
+                "must be at least 1 second",
+            ));
+        }
+        if server.idle_timeout <= server.request_timeout {
+            return Err(invalid(
+                "server.idle_timeout",
+                "must be longer than server.request_timeout, so that no request in progress \
+                 counts as idle",
             ));
         }
         if server.tls_cert.is_some() != server.tls_key.is_some() {

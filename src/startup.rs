@@ -17,7 +17,7 @@ use crate::domain::now;
 use crate::keys::{KeyRing, KeySet};
 use crate::oauth::Authority;
 use crate::shutdown::{Drain, DrainingAcceptor};
-use crate::slow_clients::HeaderDeadlineAcceptor;
+use crate::slow_clients::{DeadlineAcceptor, Limits};
 use crate::store::{self, SharedStore};
 
 /// How often expired entries are swept from stores that do not expire them by themselves.
@@ -36,7 +36,7 @@ pub struct Application {
     store: SharedStore,
     keys: Arc<KeyRing>,
     key_reload: Duration,
-    header_timeout: Duration,
+    connection_limits: Limits,
     tls: Option<poem::listener::RustlsConfig>,
 }
 
@@ -141,7 +141,10 @@ impl Application {
             store,
             keys,
             key_reload: Duration::from_secs(settings.keys.reload_interval),
-            header_timeout: Duration::from_secs(settings.server.header_timeout),
+            connection_limits: Limits {
+                header: Duration::from_secs(settings.server.header_timeout),
+                idle: Duration::from_secs(settings.server.idle_timeout),
+            },
             tls,
         })
     }
@@ -163,8 +166,8 @@ impl Application {
             Some(config) => acceptor.rustls(config.into_stream()?).boxed(),
             None => acceptor.boxed(),
         };
-        // Outside TLS, so the deadline watches the request's plaintext.
-        let acceptor = HeaderDeadlineAcceptor::new(acceptor, self.header_timeout);
+        // Outside TLS, so the deadlines watch the plaintext.
+        let acceptor = DeadlineAcceptor::new(acceptor, self.connection_limits);
         tracing::info!(address = %self.address, "listening");
         let sweeper = tokio::spawn(purge_periodically(self.store.clone()));
         let key_watcher = tokio::spawn(self.keys.clone().watch(self.key_reload));

@@ -483,3 +483,132 @@ async fn a_json_body_with_a_member_twice_is_refused_wherever_a_json_body_is_read
     .await;
     assert_eq!(rotated.status(), 200);
 }
+
+/// What an HTTP/2 client sends first, then an empty SETTINGS frame.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    bytes.extend([kind, flags]);
+    bytes.extend(stream.to_be_bytes());
+    bytes.extend(payload);
+    bytes
+}
+
+/// Reads until the peer closes (or errs), at most `limit`; how long that took, or `None` if the
+/// connection was still open at the end.
+async fn until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut sink = Vec::new();
+    tokio::time::timeout(limit, stream.read_to_end(&mut sink))
+        .await
+        .ok()
+        .map(|_| started.elapsed())
+}
+
+/// An h2c connection (prior knowledge) on which `GET /healthz` has been answered.
+async fn h2c_after_one_request(app: &TestApp) -> TcpStream {
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let mut hello = H2_PREFACE.to_vec();
+    hello.extend(h2_frame(0x4, 0, 0, &[]));
+    // HPACK: :method GET, :scheme http, :path /healthz, :authority x (RFC 7541 appendix A).
+    let mut block = vec![0x82, 0x86, 0x04, 8];
+    block.extend(b"/healthz");
+    block.extend([0x01, 1, b'x']);
+    // END_STREAM | END_HEADERS
+    hello.extend(h2_frame(0x1, 0x5, 1, &block));
+    stream.write_all(&hello).await.expect("write");
+    loop {
+        let mut head = [0u8; 9];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head))
+            .await
+            .expect("an answer in time")
+            .expect("a frame");
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        stream.read_exact(&mut payload).await.expect("payload");
+        let (kind, flags) = (head[3], head[4]);
+        if kind == 0x4 && flags & 0x1 == 0 {
+            stream
+                .write_all(&h2_frame(0x4, 0x1, 0, &[]))
+                .await
+                .expect("settings ack");
+        }
+        let stream_id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        // HEADERS or DATA with END_STREAM on stream 1: answered.
+        if stream_id == 1 && (kind == 0x0 || kind == 0x1) && flags & 0x1 != 0 {
+            return stream;
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_h2c_connection_that_sends_only_the_preface_is_closed_within_the_header_timeout() {
+    let app = TestApp::spawn_with(|s| s.server.header_timeout = 1).await;
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    stream.write_all(H2_PREFACE).await.expect("write");
+    let closed = until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(
+        closed.is_some_and(|after| after < Duration::from_secs(4)),
+        "closed after {closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_h2c_header_block_that_never_ends_is_cut_off_within_the_header_timeout() {
+    // The idle timeout is far off: only the header timeout can end this connection in time.
+    let app = TestApp::spawn_with(|s| {
+        s.server.header_timeout = 1;
+        s.server.idle_timeout = 120;
+    })
+    .await;
+    let mut stream = h2c_after_one_request(&app).await;
+    // A HEADERS frame without END_HEADERS: the CONTINUATION it announces never comes.
+    stream
+        .write_all(&h2_frame(0x1, 0x1, 3, &[0x82, 0x86]))
+        .await
+        .expect("write");
+    let closed = until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(
+        closed.is_some_and(|after| after < Duration::from_secs(4)),
+        "closed after {closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_idle_timeout_over_http1_and_h2c() {
+    let app = TestApp::spawn_with(|s| {
+        s.server.request_timeout = 1;
+        s.server.idle_timeout = 2;
+    })
+    .await;
+    let mut h2 = h2c_after_one_request(&app).await;
+    // A ping is not a request: it does not keep the connection.
+    h2.write_all(&h2_frame(0x6, 0, 0, &[0; 8]))
+        .await
+        .expect("ping");
+    let closed = until_closed(&mut h2, Duration::from_secs(10)).await;
+    assert!(
+        closed
+            .is_some_and(|after| after >= Duration::from_secs(1) && after < Duration::from_secs(5)),
+        "h2c closed after {closed:?}"
+    );
+
+    let address = app.address.trim_start_matches("http://");
+    let mut http1 = TcpStream::connect(address).await.expect("connect");
+    http1
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = [0u8; 12];
+    http1.read_exact(&mut answer).await.expect("an answer");
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let closed = until_closed(&mut http1, Duration::from_secs(10)).await;
+    assert!(
+        closed
+            .is_some_and(|after| after >= Duration::from_secs(1) && after < Duration::from_secs(5)),
+        "HTTP/1.1 closed after {closed:?}"
+    );
+}
