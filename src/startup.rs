@@ -104,6 +104,7 @@ impl Application {
         let store = store::open(&settings.store)
             .await
             .context("cannot open the store")?;
+        warn_about_open_files(&settings);
         let passwords = PasswordHasher::new(&settings.passwords)?;
         if let Some((username, password)) = settings.bootstrap_admin()? {
             crate::accounts::bootstrap_admin(
@@ -223,6 +224,26 @@ pub fn routes(
         .around(move |endpoint, request| api::middleware::harden(endpoint, request, max_body))
         .around(move |endpoint, request| api::limits::timeout(endpoint, request, request_timeout))
         .boxed()
+}
+
+/// Warns about secrets that users other than the service's can read: the private keys (the
+/// operator's files, left as they are), and the embedded store's data, which opening the store
+/// has made private unless it could not.
+fn warn_about_open_files(settings: &Settings) {
+    if let Ok(entries) = std::fs::read_dir(&settings.keys.dir) {
+        let keys = entries
+            .filter_map(|entry| Some(entry.ok()?.path()))
+            .filter(|path| path.extension().is_some_and(|e| e == "pem"));
+        crate::files::warn_if_open("a private key file", keys);
+    }
+    if settings.store.backend == crate::configuration::StoreBackend::Embedded {
+        let dir = &settings.store.path;
+        crate::files::warn_if_open("the data directory", [dir]);
+        let files = std::iter::once(store::embedded::DB_FILE)
+            .chain(store::embedded::DB_COMPANIONS)
+            .map(|name| dir.join(name));
+        crate::files::warn_if_open("a database file", files);
+    }
 }
 
 async fn purge_periodically(store: SharedStore) {
