@@ -316,6 +316,17 @@ fn invalid_configuration_stops_start_up_naming_the_key() {
         ("LATCHKEY_TOKENS__ACCESS_TTL", "soon", "tokens.access_ttl"),
         ("LATCHKEY_STORE__BACKEND", "postgres", "store.backend"),
         ("LATCHKEY_SERVER__BIND", "nonsense", "server.bind"),
+        (
+            "LATCHKEY_SERVER__HEADER_TIMEOUT",
+            "0",
+            "server.header_timeout",
+        ),
+        // A misspelt setting is named, not silently ignored.
+        (
+            "LATCHKEY_SERVER__BIDN",
+            "0.0.0.0:8080",
+            "LATCHKEY_SERVER__BIDN (did you mean LATCHKEY_SERVER__BIND?)",
+        ),
     ];
     for (name, value, key) in env_cases {
         let env = [(name, value)];
@@ -334,6 +345,7 @@ fn invalid_configuration_stops_start_up_naming_the_key() {
         ("[tokens]\naccess_ttl = \"soon\"\n", "tokens.access_ttl"),
         ("[store]\nbackend = \"postgres\"\n", "store.backend"),
         ("[server]\nbind = \"nonsense\"\n", "server.bind"),
+        ("[server]\nbidn = \"127.0.0.1:0\"\n", "server.bidn"),
     ];
     for (content, key) in file_cases {
         let files = [("latchkey.toml", content)];
@@ -818,4 +830,59 @@ async fn a_key_file_others_can_read_is_warned_about_at_start_up() {
         .expect("a warning naming the key file");
     assert_eq!(warning["mode"], "0644", "{warning}");
     assert_eq!(mode_of(&pem), 0o644, "the operator's file is left as it is");
+}
+
+#[tokio::test]
+async fn a_password_of_more_than_one_line_on_stdin_is_refused_by_every_command() {
+    let dir = Workdir::new();
+    dir.run(&["clients", "add", "web", "--public", "--grant", "password"])
+        .json();
+    let two_lines = [
+        format!("{USER_PASSWORD}\nsecond line\n"),
+        format!("{USER_PASSWORD}\n\n"),
+        format!("{USER_PASSWORD}\r\nmore"),
+    ];
+    for stdin in &two_lines {
+        let stderr = dir
+            .run_with_stdin(&["users", "add", "alice", "--password-stdin"], Some(stdin))
+            .failure();
+        assert!(stderr.contains("more than one line"), "{stdin:?}: {stderr}");
+    }
+    assert_eq!(dir.run(&["users", "list"]).json(), serde_json::json!([]));
+
+    // One trailing newline, of either kind, is not part of the password.
+    dir.run_with_stdin(
+        &["users", "add", "alice", "--password-stdin"],
+        Some(&format!("{USER_PASSWORD}\r\n")),
+    )
+    .json();
+    for stdin in &two_lines {
+        let stderr = dir
+            .run_with_stdin(
+                &["users", "passwd", "alice", "--password-stdin"],
+                Some(stdin),
+            )
+            .failure();
+        assert!(stderr.contains("more than one line"), "{stdin:?}: {stderr}");
+    }
+    let service = dir.serve();
+    let (status, body) = password_grant(&service, "web", "alice", USER_PASSWORD).await;
+    assert_eq!(status, 200, "the password stays as it was: {body}");
+}
+
+#[test]
+fn dangerous_settings_are_warned_about_at_start_up_naming_the_setting() {
+    let dir = Workdir::new().env("LATCHKEY_SECURITY__TRUSTED_PROXIES", "10.0.0.1,0.0.0.0/0");
+    let mut service = dir.serve();
+    let warning = service
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l["level"] == "WARN" && l["setting"] == "security.trusted_proxies"
+        })
+        .expect("a warning about the trusted proxies");
+    assert!(
+        warning["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("'0.0.0.0/0'")),
+        "{warning}"
+    );
 }

@@ -25,6 +25,7 @@ use poem_openapi::{OpenApiService, Tags};
 use crate::configuration::Settings;
 use crate::oauth::Authority;
 
+pub use health::StartUp;
 pub use well_known::ServerMetadata;
 
 #[derive(Tags)]
