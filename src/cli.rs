@@ -1,7 +1,7 @@
 //! The command line: `serve` (the default), and key, user and client management that works on
 //! the configured store, also while the service runs on it.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -180,22 +180,33 @@ async fn open_store(settings: &Settings) -> anyhow::Result<SharedStore> {
         .context("cannot open the store")
 }
 
-/// The password from the first line of standard input; never from the command line, where
-/// other users of the machine could read it.
+/// Most of standard input read for a password: more than any password the policy takes.
+const MAX_STDIN_PASSWORD: u64 = 64 * 1024;
+
+/// The password on standard input, one line (one trailing newline is dropped; a second line is
+/// refused, not silently ignored); never from the command line, where other users of the
+/// machine could read it. From a terminal, the line typed; from a pipe or file, all of it.
 fn read_password(from_stdin: bool) -> anyhow::Result<Secret> {
     if !from_stdin {
         bail!("pass the password on standard input with --password-stdin");
     }
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the password from standard input")?;
-    let password = line.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
+    let stdin = std::io::stdin();
+    let mut text = String::new();
+    let read = if stdin.is_terminal() {
+        stdin.lock().read_line(&mut text)
+    } else {
+        stdin
+            .lock()
+            .take(MAX_STDIN_PASSWORD)
+            .read_to_string(&mut text)
+    };
+    read.context("cannot read the password from standard input")?;
+    let password = Secret::from_line(&text)
+        .map_err(|e| anyhow::anyhow!("the password on standard input {e}"))?;
+    if password.expose().is_empty() {
         bail!("no password on standard input");
     }
-    Ok(Secret::new(password))
+    Ok(password)
 }
 
 fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {

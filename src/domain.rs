@@ -160,7 +160,24 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// A secret written as one line of text (on standard input, in a secret file): one
+    /// trailing line break (`\n` or `\r\n`, as `echo` and most secret stores end a file) is
+    /// not part of it. A second line is refused rather than silently dropped or kept.
+    pub fn from_line(text: &str) -> Result<Secret, MultipleLines> {
+        let line = text.strip_suffix('\n').unwrap_or(text);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.contains(['\n', '\r']) {
+            return Err(MultipleLines);
+        }
+        Ok(Secret::new(line))
+    }
 }
+
+/// Text meant as one line that has more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("has more than one line (only one trailing newline is allowed)")]
+pub struct MultipleLines;
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -350,6 +367,35 @@ mod tests {
     fn secrets_never_show_in_debug_output() {
         let secret = Secret::new("hunter2");
         assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_secret_line_loses_one_trailing_newline_and_may_not_have_two_lines() {
+        for (text, secret) in [
+            ("pass word", "pass word"),
+            ("pass word\n", "pass word"),
+            ("pass word\r\n", "pass word"),
+            (" spaced \n", " spaced "),
+        ] {
+            assert_eq!(
+                Secret::from_line(text).unwrap().expose(),
+                secret,
+                "{text:?}"
+            );
+        }
+        for text in [
+            "first\nsecond",
+            "first\nsecond\n",
+            "pass\n\n",
+            "a\rb",
+            "\n\n",
+        ] {
+            assert_eq!(
+                Secret::from_line(text).err(),
+                Some(MultipleLines),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -79,6 +79,54 @@ impl SecuritySettings {
     }
 }
 
+impl SecuritySettings {
+    /// Settings that work but weaken the defences, with their keys.
+    pub fn warnings(&self) -> Vec<(&'static str, String)> {
+        let mut warnings = Vec::new();
+        for entry in &self.trusted_proxies {
+            if Cidr::parse(entry.trim()).is_some_and(|cidr| cidr.is_wide()) {
+                warnings.push((
+                    "security.trusted_proxies",
+                    format!(
+                        "'{entry}' trusts a large part of the internet as proxies: any client \
+                         there can name its own address in X-Forwarded-For, and so escape the \
+                         per-address limits and hide from the audit trail; list your proxies' \
+                         addresses only"
+                    ),
+                ));
+            }
+        }
+        let limits = [
+            (
+                "security.max_failed_logins_per_user_address",
+                self.max_failed_logins_per_user_address,
+                "password guesses per username from one address",
+            ),
+            (
+                "security.max_failed_logins_per_user",
+                self.max_failed_logins_per_user,
+                "how fast a username is guessed at from many addresses",
+            ),
+            (
+                "security.max_failed_logins_per_address",
+                self.max_failed_logins_per_address,
+                "password guesses per address",
+            ),
+            (
+                "security.max_failed_client_auths_per_address",
+                self.max_failed_client_auths_per_address,
+                "client secret guesses per address",
+            ),
+        ];
+        for (key, limit, what) in limits {
+            if limit == 0 {
+                warnings.push((key, format!("is 0: nothing limits {what}")));
+            }
+        }
+        warnings
+    }
+}
+
 fn string_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -113,6 +161,13 @@ impl Cidr {
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = prefix.unwrap_or(max);
         (prefix <= max).then_some(Cidr { network, prefix })
+    }
+
+    /// Wider than any private network: IPv4 blocks wider than a /8 (`10.0.0.0/8` is the widest
+    /// private one), IPv6 wider than a /7 (`fc00::/7`, unique local addresses).
+    fn is_wide(&self) -> bool {
+        let narrowest_private = if self.network.is_ipv4() { 8 } else { 7 };
+        self.prefix < narrowest_private
     }
 
     fn contains(&self, ip: IpAddr) -> bool {

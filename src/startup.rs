@@ -11,13 +11,13 @@ use poem::{EndpointExt, Route, Server};
 
 use crate::api;
 use crate::api::jwks::JwksFirst;
-use crate::configuration::Settings;
+use crate::configuration::{Settings, StoreBackend};
 use crate::credentials::PasswordHasher;
 use crate::domain::now;
 use crate::keys::{KeyRing, KeySet};
-use crate::oauth::Authority;
+use crate::oauth::{AuthError, Authority};
 use crate::shutdown::{Drain, DrainingAcceptor};
-use crate::slow_clients::HeaderDeadlineAcceptor;
+use crate::slow_clients::{DeadlineAcceptor, Limits};
 use crate::store::{self, SharedStore};
 
 /// How often expired entries are swept from stores that do not expire them by themselves.
@@ -26,6 +26,9 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(300);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long closing the store may take at shutdown, on top of the grace.
 const STORE_CLOSE_LIMIT: Duration = Duration::from_secs(2);
+/// The longest wait between two attempts to create the bootstrap admin while the store does
+/// not answer.
+const BOOTSTRAP_RETRY_LIMIT: Duration = Duration::from_secs(5);
 
 /// A service ready to accept connections on its bound address.
 pub struct Application {
@@ -36,8 +39,53 @@ pub struct Application {
     store: SharedStore,
     keys: Arc<KeyRing>,
     key_reload: Duration,
-    header_timeout: Duration,
+    connection_limits: Limits,
     tls: Option<poem::listener::RustlsConfig>,
+    /// The bootstrap admin to create once the store answers, and the start-up it holds up.
+    bootstrap: Option<(BootstrapAdmin, api::StartUp)>,
+}
+
+/// The administrator configured by `bootstrap.*`.
+struct BootstrapAdmin {
+    username: String,
+    password: crate::domain::Secret,
+    passwords: PasswordHasher,
+}
+
+impl BootstrapAdmin {
+    async fn create(&self, store: &dyn crate::store::Store) -> Result<(), AuthError> {
+        crate::accounts::bootstrap_admin(
+            store,
+            &self.passwords,
+            &self.username,
+            self.password.clone(),
+            now(),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Tries until the store answers and the admin exists (or another does), then declares
+    /// start-up complete.
+    async fn create_when_the_store_answers(self, store: SharedStore, start_up: api::StartUp) {
+        let mut wait = Duration::from_millis(500);
+        loop {
+            tokio::time::sleep(wait).await;
+            match self.create(store.as_ref()).await {
+                Ok(()) => {
+                    start_up.done();
+                    tracing::info!("the store answers; start-up is complete");
+                    return;
+                }
+                Err(AuthError::Unavailable { .. }) => {}
+                Err(error) => tracing::error!(
+                    %error,
+                    "cannot create the admin named by bootstrap.admin_username; trying again"
+                ),
+            }
+            wait = (wait * 2).min(BOOTSTRAP_RETRY_LIMIT);
+        }
+    }
 }
 
 impl Application {
@@ -69,6 +117,9 @@ impl Application {
             .local_addr()
             .context("the listener has no TCP address")?;
         crate::metrics::init();
+        for warning in settings.warnings() {
+            tracing::warn!(setting = warning.key, "{}", warning.message);
+        }
         let keys_dir = settings.keys.dir.clone();
         let policy = settings.key_policy();
         let loaded = tokio::task::spawn_blocking(move || {
@@ -101,21 +152,58 @@ impl Application {
             settings.key_policy(),
             rotate_every,
         ));
-        let store = store::open(&settings.store)
-            .await
-            .context("cannot open the store")?;
+        let store =
+            store::open(&settings.store)
+                .await
+                .with_context(|| match settings.store.backend {
+                    StoreBackend::Embedded => format!(
+                        "cannot open the store in store.path {}",
+                        settings.store.path.display()
+                    ),
+                    StoreBackend::Redis => "cannot open the store named by store.url".to_owned(),
+                })?;
+        warn_about_open_files(&settings);
+        // The service starts whether or not the store answers, and is not ready until it does.
+        let store_answers = match store.ping().await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    "the store does not answer; serving anyway: /readyz and the requests that \
+                     need the store answer 503 until it does"
+                );
+                false
+            }
+        };
         let passwords = PasswordHasher::new(&settings.passwords)?;
+        let mut bootstrap = None;
         if let Some((username, password)) = settings.bootstrap_admin()? {
-            crate::accounts::bootstrap_admin(
-                store.as_ref(),
-                &passwords,
-                &username,
+            let admin = BootstrapAdmin {
+                username,
                 password,
-                now(),
-            )
-            .await
-            .context("cannot create the admin named by bootstrap.admin_username")?;
+                passwords: passwords.clone(),
+            };
+            let deferred = !store_answers
+                || match admin.create(store.as_ref()).await {
+                    Ok(()) => false,
+                    Err(AuthError::Unavailable { .. }) => true,
+                    Err(error) => {
+                        return Err(error)
+                            .context("cannot create the admin named by bootstrap.admin_username");
+                    }
+                };
+            if deferred {
+                tracing::warn!(
+                    username = %admin.username,
+                    "the bootstrap admin will be created once the store answers"
+                );
+                bootstrap = Some(admin);
+            }
         }
+        let start_up = match bootstrap {
+            Some(_) => api::StartUp::pending(),
+            None => api::StartUp::default(),
+        };
         let tls = match (&settings.server.tls_cert, &settings.server.tls_key) {
             (Some(cert), Some(key)) => Some(crate::tls::load(cert, key)?),
             _ => None,
@@ -128,9 +216,12 @@ impl Application {
         ));
         let drain = Drain::new();
         let observed = drain.clone();
-        let app = routes(authority, &settings).around(move |endpoint, request| {
-            api::observe::observe(endpoint, request, observed.clone())
-        });
+        let app =
+            routes(authority, &settings)
+                .data(start_up.clone())
+                .around(move |endpoint, request| {
+                    api::observe::observe(endpoint, request, observed.clone())
+                });
         let app =
             JwksFirst::new(app, keys.clone(), settings.keys.jwks_max_age, drain.clone()).boxed();
         Ok(Application {
@@ -141,8 +232,12 @@ impl Application {
             store,
             keys,
             key_reload: Duration::from_secs(settings.keys.reload_interval),
-            header_timeout: Duration::from_secs(settings.server.header_timeout),
+            connection_limits: Limits {
+                header: Duration::from_secs(settings.server.header_timeout),
+                idle: Duration::from_secs(settings.server.idle_timeout),
+            },
             tls,
+            bootstrap: bootstrap.map(|admin| (admin, start_up)),
         })
     }
 
@@ -163,10 +258,13 @@ impl Application {
             Some(config) => acceptor.rustls(config.into_stream()?).boxed(),
             None => acceptor.boxed(),
         };
-        // Outside TLS, so the deadline watches the request's plaintext.
-        let acceptor = HeaderDeadlineAcceptor::new(acceptor, self.header_timeout);
+        // Outside TLS, so the deadlines watch the plaintext.
+        let acceptor = DeadlineAcceptor::new(acceptor, self.connection_limits);
         tracing::info!(address = %self.address, "listening");
         let sweeper = tokio::spawn(purge_periodically(self.store.clone()));
+        let bootstrap = self.bootstrap.map(|(admin, start_up)| {
+            tokio::spawn(admin.create_when_the_store_answers(self.store.clone(), start_up))
+        });
         let key_watcher = tokio::spawn(self.keys.clone().watch(self.key_reload));
         // poem waits for every connection; the drain's deadline bounds that wait.
         let server = Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
@@ -183,6 +281,9 @@ impl Application {
         };
         sweeper.abort();
         key_watcher.abort();
+        if let Some(bootstrap) = bootstrap {
+            bootstrap.abort();
+        }
         match tokio::time::timeout(STORE_CLOSE_LIMIT, self.store.close()).await {
             Ok(Ok(())) => tracing::info!("store closed"),
             Ok(Err(error)) => tracing::warn!(%error, "closing the store failed"),
@@ -220,6 +321,26 @@ pub fn routes(
         .around(move |endpoint, request| api::middleware::harden(endpoint, request, max_body))
         .around(move |endpoint, request| api::limits::timeout(endpoint, request, request_timeout))
         .boxed()
+}
+
+/// Warns about secrets that users other than the service's can read: the private keys (the
+/// operator's files, left as they are), and the embedded store's data, which opening the store
+/// has made private unless it could not.
+fn warn_about_open_files(settings: &Settings) {
+    if let Ok(entries) = std::fs::read_dir(&settings.keys.dir) {
+        let keys = entries
+            .filter_map(|entry| Some(entry.ok()?.path()))
+            .filter(|path| path.extension().is_some_and(|e| e == "pem"));
+        crate::files::warn_if_open("a private key file", keys);
+    }
+    if settings.store.backend == StoreBackend::Embedded {
+        let dir = &settings.store.path;
+        crate::files::warn_if_open("the data directory", [dir]);
+        let files = std::iter::once(store::embedded::DB_FILE)
+            .chain(store::embedded::DB_COMPANIONS)
+            .map(|name| dir.join(name));
+        crate::files::warn_if_open("a database file", files);
+    }
 }
 
 async fn purge_periodically(store: SharedStore) {

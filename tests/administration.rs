@@ -183,6 +183,7 @@ async fn an_existing_user_without_role_admin_is_left_alone_with_a_warning() {
     let warning = service
         .wait_for_log(Duration::from_secs(5), |l| {
             l["level"] == "WARN"
+                && l["username"] == "alice"
                 && l["message"]
                     .as_str()
                     .is_some_and(|m| m.contains("bootstrap"))
@@ -530,4 +531,79 @@ async fn an_admin_s_token_for_another_audience_is_refused_by_the_admin_api_and_a
     let (_, tokens) = admin_grant(&service, "root", ADMIN_PASSWORD).await;
     let token = tokens["access_token"].as_str().unwrap();
     assert_eq!(admin_get(&service, token, "/admin/users").await.0, 200);
+}
+
+/// `GET /readyz`'s status and body.
+async fn readiness(service: &Service) -> (u16, Value) {
+    let response = http()
+        .get(service.url("/readyz"))
+        .send()
+        .await
+        .expect("request sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON body"))
+}
+
+/// Asks `/readyz` until it answers 200 or `deadline` passes; whether it did.
+async fn becomes_ready(service: &Service, deadline: Duration) -> bool {
+    let end = std::time::Instant::now() + deadline;
+    while std::time::Instant::now() < end {
+        if readiness(service).await.0 == 200 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn with_the_store_unreachable_the_service_starts_unready_with_or_without_a_bootstrap_admin() {
+    let mut redis = support::redis_server::RedisServer::start();
+    redis.stop();
+    let on_redis = |dir: Workdir| {
+        dir.env("LATCHKEY_STORE__BACKEND", "redis")
+            .env("LATCHKEY_STORE__URL", &redis.url())
+    };
+    let with_admin = on_redis(bootstrapped_dir());
+    let without_admin = on_redis(Workdir::new());
+    let mut services = Vec::new();
+    for dir in [&with_admin, &without_admin] {
+        // Both start and listen, say why they are not ready, and answer 503 meanwhile.
+        let mut service = dir.serve();
+        service
+            .wait_for_log(Duration::from_secs(5), |l| {
+                l["level"] == "WARN"
+                    && l["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("the store does not answer"))
+            })
+            .expect("the unreachable store is reported");
+        let (status, body) = readiness(&service).await;
+        assert_eq!(status, 503, "{body}");
+        services.push(service);
+    }
+    let (_, body) = readiness(&services[0]).await;
+    assert!(
+        body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("bootstrap admin")),
+        "{body}"
+    );
+
+    redis.restart();
+    for service in &services {
+        assert!(
+            becomes_ready(service, Duration::from_secs(20)).await,
+            "ready once the store answers"
+        );
+    }
+    let created = services[0]
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l["message"] == "created the bootstrap admin"
+        })
+        .expect("the bootstrap admin is created once the store answers");
+    assert_eq!(created["username"], "root");
+    add_web_client(&with_admin);
+    let (status, body) = password_grant(&services[0], "root", ADMIN_PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
 }

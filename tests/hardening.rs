@@ -346,3 +346,276 @@ async fn past_the_argon2_queue_bound_logins_get_503_with_retry_after() {
     assert_eq!(busy.headers()["retry-after"], "1");
     assert_oauth_error(busy, 503, "temporarily_unavailable").await;
 }
+
+/// POSTs (or sends `method` with) a raw JSON body, so that a member can be given twice.
+async fn send_json(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> reqwest::Response {
+    let mut request = app
+        .http
+        .request(method, app.url(path))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("sent")
+}
+
+#[tokio::test]
+async fn a_json_body_with_a_member_twice_is_refused_wherever_a_json_body_is_read() {
+    use reqwest::Method;
+    let app = TestApp::spawn_with(|s| s.registration.enabled = true).await;
+    app.with_user_and_web_client().await;
+    app.add_user("root", "root password", &["admin"]).await;
+    app.add_client("console", true, &[GrantType::Password], &["admin"], &[])
+        .await;
+
+    // The token endpoint's JSON form: a proxy reading the first `username` sees alice.
+    let token = send_json(
+        &app,
+        Method::POST,
+        "/oauth/token",
+        None,
+        r#"{"grant_type":"password","username":"alice","password":"correct horse","client_id":"web","username":"root"}"#,
+    )
+    .await;
+    let body = assert_oauth_error(token, 400, "invalid_request").await;
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("'username'")),
+        "{body}"
+    );
+    // Without the second member the same request is served.
+    let token = send_json(
+        &app,
+        Method::POST,
+        "/oauth/token",
+        None,
+        r#"{"grant_type":"password","username":"root","password":"root password","client_id":"console","scope":"admin"}"#,
+    )
+    .await;
+    assert_eq!(token.status(), 200);
+    let tokens: Value = token.json().await.expect("json");
+    let root = tokens["access_token"].as_str().expect("token").to_owned();
+
+    // Registration, with the duplicate nested in a member nobody reads.
+    let register = send_json(
+        &app,
+        Method::POST,
+        "/users",
+        None,
+        r#"{"username":"mallory","password":"long enough password","extra":{"x":[{"k":1,"k":2}]}}"#,
+    )
+    .await;
+    assert_oauth_error(register, 400, "invalid_request").await;
+
+    // Every admin body.
+    let refused = [
+        (
+            Method::POST,
+            "/admin/users",
+            r#"{"username":"bob","password":"long enough password","roles":[],"roles":["admin"]}"#,
+        ),
+        (
+            Method::PATCH,
+            "/admin/users/alice",
+            r#"{"roles":["user"],"roles":["admin"]}"#,
+        ),
+        (
+            Method::POST,
+            "/admin/users/alice/password",
+            r#"{"password":"another password","password":"a third password"}"#,
+        ),
+        (
+            Method::POST,
+            "/admin/clients",
+            r#"{"client_id":"svc","client_id":"svc2","grants":["client_credentials"]}"#,
+        ),
+        (
+            Method::PATCH,
+            "/admin/clients/web",
+            r#"{"scopes":["read"],"scopes":["read","write","admin"]}"#,
+        ),
+    ];
+    for (method, path, body) in refused {
+        let answer = send_json(&app, method.clone(), path, Some(&root), body).await;
+        assert_eq!(answer.status(), 400, "{method} {path}");
+        assert_oauth_error(answer, 400, "invalid_request").await;
+    }
+    // Nothing of the refused requests happened.
+    for (path, status) in [
+        ("/admin/users/mallory", 404),
+        ("/admin/users/bob", 404),
+        ("/admin/clients/svc", 404),
+        ("/admin/clients/svc2", 404),
+    ] {
+        let answer = app
+            .http
+            .get(app.url(path))
+            .bearer_auth(&root)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(answer.status(), status, "{path}");
+    }
+    let alice: Value = app
+        .http
+        .get(app.url("/admin/users/alice"))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(alice["roles"], json!(["user"]), "{alice}");
+    app.login().await;
+
+    // An operation that reads no body answers as it would without one.
+    app.add_client("reports", false, &[GrantType::ClientCredentials], &[], &[])
+        .await;
+    let rotated = send_json(
+        &app,
+        Method::POST,
+        "/admin/clients/reports/secret",
+        Some(&root),
+        r#"{"a":1,"a":2}"#,
+    )
+    .await;
+    assert_eq!(rotated.status(), 200);
+}
+
+/// What an HTTP/2 client sends first, then an empty SETTINGS frame.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    bytes.extend([kind, flags]);
+    bytes.extend(stream.to_be_bytes());
+    bytes.extend(payload);
+    bytes
+}
+
+/// Reads until the peer closes (or errs), at most `limit`; how long that took, or `None` if the
+/// connection was still open at the end.
+async fn until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut sink = Vec::new();
+    tokio::time::timeout(limit, stream.read_to_end(&mut sink))
+        .await
+        .ok()
+        .map(|_| started.elapsed())
+}
+
+/// An h2c connection (prior knowledge) on which `GET /healthz` has been answered.
+async fn h2c_after_one_request(app: &TestApp) -> TcpStream {
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let mut hello = H2_PREFACE.to_vec();
+    hello.extend(h2_frame(0x4, 0, 0, &[]));
+    // HPACK: :method GET, :scheme http, :path /healthz, :authority x (RFC 7541 appendix A).
+    let mut block = vec![0x82, 0x86, 0x04, 8];
+    block.extend(b"/healthz");
+    block.extend([0x01, 1, b'x']);
+    // END_STREAM | END_HEADERS
+    hello.extend(h2_frame(0x1, 0x5, 1, &block));
+    stream.write_all(&hello).await.expect("write");
+    loop {
+        let mut head = [0u8; 9];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head))
+            .await
+            .expect("an answer in time")
+            .expect("a frame");
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        stream.read_exact(&mut payload).await.expect("payload");
+        let (kind, flags) = (head[3], head[4]);
+        if kind == 0x4 && flags & 0x1 == 0 {
+            stream
+                .write_all(&h2_frame(0x4, 0x1, 0, &[]))
+                .await
+                .expect("settings ack");
+        }
+        let stream_id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        // HEADERS or DATA with END_STREAM on stream 1: answered.
+        if stream_id == 1 && (kind == 0x0 || kind == 0x1) && flags & 0x1 != 0 {
+            return stream;
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_h2c_connection_that_sends_only_the_preface_is_closed_within_the_header_timeout() {
+    let app = TestApp::spawn_with(|s| s.server.header_timeout = 1).await;
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    stream.write_all(H2_PREFACE).await.expect("write");
+    let closed = until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(
+        closed.is_some_and(|after| after < Duration::from_secs(4)),
+        "closed after {closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_h2c_header_block_that_never_ends_is_cut_off_within_the_header_timeout() {
+    // The idle timeout is far off: only the header timeout can end this connection in time.
+    let app = TestApp::spawn_with(|s| {
+        s.server.header_timeout = 1;
+        s.server.idle_timeout = 120;
+    })
+    .await;
+    let mut stream = h2c_after_one_request(&app).await;
+    // A HEADERS frame without END_HEADERS: the CONTINUATION it announces never comes.
+    stream
+        .write_all(&h2_frame(0x1, 0x1, 3, &[0x82, 0x86]))
+        .await
+        .expect("write");
+    let closed = until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(
+        closed.is_some_and(|after| after < Duration::from_secs(4)),
+        "closed after {closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_idle_timeout_over_http1_and_h2c() {
+    let app = TestApp::spawn_with(|s| {
+        s.server.request_timeout = 1;
+        s.server.idle_timeout = 2;
+    })
+    .await;
+    let mut h2 = h2c_after_one_request(&app).await;
+    // A ping is not a request: it does not keep the connection.
+    h2.write_all(&h2_frame(0x6, 0, 0, &[0; 8]))
+        .await
+        .expect("ping");
+    let closed = until_closed(&mut h2, Duration::from_secs(10)).await;
+    assert!(
+        closed
+            .is_some_and(|after| after >= Duration::from_secs(1) && after < Duration::from_secs(5)),
+        "h2c closed after {closed:?}"
+    );
+
+    let address = app.address.trim_start_matches("http://");
+    let mut http1 = TcpStream::connect(address).await.expect("connect");
+    http1
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = [0u8; 12];
+    http1.read_exact(&mut answer).await.expect("an answer");
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let closed = until_closed(&mut http1, Duration::from_secs(10)).await;
+    assert!(
+        closed
+            .is_some_and(|after| after >= Duration::from_secs(1) && after < Duration::from_secs(5)),
+        "HTTP/1.1 closed after {closed:?}"
+    );
+}

@@ -114,26 +114,32 @@ pub async fn update_user(
             "administrators cannot disable themselves; ask another administrator".into(),
         ));
     }
-    if roles.is_none() && disabled.is_none() {
+    // A disable of a user who is disabled already revokes again: it completes a disable whose
+    // revocation never happened (a 503 after the user was stored as disabled), so that its
+    // retry answers as the first would have. No token has been issued to the user since.
+    let revoke = changes.disabled == Some(true);
+    if roles.is_none() && disabled.is_none() && !revoke {
         return Ok(user);
     }
-    if let Some(roles) = &roles {
-        user.roles = roles.clone();
+    if roles.is_some() || disabled.is_some() {
+        if let Some(roles) = &roles {
+            user.roles = roles.clone();
+        }
+        if let Some(disabled) = disabled {
+            user.disabled = disabled;
+        }
+        user.updated_at = change.now;
+        change.store.update_user(&user).await?;
     }
-    if let Some(disabled) = disabled {
-        user.disabled = disabled;
-    }
-    user.updated_at = change.now;
-    change.store.update_user(&user).await?;
     if roles.is_some() {
         audit::change(change.by, Event::UserRolesChanged, name.as_str());
     }
+    if revoke {
+        // Every token issued up to now dies, so none comes back with an `enable`.
+        revoke_subject(change.store, tokens, &Subject::User(name.clone())).await?;
+    }
     match disabled {
-        Some(true) => {
-            // Every token issued up to now dies, so none comes back with an `enable`.
-            revoke_subject(change.store, tokens, &Subject::User(name.clone())).await?;
-            audit::change(change.by, Event::UserDisabled, name.as_str());
-        }
+        Some(true) => audit::change(change.by, Event::UserDisabled, name.as_str()),
         Some(false) => audit::change(change.by, Event::UserEnabled, name.as_str()),
         None => {}
     }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use poem::Request;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::{Value, json};
 
@@ -54,7 +55,8 @@ pub enum ReadinessResponse {
     /// The store answers and a signing key is loaded.
     #[oai(status = 200)]
     Ready(JsonWith<Health, Ready>),
-    /// The store does not answer; ask again after `Retry-After` seconds.
+    /// The store does not answer, or start-up waits for it still; ask again after
+    /// `Retry-After` seconds.
     #[oai(status = 503)]
     NotReady(
         JsonWith<Health, NotReady>,
@@ -66,6 +68,34 @@ pub enum ReadinessResponse {
 
 pub struct HealthApi {
     pub authority: Arc<Authority>,
+}
+
+/// Start-up work still waiting for the store: creating the bootstrap admin when the store did
+/// not answer at start-up. Until it is done, `/readyz` answers 503. Given to the routes as
+/// request data; without it (a service assembled by tests or fuzzers) nothing is pending.
+#[derive(Clone, Default)]
+pub struct StartUp {
+    pending: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StartUp {
+    /// Start-up work that is still to be done.
+    pub fn pending() -> StartUp {
+        let start_up = StartUp::default();
+        start_up
+            .pending
+            .store(true, std::sync::atomic::Ordering::Release);
+        start_up
+    }
+
+    pub fn done(&self) {
+        self.pending
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_pending(&self) -> bool {
+        self.pending.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 #[OpenApi(tag = "ApiTags::Operations")]
@@ -83,9 +113,22 @@ impl HealthApi {
 
     /// Readiness
     ///
-    /// 200 when the store answers and a signing key is loaded; 503 otherwise.
+    /// 200 when the store answers, a signing key is loaded and start-up is complete; 503
+    /// otherwise. The service starts when the store does not answer, and is not ready until
+    /// it does and the configured bootstrap admin (if any) has been created.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
-    async fn readyz(&self) -> ReadinessResponse {
+    async fn readyz(&self, req: &Request) -> ReadinessResponse {
+        if req.data::<StartUp>().is_some_and(StartUp::is_pending) {
+            return ReadinessResponse::NotReady(
+                JsonWith::new(Health {
+                    status: "unavailable".into(),
+                    reason: Some(
+                        "starting: the bootstrap admin is created once the store answers".into(),
+                    ),
+                }),
+                2,
+            );
+        }
         match self.authority.store().ping().await {
             Ok(()) => ReadinessResponse::Ready(JsonWith::new(Health {
                 status: "ready".into(),

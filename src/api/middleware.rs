@@ -1,5 +1,6 @@
 //! What every response gets, whichever endpoint made it: a JSON body for every error (also the
-//! ones raised by routing and request parsing), a bounded request body, and safe headers.
+//! ones raised by routing and request parsing), a bounded request body, no JSON body with a
+//! member given twice, and safe headers.
 
 use std::io;
 use std::pin::Pin;
@@ -12,33 +13,48 @@ use poem::{Body, Endpoint, IntoResponse, PathPattern, Request, Response, Result}
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::errors::bearer_challenge;
+use super::strict_json;
 
-/// Wraps an endpoint with the body limit, error normalisation and default headers.
+/// Wraps an endpoint with the body limit, the duplicate-member check of JSON bodies, error
+/// normalisation and default headers.
 pub async fn harden<E: Endpoint>(next: E, mut req: Request, max_body: usize) -> Result<Response> {
     let oauth = req.uri().path().starts_with("/oauth/");
-    let oversized = match limit_body(&mut req, max_body).await {
-        Ok(oversized) => oversized,
+    let withheld = match limit_body(&mut req, max_body).await {
+        Ok(withheld) => withheld,
         Err(response) => return Ok(finish(response, oauth).await),
     };
     let mut response = match next.call(req).await {
         Ok(output) => output.into_response(),
         Err(error) => error.into_response(),
     };
-    if oversized.is_some_and(|refused| refused.load(Ordering::Relaxed)) {
-        response = error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request",
-            &format!("the request body exceeds {max_body} bytes"),
-        );
+    if let Some(withheld) = withheld.filter(Withheld::was_read) {
+        let pattern = response.data::<PathPattern>().cloned();
+        response = match withheld.why {
+            Why::TooLarge => error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                &format!("the request body exceeds {max_body} bytes"),
+            ),
+            Why::DuplicateMember(name) => error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("the JSON body has the member '{name}' more than once"),
+            ),
+        };
+        // The route template labels the request's metrics; the answer that replaces it keeps it.
+        if let Some(pattern) = pattern {
+            response.set_data(pattern);
+        }
     }
     Ok(finish(response, oauth).await)
 }
 
-/// Reads the body up to `max` bytes, so no handler ever sees more. A larger body (declared or
-/// read) is not read further: the request goes on with a body that fails when read, and the
-/// returned flag says whether anything tried. So an operation that reads its body answers 413,
-/// and one that takes no body answers as it would without one.
-async fn limit_body(req: &mut Request, max: usize) -> Result<Option<Arc<AtomicBool>>, Response> {
+/// Reads the body up to `max` bytes, so no handler ever sees more. A body the handler must not
+/// see (larger than `max`, declared or read; or JSON with a member given twice) is withheld:
+/// the request goes on with a body that fails when read, and the returned [`Withheld`] says
+/// whether anything tried. So an operation that reads its body answers 413 or 400, and one that
+/// takes no body answers as it would without one.
+async fn limit_body(req: &mut Request, max: usize) -> Result<Option<Withheld>, Response> {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(None);
     }
@@ -48,14 +64,29 @@ async fn limit_body(req: &mut Request, max: usize) -> Result<Option<Arc<AtomicBo
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max as u64) {
-        return Ok(Some(refuse(req)));
+        return Ok(Some(Withheld::replace(req, Why::TooLarge)));
     }
     match req.take_body().into_bytes_limit(max).await {
         Ok(bytes) => {
+            let json = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(strict_json::is_json);
+            if let Some(name) = json
+                .then(|| strict_json::duplicate_member(&bytes))
+                .flatten()
+            {
+                // Bounded: the name goes back to the caller in the answer.
+                let name = name.chars().take(64).collect();
+                return Ok(Some(Withheld::replace(req, Why::DuplicateMember(name))));
+            }
             req.set_body(Body::from(bytes));
             Ok(None)
         }
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => Ok(Some(refuse(req))),
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+            Ok(Some(Withheld::replace(req, Why::TooLarge)))
+        }
         Err(_) => Err(error_response(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -64,14 +95,32 @@ async fn limit_body(req: &mut Request, max: usize) -> Result<Option<Arc<AtomicBo
     }
 }
 
-/// Replaces the body of `req` with a [`RefusedBody`] and returns its flag.
-fn refuse(req: &mut Request) -> Arc<AtomicBool> {
-    let refused = Arc::new(AtomicBool::new(false));
-    req.set_body(Body::from_async_read(RefusedBody(refused.clone())));
-    refused
+/// Why a request's body is kept from the handler.
+enum Why {
+    TooLarge,
+    DuplicateMember(String),
 }
 
-/// The body of a request whose body is too large: reading it fails, and marks the request.
+/// A body kept from the handler, and whether the handler tried to read it.
+struct Withheld {
+    why: Why,
+    read: Arc<AtomicBool>,
+}
+
+impl Withheld {
+    /// Replaces the body of `req` with a [`RefusedBody`].
+    fn replace(req: &mut Request, why: Why) -> Withheld {
+        let read = Arc::new(AtomicBool::new(false));
+        req.set_body(Body::from_async_read(RefusedBody(read.clone())));
+        Withheld { why, read }
+    }
+
+    fn was_read(&self) -> bool {
+        self.read.load(Ordering::Relaxed)
+    }
+}
+
+/// The body of a request whose body is withheld: reading it fails, and marks the request.
 struct RefusedBody(Arc<AtomicBool>);
 
 impl AsyncRead for RefusedBody {
@@ -81,7 +130,7 @@ impl AsyncRead for RefusedBody {
         _buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         self.0.store(true, Ordering::Relaxed);
-        Poll::Ready(Err(io::Error::other("the request body is too large")))
+        Poll::Ready(Err(io::Error::other("the request body is withheld")))
     }
 }
 

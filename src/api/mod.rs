@@ -15,6 +15,7 @@ pub mod observe;
 mod optional_body;
 pub mod origin;
 mod revocations;
+mod strict_json;
 mod well_known;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use poem_openapi::{OpenApiService, Tags};
 use crate::configuration::Settings;
 use crate::oauth::Authority;
 
+pub use health::StartUp;
 pub use well_known::ServerMetadata;
 
 #[derive(Tags)]

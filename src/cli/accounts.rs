@@ -23,7 +23,7 @@ pub enum UsersCommand {
     /// Add a user; the password is read from standard input.
     Add {
         name: String,
-        /// Read the password from the first line of standard input.
+        /// Read the password from standard input: one line (a trailing newline is dropped).
         #[arg(long)]
         password_stdin: bool,
         /// A role to grant; repeat for several.

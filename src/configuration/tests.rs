@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::Secret;
 use std::collections::HashMap;
 
 fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
@@ -227,11 +228,10 @@ fn bootstrap_credentials_are_taken_as_written_and_never_printed() {
     assert!(!format!("{settings:?}").contains("0012345678"));
 }
 
-#[test]
-fn a_bootstrap_password_file_loses_one_trailing_newline() {
+fn bootstrap_from_file(content: &str) -> Result<Option<(String, Secret)>, ConfigError> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("secret");
-    std::fs::write(&path, "pass word \n\n").unwrap();
+    std::fs::write(&path, content).unwrap();
     let settings = Settings::load_from(
         None,
         env(&[
@@ -243,6 +243,282 @@ fn a_bootstrap_password_file_loses_one_trailing_newline() {
         ]),
     )
     .unwrap();
-    let (_, password) = settings.bootstrap_admin().unwrap().unwrap();
-    assert_eq!(password.expose(), "pass word \n");
+    settings.bootstrap_admin()
+}
+
+#[test]
+fn a_bootstrap_password_file_loses_one_trailing_newline_and_may_not_have_two_lines() {
+    for content in ["pass word \n", "pass word \r\n", "pass word "] {
+        let (_, password) = bootstrap_from_file(content).unwrap().unwrap();
+        assert_eq!(password.expose(), "pass word ", "{content:?}");
+    }
+    for content in ["pass word \n\n", "password\nsecond line\n", "first\nsecond"] {
+        let message = bootstrap_from_file(content).unwrap_err().to_string();
+        assert!(
+            message.contains("bootstrap.admin_password_file") && message.contains("line"),
+            "{content:?}: {message}"
+        );
+    }
+    // A password the store would refuse stops start-up before the store is asked.
+    let message = bootstrap_from_file("short\n").unwrap_err().to_string();
+    assert!(
+        message.contains("bootstrap.admin_password_file"),
+        "{message}"
+    );
+}
+
+#[test]
+fn unknown_environment_variables_stop_start_up_naming_them() {
+    let message = error_for(&[
+        ("LATCHKEY_SERVER__BIDN", "0.0.0.0:80"),
+        ("LATCHKEY_SERVER_BIND", "0.0.0.0:80"),
+        ("LATCHKEY_NOTHING", "x"),
+        ("LATCHKEY_TOKENS__ACCESS_TTL", "60"),
+    ]);
+    assert!(
+        message.contains("LATCHKEY_SERVER__BIDN (did you mean LATCHKEY_SERVER__BIND?)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("LATCHKEY_SERVER_BIND (did you mean LATCHKEY_SERVER__BIND?)"),
+        "{message}"
+    );
+    assert!(message.contains("LATCHKEY_NOTHING"), "{message}");
+    assert!(!message.contains("ACCESS_TTL"), "{message}");
+    // Matched as `config` matches them, whatever the case.
+    let message = error_for(&[("latchkey_server__bidn", "0.0.0.0:80")]);
+    assert!(message.contains("latchkey_server__bidn"), "{message}");
+}
+
+#[test]
+fn every_variable_the_binary_reads_is_known() {
+    let settings = Settings::load_from(
+        None,
+        env(&[
+            ("LATCHKEY_CONFIG", "latchkey.toml"),
+            ("LATCHKEY_SERVER__BIND", "127.0.0.1:9"),
+            ("LATCHKEY_SERVER__IDLE_TIMEOUT", "120"),
+            ("LATCHKEY_ISSUER", "https://auth.example.com"),
+            ("LATCHKEY_SECURITY__TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("LATCHKEY_BOOTSTRAP__ADMIN_USERNAME", "root"),
+            ("LATCHKEY_BOOTSTRAP__ADMIN_PASSWORD", "long enough"),
+            ("LATCHKEY_BOOTSTRAP__ADMIN_PASSWORD_FILE", ""),
+            ("UNRELATED", "x"),
+        ]),
+    );
+    assert!(settings.is_ok(), "{:?}", settings.err());
+}
+
+#[test]
+fn unknown_keys_in_a_file_stop_start_up_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latchkey.toml");
+    std::fs::write(
+        &path,
+        "isuer = \"https://auth.example.com\"\n[server]\nbidn = \"0.0.0.0:80\"\n\
+         [sever]\nbind = \"x\"\n[tokens]\naccess_ttl = 60\n",
+    )
+    .unwrap();
+    let message = Settings::load_from(Some(&path), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("latchkey.toml"), "{message}");
+    assert!(
+        message.contains("server.bidn (did you mean server.bind?)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("isuer (did you mean issuer?)"),
+        "{message}"
+    );
+    assert!(message.contains("sever"), "{message}");
+    assert!(!message.contains("access_ttl"), "{message}");
+}
+
+#[test]
+fn every_validation_error_names_its_own_key() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("LATCHKEY_SERVER__HEADER_TIMEOUT", "0")],
+            "server.header_timeout",
+        ),
+        (
+            &[("LATCHKEY_SERVER__REQUEST_TIMEOUT", "0")],
+            "server.request_timeout",
+        ),
+        (
+            &[("LATCHKEY_SERVER__IDLE_TIMEOUT", "30")],
+            "server.idle_timeout",
+        ),
+        (&[("LATCHKEY_SERVER__TLS_CERT", "/c.pem")], "server.tls_key"),
+        (&[("LATCHKEY_SERVER__TLS_KEY", "/k.pem")], "server.tls_cert"),
+        (
+            &[("LATCHKEY_PASSWORDS__ITERATIONS", "0")],
+            "passwords.iterations",
+        ),
+        (
+            &[("LATCHKEY_PASSWORDS__PARALLELISM", "0")],
+            "passwords.parallelism",
+        ),
+        (
+            &[("LATCHKEY_PASSWORDS__MEMORY_KIB", "1")],
+            "passwords.memory_kib",
+        ),
+        (
+            &[("LATCHKEY_SERVER__MAX_BODY_BYTES", "10")],
+            "server.max_body_bytes",
+        ),
+        (&[("LATCHKEY_KEYS__JWKS_MAX_AGE", "0")], "keys.jwks_max_age"),
+        (&[("LATCHKEY_LOG__FORMAT", "xml")], "log.format"),
+        (
+            &[("LATCHKEY_SECURITY__FAILED_LOGIN_WINDOW", "0")],
+            "security.failed_login_window",
+        ),
+        (
+            &[("LATCHKEY_SECURITY__TRUSTED_PROXIES", "nope")],
+            "security.trusted_proxies",
+        ),
+    ];
+    for (pairs, key) in cases {
+        let message = error_for(pairs);
+        assert!(message.contains(key), "{pairs:?}: {message}");
+    }
+}
+
+/// Environment variables, for a table of cases.
+type Pairs<'a> = &'a [(&'a str, &'a str)];
+
+fn warned(pairs: &[(&str, &str)]) -> Vec<&'static str> {
+    let settings = Settings::load_from(None, env(pairs)).expect("valid settings");
+    settings.warnings().iter().map(|w| w.key).collect()
+}
+
+#[test]
+fn the_defaults_warn_about_nothing() {
+    assert_eq!(warned(&[]), Vec::<&str>::new());
+}
+
+#[test]
+fn dangerous_settings_are_warned_about_by_their_key() {
+    let cases: &[(Pairs, &[&str])] = &[
+        (
+            &[("LATCHKEY_SECURITY__TRUSTED_PROXIES", "0.0.0.0/0")],
+            &["security.trusted_proxies"],
+        ),
+        (
+            &[("LATCHKEY_SECURITY__TRUSTED_PROXIES", "10.0.0.1, ::/0")],
+            &["security.trusted_proxies"],
+        ),
+        (
+            &[(
+                "LATCHKEY_SECURITY__TRUSTED_PROXIES",
+                "10.0.0.0/8,fc00::/7,192.0.2.7",
+            )],
+            &[],
+        ),
+        (
+            &[("LATCHKEY_SERVER__BIND", "0.0.0.0:8080")],
+            &["server.tls_cert", "issuer"],
+        ),
+        (
+            &[
+                ("LATCHKEY_SERVER__BIND", "0.0.0.0:8080"),
+                ("LATCHKEY_ISSUER", "https://auth.example.com"),
+            ],
+            &[],
+        ),
+        (
+            &[
+                ("LATCHKEY_SERVER__BIND", "[::]:8080"),
+                ("LATCHKEY_ISSUER", "http://[::1]:8080"),
+            ],
+            &["server.tls_cert", "issuer"],
+        ),
+        (&[("LATCHKEY_ISSUER", "http://localhost:8080")], &[]),
+        (
+            &[("LATCHKEY_REGISTRATION__ENABLED", "true")],
+            &["registration.enabled"],
+        ),
+        (
+            &[("LATCHKEY_PASSWORDS__MEMORY_KIB", "1024")],
+            &["passwords.memory_kib"],
+        ),
+        (
+            &[
+                ("LATCHKEY_PASSWORDS__MEMORY_KIB", "12288"),
+                ("LATCHKEY_PASSWORDS__ITERATIONS", "3"),
+            ],
+            &[],
+        ),
+        (
+            &[
+                ("LATCHKEY_PASSWORDS__MEMORY_KIB", "47104"),
+                ("LATCHKEY_PASSWORDS__ITERATIONS", "1"),
+            ],
+            &[],
+        ),
+        (
+            &[
+                ("LATCHKEY_BOOTSTRAP__ADMIN_USERNAME", "root"),
+                ("LATCHKEY_BOOTSTRAP__ADMIN_PASSWORD", "long enough"),
+            ],
+            &["bootstrap.admin_password"],
+        ),
+        (
+            &[
+                ("LATCHKEY_BOOTSTRAP__ADMIN_USERNAME", "root"),
+                (
+                    "LATCHKEY_BOOTSTRAP__ADMIN_PASSWORD_FILE",
+                    "/run/secrets/admin",
+                ),
+            ],
+            &[],
+        ),
+        (
+            &[("LATCHKEY_SECURITY__MAX_FAILED_LOGINS_PER_USER", "0")],
+            &["security.max_failed_logins_per_user"],
+        ),
+        (
+            &[(
+                "LATCHKEY_SECURITY__MAX_FAILED_CLIENT_AUTHS_PER_ADDRESS",
+                "0",
+            )],
+            &["security.max_failed_client_auths_per_address"],
+        ),
+    ];
+    for (pairs, keys) in cases {
+        assert_eq!(warned(pairs), *keys, "{pairs:?}");
+    }
+}
+
+/// Every `LATCHKEY_*` name the README and the deploy files give an operator is one the binary
+/// knows, so that following the documentation never trips the unknown-variable check.
+#[test]
+fn every_documented_variable_is_known() {
+    let documents = [
+        include_str!("../../README.md"),
+        include_str!("../../deploy/Dockerfile"),
+        include_str!("../../deploy/docker-compose.yml"),
+        include_str!("../../deploy/latchkey.service"),
+        include_str!("../../deploy/k8s/configmap.yaml"),
+        include_str!("../../deploy/k8s/deployment.yaml"),
+    ];
+    let known = known_keys();
+    let mut names = Vec::new();
+    for document in documents {
+        let mut rest = document;
+        while let Some(at) = rest.find(ENV_PREFIX) {
+            let tail = &rest[at..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(tail.len());
+            names.push(tail[..end].trim_end_matches('_').to_owned());
+            rest = &tail[end..];
+        }
+    }
+    // The README's placeholder for the naming scheme.
+    names.retain(|name| name != "LATCHKEY_SECTION__KEY");
+    assert!(names.len() > 20, "{names:?}");
+    let result = check_environment(names, &known);
+    assert!(result.is_ok(), "{}", result.unwrap_err());
 }

@@ -40,6 +40,9 @@ use sql::{
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "latchkey.db";
 
+/// The files SQLite keeps beside the database in WAL mode.
+pub const DB_COMPANIONS: [&str; 2] = ["latchkey.db-wal", "latchkey.db-shm"];
+
 /// How long a statement waits for another connection (the CLI, the service) to release a lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -76,13 +79,18 @@ impl EmbeddedStore {
     /// Opens (creating if missing) the database in `dir`, and creates or migrates its schema in
     /// one transaction. Blocking; call it at start-up or from a blocking thread.
     pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "cannot create data directory {}: {e}",
-                dir.display()
-            ))
-        })?;
-        let mut conn = Connection::open(dir.join(DB_FILE)).db()?;
+        // The data directory 0700 and the database 0600, whatever the umask; SQLite gives the
+        // -wal and -shm files it creates the database file's mode.
+        let db = dir.join(DB_FILE);
+        crate::files::private_dir(dir)
+            .and_then(|()| crate::files::private_file(&db))
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot create data directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        let mut conn = Connection::open(&db).db()?;
         conn.busy_timeout(BUSY_TIMEOUT).db()?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -93,9 +101,11 @@ impl EmbeddedStore {
             )));
         }
         conn.pragma_update(None, "synchronous", "FULL").db()?;
+        // Those an older build left readable by others.
+        crate::files::restrict_files(dir, &DB_COMPANIONS);
         schema::migrate(&mut conn)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        let reader = open_reader(&dir.join(DB_FILE))?;
+        let reader = open_reader(&db)?;
         EmbeddedStore::with(conn, Some(reader))
     }
 

@@ -250,3 +250,42 @@ async fn a_password_reset_revokes_every_token_and_the_new_password_works() {
     let fresh = login(&app, "alice", "a brand new one").await;
     assert_eq!(app.userinfo(&access(&fresh)).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_repeated_disable_completes_one_whose_revocation_never_happened() {
+    let app = app().await;
+    let alice = access(&app.login().await);
+    let root = root_token(&app).await;
+    // A disable that a store stall cut short after the user was stored as disabled, before its
+    // tokens were revoked (the caller was answered 503).
+    let name = latchkey::domain::Username::parse("alice").unwrap();
+    let subject = latchkey::store::Subject::User(name.clone());
+    let mut user = app.store.get_user(&name).await.unwrap().unwrap();
+    user.disabled = true;
+    app.store.update_user(&user).await.unwrap();
+    assert_eq!(
+        app.store.subject_not_before(&subject, now()).await.unwrap(),
+        None
+    );
+
+    // The retry answers as the first would have, and revokes.
+    let retried = call(
+        &app,
+        Method::PATCH,
+        "/admin/users/alice",
+        Some(&root),
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    let (status, body) = answer(retried).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["disabled"], true);
+    let not_before = app
+        .store
+        .subject_not_before(&subject, now())
+        .await
+        .unwrap()
+        .expect("the user's tokens are revoked");
+    let (_, claims) = decode_jwt(&alice);
+    assert!(not_before > claims["iat"].as_i64().unwrap());
+}

@@ -29,6 +29,8 @@ pub fn binary() -> &'static str {
 pub struct Workdir {
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// The umask processes start with, if not the test's own.
+    umask: Option<u32>,
 }
 
 impl Default for Workdir {
@@ -47,7 +49,15 @@ impl Workdir {
                 ("LATCHKEY_PASSWORDS__ITERATIONS".into(), "1".into()),
                 ("LATCHKEY_SERVER__BIND".into(), "127.0.0.1:0".into()),
             ],
+            umask: None,
         }
+    }
+
+    /// Every later process in this directory starts with umask `mask` (through `sh`, which
+    /// `exec`s the binary, so the process id is still the binary's).
+    pub fn umask(mut self, mask: u32) -> Workdir {
+        self.umask = Some(mask);
+        self
     }
 
     /// Sets (or replaces) an environment variable for every later process in this directory.
@@ -78,7 +88,16 @@ impl Workdir {
     /// `latchkey ARGS` in this directory with this directory's environment. Inherited
     /// `LATCHKEY_*` and `RUST_LOG` variables are removed so the caller's shell cannot leak in.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(binary());
+        let mut command = match self.umask {
+            None => Command::new(binary()),
+            Some(mask) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("umask {mask:03o} && exec \"$0\" \"$@\""))
+                    .arg(binary());
+                sh
+            }
+        };
         command.args(args).current_dir(self.dir.path());
         for (key, _) in std::env::vars_os() {
             let name = key.to_string_lossy();
