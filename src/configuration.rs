@@ -1,7 +1,6 @@
 //! Configuration: built-in defaults, then an optional file, then `LATCHKEY_SECTION__KEY`
 //! environment variables. Every value is checked at start-up and a bad one names its key.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -243,35 +242,6 @@ impl Default for Settings {
     }
 }
 
-/// A setting worth a warning at start-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Warning {
-    pub key: &'static str,
-    pub message: String,
-}
-
-/// Whether `url`'s host is `localhost` or a loopback address.
-fn url_host_is_loopback(url: &str) -> bool {
-    let authority = url
-        .split_once("://")
-        .map_or(url, |(_, rest)| rest)
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or_default();
-    let authority = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let host = match authority.strip_prefix('[') {
-        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// A configuration that cannot be used, with the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     // The source's own message names the key; `{0}` is shown once, not again as a cause.
@@ -316,150 +286,6 @@ fn check_audience(key: &'static str, audience: &str, issuer: &str) -> Result<(),
         ));
     }
     Ok(())
-}
-
-/// What environment variables of settings start with.
-const ENV_PREFIX: &str = "LATCHKEY_";
-
-/// The `LATCHKEY_*` environment variables the binary reads that are not settings.
-const OTHER_VARIABLES: &[&str] = &["LATCHKEY_CONFIG"];
-
-/// Every key there is, `server.bind` for a setting and `server` for a section (`true`).
-fn known_keys() -> BTreeMap<String, bool> {
-    fn walk(value: &serde_json::Value, prefix: &str, keys: &mut BTreeMap<String, bool>) {
-        let serde_json::Value::Object(members) = value else {
-            return;
-        };
-        for (name, value) in members {
-            let key = join_key(prefix, name);
-            walk(value, &key, keys);
-            keys.insert(key, value.is_object());
-        }
-    }
-    let defaults = serde_json::to_value(Settings::default()).expect("the defaults serialize");
-    let mut keys = BTreeMap::new();
-    walk(&defaults, "", &mut keys);
-    keys
-}
-
-fn join_key(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{prefix}.{name}")
-    }
-}
-
-/// The keys of `value` (a configuration file as read) that are no setting or section.
-fn unknown_keys(
-    value: &serde_json::Value,
-    prefix: &str,
-    known: &BTreeMap<String, bool>,
-    unknown: &mut Vec<String>,
-) {
-    let serde_json::Value::Object(members) = value else {
-        return;
-    };
-    for (name, value) in members {
-        let key = join_key(prefix, name);
-        match known.get(&key) {
-            // A value of the wrong shape is deserialization's to report, by its key.
-            Some(true) => unknown_keys(value, &key, known, unknown),
-            Some(false) => {}
-            None => unknown.push(key),
-        }
-    }
-}
-
-/// `name` with the known setting it was probably meant to be, spelt as `spell` spells keys.
-fn with_suggestion(
-    name: &str,
-    key: &str,
-    known: &BTreeMap<String, bool>,
-    spell: impl Fn(&str) -> String,
-) -> String {
-    let closest = known
-        .iter()
-        .filter(|(_, section)| !**section)
-        .map(|(candidate, _)| (edit_distance(key, candidate), candidate))
-        .min();
-    match closest {
-        Some((distance, candidate)) if distance <= 2 => {
-            format!("{name} (did you mean {}?)", spell(candidate))
-        }
-        _ => name.to_owned(),
-    }
-}
-
-/// Levenshtein distance, for suggestions.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
-
-/// Refuses keys of the configuration file at `path` that are no setting.
-fn check_file(path: &Path, known: &BTreeMap<String, bool>) -> Result<(), ConfigError> {
-    let read: serde_json::Value = Config::builder()
-        .add_source(File::from(path).required(true))
-        .build()?
-        .try_deserialize()?;
-    let mut unknown = Vec::new();
-    unknown_keys(&read, "", known, &mut unknown);
-    if unknown.is_empty() {
-        return Ok(());
-    }
-    Err(ConfigError::Unknown {
-        place: format!("settings in {}", path.display()),
-        names: unknown
-            .iter()
-            .map(|key| with_suggestion(key, key, known, str::to_owned))
-            .collect(),
-    })
-}
-
-/// Refuses `LATCHKEY_*` environment variables that are no setting (and that the binary does not
-/// read otherwise). Matched as the `config` crate matches them: regardless of case, `__`
-/// between a section and its key.
-fn check_environment(
-    names: Vec<String>,
-    known: &BTreeMap<String, bool>,
-) -> Result<(), ConfigError> {
-    let mut unknown: Vec<String> = names
-        .into_iter()
-        .filter(|name| {
-            name.get(..ENV_PREFIX.len())
-                .is_some_and(|prefix| prefix.eq_ignore_ascii_case(ENV_PREFIX))
-        })
-        .filter(|name| !OTHER_VARIABLES.contains(&name.as_str()))
-        .filter_map(|name| {
-            let key = name[ENV_PREFIX.len()..].to_lowercase().replace("__", ".");
-            (!known.contains_key(&key)).then(|| {
-                with_suggestion(&name, &key, known, |candidate| {
-                    format!(
-                        "{ENV_PREFIX}{}",
-                        candidate.to_uppercase().replace('.', "__")
-                    )
-                })
-            })
-        })
-        .collect();
-    if unknown.is_empty() {
-        return Ok(());
-    }
-    unknown.sort();
-    Err(ConfigError::Unknown {
-        place: "environment variables".into(),
-        names: unknown,
-    })
 }
 
 impl Settings {
@@ -630,73 +456,6 @@ impl Settings {
         Ok(self)
     }
 
-    /// Settings that work but that a careful operator wants to hear about, each with its key.
-    /// Start-up logs them as warnings.
-    pub fn warnings(&self) -> Vec<Warning> {
-        let mut warnings = Vec::new();
-        let mut warn = |key: &'static str, message: String| warnings.push(Warning { key, message });
-        let bind = self.bind_address().ok();
-        let public_bind = bind.is_some_and(|address| !address.ip().is_loopback());
-        if public_bind && self.server.tls_cert.is_none() && self.issuer.starts_with("http://") {
-            warn(
-                "server.tls_cert",
-                format!(
-                    "the service listens on {} without TLS and the issuer is http://: passwords, \
-                     secrets and tokens cross the network in clear; set server.tls_cert and \
-                     server.tls_key, or put a TLS-terminating proxy in front and make the issuer \
-                     its https:// URL",
-                    self.server.bind
-                ),
-            );
-        }
-        if public_bind && url_host_is_loopback(&self.issuer) {
-            warn(
-                "issuer",
-                format!(
-                    "the issuer {} is a loopback URL while the service listens on {}: set it to \
-                     the URL clients and resource servers use",
-                    self.issuer, self.server.bind
-                ),
-            );
-        }
-        if self.registration.enabled {
-            warn(
-                "registration.enabled",
-                "self-registration is open to anyone who can reach the service, and no \
-                 per-address limit bounds how many accounts (each an argon2 hash) one address \
-                 creates"
-                    .into(),
-            );
-        }
-        let p = &self.passwords;
-        // OWASP's argon2id configurations trade memory for passes: m=47104 t=1 down to m=7168
-        // t=5, about 36 MiB-passes each.
-        if u64::from(p.memory_kib) * u64::from(p.iterations) < 35_840 || p.memory_kib < 7_168 {
-            warn(
-                "passwords.memory_kib",
-                format!(
-                    "argon2id with m={} KiB and t={} is cheaper to guess against than OWASP's \
-                     minimum (m=19456 KiB, t=2, or an equivalent)",
-                    p.memory_kib, p.iterations
-                ),
-            );
-        }
-        let b = &self.bootstrap;
-        if b.admin_username.is_some() && b.admin_password_file.is_none() {
-            warn(
-                "bootstrap.admin_password",
-                "the bootstrap admin's password is given as a setting, where process listings, \
-                 container inspection and crash reports can show it; prefer \
-                 bootstrap.admin_password_file"
-                    .into(),
-            );
-        }
-        for (key, message) in self.security.warnings() {
-            warn(key, message);
-        }
-        warnings
-    }
-
     /// The key lifecycle's times, from the JWKS max-age and the token lifetimes.
     pub fn key_policy(&self) -> crate::keys::Policy {
         crate::keys::Policy {
@@ -798,6 +557,13 @@ impl BootstrapSettings {
         }
     }
 }
+
+mod unknown;
+mod warnings;
+#[cfg(test)]
+use unknown::ENV_PREFIX;
+use unknown::{check_environment, check_file, known_keys};
+pub use warnings::Warning;
 
 #[cfg(test)]
 mod tests;

@@ -435,9 +435,13 @@ fn dangerous_settings_are_warned_about_by_their_key() {
             &["server.tls_cert", "issuer"],
         ),
         (&[("LATCHKEY_ISSUER", "http://localhost:8080")], &[]),
+        (&[("LATCHKEY_REGISTRATION__ENABLED", "true")], &[]),
         (
-            &[("LATCHKEY_REGISTRATION__ENABLED", "true")],
-            &["registration.enabled"],
+            &[
+                ("LATCHKEY_REGISTRATION__ENABLED", "true"),
+                ("LATCHKEY_REGISTRATION__MAX_PER_ADDRESS", "0"),
+            ],
+            &["registration.max_per_address"],
         ),
         (
             &[("LATCHKEY_PASSWORDS__MEMORY_KIB", "1024")],
