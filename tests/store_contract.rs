@@ -15,7 +15,7 @@ use latchkey::store::embedded::{DB_FILE, EmbeddedStore, SCHEMA_VERSION};
 use latchkey::store::{
     AttemptRule, ClientRead, ClientRecord, Family, RefreshGeneration, Reservation, RevocationEvent,
     Rotation, RotationOutcome, SharedStore, Store, StoreError, StoreResult, Subject, SubjectKind,
-    UserRecord,
+    UserCutOffs, UserRecord,
 };
 
 type Guard = Box<dyn Any + Send>;
@@ -164,9 +164,15 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
-            async fn a_user_and_their_not_before_are_read_together() -> StoreResult<()> {
+            async fn a_user_and_their_cut_offs_are_read_together() -> StoreResult<()> {
                 let (store, _guard) = $open.await;
-                contract::a_user_and_their_not_before_are_read_together(&*store).await
+                contract::a_user_and_their_cut_offs_are_read_together(&*store).await
+            }
+
+            #[tokio::test]
+            async fn a_user_s_access_cut_off_and_token_cut_off_each_reach_past_the_other() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_user_s_access_cut_off_and_token_cut_off_each_reach_past_the_other(&*store).await
             }
 
             #[tokio::test]

@@ -157,10 +157,14 @@ pub async fn delete_client(
     client_id: &str,
 ) -> Result<(), AuthError> {
     let id = ClientId::parse(client_id).map_err(invalid)?;
-    if !change.store.delete_client(&id).await? {
+    let existed = change.store.delete_client(&id).await?;
+    // Revoked also when the client is gone already: the retry of a removal cut short by a
+    // 503 (deleted, not yet revoked) completes it. Client ids are a namespace of their own,
+    // so this never touches a user's tokens.
+    revoke_subject(change.store, tokens, &Subject::Client(id.clone())).await?;
+    if !existed {
         return Err(AuthError::NotFound(format!("no client '{id}'")));
     }
-    revoke_subject(change.store, tokens, &Subject::Client(id.clone())).await?;
     audit::change(change.by, Event::ClientDeleted, id.as_str());
     Ok(())
 }

@@ -6,7 +6,7 @@ use super::{Change, Page, conflict_or, invalid, paginate, revoke_subject};
 use crate::audit::{self, Event};
 use crate::configuration::TokenSettings;
 use crate::credentials::{PasswordHasher, check_password_policy};
-use crate::domain::{Secret, Username};
+use crate::domain::{Secret, Username, now};
 use crate::oauth::{ADMIN_ROLE, AuthError};
 use crate::store::{Store, Subject, UserRecord};
 
@@ -132,6 +132,13 @@ pub async fn update_user(
         change.store.update_user(&user).await?;
     }
     if roles.is_some() {
+        // The access tokens out there carry the old roles: they stop being accepted here and,
+        // through the feed, at resource servers. Sessions go on and refresh into the new roles.
+        let lifetime = tokens.access_ttl;
+        change
+            .store
+            .revoke_user_access(&name, now(), lifetime)
+            .await?;
         audit::change(change.by, Event::UserRolesChanged, name.as_str());
     }
     if revoke {

@@ -6,7 +6,8 @@ use super::{AuthError, Authority, ClientCredentials};
 use crate::audit::{Event, Record};
 use crate::domain::{ClientId, GrantType, Scope, Secret, TokenId, UnixTime, Username};
 use crate::store::{
-    ClientRecord, Family, RefreshGeneration, Rotation, RotationOutcome, Subject, UserRecord,
+    ClientRecord, Family, RefreshGeneration, Rotation, RotationOutcome, Subject, UserCutOffs,
+    UserRecord,
 };
 use crate::tokens::{AccessClaims, Claims, RefreshClaims, TokenKind, sign};
 
@@ -161,15 +162,12 @@ impl Authority {
         issued_at: UnixTime,
         now: UnixTime,
     ) -> Result<(), AuthError> {
-        let (user, client) = (
-            Subject::User(username.clone()),
-            Subject::Client(client.client_id.clone()),
-        );
-        let (user_cut_off, client_cut_off) = tokio::try_join!(
-            self.store.subject_not_before(&user, now),
+        let client = Subject::Client(client.client_id.clone());
+        let ((_, user_cut_offs), client_cut_off) = tokio::try_join!(
+            self.store.user_and_not_before(username, now),
             self.store.subject_not_before(&client, now),
         )?;
-        if [user_cut_off, client_cut_off]
+        if [user_cut_offs.for_access(), client_cut_off]
             .into_iter()
             .flatten()
             .all(|cut_off| cut_off <= issued_at)
@@ -193,10 +191,11 @@ impl Authority {
         password: Secret,
         now: UnixTime,
     ) -> Result<(Option<UserRecord>, Option<UnixTime>), AuthError> {
-        let (user, cut_off) = match Username::parse(username) {
+        let (user, cut_offs) = match Username::parse(username) {
             Ok(name) => self.store.user_and_not_before(&name, now).await?,
-            Err(_) => (None, None),
+            Err(_) => (None, UserCutOffs::default()),
         };
+        let cut_off = cut_offs.for_access();
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let matched = self.passwords.verify(password, stored).await?;
         Ok((user.filter(|u| matched && !u.disabled), cut_off))
@@ -269,9 +268,10 @@ impl Authority {
         // What the client may still have: an admin may have narrowed it since the login.
         let granted = granted.intersection(&client.scope);
         let scope = requested_scope(request.scope.as_deref(), &granted)?;
-        let (user, user_cut_off) = self.live_subject(&claims.sub, now).await?;
-        let cut_offs = [user_cut_off, authenticated.not_before];
-        if cut_offs
+        let (user, user_cut_offs) = self.live_subject(&claims.sub, now).await?;
+        // A change of roles ends access tokens, not the session: the refresh token answers to
+        // the user's token cut-off only, the tokens it yields to both.
+        if [user_cut_offs.tokens, authenticated.not_before]
             .into_iter()
             .flatten()
             .any(|cut_off| claims.iat < cut_off)
@@ -280,7 +280,8 @@ impl Authority {
                 "the refresh token is no longer valid".into(),
             ));
         }
-        let issued_at = issued_at(now, cut_offs).await?;
+        let issued_at =
+            issued_at(now, [user_cut_offs.for_access(), authenticated.not_before]).await?;
         let scope = self.scope_for_user(&user, scope, request.scope.is_some(), client, origin)?;
         // What can be refused without the family is refused before the token is spent.
         let asked = asked_audience(&request)?;
@@ -367,12 +368,12 @@ impl Authority {
         &self,
         subject: &str,
         now: UnixTime,
-    ) -> Result<(UserRecord, Option<UnixTime>), AuthError> {
+    ) -> Result<(UserRecord, UserCutOffs), AuthError> {
         let dead = || AuthError::InvalidGrant("the refresh token is no longer valid".into());
         let name = Username::parse(subject).map_err(|_| dead())?;
-        let (user, cut_off) = self.store.user_and_not_before(&name, now).await?;
+        let (user, cut_offs) = self.store.user_and_not_before(&name, now).await?;
         let user = user.filter(|u| !u.disabled).ok_or_else(dead)?;
-        Ok((user, cut_off))
+        Ok((user, cut_offs))
     }
 
     fn next_generation(&self, now: UnixTime) -> RefreshGeneration {

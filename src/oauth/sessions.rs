@@ -61,6 +61,17 @@ impl Introspection {
     }
 }
 
+/// Which cut-offs a token answers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenUse {
+    /// A client's own access token: its client's cut-off.
+    ClientAccess,
+    /// A user's access token: the user's cut-offs, both, and its client's.
+    UserAccess,
+    /// A user's refresh token: the user's token cut-off and its client's.
+    UserRefresh,
+}
+
 enum Verified {
     Access(AccessClaims),
     Refresh(RefreshClaims),
@@ -124,35 +135,44 @@ impl Authority {
                 return Ok(false);
             }
         }
-        self.subject_is_live(claims, claims.roles.is_some(), now)
-            .await
+        let kind = if claims.roles.is_some() {
+            TokenUse::UserAccess
+        } else {
+            TokenUse::ClientAccess
+        };
+        self.subject_is_live(claims, kind, now).await
     }
 
     /// Whether a token's user (for a user's token) is still enabled, and neither that user nor
     /// the client it was issued through has been revoked since the token's `iat`. Users and
     /// clients are separate namespaces: a user's cut-off concerns the `sub` of users' tokens, a
-    /// client's every token with its `client_id`.
+    /// client's every token with its `client_id`. A user's access tokens answer to the access
+    /// cut-off (a change of roles) as well; refresh tokens do not.
     async fn subject_is_live(
         &self,
         claims: &Claims,
-        user_token: bool,
+        kind: TokenUse,
         now: UnixTime,
     ) -> Result<bool, AuthError> {
         let Ok(client) = ClientId::parse(claims.client_id.as_str()) else {
             return Ok(false);
         };
         let client = Subject::Client(client);
-        let cut_offs = if user_token {
+        let cut_offs = if kind != TokenUse::ClientAccess {
             let Ok(name) = Username::parse(claims.sub.as_str()) else {
                 return Ok(false);
             };
-            let ((user, user_cut_off), client_cut_off) = tokio::try_join!(
+            let ((user, user_cut_offs), client_cut_off) = tokio::try_join!(
                 self.store.user_and_not_before(&name, now),
                 self.store.subject_not_before(&client, now),
             )?;
             if user.is_none_or(|u| u.disabled) {
                 return Ok(false);
             }
+            let user_cut_off = match kind {
+                TokenUse::UserRefresh => user_cut_offs.tokens,
+                _ => user_cut_offs.for_access(),
+            };
             [user_cut_off, client_cut_off]
         } else {
             [self.store.subject_not_before(&client, now).await?, None]
@@ -187,7 +207,8 @@ impl Authority {
         if family.revoked || !(current || just_replaced) {
             return Ok(false);
         }
-        self.subject_is_live(claims, true, now).await
+        self.subject_is_live(claims, TokenUse::UserRefresh, now)
+            .await
     }
 
     pub(super) async fn live_user(&self, subject: &str) -> Result<Option<UserRecord>, AuthError> {
@@ -315,12 +336,14 @@ impl Authority {
         }
         families.extend(claims.sid.clone());
         families.dedup();
-        self.revoke_access(claims).await?;
+        // The sessions first, the bearer token last: a logout cut short by a 503 leaves the
+        // token that its retry presents still valid, so the retry completes it.
         for family in families {
             self.store
                 .revoke_family(&TokenId::from_trusted(&family), now)
                 .await?;
         }
+        self.revoke_access(claims).await?;
         Record::new(Event::Logout, &claims.sub, origin)
             .client(&claims.client_id)
             .emit();

@@ -19,7 +19,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use super::attempts::{self, AttemptRule, AttemptState, Reservation};
 use super::{
     ClientRead, ClientRecord, Family, FeedPage, RevocationEvent, Rotation, RotationOutcome, Store,
-    StoreError, StoreResult, Subject, SubjectKind, UserRecord, next_not_before,
+    StoreError, StoreResult, Subject, SubjectKind, UserCutOffs, UserRecord,
 };
 use crate::domain::{self, ClientId, TokenId, UnixTime, Username};
 
@@ -32,9 +32,10 @@ mod tests;
 
 pub use schema::SCHEMA_VERSION;
 use sql::{
-    Cached, DbResult, append_event, failure_count, from_json, get_json, in_one_read,
-    insert_account, insert_error, list_json, load_family, non_negative, not_before, parse_cursor,
-    revoke_loaded_family, rotate, sql_limit, subject_key, to_json, update_existing,
+    Cached, DbResult, access_key, append_event, cut_off, failure_count, from_json, get_json,
+    in_one_read, insert_account, insert_error, list_json, load_family, non_negative, not_before,
+    parse_cursor, raise_cut_off, revoke_loaded_family, rotate, sql_limit, subject_key, to_json,
+    update_existing,
 };
 
 /// The database file inside the data directory.
@@ -388,29 +389,33 @@ impl Store for EmbeddedStore {
     ) -> StoreResult<UnixTime> {
         let subject = subject.clone();
         self.write(move |tx| {
-            let key = subject_key(&subject);
-            let in_force: Option<(UnixTime, UnixTime)> = tx
-                .query_row_cached(
-                    "SELECT not_before, keep_until FROM revoked_subjects WHERE subject = ?1",
-                    [&key],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()
-                .db()?;
-            let not_before = next_not_before(now, in_force.map(|(nb, _)| nb));
-            // Never shorten how long an earlier cut-off is remembered.
-            let keep_until = not_before
-                .saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX))
-                .max(in_force.map_or(UnixTime::MIN, |(_, keep)| keep));
-            tx.execute_cached(
-                "INSERT INTO revoked_subjects (subject, not_before, keep_until) \
-                 VALUES (?1, ?2, ?3) ON CONFLICT (subject) DO UPDATE SET \
-                 not_before = excluded.not_before, keep_until = excluded.keep_until",
-                params![key, not_before, keep_until],
-            )
-            .db()?;
-            append_event(tx, &subject.event(not_before, keep_until))?;
-            Ok(not_before)
+            // A user's revocation reaches past the user's access cut-off too, so that access
+            // tokens issued between the two, in one second, die as well.
+            let floor = match &subject {
+                Subject::User(name) => Some(access_key(name.as_str())),
+                Subject::Client(_) => None,
+            };
+            let cut_off =
+                raise_cut_off(tx, &subject_key(&subject), floor.as_deref(), now, lifetime)?;
+            append_event(tx, &subject.event(cut_off.0, cut_off.1))?;
+            Ok(cut_off.0)
+        })
+        .await
+    }
+
+    async fn revoke_user_access(
+        &self,
+        username: &Username,
+        now: UnixTime,
+        lifetime: u64,
+    ) -> StoreResult<UnixTime> {
+        let subject = Subject::User(username.clone());
+        self.write(move |tx| {
+            let key = access_key(subject.name());
+            let floor = subject_key(&subject);
+            let cut_off = raise_cut_off(tx, &key, Some(&floor), now, lifetime)?;
+            append_event(tx, &subject.event(cut_off.0, cut_off.1))?;
+            Ok(cut_off.0)
         })
         .await
     }
@@ -428,7 +433,7 @@ impl Store for EmbeddedStore {
         &self,
         username: &Username,
         now: UnixTime,
-    ) -> StoreResult<(Option<UserRecord>, Option<UnixTime>)> {
+    ) -> StoreResult<(Option<UserRecord>, UserCutOffs)> {
         let subject = Subject::User(username.clone());
         self.read(move |conn| {
             in_one_read(conn, |conn| {
@@ -437,7 +442,11 @@ impl Store for EmbeddedStore {
                     "SELECT data FROM users WHERE username = ?1",
                     subject.name(),
                 )?;
-                Ok((user, not_before(conn, &subject, now)?))
+                let cut_offs = UserCutOffs {
+                    tokens: not_before(conn, &subject, now)?,
+                    access: cut_off(conn, &access_key(subject.name()), now)?,
+                };
+                Ok((user, cut_offs))
             })
         })
         .await

@@ -176,6 +176,22 @@ pub fn next_not_before(now: UnixTime, in_force: Option<UnixTime>) -> UnixTime {
     now.max(in_force.unwrap_or(UnixTime::MIN)).saturating_add(1)
 }
 
+/// A user's cut-offs: every token issued before `tokens` is dead (a password change, a
+/// disable); access tokens issued before `access` are dead too (a change of roles ends the
+/// access tokens that carry the old roles, not the sessions, which refresh into new ones).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserCutOffs {
+    pub tokens: Option<UnixTime>,
+    pub access: Option<UnixTime>,
+}
+
+impl UserCutOffs {
+    /// What an access token's `iat` must reach: the later of the two.
+    pub fn for_access(&self) -> Option<UnixTime> {
+        self.tokens.max(self.access)
+    }
+}
+
 /// What client authentication reads before it checks a secret, in one read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientRead {
@@ -317,14 +333,25 @@ pub trait Store: Send + Sync + 'static {
         subject: &Subject,
         now: UnixTime,
     ) -> StoreResult<Option<UnixTime>>;
-    /// The user and the cut-off of their tokens, read in one atomic read: an issuance that
+    /// The user and the cut-offs of their tokens, read in one atomic read: an issuance that
     /// sees the user's credential as it was before a revocation also sees the cut-off as it
     /// was, never a newer cut-off with the older credential.
     async fn user_and_not_before(
         &self,
         username: &Username,
         now: UnixTime,
-    ) -> StoreResult<(Option<UserRecord>, Option<UnixTime>)>;
+    ) -> StoreResult<(Option<UserRecord>, UserCutOffs)>;
+    /// Declares the user's access tokens issued so far dead, not their sessions: raises the
+    /// user's access cut-off past `now` and past both of the user's cut-offs in force (as
+    /// [`Store::revoke_subject`] does, which in turn reaches past this one), remembers it for
+    /// `lifetime` seconds after that, appends a `Subject` event (resource servers see only
+    /// access tokens), and returns the new cut-off.
+    async fn revoke_user_access(
+        &self,
+        username: &Username,
+        now: UnixTime,
+        lifetime: u64,
+    ) -> StoreResult<UnixTime>;
 
     /// Feed events after `cursor` (from the start when `None`), oldest first, at most `limit`,
     /// leaving out events that expired before `now`.

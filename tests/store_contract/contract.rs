@@ -396,7 +396,7 @@ pub async fn users_and_clients_of_one_name_are_separate_subjects(
         store
             .user_and_not_before(&Username::parse("shared").expect("username"), now)
             .await?,
-        (None, None)
+        (None, UserCutOffs::default())
     );
     let expected = RevocationEvent::Client {
         client_id: "shared".to_owned(),
@@ -438,31 +438,75 @@ pub async fn a_name_held_by_one_kind_of_account_is_refused_to_the_other(
     Ok(())
 }
 
-pub async fn a_user_and_their_not_before_are_read_together(store: &dyn Store) -> StoreResult<()> {
+pub async fn a_user_and_their_cut_offs_are_read_together(store: &dyn Store) -> StoreResult<()> {
     let now = now();
     let alice = user("alice", now);
+    let none = UserCutOffs::default();
     let nobody = Username::parse("nobody").expect("username");
-    assert_eq!(store.user_and_not_before(&nobody, now).await?, (None, None));
+    assert_eq!(store.user_and_not_before(&nobody, now).await?, (None, none));
     store.create_user(&alice).await?;
     assert_eq!(
         store.user_and_not_before(&alice.username, now).await?,
-        (Some(alice.clone()), None)
+        (Some(alice.clone()), none)
     );
     let cut_off = store
         .revoke_subject(&user_subject("alice"), now + 5, HOUR as u64)
         .await?;
     assert_eq!(cut_off, now + 6);
+    let tokens_only = UserCutOffs {
+        tokens: Some(now + 6),
+        access: None,
+    };
     assert_eq!(
         store.user_and_not_before(&alice.username, now).await?,
-        (Some(alice.clone()), Some(now + 6))
+        (Some(alice.clone()), tokens_only)
     );
     assert_eq!(
         store
             .user_and_not_before(&alice.username, now + 6 + HOUR + 1)
             .await?,
-        (Some(alice), None),
+        (Some(alice), none),
         "a forgotten revocation no longer counts"
     );
+    Ok(())
+}
+
+pub async fn a_user_s_access_cut_off_and_token_cut_off_each_reach_past_the_other(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    let alice = Username::parse("alice").expect("username");
+    // Roles changed, then the password, then roles again, all within one second.
+    let access = store.revoke_user_access(&alice, now, 900).await?;
+    assert_eq!(access, now + 1);
+    let tokens = store
+        .revoke_subject(&user_subject("alice"), now, 3600)
+        .await?;
+    assert_eq!(tokens, now + 2, "past the access cut-off");
+    let again = store.revoke_user_access(&alice, now, 900).await?;
+    assert_eq!(again, now + 3, "past the token cut-off");
+    let (_, cut_offs) = store.user_and_not_before(&alice, now).await?;
+    assert_eq!(
+        cut_offs,
+        UserCutOffs {
+            tokens: Some(now + 2),
+            access: Some(now + 3)
+        }
+    );
+    assert_eq!(cut_offs.for_access(), Some(now + 3));
+    // A user's access cut-off is no client's, nor the user's token cut-off.
+    assert_eq!(
+        store
+            .subject_not_before(&client_subject("alice"), now)
+            .await?,
+        None
+    );
+    let events = all_events(store, now).await?;
+    let subject_events = events
+        .iter()
+        .filter(|e| matches!(e, RevocationEvent::Subject { sub, .. } if sub == "alice"))
+        .count();
+    assert_eq!(subject_events, 3, "resource servers see every cut-off");
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use crate::domain::UnixTime;
 use crate::store::{
     Family, RevocationEvent, Rotation, RotationOutcome, StoreError, StoreResult, Subject,
-    SubjectKind,
+    SubjectKind, next_not_before,
 };
 
 /// Maps SQLite failures onto the store's errors: lock contention past the busy timeout and I/O
@@ -138,13 +138,65 @@ pub(super) fn not_before(
     subject: &Subject,
     now: UnixTime,
 ) -> StoreResult<Option<UnixTime>> {
+    cut_off(conn, &subject_key(subject), now)
+}
+
+/// The row of a user's access cut-off in `revoked_subjects`.
+pub(super) fn access_key(username: &str) -> String {
+    format!("access:{username}")
+}
+
+/// The cut-off stored under `key`, if still remembered at `now`.
+pub(super) fn cut_off(
+    conn: &Connection,
+    key: &str,
+    now: UnixTime,
+) -> StoreResult<Option<UnixTime>> {
     conn.query_row_cached(
         "SELECT not_before FROM revoked_subjects WHERE subject = ?1 AND keep_until >= ?2",
-        params![subject_key(subject), now],
+        params![key, now],
         |row| row.get(0),
     )
     .optional()
     .db()
+}
+
+/// Raises the cut-off under `key` to [`next_not_before`] of `now` and the cut-offs in force
+/// under `key` and `floor`, remembered `lifetime` seconds past it (never shortening an earlier
+/// one); returns the new cut-off and until when it is remembered.
+pub(super) fn raise_cut_off(
+    tx: &Transaction<'_>,
+    key: &str,
+    floor: Option<&str>,
+    now: UnixTime,
+    lifetime: u64,
+) -> StoreResult<(UnixTime, UnixTime)> {
+    let stored = |key: &str| -> StoreResult<Option<(UnixTime, UnixTime)>> {
+        tx.query_row_cached(
+            "SELECT not_before, keep_until FROM revoked_subjects WHERE subject = ?1",
+            [key],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .db()
+    };
+    let in_force = stored(key)?;
+    let floor = match floor {
+        Some(floor) => stored(floor)?.map(|(nb, _)| nb),
+        None => None,
+    };
+    let not_before = next_not_before(now, in_force.map(|(nb, _)| nb).max(floor));
+    let keep_until = not_before
+        .saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX))
+        .max(in_force.map_or(UnixTime::MIN, |(_, keep)| keep));
+    tx.execute_cached(
+        "INSERT INTO revoked_subjects (subject, not_before, keep_until) \
+         VALUES (?1, ?2, ?3) ON CONFLICT (subject) DO UPDATE SET \
+         not_before = excluded.not_before, keep_until = excluded.keep_until",
+        params![key, not_before, keep_until],
+    )
+    .db()?;
+    Ok((not_before, keep_until))
 }
 
 /// A subject's row in `revoked_subjects`: the kind keeps users and clients apart.

@@ -34,6 +34,10 @@ impl Keys {
             Subject::Client(id) => format!("{}{{clients}}:nb:{id}", self.prefix),
         }
     }
+    /// A user's access cut-off (a change of roles), beside the user's other cut-off.
+    pub(super) fn access_not_before(&self, username: &str) -> String {
+        format!("{}{{users}}:anb:{username}", self.prefix)
+    }
     /// Which kind of account holds a name, lowercased: names are compared without case.
     pub(super) fn name(&self, name: &str) -> String {
         format!("{}{{names}}:{}", self.prefix, name.to_ascii_lowercase())

@@ -16,6 +16,7 @@
 //! | `Pfamily:{<fam>}`           | hash       | one refresh-token family (fields below) | current generation's expiry |
 //! | `Prevoked:{<jti>}`          | string     | the revoked token's latest `exp`        | that `exp` |
 //! | `P{users}:nb:<username>`    | string     | a user's cut-off: `<not_before> <keep_until>` | `keep_until` |
+//! | `P{users}:anb:<username>`   | string     | a user's access-token cut-off (roles changed), the same way | `keep_until` |
 //! | `P{clients}:nb:<id>`        | string     | a client's cut-off, the same way        | `keep_until` |
 //! | `P{names}:<name>`           | string     | `user` or `client`: who holds the name (lowercased) | none |
 //! | `P{feed}:stream`            | stream     | revocation events: `e` JSON, `exp`      | the longest-retained entry |
@@ -81,7 +82,7 @@ use self::scripts::*;
 use super::attempts::{AttemptRule, Reservation};
 use super::{
     ClientRead, ClientRecord, Family, FeedPage, RevocationEvent, Rotation, RotationOutcome, Store,
-    StoreError, StoreResult, Subject, SubjectKind, UserRecord,
+    StoreError, StoreResult, Subject, SubjectKind, UserCutOffs, UserRecord,
 };
 use crate::domain::{ClientId, TokenId, UnixTime, Username};
 
@@ -512,25 +513,27 @@ impl Store for RedisStore {
         now: UnixTime,
         lifetime: u64,
     ) -> StoreResult<UnixTime> {
-        self.run(async {
-            let mut conn = self.conn().await?;
-            let cap = i64::try_from(MAX_RETENTION.as_secs()).unwrap_or(i64::MAX / 4);
-            let (not_before, keep_until): (String, String) = SUBJECT_REVOKE
-                .key(self.keys.not_before(subject))
-                .arg(now)
-                .arg(lifetime.min(cap.unsigned_abs()))
-                .arg(self.slack_secs)
-                .arg(cap)
-                .invoke_async(&mut conn)
-                .await?;
-            let not_before: UnixTime = not_before.parse().map_err(internal)?;
-            let keep_until: UnixTime = keep_until.parse().map_err(internal)?;
-            // The cut-off is in force once the script ran; the event follows in its own slot.
-            self.append_event(&mut conn, &subject.event(not_before, keep_until))
-                .await?;
-            Ok(not_before)
-        })
-        .await
+        // A user's revocation reaches past the user's access cut-off too.
+        let floor = match subject {
+            Subject::User(name) => Some(self.keys.access_not_before(name.as_str())),
+            Subject::Client(_) => None,
+        };
+        let key = self.keys.not_before(subject);
+        self.run(self.raise_cut_off(subject, key, floor, now, lifetime))
+            .await
+    }
+
+    async fn revoke_user_access(
+        &self,
+        username: &Username,
+        now: UnixTime,
+        lifetime: u64,
+    ) -> StoreResult<UnixTime> {
+        let subject = Subject::User(username.clone());
+        let key = self.keys.access_not_before(username.as_str());
+        let floor = Some(self.keys.not_before(&subject));
+        self.run(self.raise_cut_off(&subject, key, floor, now, lifetime))
+            .await
     }
 
     async fn subject_not_before(
@@ -553,21 +556,26 @@ impl Store for RedisStore {
         &self,
         username: &Username,
         now: UnixTime,
-    ) -> StoreResult<(Option<UserRecord>, Option<UnixTime>)> {
+    ) -> StoreResult<(Option<UserRecord>, UserCutOffs)> {
         let subject = Subject::User(username.clone());
         let keys = [
             self.keys.user(username.as_str()),
             self.keys.not_before(&subject),
+            self.keys.access_not_before(username.as_str()),
         ];
         self.run(async move {
             let mut conn = self.conn().await?;
-            // One MGET in one slot: the record and its cut-off as of the same moment.
+            // One MGET in one slot: the record and its cut-offs as of the same moment.
             let values: Vec<Option<String>> =
                 redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
-            let [user, not_before]: [Option<String>; 2] = values
+            let [user, tokens, access]: [Option<String>; 3] = values
                 .try_into()
-                .map_err(|_| internal("MGET of 2 keys answered another number of values"))?;
-            Ok((parse_record(user)?, parse_not_before(not_before, now)?))
+                .map_err(|_| internal("MGET of 3 keys answered another number of values"))?;
+            let cut_offs = UserCutOffs {
+                tokens: parse_not_before(tokens, now)?,
+                access: parse_not_before(access, now)?,
+            };
+            Ok((parse_record(user)?, cut_offs))
         })
         .await
     }

@@ -8,7 +8,9 @@ use super::encoding::parse_cursor;
 use super::scripts::*;
 use super::{Op, RedisStore, internal};
 use crate::domain::UnixTime;
-use crate::store::{ClientRead, Family, FeedPage, RevocationEvent, StoreError, SubjectKind};
+use crate::store::{
+    ClientRead, Family, FeedPage, RevocationEvent, StoreError, Subject, SubjectKind,
+};
 
 impl RedisStore {
     /// Appends one event to the feed; returns its id.
@@ -130,6 +132,37 @@ impl RedisStore {
                 .push((count.max(0).unsigned_abs(), ttl.max(0).unsigned_abs()));
         }
         Ok(read)
+    }
+
+    /// Raises the cut-off at `key` (with `floor`, another of the subject's cut-offs in the same
+    /// slot, to reach past), then appends the subject's event; the new cut-off.
+    pub(super) async fn raise_cut_off(
+        &self,
+        subject: &Subject,
+        key: String,
+        floor: Option<String>,
+        now: UnixTime,
+        lifetime: u64,
+    ) -> Op<UnixTime> {
+        let mut conn = self.conn().await?;
+        let cap = i64::try_from(super::MAX_RETENTION.as_secs()).unwrap_or(i64::MAX / 4);
+        let mut invocation = SUBJECT_REVOKE.key(key);
+        if let Some(floor) = floor {
+            invocation.key(floor);
+        }
+        let (not_before, keep_until): (String, String) = invocation
+            .arg(now)
+            .arg(lifetime.min(cap.unsigned_abs()))
+            .arg(self.slack_secs)
+            .arg(cap)
+            .invoke_async(&mut conn)
+            .await?;
+        let not_before: UnixTime = not_before.parse().map_err(internal)?;
+        let keep_until: UnixTime = keep_until.parse().map_err(internal)?;
+        // The cut-off is in force once the script ran; the event follows in its own slot.
+        self.append_event(&mut conn, &subject.event(not_before, keep_until))
+            .await?;
+        Ok(not_before)
     }
 
     /// Claims `name` for `kind` of account; `NameTaken` when the other kind holds it.

@@ -1,6 +1,7 @@
--- Raises a subject's cut-off strictly past `now` and past the cut-off in force (see
--- `next_not_before`), and never shortens how long it is remembered.
--- KEYS[1] the subject's cut-off: "<not_before> <keep_until>"
+-- Raises a subject's cut-off strictly past `now`, past the cut-off in force and past a floor
+-- (see `next_not_before`), and never shortens how long it is remembered.
+-- KEYS[1] the cut-off to raise: "<not_before> <keep_until>"
+-- KEYS[2] (optional) another cut-off of the same user, in the same slot: a floor
 -- ARGV[1] now (Unix seconds)      ARGV[2] lifetime in seconds
 -- ARGV[3] TTL slack in seconds    ARGV[4] the longest TTL
 -- Returns { not_before, keep_until } now in force, as decimal strings.
@@ -16,6 +17,13 @@ if stored then
   end
   if tonumber(old_nb) > nb then nb = tonumber(old_nb) end
   keep = tonumber(old_keep)
+end
+if KEYS[2] then
+  local floor = redis.call('GET', KEYS[2])
+  if floor then
+    local floor_nb = string.match(floor, '^(%-?%d+) ')
+    if floor_nb and tonumber(floor_nb) > nb then nb = tonumber(floor_nb) end
+  end
 end
 nb = nb + 1
 if nb + tonumber(ARGV[2]) > keep then keep = nb + tonumber(ARGV[2]) end
