@@ -11,8 +11,8 @@ use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi, SecurityScheme};
 use serde::Deserialize;
 
 use super::errors::{
-    Answer, BODY_TOO_LARGE, ErrorDoc, INTERNAL, INVALID_TOKEN, UNAVAILABLE, UNAVAILABLE_HASHING,
-    UNSUPPORTED_MEDIA_TYPE, error_list,
+    Answer, BODY_TOO_LARGE, ErrorDoc, INTERNAL, INVALID_TOKEN, UNAVAILABLE, UNSUPPORTED_MEDIA_TYPE,
+    error_list, unavailable_after_change,
 };
 use super::optional_body::{OptionalBody, OptionalRegistrationBody};
 use super::origin::origin;
@@ -99,7 +99,8 @@ error_list!(
     RegistrationErrors: ErrorDoc::new(
         400,
         "`invalid_request`: no username or password, a username that breaks the rules, a \
-         password shorter than 8 characters, or a body that cannot be read.",
+         password shorter than 8 characters, or a body that cannot be read (such as JSON with a \
+         member given twice).",
         "invalid_request",
         "the password must be at least 8 characters",
     ),
@@ -113,7 +114,10 @@ error_list!(
     BODY_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
     INTERNAL,
-    UNAVAILABLE_HASHING,
+    unavailable_after_change!(
+        hashing,
+        "the account may exist, and a retry then answers 409 `conflict`; logging in tells."
+    ),
 );
 
 #[derive(Debug, ApiResponse)]
@@ -178,7 +182,11 @@ error_list!(
     BODY_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
     INTERNAL,
-    UNAVAILABLE,
+    unavailable_after_change!(
+        "the access token may be revoked already, and a retry then answers 401 \
+         `invalid_token` while its session's refresh tokens may still be live: revoke the \
+         refresh token at `/oauth/revoke` to end the session for sure."
+    ),
 );
 
 pub struct AccountApi {
