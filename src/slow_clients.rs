@@ -283,7 +283,9 @@ impl<T> Deadlines<T> {
         }
         match &mut self.protocol {
             Protocol::Http1 { phase, .. } => {
-                if *phase != Phase::Headers {
+                // An informational answer (`100 Continue`) comes before the request's body, not
+                // after the request.
+                if *phase != Phase::Headers && !bytes.starts_with(b"HTTP/1.1 1") {
                     *phase = Phase::Idle;
                 }
                 self.active_at = Instant::now();
@@ -503,6 +505,7 @@ mod tests {
                 ..
             }
         ));
+        guard.on_write(b"HTTP/1.1 100 Continue\r\n\r\n");
         guard.on_read(b"a body");
         assert!(matches!(
             guard.protocol,

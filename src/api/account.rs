@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::errors::{
     Answer, BODY_TOO_LARGE, ErrorDoc, INTERNAL, INVALID_TOKEN, THROTTLED, UNAVAILABLE,
-    UNAVAILABLE_HASHING, UNSUPPORTED_MEDIA_TYPE, error_list,
+    UNSUPPORTED_MEDIA_TYPE, error_list, unavailable_after_change,
 };
 use super::optional_body::{OptionalBody, OptionalRegistrationBody};
 use super::origin::origin;
@@ -99,7 +99,8 @@ error_list!(
     RegistrationErrors: ErrorDoc::new(
         400,
         "`invalid_request`: no username or password, a username that breaks the rules, a \
-         password shorter than 8 characters, or a body that cannot be read.",
+         password shorter than 8 characters, or a body that cannot be read (such as JSON with a \
+         member given twice).",
         "invalid_request",
         "the password must be at least 8 characters",
     ),
@@ -114,7 +115,10 @@ error_list!(
     BODY_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
     INTERNAL,
-    UNAVAILABLE_HASHING,
+    unavailable_after_change!(
+        hashing,
+        "the account may exist, and a retry then answers 409 `conflict`; logging in tells."
+    ),
 );
 
 #[derive(Debug, ApiResponse)]
@@ -189,7 +193,10 @@ error_list!(
     BODY_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
     INTERNAL,
-    UNAVAILABLE,
+    unavailable_after_change!(
+        "some of the sessions may be revoked already; a retry revokes them again and the \
+         bearer token last, and answers as the first would have."
+    ),
 );
 
 pub struct AccountApi {

@@ -418,7 +418,7 @@ pub const INTERNAL: ErrorDoc = ErrorDoc::new(
     "an internal error occurred",
 );
 
-/// 503 for operations that use the store.
+/// 503 for operations that use the store (and change nothing, or nothing a retry cares about).
 pub const UNAVAILABLE: ErrorDoc = ErrorDoc::new(
     503,
     "The token store does not answer, or the request took longer than \
@@ -428,12 +428,41 @@ pub const UNAVAILABLE: ErrorDoc = ErrorDoc::new(
 )
 .with(ErrorHeader::RetryAfter);
 
-/// 503 for operations that also hash a password.
-pub const UNAVAILABLE_HASHING: ErrorDoc = ErrorDoc::new(
-    503,
-    "The token store does not answer, password hashing is saturated, or the request took \
-     longer than `server.request_timeout`; retry after `Retry-After` seconds.",
-    "temporarily_unavailable",
-    "too many logins at once",
-)
-.with(ErrorHeader::RetryAfter);
+/// The 503 of an operation that changes the store, saying which of its 503s may come after
+/// the change was made and what a retry answers then (`$then`). With `hashing`, for operations
+/// that also hash a password.
+macro_rules! unavailable_after_change {
+    (hashing, $then:literal) => {
+        $crate::api::errors::unavailable_after_change!(
+            @ "The token store does not answer, password hashing is saturated, or the request \
+               took longer than `server.request_timeout`; retry after `Retry-After` seconds. \
+               `too many logins at once` (hashing saturated) always comes before any change. ",
+            "too many logins at once",
+            $then
+        )
+    };
+    ($then:literal) => {
+        $crate::api::errors::unavailable_after_change!(
+            @ "The token store does not answer, or the request took longer than \
+               `server.request_timeout`; retry after `Retry-After` seconds. ",
+            "the token store is unavailable",
+            $then
+        )
+    };
+    (@ $causes:literal, $example:literal, $then:literal) => {
+        $crate::api::errors::ErrorDoc::new(
+            503,
+            concat!(
+                $causes,
+                "`the token store is unavailable` and `the request took longer than N s` may \
+                 come after the change was made (the store took it, but its answer came too \
+                 late): ",
+                $then
+            ),
+            "temporarily_unavailable",
+            $example,
+        )
+        .with($crate::api::errors::ErrorHeader::RetryAfter)
+    };
+}
+pub(crate) use unavailable_after_change;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::errors::{
     Answer, ApiError, BODY_TOO_LARGE, ErrorDoc, INTERNAL, INVALID_CLIENT, THROTTLED, UNAVAILABLE,
-    UNAVAILABLE_HASHING, error_list,
+    error_list, unavailable_after_change,
 };
 use super::optional_body::{OptionalTokenBody, OptionalTokenParamBody};
 use super::origin::origin;
@@ -116,14 +116,16 @@ pub enum TokenResponse {
 const TOKEN_REFUSED: ErrorDoc = ErrorDoc::new(
     400,
     "The request is malformed or refused (RFC 6749 §5.2): `invalid_request` (a missing \
-     parameter, two client authentication methods at once, or a body that cannot be read), \
+     parameter, two client authentication methods at once, or a body that cannot be read, \
+     such as JSON with a member given twice), \
      `invalid_grant` (a wrong username or password, a refresh token that is not live: \
      expired, revoked, already used, or another client's, or one of a session for the admin \
      API whose admin scope was taken away), `unauthorized_client` (the client may not use this \
      grant), `unsupported_grant_type`, `invalid_scope` (wider than the \
      client or the refresh token allows, an admin scope for a non-admin or a client, or an \
      admin scope with other scopes) or `invalid_target` (an audience the client may not ask \
-     for, another audience with an admin scope, or the admin audience without one).",
+     for, another audience with an admin scope, the admin audience without one, or on a \
+     refresh another audience than the session's).",
     "invalid_grant",
     "invalid username or password",
 );
@@ -135,7 +137,13 @@ error_list!(
     BODY_TOO_LARGE,
     THROTTLED,
     INTERNAL,
-    UNAVAILABLE_HASHING,
+    unavailable_after_change!(
+        hashing,
+        "for `refresh_token`, the presented token may have been rotated already: a retry within \
+         `tokens.refresh_grace` (5 s by default) gets the same successor, a later one counts as \
+         reuse and revokes the session. For the other grants, a retry issues new tokens; those \
+         the failed answer would have carried are never delivered and expire unused."
+    ),
 );
 
 /// A token to revoke or introspect (RFC 7009 §2.1, RFC 7662 §2.1).
@@ -189,7 +197,7 @@ error_list!(
     BODY_TOO_LARGE,
     THROTTLED,
     INTERNAL,
-    UNAVAILABLE,
+    unavailable_after_change!("the token may be revoked already; a retry answers 200 either way."),
 );
 
 /// RFC 7662 §2.2 introspection answer. An inactive token is answered with `active` alone.

@@ -87,7 +87,7 @@ impl EmbeddedStore {
             .and_then(|()| crate::files::private_file(&db))
             .map_err(|e| {
                 StoreError::Unavailable(format!(
-                    "cannot create data directory {}: {e}",
+                    "cannot set up the data directory {}: {e}",
                     dir.display()
                 ))
             })?;

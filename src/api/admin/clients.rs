@@ -12,8 +12,8 @@ use super::Admin;
 use crate::accounts::{self, ClientChanges, ClientSpec};
 use crate::api::account::BearerToken;
 use crate::api::errors::{
-    Answer, BODY_TOO_LARGE, ErrorDoc, INTERNAL, NOT_ADMIN, NOT_AN_ADMIN_TOKEN, UNAVAILABLE,
-    UNSUPPORTED_MEDIA_TYPE, error_list,
+    Answer, BODY_TOO_LARGE, ErrorDoc, INTERNAL, INVALID_TOKEN, NOT_ADMIN, NOT_AN_ADMIN_TOKEN,
+    UNAVAILABLE, UNSUPPORTED_MEDIA_TYPE, error_list, unavailable_after_change,
 };
 use crate::api::{ApiTags, examples};
 use crate::domain::GrantType;
@@ -287,7 +287,8 @@ error_list!(
         400,
         "`invalid_request`: a client id, scope or audience that breaks the rules, grants a \
          client cannot have (none for a public client, or `client_credentials` for one), or a \
-         body that is not a `NewClient`.",
+         body that is not a `NewClient` (JSON with a member \
+         given twice is not).",
         "invalid_request",
         "a public client cannot use client_credentials",
     ),
@@ -297,11 +298,14 @@ error_list!(
     BODY_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
     INTERNAL,
-    UNAVAILABLE,
+    unavailable_after_change!(
+        "the client may exist, with a secret nobody was shown, and a retry then answers 409 \
+         `conflict`; rotate its secret (`POST /admin/clients/{client_id}/secret`) to get one."
+    ),
 );
 
 error_list!(
-    /// What `GET /admin/clients/{client_id}` and `DELETE` on it can refuse with.
+    /// What `GET /admin/clients/{client_id}` can refuse with.
     ReadErrors: NOT_A_CLIENT_ID,
     NOT_AN_ADMIN_TOKEN,
     NOT_ADMIN,
@@ -311,11 +315,25 @@ error_list!(
 );
 
 error_list!(
+    /// What `DELETE /admin/clients/{client_id}` can refuse with.
+    DeleteErrors: NOT_A_CLIENT_ID,
+    INVALID_TOKEN,
+    NOT_ADMIN,
+    NO_SUCH_CLIENT,
+    INTERNAL,
+    unavailable_after_change!(
+        "the client may be removed already; a retry then answers 404 `not_found` and revokes \
+         every token issued through the client again, which completes the removal."
+    ),
+);
+
+error_list!(
     /// What `PATCH /admin/clients/{client_id}` can refuse with.
     UpdateErrors: ErrorDoc::new(
         400,
         "`invalid_request`: the id in the path is not a valid client id, a scope or audience \
-         breaks the rules, grants the client cannot have, or the body is not a `ClientUpdate`.",
+         breaks the rules, grants the client cannot have, or the body is not a `ClientUpdate` (JSON with a member \
+         given twice is not).",
         "invalid_request",
         "a client needs at least one grant",
     ),
@@ -325,7 +343,10 @@ error_list!(
     BODY_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
     INTERNAL,
-    UNAVAILABLE,
+    unavailable_after_change!(
+        "the change may have been made; a retry sets the same lists and answers as the first \
+         would have."
+    ),
 );
 
 error_list!(
@@ -348,7 +369,10 @@ error_list!(
         "method not allowed",
     ),
     INTERNAL,
-    UNAVAILABLE,
+    unavailable_after_change!(
+        "the secret may have been replaced (the old one no longer works, the new one was never \
+         shown); a retry replaces it again and shows the secret that counts."
+    ),
 );
 
 pub struct ClientsApi(pub(super) Admin);
@@ -472,7 +496,7 @@ impl ClientsApi {
         req: &Request,
         auth: BearerToken,
         client_id: Path<String>,
-    ) -> Answer<ClientDeletedResponse, ReadErrors> {
+    ) -> Answer<ClientDeletedResponse, DeleteErrors> {
         let admin = self.0.caller(req, &auth).await?;
         let tokens = self.0.authority.tokens();
         accounts::delete_client(&self.0.change(&admin), tokens, &client_id.0).await?;

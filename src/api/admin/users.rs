@@ -11,7 +11,7 @@ use crate::accounts::{self, UserChanges};
 use crate::api::account::BearerToken;
 use crate::api::errors::{
     Answer, BODY_TOO_LARGE, ErrorDoc, INTERNAL, NOT_ADMIN, NOT_AN_ADMIN_TOKEN, UNAVAILABLE,
-    UNAVAILABLE_HASHING, UNSUPPORTED_MEDIA_TYPE, error_list,
+    UNSUPPORTED_MEDIA_TYPE, error_list, unavailable_after_change,
 };
 use crate::api::{ApiTags, examples};
 use crate::domain::Secret;
@@ -202,7 +202,8 @@ error_list!(
     CreateErrors: ErrorDoc::new(
         400,
         "`invalid_request`: a username or role name that breaks the rules, a password shorter \
-         than 8 characters, or a body that is not a `NewUser`.",
+         than 8 characters, or a body that is not a `NewUser` (JSON with a member \
+         given twice is not).",
         "invalid_request",
         "the password must be at least 8 characters",
     ),
@@ -212,7 +213,11 @@ error_list!(
     BODY_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
     INTERNAL,
-    UNAVAILABLE_HASHING,
+    unavailable_after_change!(
+        hashing,
+        "the user may exist, and a retry then answers 409 `conflict`; \
+         `GET /admin/users/{username}` tells."
+    ),
 );
 
 error_list!(
@@ -230,7 +235,8 @@ error_list!(
     UpdateErrors: ErrorDoc::new(
         400,
         "`invalid_request`: the name in the path is not a valid username, a role name breaks \
-         the rules, or the body is not a `UserUpdate`.",
+         the rules, or the body is not a `UserUpdate` (JSON with a member \
+         given twice is not).",
         "invalid_request",
         "'ops team' is not a valid role name",
     ),
@@ -246,7 +252,11 @@ error_list!(
     BODY_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
     INTERNAL,
-    UNAVAILABLE,
+    unavailable_after_change!(
+        "the change may have been made; a retry sets the same values and answers as the first \
+         would have (a repeated disable revokes the user's tokens again, completing a disable \
+         cut short before its revocation)."
+    ),
 );
 
 error_list!(
@@ -254,7 +264,8 @@ error_list!(
     ResetErrors: ErrorDoc::new(
         400,
         "`invalid_request`: the name in the path is not a valid username, the password is \
-         shorter than 8 characters, or the body is not a `PasswordReset`.",
+         shorter than 8 characters, or the body is not a `PasswordReset` (JSON with a member \
+         given twice is not).",
         "invalid_request",
         "the password must be at least 8 characters",
     ),
@@ -271,7 +282,11 @@ error_list!(
     BODY_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
     INTERNAL,
-    UNAVAILABLE_HASHING,
+    unavailable_after_change!(
+        hashing,
+        "the password may have been replaced and the user's tokens revoked; a retry replaces it \
+         again and answers 204."
+    ),
 );
 
 pub struct UsersApi(pub(super) Admin);
