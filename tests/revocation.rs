@@ -50,6 +50,7 @@ on_both_stores!(
     a_rotated_secret_takes_the_tokens_issued_with_the_old_one,
     a_name_held_by_a_client_cannot_be_registered_by_a_user_nor_the_other_way,
     a_change_of_roles_ends_the_access_tokens_with_the_old_roles_but_not_the_session,
+    a_removal_cut_short_before_its_revocation_is_completed_by_its_retry,
 );
 
 const PASSWORD: &str = "correct horse";
@@ -415,4 +416,29 @@ async fn a_change_of_roles_ends_the_access_tokens_with_the_old_roles_but_not_the
     let (_, claims) = support::decode_jwt(&access);
     assert_eq!(claims["roles"], serde_json::json!(["auditor"]));
     assert!(introspect(app, &introspector, &access).await);
+}
+
+async fn a_removal_cut_short_before_its_revocation_is_completed_by_its_retry(app: &TestApp) {
+    let introspector = add_introspector(app).await;
+    let secret = app
+        .add_client("svc", false, &[GrantType::ClientCredentials], &[], &[])
+        .await
+        .expect("a secret");
+    let token = field(
+        &client_credentials(app, "svc", &secret).await,
+        "access_token",
+    );
+    // What a 503 between the deletion and the revocation leaves behind.
+    let id = latchkey::domain::ClientId::parse("svc").expect("client id");
+    assert!(app.store.delete_client(&id).await.expect("deleted"));
+    assert!(
+        introspect(app, &introspector, &token).await,
+        "not revoked yet"
+    );
+    let retried = accounts::delete_client(&app.change(), &app.settings.tokens, "svc").await;
+    assert!(retried.is_err(), "the client is gone: 404");
+    assert!(
+        !introspect(app, &introspector, &token).await,
+        "the retry revoked it"
+    );
 }
