@@ -76,17 +76,8 @@ async fn add_introspector(app: &TestApp) -> String {
 }
 
 async fn introspect(app: &TestApp, secret: &str, token: &str) -> bool {
-    let response = app
-        .http
-        .post(app.url("/oauth/introspect"))
-        .basic_auth("rs", Some(secret))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .expect("request sent");
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.expect("json");
-    body["active"].as_bool().expect("active")
+    let answer = app.introspect_as("rs", secret, token).await;
+    answer["active"].as_bool().expect("active")
 }
 
 fn field(tokens: &Value, name: &str) -> String {

@@ -262,6 +262,20 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// An RFC 7662 answer for `token`, asked by the confidential client `client_id`.
+    pub async fn introspect_as(&self, client_id: &str, secret: &str, token: &str) -> Value {
+        let response = self
+            .http
+            .post(self.url("/oauth/introspect"))
+            .basic_auth(client_id, Some(secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), 200, "introspection answers");
+        response.json().await.expect("a JSON answer")
+    }
+
     /// The `kid`s the service's JWKS publishes right now.
     pub async fn published_kids(&self) -> Vec<String> {
         let jwks: Value = self
