@@ -218,6 +218,10 @@ impl Default for Settings {
     }
 }
 
+/// The least `server.max_body_bytes`: a form or JSON body with the largest token the issuer
+/// signs (`tokens::MAX_TOKEN_BYTES`) and a client's credentials, twice over.
+pub const MIN_BODY_BYTES: usize = 2 * crate::tokens::MAX_TOKEN_BYTES;
+
 /// A configuration that cannot be used, with the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -274,6 +278,19 @@ impl Settings {
         if !(issuer.starts_with("https://") || issuer.starts_with("http://")) || issuer.len() < 9 {
             return Err(invalid("issuer", "must be an http:// or https:// URL"));
         }
+        // `iss` of every token and `aud` of refresh tokens: bounded like an audience.
+        if issuer.len() > crate::domain::limits::MAX_ISSUER_LEN
+            || crate::domain::check_audience(&issuer).is_err()
+        {
+            return Err(invalid(
+                "issuer",
+                format!(
+                    "must be at most {} printable ASCII characters without spaces, quotes or \
+                     backslashes",
+                    crate::domain::limits::MAX_ISSUER_LEN
+                ),
+            ));
+        }
         self.issuer = issuer;
         let tokens = &self.tokens;
         if tokens.access_ttl == 0 || tokens.access_ttl > 86_400 {
@@ -294,8 +311,8 @@ impl Settings {
                 "must be at most 300 seconds",
             ));
         }
-        if tokens.audience.is_empty() {
-            return Err(invalid("tokens.audience", "must not be empty"));
+        if let Err(error) = crate::domain::check_audience(&tokens.audience) {
+            return Err(invalid("tokens.audience", error.to_string()));
         }
         if tokens.audience == self.issuer {
             return Err(invalid(
@@ -314,8 +331,14 @@ impl Settings {
         let p = &self.passwords;
         argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, None)
             .map_err(|e| invalid("passwords", format!("not valid argon2 parameters: {e}")))?;
-        if self.server.max_body_bytes < 1024 {
-            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        if self.server.max_body_bytes < MIN_BODY_BYTES {
+            return Err(invalid(
+                "server.max_body_bytes",
+                format!(
+                    "must be at least {MIN_BODY_BYTES}, so that /oauth/revoke and \
+                     /oauth/introspect take the largest token the issuer signs"
+                ),
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(
@@ -339,8 +362,11 @@ impl Settings {
                 "must be 0 (off) or longer than keys.jwks_max_age",
             ));
         }
-        if crate::domain::Scope::from_tokens(&self.tokens.admin_scopes).is_err() {
-            return Err(invalid("tokens.admin_scopes", "must be valid scope tokens"));
+        if let Err(error) = crate::domain::Scope::from_tokens(&self.tokens.admin_scopes) {
+            return Err(invalid(
+                "tokens.admin_scopes",
+                format!("must be valid scope tokens: {error}"),
+            ));
         }
         self.bootstrap.validate()?;
         self.security
