@@ -242,6 +242,11 @@ impl Default for Settings {
     }
 }
 
+/// The least `server.max_body_bytes`: a form or JSON body with the largest token the issuer
+/// signs (`tokens::MAX_TOKEN_BYTES`) and a client's credentials, twice over.
+pub const MIN_BODY_BYTES: usize = 2 * crate::tokens::MAX_TOKEN_BYTES;
+
+/// A configuration that cannot be used, with the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     // The source's own message names the key; `{0}` is shown once, not again as a cause.
@@ -270,15 +275,7 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
 /// An audience the service puts in `aud` and names in its answers: 1 to 256 visible ASCII
 /// characters (a name or a URI), and not the issuer, which is the audience of refresh tokens.
 fn check_audience(key: &'static str, audience: &str, issuer: &str) -> Result<(), ConfigError> {
-    if audience.is_empty() {
-        return Err(invalid(key, "must not be empty"));
-    }
-    if audience.len() > 256 || !audience.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(invalid(
-            key,
-            "must be at most 256 visible ASCII characters (no spaces), such as a name or a URI",
-        ));
-    }
+    crate::domain::check_audience(audience).map_err(|e| invalid(key, e.to_string()))?;
     if audience.trim_end_matches('/') == issuer {
         return Err(invalid(
             key,
@@ -330,6 +327,19 @@ impl Settings {
         let issuer = self.issuer.trim_end_matches('/').to_owned();
         if !(issuer.starts_with("https://") || issuer.starts_with("http://")) || issuer.len() < 9 {
             return Err(invalid("issuer", "must be an http:// or https:// URL"));
+        }
+        // `iss` of every token and `aud` of refresh tokens: bounded like an audience.
+        if issuer.len() > crate::domain::limits::MAX_ISSUER_LEN
+            || crate::domain::check_audience(&issuer).is_err()
+        {
+            return Err(invalid(
+                "issuer",
+                format!(
+                    "must be at most {} printable ASCII characters without spaces, quotes or \
+                     backslashes",
+                    crate::domain::limits::MAX_ISSUER_LEN
+                ),
+            ));
         }
         self.issuer = issuer;
         let tokens = &self.tokens;
@@ -386,8 +396,14 @@ impl Settings {
             };
             invalid(key, format!("not a valid argon2 parameter: {e}"))
         })?;
-        if self.server.max_body_bytes < 1024 {
-            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        if self.server.max_body_bytes < MIN_BODY_BYTES {
+            return Err(invalid(
+                "server.max_body_bytes",
+                format!(
+                    "must be at least {MIN_BODY_BYTES}, so that /oauth/revoke and \
+                     /oauth/introspect take the largest token the issuer signs"
+                ),
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(
@@ -411,8 +427,11 @@ impl Settings {
                 "must be 0 (off) or longer than keys.jwks_max_age",
             ));
         }
-        if crate::domain::Scope::from_tokens(&self.tokens.admin_scopes).is_err() {
-            return Err(invalid("tokens.admin_scopes", "must be valid scope tokens"));
+        if let Err(error) = crate::domain::Scope::from_tokens(&self.tokens.admin_scopes) {
+            return Err(invalid(
+                "tokens.admin_scopes",
+                format!("must be valid scope tokens: {error}"),
+            ));
         }
         self.bootstrap.validate()?;
         self.security

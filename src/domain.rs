@@ -27,6 +27,33 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// Bounds on everything that goes into a token, so that every token the issuer signs is one it
+/// accepts itself, and so do latchkey-verify, HTTP servers and proxies (an `Authorization`
+/// header) and the body limit of `/oauth/revoke` and `/oauth/introspect`.
+///
+/// The largest access token they allow (a 64-character `sub` and `client_id`, a 256-character
+/// `aud` and `iss`, 32 scopes and 32 roles of 64 characters each, `sid` and `jti`), signed with
+/// an RSA-4096 key, is under 7.5 KiB: below the 8 KiB `tokens::MAX_TOKEN_BYTES` of the issuer
+/// and latchkey-verify, hyper's 16 KiB HTTP/2 header list and ~400 KiB HTTP/1 header buffer,
+/// common proxies' 8 KiB header line, and the 16 KiB least `server.max_body_bytes`. A test in
+/// `tokens` signs that token and checks it.
+pub mod limits {
+    /// Usernames, client ids and role names: characters.
+    pub const MAX_NAME_LEN: usize = 64;
+    /// Roles one user may hold.
+    pub const MAX_ROLES: usize = 32;
+    /// One scope token: characters.
+    pub const MAX_SCOPE_LEN: usize = 64;
+    /// Scope tokens in one set: a client's scopes, `tokens.admin_scopes`, and so any token's.
+    pub const MAX_SCOPES: usize = 32;
+    /// One audience (a client's, `tokens.audience`): characters.
+    pub const MAX_AUDIENCE_LEN: usize = 256;
+    /// Audiences one client may ask for besides the default (a token carries one).
+    pub const MAX_AUDIENCES: usize = 32;
+    /// The issuer URL (`iss`, and `aud` of refresh tokens): characters.
+    pub const MAX_ISSUER_LEN: usize = 256;
+}
+
 /// Why an identifier was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} {reason}")]
@@ -34,6 +61,12 @@ pub struct InvalidIdentifier {
     pub what: &'static str,
     pub reason: &'static str,
 }
+
+const LONGER_THAN_A_NAME: &str = "must be at most 64 characters";
+const _: () = assert!(
+    limits::MAX_NAME_LEN == 64,
+    "LONGER_THAN_A_NAME names the limit"
+);
 
 fn check_identifier(what: &'static str, value: &str) -> Result<(), InvalidIdentifier> {
     let refuse = |reason| Err(InvalidIdentifier { what, reason });
@@ -45,8 +78,8 @@ fn check_identifier(what: &'static str, value: &str) -> Result<(), InvalidIdenti
     if !value.as_bytes()[0].is_ascii_alphanumeric() {
         return refuse("must start with a letter or a digit");
     }
-    if value.len() > 64 {
-        return refuse("must be at most 64 characters");
+    if value.len() > limits::MAX_NAME_LEN {
+        return refuse(LONGER_THAN_A_NAME);
     }
     if !value
         .bytes()
@@ -118,6 +151,94 @@ identifier!(
     "client_id",
     |value| value
 );
+identifier!(
+    /// A role a user holds; also an entry of the `roles` claim of the user's access tokens.
+    Role,
+    "role",
+    |value| value
+);
+
+/// A set of values refused as a whole or for one of its members, with a message that says why
+/// and echoes at most the first 64 characters of the member at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSet(String);
+
+/// `value` as a message may echo it: its first 64 characters.
+fn echo(value: &str) -> String {
+    let mut chars = value.chars();
+    let shown: String = chars.by_ref().take(64).collect();
+    if chars.next().is_some() {
+        format!("{shown}...")
+    } else {
+        shown
+    }
+}
+
+/// A user's roles: at most [`limits::MAX_ROLES`], each a valid [`Role`].
+pub fn check_roles<'a>(roles: impl IntoIterator<Item = &'a String>) -> Result<(), InvalidSet> {
+    let mut count = 0;
+    for role in roles {
+        count += 1;
+        if let Err(error) = Role::parse(role.as_str()) {
+            return Err(InvalidSet(format!(
+                "'{}' is not a valid role name: {error}",
+                echo(role)
+            )));
+        }
+    }
+    if count > limits::MAX_ROLES {
+        return Err(InvalidSet(format!(
+            "a user may have at most {} roles, not {count}",
+            limits::MAX_ROLES
+        )));
+    }
+    Ok(())
+}
+
+/// One audience (`aud`): 1 to [`limits::MAX_AUDIENCE_LEN`] printable ASCII characters other than
+/// space, quote and backslash (a URI or a name, never anything JSON must escape).
+pub fn check_audience(audience: &str) -> Result<(), InvalidSet> {
+    if audience.is_empty() || audience.len() > limits::MAX_AUDIENCE_LEN {
+        return Err(InvalidSet(format!(
+            "an audience must be 1 to {} characters; '{}' is {}",
+            limits::MAX_AUDIENCE_LEN,
+            echo(audience),
+            audience.chars().count()
+        )));
+    }
+    if !audience.bytes().all(is_nqchar) {
+        return Err(InvalidSet(format!(
+            "'{}' is not a valid audience: it may contain only printable ASCII other than \
+             space, quote and backslash",
+            echo(audience)
+        )));
+    }
+    Ok(())
+}
+
+/// A client's audiences: at most [`limits::MAX_AUDIENCES`], each valid.
+pub fn check_audiences<'a>(
+    audiences: impl IntoIterator<Item = &'a String>,
+) -> Result<(), InvalidSet> {
+    let mut count = 0;
+    for audience in audiences {
+        count += 1;
+        check_audience(audience)?;
+    }
+    if count > limits::MAX_AUDIENCES {
+        return Err(InvalidSet(format!(
+            "a client may have at most {} audiences, not {count}",
+            limits::MAX_AUDIENCES
+        )));
+    }
+    Ok(())
+}
+
+/// RFC 6749 §3.3's NQCHAR: printable ASCII other than space, quote and backslash.
+fn is_nqchar(b: u8) -> bool {
+    b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)
+}
 
 /// A random identifier: token ids (`jti`) and refresh-token family ids (`fam`).
 ///
@@ -190,26 +311,35 @@ impl fmt::Debug for Secret {
 #[serde(try_from = "String", into = "String")]
 pub struct Scope(BTreeSet<String>);
 
-/// A scope string that breaks RFC 6749 §3.3's grammar.
+/// A scope that breaks RFC 6749 §3.3's grammar, or the limits of a scope set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("scope tokens may contain only printable ASCII other than space, quote and backslash")]
-pub struct InvalidScope;
+pub enum InvalidScope {
+    #[error("scope tokens may contain only printable ASCII other than space, quote and backslash")]
+    Characters,
+    #[error("a scope token must be 1 to {max} characters; '{0}' is longer", max = limits::MAX_SCOPE_LEN)]
+    TooLong(String),
+    #[error("a scope set may have at most {max} tokens, not {0}", max = limits::MAX_SCOPES)]
+    TooMany(usize),
+}
 
 impl Scope {
+    /// A space-separated scope string, as a request or a token carries it. Only the grammar is
+    /// checked: what the issuer stores and signs is bounded where it is set
+    /// ([`Scope::from_tokens`]), and a request can only narrow that.
     pub fn parse(value: &str) -> Result<Self, InvalidScope> {
         let mut set = BTreeSet::new();
         for token in value.split(' ').filter(|t| !t.is_empty()) {
-            let valid = token
-                .bytes()
-                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
-            if !valid {
-                return Err(InvalidScope);
+            if !token.bytes().all(is_nqchar) {
+                return Err(InvalidScope::Characters);
             }
             set.insert(token.to_owned());
         }
         Ok(Self(set))
     }
 
+    /// A scope set as an administrator or the configuration gives it, one token per item:
+    /// grammar and limits ([`limits::MAX_SCOPES`] tokens of [`limits::MAX_SCOPE_LEN`]
+    /// characters at most).
     pub fn from_tokens<I, S>(tokens: I) -> Result<Self, InvalidScope>
     where
         I: IntoIterator<Item = S>,
@@ -217,9 +347,23 @@ impl Scope {
     {
         let joined: Vec<String> = tokens.into_iter().map(|s| s.as_ref().to_owned()).collect();
         if joined.iter().any(|t| t.contains(' ') || t.is_empty()) {
-            return Err(InvalidScope);
+            return Err(InvalidScope::Characters);
         }
-        Self::parse(&joined.join(" "))
+        let scope = Self::parse(&joined.join(" "))?;
+        scope.check_limits()?;
+        Ok(scope)
+    }
+
+    /// Whether the set keeps within [`limits::MAX_SCOPES`] tokens of at most
+    /// [`limits::MAX_SCOPE_LEN`] characters.
+    pub fn check_limits(&self) -> Result<(), InvalidScope> {
+        if let Some(long) = self.0.iter().find(|t| t.len() > limits::MAX_SCOPE_LEN) {
+            return Err(InvalidScope::TooLong(echo(long)));
+        }
+        if self.0.len() > limits::MAX_SCOPES {
+            return Err(InvalidScope::TooMany(self.0.len()));
+        }
+        Ok(())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -352,7 +496,7 @@ mod tests {
 
     #[test]
     fn scope_tokens_with_quotes_are_refused() {
-        assert_eq!(Scope::parse("read \"x\""), Err(InvalidScope));
+        assert_eq!(Scope::parse("read \"x\""), Err(InvalidScope::Characters));
     }
 
     #[test]
@@ -361,6 +505,86 @@ mod tests {
         let narrow = Scope::parse("read").unwrap();
         assert!(narrow.is_subset(&wide));
         assert!(!wide.is_subset(&narrow));
+    }
+
+    #[test]
+    fn roles_are_bounded_in_number_and_length() {
+        let name = |i: usize, len: usize| format!("r{i:0>width$}", width = len - 1);
+        let at_limit: Vec<String> = (0..limits::MAX_ROLES)
+            .map(|i| name(i, limits::MAX_NAME_LEN))
+            .collect();
+        assert_eq!(check_roles(&at_limit), Ok(()));
+        let mut one_more = at_limit.clone();
+        one_more.push(name(99, 8));
+        let error = check_roles(&one_more).unwrap_err().to_string();
+        assert!(error.contains("at most 32 roles"), "{error}");
+        let too_long = [name(0, limits::MAX_NAME_LEN + 1)];
+        let error = check_roles(&too_long).unwrap_err().to_string();
+        assert!(error.contains("not a valid role name"), "{error}");
+        assert!(error.contains("at most 64 characters"), "{error}");
+        // A huge name is echoed only in part.
+        let huge = ["r".repeat(100_000)];
+        assert!(check_roles(&huge).unwrap_err().to_string().len() < 300);
+        for bad in ["ops team", "", "a/b", "\u{e9}"] {
+            assert!(check_roles(&[bad.to_owned()]).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn scope_sets_set_by_administrators_are_bounded() {
+        let tokens = |n: usize, len: usize| -> Vec<String> {
+            (0..n)
+                .map(|i| format!("s{i:0>width$}", width = len - 1))
+                .collect()
+        };
+        let at_limit = tokens(limits::MAX_SCOPES, limits::MAX_SCOPE_LEN);
+        assert_eq!(Scope::from_tokens(&at_limit).unwrap().iter().count(), 32);
+        let mut one_more = at_limit.clone();
+        one_more.push("extra".into());
+        assert_eq!(
+            Scope::from_tokens(&one_more),
+            Err(InvalidScope::TooMany(33))
+        );
+        let long = tokens(1, limits::MAX_SCOPE_LEN + 1);
+        assert!(matches!(
+            Scope::from_tokens(&long),
+            Err(InvalidScope::TooLong(_))
+        ));
+        // Duplicates are one token.
+        let repeated = vec!["read".to_owned(); 100];
+        assert_eq!(Scope::from_tokens(&repeated).unwrap().to_string(), "read");
+        // Parsing a request or a token checks only the grammar: a request can only narrow
+        // what an administrator set.
+        assert!(Scope::parse(&tokens(100, 100).join(" ")).is_ok());
+    }
+
+    #[test]
+    fn audiences_are_bounded_and_need_no_escaping() {
+        assert_eq!(
+            check_audience("https://reports.example.com/api?v=1"),
+            Ok(())
+        );
+        assert_eq!(
+            check_audience(&"a".repeat(limits::MAX_AUDIENCE_LEN)),
+            Ok(())
+        );
+        for bad in [
+            String::new(),
+            "a".repeat(limits::MAX_AUDIENCE_LEN + 1),
+            "my api".into(),
+            "a\"b".into(),
+            "a\\b".into(),
+            "tab\there".into(),
+            "caf\u{e9}".into(),
+        ] {
+            assert!(check_audience(&bad).is_err(), "{bad:?}");
+        }
+        let many: Vec<String> = (0..=limits::MAX_AUDIENCES)
+            .map(|i| format!("aud{i}"))
+            .collect();
+        let error = check_audiences(&many).unwrap_err().to_string();
+        assert!(error.contains("at most 32 audiences"), "{error}");
+        assert_eq!(check_audiences(&many[..limits::MAX_AUDIENCES]), Ok(()));
     }
 
     #[test]

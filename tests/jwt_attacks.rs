@@ -189,6 +189,28 @@ fn attacks(
         attack("embedded jwk", with_header(json!({"jwk": stranger.jwk()}))),
         attack("x5c chain", with_header(json!({"x5c": ["MIIB"]}))),
         attack("crit extension", with_header(json!({"crit": ["exp"]}))),
+        attack("crit, empty", with_header(json!({"crit": []}))),
+        attack(
+            "zip: a JWE compression header on a JWS",
+            with_header(json!({"zip": "DEF"})),
+        ),
+        attack(
+            "enc: a JWE encryption header on a JWS",
+            with_header(json!({"enc": "A256GCM"})),
+        ),
+        attack("cty: a nested token", with_header(json!({"cty": "JWT"}))),
+        attack(
+            "an unregistered header member",
+            with_header(json!({"x-latchkey": true})),
+        ),
+        attack(
+            "an escaped member name spelling zip",
+            token_with(
+                &format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","\u007aip":"DEF"}}"#),
+                &claims,
+                ours,
+            ),
+        ),
         attack("stripped signature", format!("{unsigned}.")),
         attack("two parts only", unsigned.to_owned()),
         attack(
@@ -220,6 +242,17 @@ fn attacks(
         attack(
             "nbf in the future",
             with_claims(&|c| c["nbf"] = json!(now + 3600)),
+        ),
+        attack(
+            "iat an hour in the future",
+            with_claims(&|c| c["iat"] = json!(now + 3600)),
+        ),
+        attack(
+            "iat a minute in the future, nbf now",
+            with_claims(&|c| {
+                c["iat"] = json!(now + 60);
+                c["nbf"] = json!(now);
+            }),
         ),
         attack(
             "wrong iss",
@@ -404,4 +437,88 @@ async fn an_access_token_at_the_refresh_grant_is_invalid_grant() {
         .await
         .expect("sent");
     assert_oauth_error(logout, 400, "invalid_request").await;
+}
+
+/// Introspects `token` as the confidential client `rs`.
+async fn introspect(app: &TestApp, secret: &str, token: &str) -> Value {
+    let response = app
+        .http
+        .post(app.url("/oauth/introspect"))
+        .basic_auth("rs", Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200, "introspection answers");
+    response.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn the_issuer_calls_its_own_tokens_expired_at_their_exact_exp() {
+    let app = TestApp::spawn().await;
+    app.with_user_and_web_client().await;
+    let secret = app
+        .add_client(
+            "rs",
+            false,
+            &[latchkey::domain::GrantType::ClientCredentials],
+            &[],
+            &[],
+        )
+        .await
+        .expect("a secret");
+    let tokens = app.login().await;
+    let access = tokens["access_token"].as_str().expect("access token");
+    let refresh = tokens["refresh_token"].as_str().expect("refresh token");
+    let keys = app.keys();
+    let signer = keys.signer().clone();
+    let ours = |message: &[u8]| signer.sign(message).expect("signature");
+    // The genuine tokens with `exp` moved, signed with the issuer's own key: the same `jti`,
+    // session and family, so nothing but the expiry can refuse them.
+    let expiring = |token: &str, exp: i64| {
+        let (header, mut claims) = decode_jwt(token);
+        claims["exp"] = json!(exp);
+        claims["iat"] = json!(exp - 60);
+        claims["nbf"] = json!(exp - 60);
+        token_with(&header.to_string(), &claims, ours)
+    };
+    let now = now();
+    let live = expiring(access, now + 60);
+    assert_eq!(
+        app.userinfo(&live).await.status(),
+        200,
+        "the control passes"
+    );
+    assert_eq!(introspect(&app, &secret, &live).await["active"], true);
+    // At `exp` and within the 5 s a resource server allows for its clock, the issuer's own
+    // answer is: expired.
+    for exp in [now, now - 2, now - 4] {
+        let token = expiring(access, exp);
+        let answer = introspect(&app, &secret, &token).await;
+        assert_eq!(
+            answer,
+            json!({"active": false}),
+            "exp = now - {}",
+            now - exp
+        );
+        let response = app.userinfo(&token).await;
+        assert_oauth_error(response, 401, "invalid_token").await;
+        let logout = app
+            .http
+            .post(app.url("/logout"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("sent");
+        assert_oauth_error(logout, 401, "invalid_token").await;
+        let expired_refresh = expiring(refresh, exp);
+        assert_eq!(
+            introspect(&app, &secret, &expired_refresh).await,
+            json!({"active": false})
+        );
+        assert_oauth_error(app.refresh(&expired_refresh).await, 400, "invalid_grant").await;
+    }
+    // None of it touched the session: the genuine tokens still work.
+    assert_eq!(app.userinfo(access).await.status(), 200);
+    assert_eq!(app.refresh(refresh).await.status(), 200);
 }

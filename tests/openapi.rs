@@ -155,3 +155,49 @@ async fn the_revocation_feed_requires_http_basic_client_authentication() {
     let security = &document["paths"]["/oauth/revocations"]["get"]["security"];
     assert_eq!(security, &serde_json::json!([{ "ClientBasic": [] }]));
 }
+
+#[tokio::test]
+async fn introspection_is_documented_as_for_confidential_clients_only() {
+    let document = document().await;
+    let op = &document["paths"]["/oauth/introspect"]["post"];
+    let description = op["description"].as_str().unwrap_or_default();
+    assert!(description.contains("confidential"), "{description}");
+    assert!(description.contains("401 invalid_client"), "{description}");
+    let refusal = op["responses"]["401"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(refusal.contains("public client"), "{refusal}");
+    let methods = &document["components"]["schemas"]["ServerMetadata"]["properties"]["introspection_endpoint_auth_methods_supported"]
+        ["description"];
+    assert!(
+        methods
+            .as_str()
+            .unwrap_or_default()
+            .contains("confidential"),
+        "{methods}"
+    );
+}
+
+#[tokio::test]
+async fn the_limits_on_roles_scopes_and_audiences_are_in_the_request_schemas() {
+    let document = document().await;
+    let schemas = &document["components"]["schemas"];
+    for (schema, field, items, length) in [
+        ("NewUser", "roles", 32, 64),
+        ("UserUpdate", "roles", 32, 64),
+        ("NewClient", "scopes", 32, 64),
+        ("NewClient", "audiences", 32, 256),
+        ("ClientUpdate", "scopes", 32, 64),
+        ("ClientUpdate", "audiences", 32, 256),
+    ] {
+        let property = &schemas[schema]["properties"][field];
+        assert_eq!(property["maxItems"], items, "{schema}.{field}: {property}");
+        assert_eq!(
+            property["items"]["maxLength"], length,
+            "{schema}.{field}: {property}"
+        );
+    }
+    for (schema, field) in [("NewUser", "username"), ("NewClient", "client_id")] {
+        assert_eq!(schemas[schema]["properties"][field]["maxLength"], 64);
+    }
+}

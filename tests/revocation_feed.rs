@@ -145,6 +145,21 @@ async fn only_an_authenticated_confidential_client_may_read_the_feed() {
         .await
         .unwrap();
     assert_oauth_error(public, 401, "invalid_client").await;
+    // A public client's id alone, however it is sent, proves nothing.
+    for request in [
+        app.http
+            .get(app.url("/oauth/revocations"))
+            .basic_auth("web", None::<&str>),
+        app.http.get(app.url("/oauth/revocations?client_id=web")),
+        app.http
+            .get(app.url("/oauth/revocations"))
+            .basic_auth("web", Some("guess")),
+    ] {
+        let response = request.send().await.unwrap();
+        let challenge = response.headers().get("www-authenticate").cloned();
+        assert_oauth_error(response, 401, "invalid_client").await;
+        assert!(challenge.unwrap().to_str().unwrap().starts_with("Basic"));
+    }
     let bearer = app
         .http
         .get(app.url("/oauth/revocations"))

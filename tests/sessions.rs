@@ -294,6 +294,92 @@ async fn introspection_describes_live_tokens_and_needs_an_authenticated_client()
 }
 
 #[tokio::test]
+async fn introspection_is_for_confidential_clients_only() {
+    let app = TestApp::spawn().await;
+    app.with_user_and_web_client().await;
+    let secret = introspector(&app).await;
+    let tokens = app.login().await;
+    let access = str_of(&tokens, "access_token");
+    let refresh = str_of(&tokens, "refresh_token");
+    // A public client may introspect nothing: not another client's token, not its own, not a
+    // refresh token, however it names itself (RFC 7662 §2.1).
+    for token in [access, refresh] {
+        let attempts = [
+            app.http
+                .post(app.url("/oauth/introspect"))
+                .form(&[("token", token), ("client_id", "web")]),
+            app.http.post(app.url("/oauth/introspect")).form(&[
+                ("token", token),
+                ("client_id", "web"),
+                ("client_secret", ""),
+            ]),
+            app.http
+                .post(app.url("/oauth/introspect"))
+                .json(&json!({"token": token, "client_id": "web"})),
+            app.http
+                .post(app.url("/oauth/introspect"))
+                .basic_auth("web", None::<&str>)
+                .form(&[("token", token)]),
+            app.http
+                .post(app.url("/oauth/introspect"))
+                .basic_auth("web", Some("anything"))
+                .form(&[("token", token)]),
+            // Nor a confidential client's id without its secret.
+            app.http
+                .post(app.url("/oauth/introspect"))
+                .form(&[("token", token), ("client_id", "rs")]),
+        ];
+        for attempt in attempts {
+            let response = attempt.send().await.unwrap();
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let body = assert_oauth_error(response, 401, "invalid_client").await;
+            assert!(challenge.starts_with("Basic"), "{challenge}");
+            assert!(body.get("active").is_none(), "{body}");
+        }
+    }
+    // The confidential client, by Basic or in the body, may.
+    assert_eq!(introspect(&app, &secret, access).await["active"], true);
+    let posted = app
+        .post_form(
+            "/oauth/introspect",
+            &[
+                ("token", refresh),
+                ("client_id", "rs"),
+                ("client_secret", &secret),
+            ],
+        )
+        .await;
+    assert_eq!(posted.status(), 200);
+    assert_eq!(posted.json::<Value>().await.unwrap()["active"], true);
+    // Revocation stays open to the public client, for its own tokens (RFC 7009).
+    assert_eq!(revoke(&app, access).await.status(), 200);
+    assert_eq!(introspect(&app, &secret, access).await["active"], false);
+    // The metadata says as much: no `none` for introspection, `none` for revocation.
+    let metadata: Value = app
+        .http
+        .get(app.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        metadata["introspection_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post"])
+    );
+    let revocation = metadata["revocation_endpoint_auth_methods_supported"]
+        .as_array()
+        .unwrap();
+    assert!(revocation.contains(&json!("none")));
+}
+
+#[tokio::test]
 async fn a_rotated_refresh_token_is_inactive_once_its_grace_window_has_passed() {
     let app = TestApp::spawn_with(|s| s.tokens.refresh_grace = 0).await;
     app.with_user_and_web_client().await;

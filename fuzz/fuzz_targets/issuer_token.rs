@@ -5,8 +5,9 @@
 //! `r` inputs go through `verify_access` and `verify_refresh`: never a panic, and nothing passes
 //! but the exact seed tokens the fixed key signed. `s` inputs (signed here, see the crate docs;
 //! `$ed`, `$rsa`, `$ec` in the header stand for the kids): whatever passes was signed by a key
-//! of the set with that key's algorithm, has the `typ` of its kind, names no key elsewhere, and
-//! carries the issuer, a live lifetime and, for a refresh token, the issuer as audience.
+//! of the set with that key's algorithm, has the `typ` of its kind, a header of exactly `alg`,
+//! `typ` and `kid`, and carries the issuer, a live lifetime (`exp` exactly, `nbf` and `iat`
+//! within the leeway) and, for a refresh token, the issuer as audience.
 #![no_main]
 
 use std::collections::HashSet;
@@ -167,15 +168,22 @@ impl Accepted<'_> {
             "foreign key reference: {}",
             self.context()
         );
-        assert_eq!(claims.iss, ISSUER, "iss: {}", self.context());
         assert!(
-            claims.exp >= self.before - LEEWAY,
-            "expired: {}",
+            latchkey_fuzz::only_issuer_members(&header),
+            "a header member besides alg, typ and kid: {}",
             self.context()
         );
+        assert_eq!(claims.iss, ISSUER, "iss: {}", self.context());
+        // The issuer's own answer: expired at the exact `exp`, no leeway.
+        assert!(claims.exp > self.before, "expired: {}", self.context());
         assert!(
             claims.nbf <= self.after + LEEWAY,
             "not yet valid: {}",
+            self.context()
+        );
+        assert!(
+            claims.iat <= self.after + LEEWAY,
+            "issued in the future: {}",
             self.context()
         );
     }

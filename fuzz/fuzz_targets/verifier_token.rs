@@ -176,9 +176,14 @@ fn check_accepted(input: &SignedInput<'_>, accepted: &AccessToken, before: i64, 
         "typ: {}",
         context()
     );
-    for member in ["jku", "x5u", "jwk", "x5c", "crit"] {
+    for member in ["jku", "x5u", "jwk", "x5c", "crit", "zip", "enc", "cty"] {
         assert!(header.get(member).is_none(), "{member}: {}", context());
     }
+    assert!(
+        latchkey_fuzz::only_issuer_members(&header),
+        "a header member besides alg, typ and kid: {}",
+        context()
+    );
     assert_eq!(claims["iss"], ISSUER, "iss: {}", context());
     let audience_ok = match &claims["aud"] {
         Value::String(one) => one == AUDIENCE,
@@ -201,6 +206,11 @@ fn check_accepted(input: &SignedInput<'_>, accepted: &AccessToken, before: i64, 
         claims["iat"].as_i64(),
         Some(accepted.iat),
         "iat: {}",
+        context()
+    );
+    assert!(
+        accepted.iat <= after + LEEWAY,
+        "issued in the future: {}",
         context()
     );
     assert_eq!(claims["sub"], accepted.subject, "sub: {}", context());

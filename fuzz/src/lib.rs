@@ -277,6 +277,15 @@ pub fn names_foreign_key(header: &Value) -> bool {
         .any(|m| header.get(m).is_some_and(|v| !v.is_null()))
 }
 
+/// Whether a JOSE header has exactly the members the issuer writes: `alg`, `typ` and `kid`.
+/// (A member given twice never parses into a `Value` that shows it; the verifiers refuse it,
+/// and the seeds and unit tests cover that.)
+pub fn only_issuer_members(header: &Value) -> bool {
+    header.as_object().is_some_and(|members| {
+        members.len() == 3 && ["alg", "typ", "kid"].iter().all(|m| members.contains_key(*m))
+    })
+}
+
 /// Unix seconds now.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()

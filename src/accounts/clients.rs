@@ -188,11 +188,9 @@ fn checked_grants(
     Ok(grants)
 }
 
+/// At most `limits::MAX_AUDIENCES`, each 1 to 256 printable ASCII characters other than space,
+/// quote and backslash: the one a token carries as `aud` must keep it within the limits.
 fn checked_audiences(audiences: BTreeSet<String>) -> Result<BTreeSet<String>, AuthError> {
-    if audiences.iter().any(|a| a.is_empty() || a.len() > 256) {
-        return Err(AuthError::InvalidRequest(
-            "audiences must be 1 to 256 characters".into(),
-        ));
-    }
+    crate::domain::check_audiences(&audiences).map_err(invalid)?;
     Ok(audiences)
 }

@@ -153,10 +153,8 @@ pub async fn update_user(
     Ok(user)
 }
 
+/// At most `limits::MAX_ROLES` roles, each a valid role name: every role goes into the `roles`
+/// claim of the user's access tokens, which must stay within what the issuer accepts.
 fn check_roles(roles: &BTreeSet<String>) -> Result<(), AuthError> {
-    for role in roles {
-        Username::parse(role.as_str())
-            .map_err(|_| AuthError::InvalidRequest(format!("'{role}' is not a valid role name")))?;
-    }
-    Ok(())
+    crate::domain::check_roles(roles).map_err(invalid)
 }

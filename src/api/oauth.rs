@@ -11,8 +11,8 @@ use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi, SecurityScheme};
 use serde::Deserialize;
 
 use super::errors::{
-    Answer, ApiError, BODY_TOO_LARGE, ErrorDoc, INTERNAL, INVALID_CLIENT, THROTTLED, UNAVAILABLE,
-    error_list, unavailable_after_change,
+    Answer, ApiError, BODY_TOO_LARGE, ErrorDoc, ErrorHeader, INTERNAL, INVALID_CLIENT, THROTTLED,
+    UNAVAILABLE, error_list, unavailable_after_change,
 };
 use super::optional_body::{OptionalTokenBody, OptionalTokenParamBody};
 use super::origin::origin;
@@ -267,7 +267,17 @@ error_list!(
         "invalid_request",
         "token is required",
     ),
-    INVALID_CLIENT,
+    ErrorDoc::new(
+        401,
+        "Client authentication failed (`invalid_client`): introspection is for confidential \
+         clients (RFC 7662 §2.1), so a request without a client secret (a public client's \
+         bare `client_id`, or none at all) is refused, as are an unknown client, a wrong \
+         secret and malformed Basic credentials.",
+        "invalid_client",
+        "introspection is for confidential clients: authenticate with the client's id and \
+         secret (HTTP Basic, or client_id and client_secret in the body)",
+    )
+    .with(ErrorHeader::BasicChallenge),
     BODY_TOO_LARGE,
     THROTTLED,
     INTERNAL,
@@ -411,8 +421,12 @@ impl OAuthApi {
 
     /// Introspect a token
     ///
-    /// RFC 7662. The caller authenticates as a client. Revoked, expired and foreign tokens
-    /// are reported as `{"active": false}`.
+    /// RFC 7662. Only for confidential clients (RFC 7662 §2.1): the caller authenticates with
+    /// its client id and secret, by HTTP Basic (`client_secret_basic`) or with `client_id` and
+    /// `client_secret` in the body (`client_secret_post`), as the metadata's
+    /// `introspection_endpoint_auth_methods_supported` lists. A public client, or a request
+    /// without a secret, is refused with `401 invalid_client`. Revoked, expired (from the exact
+    /// `exp` on) and foreign tokens are reported as `{"active": false}`.
     #[oai(
         path = "/oauth/introspect",
         method = "post",
@@ -434,7 +448,9 @@ impl OAuthApi {
             params.client_secret,
         )?
         .with_origin(origin(req));
-        self.authority.authenticate_client(&credentials).await?;
+        self.authority
+            .authenticate_confidential_client(&credentials, "introspection")
+            .await?;
         let token = required_token(params.token)?;
         let hint = TokenHint::parse(params.token_type_hint.as_deref());
         let answer = self.authority.introspect(&token, hint, now_ms()).await?;

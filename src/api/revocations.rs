@@ -301,7 +301,10 @@ impl RevocationsApi {
         /// At most this many events (1 to 1000, default 500).
         limit: Query<Option<u64>>,
     ) -> Answer<FeedResponse, FeedErrors> {
-        let client = self.authority.authenticate_client(&auth.0).await?;
+        let client = self
+            .authority
+            .authenticate_confidential_client(&auth.0, "the revocation feed")
+            .await?;
         let answer = self
             .authority
             .revocation_feed(&client, after.0.as_deref(), limit.0, now())

@@ -119,7 +119,10 @@ pub struct ServerMetadata {
     pub grant_types_supported: Vec<String>,
     pub response_types_supported: Vec<String>,
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// Includes `none`: a public client revokes its own tokens with its `client_id` alone
+    /// (RFC 7009).
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// Secret-based methods only: introspection is for confidential clients (RFC 7662 §2.1).
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
     /// Algorithms of the published keys.
     pub token_signing_alg_values_supported: Vec<String>,

@@ -531,3 +531,47 @@ fn every_documented_variable_is_known() {
     let result = check_environment(names, &known);
     assert!(result.is_ok(), "{}", result.unwrap_err());
 }
+
+#[test]
+fn what_goes_into_every_token_is_bounded_like_an_administrator_s_input() {
+    // `aud` of tokens that ask for none: an audience's rules.
+    let long = "a".repeat(crate::domain::limits::MAX_AUDIENCE_LEN);
+    let settings = Settings::load_from(None, env(&[("LATCHKEY_TOKENS__AUDIENCE", &long)])).unwrap();
+    assert_eq!(settings.tokens.audience, long);
+    for audience in [
+        format!("{long}a"),
+        "my api".into(),
+        "a\"b".into(),
+        "a\\b".into(),
+    ] {
+        let message = error_for(&[("LATCHKEY_TOKENS__AUDIENCE", &audience)]);
+        assert!(message.contains("tokens.audience"), "{message}");
+    }
+    // The issuer is `iss` of every token and `aud` of refresh tokens.
+    let issuer = format!("https://{}", "a".repeat(248));
+    assert_eq!(issuer.len(), crate::domain::limits::MAX_ISSUER_LEN);
+    assert!(Settings::load_from(None, env(&[("LATCHKEY_ISSUER", &issuer)])).is_ok());
+    for issuer in [format!("{issuer}a"), "https://auth example.com".into()] {
+        let message = error_for(&[("LATCHKEY_ISSUER", &issuer)]);
+        assert!(message.contains("issuer"), "{message}");
+    }
+    // Admin scopes: the scope limits.
+    let many: Vec<String> = (0..=crate::domain::limits::MAX_SCOPES)
+        .map(|i| format!("s{i}"))
+        .collect();
+    let message = error_for(&[("LATCHKEY_TOKENS__ADMIN_SCOPES", &many.join(" "))]);
+    assert!(message.contains("tokens.admin_scopes"), "{message}");
+    assert!(message.contains("at most 32"), "{message}");
+    let long_scope = "s".repeat(crate::domain::limits::MAX_SCOPE_LEN + 1);
+    let message = error_for(&[("LATCHKEY_TOKENS__ADMIN_SCOPES", &long_scope)]);
+    assert!(message.contains("tokens.admin_scopes"), "{message}");
+}
+
+#[test]
+fn the_body_limit_takes_the_largest_token_to_revoke_or_introspect() {
+    let least = MIN_BODY_BYTES.to_string();
+    assert!(Settings::load_from(None, env(&[("LATCHKEY_SERVER__MAX_BODY_BYTES", &least)])).is_ok());
+    let below = (MIN_BODY_BYTES - 1).to_string();
+    let message = error_for(&[("LATCHKEY_SERVER__MAX_BODY_BYTES", &below)]);
+    assert!(message.contains("server.max_body_bytes"), "{message}");
+}

@@ -167,6 +167,37 @@ impl Authority {
             not_before: read.not_before,
         })
     }
+
+    /// A confidential client, proven by its secret: what introspection (RFC 7662 §2.1) and the
+    /// revocation feed need. Without a secret the request is refused before any lookup, so the
+    /// answer tells nothing about which client ids exist (or which are public), and it is no
+    /// guess to count; with one, a public client fails like a wrong secret does.
+    pub async fn authenticate_confidential_client(
+        &self,
+        credentials: &ClientCredentials,
+        endpoint: &str,
+    ) -> Result<ClientRecord, AuthError> {
+        if credentials.client_secret.is_none() {
+            if let Some(id) = credentials.client_id.as_deref() {
+                let id: String = id.chars().take(64).collect();
+                Record::new(Event::ClientAuthFailed, &id, &credentials.origin)
+                    .client(&id)
+                    .emit();
+            }
+            return Err(AuthError::InvalidClient(format!(
+                "{endpoint} is for confidential clients: authenticate with the client's id and \
+                 secret (HTTP Basic, or client_id and client_secret in the body)"
+            )));
+        }
+        let client = self.authenticate_client(credentials).await?;
+        if client.is_public() {
+            // Unreachable as long as public clients have no secret; kept as the rule itself.
+            return Err(AuthError::InvalidClient(format!(
+                "{endpoint} is for confidential clients"
+            )));
+        }
+        Ok(client)
+    }
 }
 
 #[cfg(test)]

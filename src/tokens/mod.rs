@@ -8,7 +8,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::keys::{KeyError, SigningKey};
 
-pub use verify::{TokenError, TokenVerifier};
+pub use verify::{LEEWAY, TokenError, TokenVerifier};
+
+/// The largest token the issuer accepts, its own included (`TokenVerifier` refuses anything
+/// longer before decoding it), and so the largest it signs. The limits on names, roles, scopes
+/// and audiences ([`crate::domain::limits`]) keep every token well under it: the largest one
+/// they allow, signed with an RSA-4096 key, is about 6 KiB (see the test below).
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// The JOSE `typ` of each kind of token. It is part of the signed header, so one kind can never
 /// be passed off as the other.
@@ -105,5 +111,14 @@ pub fn sign<C: Serialize>(
     let signature = key.sign(token.as_bytes())?;
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+    // Every token the issuer issues, it accepts itself: never hand out one it would refuse.
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(KeyError::Refused(format!(
+            "a {} token of {} bytes exceeds the {MAX_TOKEN_BYTES} bytes the issuer accepts; \
+             the subject's roles or the client's scopes exceed the limits",
+            kind.typ(),
+            token.len()
+        )));
+    }
     Ok(token)
 }

@@ -1,12 +1,28 @@
 //! Verification of the tokens this issuer signed.
 //!
-//! The algorithm comes from the key named by `kid`, never from the token's header, and the
-//! header may carry nothing that points elsewhere for a key.
+//! The header is read here, not by jsonwebtoken (whose `decode_header` drops members it does not
+//! know): it must be a JSON object of exactly `alg`, `typ` and `kid`, each once, as [`super::sign`]
+//! writes it. Anything else is refused: members that point to a key elsewhere (`jku`, `jwk`,
+//! `x5u`, `x5c`), `crit` (RFC 7515 §4.1.11: extensions this issuer does not implement), the JWE
+//! members `zip` and `enc`, `cty` (a nested token), and any member nobody registered. The
+//! algorithm comes from the key named by `kid`, never from the header.
+//!
+//! Times: the issuer's own answers (bearer checks, introspection, the refresh grant) call a token
+//! expired at its exact `exp`; the leeway is for resource servers' clocks, not for the issuer's
+//! own answer. `nbf` and `iat` keep [`LEEWAY`] for clock skew between replicas: a token issued
+//! by a replica whose clock runs ahead passes, one that claims to be issued further in the future
+//! does not.
 
-use jsonwebtoken::{Validation, decode, decode_header};
-use serde::de::DeserializeOwned;
+use std::fmt;
 
-use super::{AccessClaims, RefreshClaims, TokenKind};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Validation, decode};
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use super::{AccessClaims, Claims, MAX_TOKEN_BYTES, RefreshClaims, TokenKind};
+use crate::domain::UnixTime;
 use crate::keys::KeySet;
 
 /// Why a token was refused. The messages are safe to show to the caller.
@@ -22,10 +38,14 @@ pub enum TokenError {
     WrongAlgorithm,
     #[error("the token's header points to a key elsewhere")]
     ForeignKeyReference,
+    /// `crit`, `zip`, `enc`, `cty` or any member besides `alg`, `typ` and `kid`.
+    #[error("the token's header has a member this issuer does not implement")]
+    UnsupportedHeader,
     #[error("the token's signature is invalid")]
     BadSignature,
     #[error("the token has expired")]
     Expired,
+    /// `nbf` or `iat` later than now plus the leeway.
     #[error("the token is not valid yet")]
     NotYetValid,
     #[error("the token was issued by another issuer")]
@@ -34,8 +54,11 @@ pub enum TokenError {
     WrongAudience,
 }
 
-/// Clock skew tolerated between replicas, in seconds.
-const LEEWAY: u64 = 5;
+/// Clock skew tolerated between replicas on `nbf` and `iat`, in seconds. Never on `exp`.
+pub const LEEWAY: i64 = 5;
+
+/// The largest decoded header accepted: the issuer's own are under 100 bytes.
+const MAX_HEADER_BYTES: usize = 1024;
 
 /// Verifies tokens against the issuer's own keys.
 #[derive(Debug, Clone)]
@@ -50,60 +73,168 @@ impl TokenVerifier {
         }
     }
 
-    /// An access token of this issuer, for any audience.
+    /// An access token of this issuer, for any audience, live now.
     pub fn verify_access(&self, keys: &KeySet, token: &str) -> Result<AccessClaims, TokenError> {
-        self.verify(keys, token, TokenKind::Access, None)
+        self.verify_access_at(keys, token, crate::domain::now())
     }
 
-    /// A refresh token of this issuer; its audience must be the issuer itself.
+    /// An access token of this issuer, for any audience, live at `now` (Unix seconds).
+    pub fn verify_access_at(
+        &self,
+        keys: &KeySet,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<AccessClaims, TokenError> {
+        self.verify(keys, token, TokenKind::Access, None, now)
+    }
+
+    /// A refresh token of this issuer, live now; its audience must be the issuer itself.
     pub fn verify_refresh(&self, keys: &KeySet, token: &str) -> Result<RefreshClaims, TokenError> {
-        self.verify(keys, token, TokenKind::Refresh, Some(&self.issuer))
+        self.verify_refresh_at(keys, token, crate::domain::now())
     }
 
-    fn verify<C: DeserializeOwned>(
+    /// A refresh token of this issuer, live at `now` (Unix seconds).
+    pub fn verify_refresh_at(
+        &self,
+        keys: &KeySet,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<RefreshClaims, TokenError> {
+        self.verify(keys, token, TokenKind::Refresh, Some(&self.issuer), now)
+    }
+
+    fn verify<C>(
         &self,
         keys: &KeySet,
         token: &str,
         kind: TokenKind,
         audience: Option<&str>,
-    ) -> Result<C, TokenError> {
-        // Tokens of this issuer are a few hundred bytes; refuse huge input before decoding it.
-        if token.len() > 8 * 1024 || token.bytes().filter(|b| *b == b'.').count() != 2 {
+        now: UnixTime,
+    ) -> Result<C, TokenError>
+    where
+        C: DeserializeOwned + std::ops::Deref<Target = Claims>,
+    {
+        // Refuse huge input before decoding it: every token this issuer signs is smaller (the
+        // limits on names, roles, scopes and audiences see to that, `tokens::sign` checks it).
+        if token.len() > MAX_TOKEN_BYTES || token.bytes().filter(|b| *b == b'.').count() != 2 {
             return Err(TokenError::Malformed);
         }
-        let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
+        let header = Header::read(token)?;
         if header.typ.as_deref() != Some(kind.typ()) {
             return Err(TokenError::WrongKind(match kind {
                 TokenKind::Access => "access token",
                 TokenKind::Refresh => "refresh token",
             }));
         }
-        if header.jku.is_some()
-            || header.jwk.is_some()
-            || header.x5u.is_some()
-            || header.x5c.is_some()
-            || header.crit.is_some()
-        {
+        if header.foreign_key {
             return Err(TokenError::ForeignKeyReference);
+        }
+        if header.unsupported {
+            return Err(TokenError::UnsupportedHeader);
         }
         let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
         let key = keys.find(kid).ok_or(TokenError::UnknownKey)?;
-        let algorithm = key.algorithm().to_jsonwebtoken();
-        if header.alg != algorithm {
+        if header.alg.as_deref() != Some(key.algorithm().as_str()) {
             return Err(TokenError::WrongAlgorithm);
         }
-        let mut validation = Validation::new(algorithm);
-        validation.leeway = LEEWAY;
-        validation.validate_nbf = true;
+        let mut validation = Validation::new(key.algorithm().to_jsonwebtoken());
+        // Times are checked below, against `now`, each with its own rule.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = 0;
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub", "aud"]);
         match audience {
             Some(aud) => validation.set_audience(&[aud]),
             None => validation.validate_aud = false,
         }
-        decode::<C>(token, key.decoding_key(), &validation)
+        let claims: C = decode::<C>(token, key.decoding_key(), &validation)
             .map(|data| data.claims)
-            .map_err(classify)
+            .map_err(classify)?;
+        check_times(&claims, now)?;
+        Ok(claims)
+    }
+}
+
+/// `exp` exactly (RFC 7519 §4.1.4: the token must not be accepted on or after it); `nbf` and
+/// `iat` no later than now plus the leeway.
+fn check_times(claims: &Claims, now: UnixTime) -> Result<(), TokenError> {
+    if now >= claims.exp {
+        return Err(TokenError::Expired);
+    }
+    let latest = now.saturating_add(LEEWAY);
+    if claims.nbf > latest || claims.iat > latest {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(())
+}
+
+/// The members of a token's header, read strictly: a JSON object (UTF-8, RFC 8259 §8.1) in
+/// which no member appears twice.
+#[derive(Debug, Default)]
+struct Header {
+    alg: Option<String>,
+    typ: Option<String>,
+    kid: Option<String>,
+    /// `jku`, `jwk`, `x5u` or `x5c`: a key named by the token itself.
+    foreign_key: bool,
+    /// Any other member: `crit`, `zip`, `enc`, `cty`, `x5t`, or one nobody registered.
+    unsupported: bool,
+}
+
+impl Header {
+    fn read(token: &str) -> Result<Header, TokenError> {
+        let encoded = token.split('.').next().unwrap_or_default();
+        if encoded.is_empty() || encoded.len() > MAX_HEADER_BYTES.div_ceil(3) * 4 {
+            return Err(TokenError::Malformed);
+        }
+        let decoded = URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| TokenError::Malformed)?;
+        let text = std::str::from_utf8(&decoded).map_err(|_| TokenError::Malformed)?;
+        serde_json::from_str(text).map_err(|_| TokenError::Malformed)
+    }
+}
+
+impl<'de> Deserialize<'de> for Header {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(HeaderVisitor)
+    }
+}
+
+struct HeaderVisitor;
+
+impl<'de> Visitor<'de> for HeaderVisitor {
+    type Value = Header;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JOSE header object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header, A::Error> {
+        let mut header = Header::default();
+        let mut seen: Vec<String> = Vec::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if seen.contains(&name) {
+                // `{"alg":"RS256","alg":"none"}` must not mean one thing here, another elsewhere.
+                return Err(de::Error::custom("a header member appears twice"));
+            }
+            match name.as_str() {
+                "alg" => header.alg = Some(map.next_value()?),
+                "typ" => header.typ = Some(map.next_value()?),
+                "kid" => header.kid = Some(map.next_value()?),
+                "jku" | "jwk" | "x5u" | "x5c" => {
+                    map.next_value::<IgnoredAny>()?;
+                    header.foreign_key = true;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    header.unsupported = true;
+                }
+            }
+            seen.push(name);
+        }
+        Ok(header)
     }
 }
 
@@ -302,6 +433,225 @@ mod tests {
         );
         let result = TokenVerifier::new(ISSUER).verify_access(&keys, &forged);
         assert_eq!(result, Err(TokenError::ForeignKeyReference));
+    }
+
+    /// A token signed by our key with `header` written exactly as given.
+    fn signed_with_header(keys: &KeySet, header: &str, claims: &impl serde::Serialize) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap())
+        );
+        let signature = keys.signer().sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    #[test]
+    fn header_members_this_issuer_does_not_implement_are_refused() {
+        let keys = keys();
+        let kid = keys.signer().kid().to_owned();
+        let verifier = TokenVerifier::new(ISSUER);
+        let claims = access(now());
+        for (member, value) in [
+            ("crit", r#"["exp"]"#),
+            ("crit", "[]"),
+            ("zip", r#""DEF""#),
+            ("enc", r#""A256GCM""#),
+            ("cty", r#""JWT""#),
+            ("x5t", r#""dGh1bWI""#),
+            ("b64", "false"),
+            ("note", r#""hello""#),
+            ("zip", "null"),
+            ("\\u007aip", r#""DEF""#),
+        ] {
+            let header =
+                format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","{member}":{value}}}"#);
+            let token = signed_with_header(&keys, &header, &claims);
+            assert_eq!(
+                verifier.verify_access(&keys, &token),
+                Err(TokenError::UnsupportedHeader),
+                "{header}"
+            );
+        }
+        // Exactly the three members, in any order, pass.
+        let header = format!(r#"{{"kid":"{kid}","alg":"RS256","typ":"at+jwt"}}"#);
+        let token = signed_with_header(&keys, &header, &claims);
+        assert_eq!(verifier.verify_access(&keys, &token), Ok(claims.clone()));
+    }
+
+    #[test]
+    fn a_header_that_names_a_member_twice_or_is_not_an_object_is_malformed() {
+        let keys = keys();
+        let kid = keys.signer().kid().to_owned();
+        let verifier = TokenVerifier::new(ISSUER);
+        let claims = access(now());
+        for header in [
+            format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","alg":"none"}}"#),
+            format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}","alg":"RS256"}}"#),
+            format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","\u0061lg":"RS256"}}"#),
+            format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","zip":"DEF","zip":1}}"#),
+            "[]".to_owned(),
+            r#"{"alg":"RS256"} trailing"#.to_owned(),
+        ] {
+            let token = signed_with_header(&keys, &header, &claims);
+            assert_eq!(
+                verifier.verify_access(&keys, &token),
+                Err(TokenError::Malformed),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_is_expired_at_its_exact_exp() {
+        let keys = keys();
+        let verifier = TokenVerifier::new(ISSUER);
+        let issued = now();
+        let claims = access(issued);
+        let exp = claims.exp;
+        let token = sign(keys.signer(), TokenKind::Access, &claims).unwrap();
+        assert!(verifier.verify_access_at(&keys, &token, exp - 1).is_ok());
+        for at in [exp, exp + 1, exp + LEEWAY] {
+            assert_eq!(
+                verifier.verify_access_at(&keys, &token, at),
+                Err(TokenError::Expired),
+                "{at}"
+            );
+        }
+        let refresh = refresh(issued);
+        let token = sign(keys.signer(), TokenKind::Refresh, &refresh).unwrap();
+        assert!(
+            verifier
+                .verify_refresh_at(&keys, &token, refresh.exp - 1)
+                .is_ok()
+        );
+        assert_eq!(
+            verifier.verify_refresh_at(&keys, &token, refresh.exp),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_refused_beyond_the_leeway() {
+        let keys = keys();
+        let verifier = TokenVerifier::new(ISSUER);
+        let now = now();
+        for iat in [now + LEEWAY + 1, now + 3600] {
+            let mut claims = access(now);
+            claims.claims.iat = iat;
+            let token = sign(keys.signer(), TokenKind::Access, &claims).unwrap();
+            assert_eq!(
+                verifier.verify_access_at(&keys, &token, now),
+                Err(TokenError::NotYetValid),
+                "iat {iat}"
+            );
+            let mut claims = refresh(now);
+            claims.claims.iat = iat;
+            let token = sign(keys.signer(), TokenKind::Refresh, &claims).unwrap();
+            assert_eq!(
+                verifier.verify_refresh_at(&keys, &token, now),
+                Err(TokenError::NotYetValid),
+                "iat {iat}"
+            );
+        }
+        // Another replica's clock a little ahead: `iat` and `nbf` within the leeway pass.
+        let mut ahead = access(now);
+        ahead.claims.iat = now + LEEWAY;
+        ahead.claims.nbf = now + LEEWAY;
+        let token = sign(keys.signer(), TokenKind::Access, &ahead).unwrap();
+        assert!(verifier.verify_access_at(&keys, &token, now).is_ok());
+    }
+
+    /// `n` distinct names of exactly `len` characters.
+    fn names(prefix: char, n: usize, len: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| format!("{prefix}{i:0>width$}", width = len - 1))
+            .collect()
+    }
+
+    #[test]
+    fn the_largest_token_the_limits_allow_fits_under_every_size_limit_on_its_path() {
+        use crate::domain::{Role, Scope, TokenId, Username, check_audience, check_roles, limits};
+        // Every value at its limit, each accepted by the rule that bounds it.
+        let issuer = format!("https://{}", "i".repeat(limits::MAX_ISSUER_LEN - 8));
+        let sub = Username::parse("u".repeat(limits::MAX_NAME_LEN)).unwrap();
+        let client_id = "c".repeat(limits::MAX_NAME_LEN);
+        let aud = "a".repeat(limits::MAX_AUDIENCE_LEN);
+        check_audience(&aud).unwrap();
+        check_audience(&issuer).unwrap();
+        let scope =
+            Scope::from_tokens(names('s', limits::MAX_SCOPES, limits::MAX_SCOPE_LEN)).unwrap();
+        let roles = names('r', limits::MAX_ROLES, limits::MAX_NAME_LEN);
+        check_roles(&roles).unwrap();
+        assert!(roles.iter().all(|r| Role::parse(r.as_str()).is_ok()));
+        // The largest signature: RSA-4096 (512 bytes); ES256 and EdDSA sign with 64.
+        let (key, _) = SigningKey::generate_rsa(4096).unwrap();
+        let keys = KeySet::from_keys(vec![key]).unwrap();
+        let now = now();
+        // `exp` of a refresh token is as far off as `tokens.refresh_ttl` says: count 20 digits.
+        let far = 10_i64.pow(18);
+        let claims = Claims {
+            iss: issuer.clone(),
+            sub: sub.to_string(),
+            aud,
+            exp: far,
+            iat: now,
+            nbf: now,
+            jti: TokenId::generate().to_string(),
+            client_id,
+            scope: scope.to_string(),
+        };
+        let access = AccessClaims {
+            claims: claims.clone(),
+            roles: Some(roles),
+            sid: Some(TokenId::generate().to_string()),
+        };
+        let token = sign(keys.signer(), TokenKind::Access, &access).unwrap();
+        let refresh = RefreshClaims {
+            claims: Claims {
+                aud: issuer.clone(),
+                ..claims
+            },
+            fam: TokenId::generate().to_string(),
+        };
+        let refresh_token = sign(keys.signer(), TokenKind::Refresh, &refresh).unwrap();
+        println!(
+            "largest access token: {} bytes, refresh token: {} bytes",
+            token.len(),
+            refresh_token.len()
+        );
+        // Under the issuer's own limit (and latchkey-verify's default, the same 8 KiB) with room
+        // to spare: a longer `exp` (3 digits more at most) and a larger JSON key order change
+        // cannot use it up.
+        assert!(token.len() + 256 <= MAX_TOKEN_BYTES, "{}", token.len());
+        assert!(refresh_token.len() + 256 <= MAX_TOKEN_BYTES);
+        // An `Authorization: Bearer` header line within the 8 KiB of common proxies (nginx's
+        // large_client_header_buffers), and so within hyper's HTTP/2 header list of 16 KiB.
+        assert!("Authorization: Bearer ".len() + token.len() + 2 <= 8 * 1024);
+        // A revocation or introspection body with it and a client's credentials (a 64-character
+        // id, percent-encoded at worst, and a secret) within the least `server.max_body_bytes`.
+        let body = format!(
+            "token={token}&token_type_hint=access_token&client_id={}&client_secret={}",
+            "%41".repeat(64),
+            "s".repeat(43)
+        );
+        assert!(body.len() <= crate::configuration::MIN_BODY_BYTES);
+        // And it verifies: every token the issuer issues, it accepts itself.
+        let verifier = TokenVerifier::new(issuer);
+        assert_eq!(verifier.verify_access(&keys, &token), Ok(access));
+        assert_eq!(verifier.verify_refresh(&keys, &refresh_token), Ok(refresh));
+    }
+
+    #[test]
+    fn the_issuer_never_signs_a_token_it_would_refuse() {
+        let keys = keys();
+        let mut claims = access(now());
+        claims.roles = Some(names('r', 1500, 64));
+        let refused = sign(keys.signer(), TokenKind::Access, &claims);
+        assert!(
+            matches!(refused, Err(crate::keys::KeyError::Refused(_))),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -309,3 +309,70 @@ async fn every_admin_endpoint_is_in_the_openapi_document() {
         }
     }
 }
+
+/// `n` distinct names of exactly `len` characters.
+fn names(prefix: &str, n: usize, len: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{prefix}{i:0>width$}", width = len - prefix.len()))
+        .collect()
+}
+
+#[tokio::test]
+async fn scopes_and_audiences_are_bounded_in_number_and_length() {
+    let app = app().await;
+    let token = root_token(&app).await;
+    let scopes = names("s", 32, 64);
+    let audiences = names("https://a", 32, 256);
+    let created = call(
+        &app,
+        Method::POST,
+        "/admin/clients",
+        Some(&token),
+        Some(json!({
+            "client_id": "c".repeat(64),
+            "grants": ["client_credentials"],
+            "scopes": scopes,
+            "audiences": audiences,
+        })),
+    )
+    .await;
+    assert_eq!(created.status(), 201, "the limits themselves are fine");
+
+    let one_more_scope = [scopes.clone(), vec!["extra".into()]].concat();
+    let one_more_audience = [audiences.clone(), vec!["https://extra".into()]].concat();
+    let refused = [
+        json!({"scopes": one_more_scope}),
+        json!({"scopes": ["s".repeat(65)]}),
+        json!({"audiences": one_more_audience}),
+        json!({"audiences": ["a".repeat(257)]}),
+        json!({"audiences": ["my api"]}),
+        json!({"audiences": ["a\"b"]}),
+    ];
+    for change in refused {
+        let mut new = json!({"client_id": "over", "grants": ["client_credentials"]});
+        for (key, value) in change.as_object().unwrap() {
+            new[key] = value.clone();
+        }
+        for (method, path, body) in [
+            (Method::POST, "/admin/clients", new),
+            (Method::PATCH, "/admin/clients/web", change.clone()),
+        ] {
+            let response = call(&app, method.clone(), path, Some(&token), Some(body)).await;
+            let body = assert_oauth_error(response, 400, "invalid_request").await;
+            let description = body["error_description"].as_str().unwrap_or_default();
+            assert!(
+                ["32", "64", "256", "audience"]
+                    .iter()
+                    .any(|s| description.contains(s)),
+                "{method} {path}: a clear reason: {body}"
+            );
+        }
+    }
+    let (status, _) =
+        answer(call(&app, Method::GET, "/admin/clients/over", Some(&token), None).await).await;
+    assert_eq!(status, 404, "nothing refused was stored");
+    let (_, web) =
+        answer(call(&app, Method::GET, "/admin/clients/web", Some(&token), None).await).await;
+    assert_eq!(web["scopes"], json!(["read", "write"]));
+    assert_eq!(web["audiences"], json!([]));
+}

@@ -289,3 +289,80 @@ async fn a_repeated_disable_completes_one_whose_revocation_never_happened() {
     let (_, claims) = decode_jwt(&alice);
     assert!(not_before > claims["iat"].as_i64().unwrap());
 }
+
+/// `n` distinct names of exactly `len` characters.
+fn names(prefix: &str, n: usize, len: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{prefix}{i:0>width$}", width = len - prefix.len()))
+        .collect()
+}
+
+#[tokio::test]
+async fn roles_are_bounded_so_that_every_token_of_the_user_is_one_the_issuer_accepts() {
+    let app = app().await;
+    let token = root_token(&app).await;
+    let roles = names("r", 32, 64);
+    let create = |name: &str, roles: &[String]| json!({"username": name, "password": "long enough", "roles": roles});
+    let created = call(
+        &app,
+        Method::POST,
+        "/admin/users",
+        Some(&token),
+        Some(create(&"u".repeat(64), &roles)),
+    )
+    .await;
+    assert_eq!(created.status(), 201, "32 roles of 64 characters are fine");
+
+    let one_more = [roles.clone(), vec!["extra".into()]].concat();
+    let long = vec!["r".repeat(65)];
+    let mut refusals = Vec::new();
+    for roles in [&one_more, &long] {
+        refusals.push(
+            call(
+                &app,
+                Method::POST,
+                "/admin/users",
+                Some(&token),
+                Some(create("bob", roles)),
+            )
+            .await,
+        );
+        refusals.push(
+            call(
+                &app,
+                Method::PATCH,
+                "/admin/users/alice",
+                Some(&token),
+                Some(json!({ "roles": roles })),
+            )
+            .await,
+        );
+    }
+    for refused in refusals {
+        let body = assert_oauth_error(refused, 400, "invalid_request").await;
+        let description = body["error_description"].as_str().unwrap_or_default();
+        assert!(
+            description.contains("roles")
+                && (description.contains("32") || description.contains("64")),
+            "a clear reason: {body}"
+        );
+    }
+    // Nothing refused was stored.
+    let (status, _) =
+        answer(call(&app, Method::GET, "/admin/users/bob", Some(&token), None).await).await;
+    assert_eq!(status, 404);
+    let (_, alice) =
+        answer(call(&app, Method::GET, "/admin/users/alice", Some(&token), None).await).await;
+    assert_eq!(alice["roles"], json!(["user"]));
+    // A name one character too long is refused too.
+    let too_long = call(
+        &app,
+        Method::POST,
+        "/admin/users",
+        Some(&token),
+        Some(create(&"u".repeat(65), &[])),
+    )
+    .await;
+    let body = assert_oauth_error(too_long, 400, "invalid_request").await;
+    assert!(body.to_string().contains("64"), "{body}");
+}

@@ -14,8 +14,9 @@ pub enum VerifyError {
     /// Not a compact JWS of sane size, or its header or claims are not valid JSON objects.
     #[error("the token is malformed")]
     Malformed,
-    /// The header asks for `none`, an HMAC algorithm, or names its own key (`jku`, `x5u`,
-    /// `jwk`, `x5c`) or critical extensions (`crit`).
+    /// The header asks for `none` or an HMAC algorithm, or has a member besides `alg`, `typ`
+    /// and `kid`: one that names its own key (`jku`, `x5u`, `jwk`, `x5c`), critical extensions
+    /// (`crit`), JWE's `zip` or `enc`, `cty`, or any other.
     #[error("the token's header is not acceptable")]
     ForbiddenHeader,
     /// `typ` is not `at+jwt`: an ID token, a refresh token, or a plain JWT.
@@ -31,6 +32,7 @@ pub enum VerifyError {
     BadSignature,
     #[error("the token has expired")]
     Expired,
+    /// `nbf` or `iat` is later than now plus the leeway.
     #[error("the token is not valid yet")]
     NotYetValid,
     #[error("the token was issued by another issuer")]

@@ -21,13 +21,16 @@
 //! ```
 //!
 //! What a token must be to pass:
-//! - a compact JWS of at most 8 KiB whose header has `typ: at+jwt`, a `kid` of the issuer's key
-//!   set, and the `alg` of that key (the key decides the algorithm, never the header); `none`,
-//!   HMAC, `jku`, `x5u`, `jwk`, `x5c` and `crit` are refused, and so is a header or claim set
-//!   that names a member twice;
+//! - a compact JWS of at most 8 KiB whose header is exactly what the issuer writes: `typ:
+//!   at+jwt`, a `kid` of the issuer's key set, and the `alg` of that key (the key decides the
+//!   algorithm, never the header), each once and nothing else. `none` and HMAC are refused, and
+//!   so is any other header member, whatever its value: `jku`, `x5u`, `jwk`, `x5c` (a key named
+//!   by the token), `crit` (RFC 7515 §4.1.11; no extension is implemented), `zip` and `enc`
+//!   (JWE), `cty` (a nested token), and unregistered ones. A header or claim set that names a
+//!   member twice is malformed;
 //! - signed by that key; `iss` equal to the issuer; `aud` including the configured audience;
-//!   `exp` in the future and `nbf` (if any) in the past, give or take the leeway; `sub`,
-//!   `client_id`, `iat` and `jti` present;
+//!   `exp` in the future and `nbf` (if any) and `iat` not in the future, give or take the
+//!   leeway; `sub`, `client_id`, `iat` and `jti` present;
 //! - not revoked: its `jti`, its session (`sid`), or its subject's tokens issued before a
 //!   password change, as the feed reported them.
 //!
@@ -132,7 +135,7 @@ impl Builder {
         self
     }
 
-    /// Clock skew tolerated on `exp` and `nbf` (default 5 s).
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 5 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self

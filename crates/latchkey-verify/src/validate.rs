@@ -1,10 +1,10 @@
 //! Access-token validation per RFC 9068 §4 and RFC 8725, on keys already fetched: no network,
 //! no allocation before the signature has been checked beyond the decoded header.
 //!
-//! The order: size and shape; the header (strict JSON, no duplicate members, nothing that
-//! points to a key elsewhere, `typ` = `at+jwt`); the key named by `kid`, whose own algorithm
-//! must be the header's; the signature; then the claims (strict JSON, `iss` exact, `aud`
-//! includes ours, `exp`/`nbf` with leeway, RFC 9068's required claims).
+//! The order: size and shape; the header (strict JSON, exactly `alg`, `typ` and `kid`, each
+//! once, `typ` = `at+jwt`); the key named by `kid`, whose own algorithm must be the header's;
+//! the signature; then the claims (strict JSON, `iss` exact, `aud` includes ours, `exp`, `nbf`
+//! and `iat` with leeway, RFC 9068's required claims).
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::keys::KeySet;
 use crate::{AccessToken, VerifyError};
@@ -28,41 +28,90 @@ const MAX_KID_BYTES: usize = 256;
 pub struct Expectations {
     pub issuer: String,
     pub audience: String,
-    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
     pub leeway: i64,
     pub max_token_bytes: usize,
 }
 
-/// A header member whose mere presence matters, whatever its value (even `null`).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Present(bool);
+/// The JOSE header, read strictly: a JSON object of exactly the members the issuer writes,
+/// `alg`, `typ` and `kid`, each once. serde's derive cannot say "these and nothing else, each
+/// once" without losing which rule broke, so the map is walked here.
+///
+/// Any other member makes the header forbidden, whatever its value (even `null`): members that
+/// name a key elsewhere (`jku`, `x5u`, `jwk`, `x5c`), `crit` (RFC 7515 §4.1.11: the issuer
+/// implements no extension), the JWE members `zip` and `enc`, `cty` (a nested token), `x5t`,
+/// `b64`, and anything unregistered. A member given twice is malformed, so
+/// `{"alg":"RS256","alg":"none"}` cannot mean one thing here and another to some other parser.
+#[derive(Default)]
+struct Header<'a> {
+    alg: Option<Cow<'a, str>>,
+    typ: Option<Cow<'a, str>>,
+    kid: Option<Cow<'a, str>>,
+    /// A member besides `alg`, `typ` and `kid`.
+    forbidden: bool,
+}
 
-impl<'de> Deserialize<'de> for Present {
+impl<'de: 'a, 'a> Deserialize<'de> for Header<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        IgnoredAny::deserialize(deserializer).map(|_| Present(true))
+        deserializer.deserialize_map(HeaderVisitor(std::marker::PhantomData))
     }
 }
 
-/// The JOSE header. serde refuses a member given twice, so `{"alg":"RS256","alg":"none"}`
-/// cannot mean one thing here and another to some other parser.
-#[derive(Deserialize)]
-struct Header<'a> {
-    #[serde(borrow)]
-    alg: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    typ: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    kid: Option<Cow<'a, str>>,
-    #[serde(default)]
-    jku: Present,
-    #[serde(default)]
-    x5u: Present,
-    #[serde(default)]
-    jwk: Present,
-    #[serde(default)]
-    x5c: Present,
-    #[serde(default)]
-    crit: Present,
+struct HeaderVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for HeaderVisitor<'a> {
+    type Value = Header<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JOSE header object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header<'a>, A::Error> {
+        let mut header = Header::default();
+        while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
+            let slot = match name.as_ref() {
+                "alg" => &mut header.alg,
+                "typ" => &mut header.typ,
+                "kid" => &mut header.kid,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    header.forbidden = true;
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                return Err(de::Error::custom("a header member appears twice"));
+            }
+            *slot = Some(map.next_value::<Text<'de>>()?.0);
+        }
+        Ok(header)
+    }
+}
+
+/// A JSON string, borrowed from the input when it has no escapes (serde's `Cow` alone always
+/// copies).
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(value)))
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(value.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, value: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(value)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor(std::marker::PhantomData))
+    }
 }
 
 /// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
@@ -206,7 +255,7 @@ fn header<'b>(signing_input: &str, buffer: &'b mut Vec<u8>) -> Result<Checked<'b
     let encoded = signing_input.split('.').next().unwrap_or_default();
     let decoded = decode_into(encoded, buffer, MAX_HEADER_BYTES).ok_or(VerifyError::Malformed)?;
     let header: Header<'b> = strict_json(decoded)?;
-    if header.jku.0 || header.x5u.0 || header.jwk.0 || header.x5c.0 || header.crit.0 {
+    if header.forbidden {
         return Err(VerifyError::ForbiddenHeader);
     }
     let alg = header.alg.ok_or(VerifyError::Malformed)?;
@@ -251,6 +300,10 @@ fn check_claims(
         return Err(VerifyError::WrongAudience);
     }
     let iat = claims.iat.ok_or(VerifyError::MissingClaim("iat"))?;
+    // A token issued in the future: the issuer's clock is never further ahead than the leeway.
+    if iat > now.saturating_add(expect.leeway) {
+        return Err(VerifyError::NotYetValid);
+    }
     let subject = claims.sub.ok_or(VerifyError::MissingClaim("sub"))?;
     let client_id = claims
         .client_id

@@ -146,11 +146,77 @@ fn headers_that_name_their_own_key_or_critical_extensions_are_refused() {
         ("jwk", other_key().jwk.clone()),
         ("x5c", json!(["MIIB"])),
         ("crit", json!(["exp"])),
+        ("crit", json!([])),
+        ("crit", Value::Null),
         ("jku", Value::Null),
     ];
     for (member, value) in cases {
         let token = key().sign(&header_with(member, value), &valid_claims());
         assert_eq!(check(&token), Err(VerifyError::ForbiddenHeader), "{member}");
+    }
+}
+
+#[test]
+fn header_members_the_issuer_never_writes_are_refused_whatever_their_value() {
+    // JWE's `zip` (a compressed payload) and `enc`, a nested token's `cty`, and members nobody
+    // registered: the issuer writes `alg`, `typ` and `kid` and nothing else.
+    let cases = [
+        ("zip", json!("DEF")),
+        ("enc", json!("A256GCM")),
+        ("cty", json!("JWT")),
+        ("x5t", json!("dGh1bWI")),
+        ("x5t#S256", json!("dGh1bWI")),
+        ("b64", json!(false)),
+        ("epk", json!({})),
+        ("note", json!("hello")),
+        ("ALG", json!("none")),
+        ("zip", Value::Null),
+    ];
+    for (member, value) in cases {
+        let token = key().sign(&header_with(member, value.clone()), &valid_claims());
+        assert_eq!(
+            check(&token),
+            Err(VerifyError::ForbiddenHeader),
+            "{member}: {value}"
+        );
+    }
+    // The header as the issuer writes it passes, in any member order.
+    let kid = &key().kid;
+    let reordered = format!(r#"{{"kid":"{kid}","typ":"at+jwt","alg":"RS256"}}"#);
+    let input = format!("{}.{}", b64(&reordered), b64(valid_claims().to_string()));
+    let token = key().sign_input(&signature::RSA_PKCS1_SHA256, &input);
+    assert!(check(&token).is_ok());
+    // An escaped member name is the member it spells: `\u007aip` is `zip`.
+    let escaped = format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","\u007aip":"DEF"}}"#);
+    let input = format!("{}.{}", b64(&escaped), b64(valid_claims().to_string()));
+    let token = key().sign_input(&signature::RSA_PKCS1_SHA256, &input);
+    assert_eq!(check(&token), Err(VerifyError::ForbiddenHeader));
+    let escaped_kid = format!(r#"{{"alg":"RS256","typ":"at+jwt","\u006bid":"{kid}"}}"#);
+    let input = format!("{}.{}", b64(&escaped_kid), b64(valid_claims().to_string()));
+    let token = key().sign_input(&signature::RSA_PKCS1_SHA256, &input);
+    assert!(check(&token).is_ok(), "an escaped name is still kid");
+}
+
+#[test]
+fn a_header_that_is_not_an_object_or_names_a_member_twice_is_malformed() {
+    let kid = &key().kid;
+    for header in [
+        "[]".to_owned(),
+        "null".to_owned(),
+        format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","zip":"DEF","zip":"DEF"}}"#),
+        format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","typ":"at+jwt"}}"#),
+        format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","\u0074yp":"at+jwt"}}"#),
+    ] {
+        let input = format!("{}.{}", b64(&header), b64(valid_claims().to_string()));
+        let token = key().sign_input(&signature::RSA_PKCS1_SHA256, &input);
+        let result = check(&token);
+        assert!(
+            matches!(
+                result,
+                Err(VerifyError::Malformed | VerifyError::ForbiddenHeader)
+            ),
+            "{header}: {result:?}"
+        );
     }
 }
 
@@ -190,6 +256,22 @@ fn expired_tokens_are_refused_beyond_the_leeway_only() {
 fn tokens_not_valid_yet_are_refused() {
     let future = with(valid_claims(), "nbf", json!(now() + 600));
     assert_eq!(check(&key().token(&future)), Err(VerifyError::NotYetValid));
+}
+
+#[test]
+fn tokens_issued_in_the_future_are_refused_beyond_the_leeway_only() {
+    let now = now();
+    for iat in [now + 6, now + 3600, i64::MAX] {
+        let future = with(valid_claims(), "iat", json!(iat));
+        assert_eq!(
+            check(&key().token(&future)),
+            Err(VerifyError::NotYetValid),
+            "iat {iat}"
+        );
+    }
+    // A replica whose clock runs a little ahead.
+    let ahead = with(valid_claims(), "iat", json!(now + 5));
+    assert!(check(&key().token(&ahead)).is_ok(), "within the leeway");
 }
 
 #[test]

@@ -136,6 +136,31 @@ fn every_attack_token_is_refused_with_its_own_error() {
             with_header(json!({"x5c": ["MIIB"]})),
             ForbiddenHeader,
         ),
+        (
+            "crit extension",
+            with_header(json!({"crit": ["exp"]})),
+            ForbiddenHeader,
+        ),
+        (
+            "zip: a JWE compression header",
+            with_header(json!({"zip": "DEF"})),
+            ForbiddenHeader,
+        ),
+        (
+            "enc: a JWE encryption header",
+            with_header(json!({"enc": "A256GCM"})),
+            ForbiddenHeader,
+        ),
+        (
+            "cty: a nested token",
+            with_header(json!({"cty": "JWT"})),
+            ForbiddenHeader,
+        ),
+        (
+            "an unregistered header member",
+            with_header(json!({"latchkey": true})),
+            ForbiddenHeader,
+        ),
         // An empty signature is how `none` tokens look, whatever the header says.
         (
             "stripped signature",
@@ -176,6 +201,11 @@ fn every_attack_token_is_refused_with_its_own_error() {
         (
             "nbf in the future",
             key.token(&with(&good, |c| c["nbf"] = json!(now + 3600))),
+            NotYetValid,
+        ),
+        (
+            "iat an hour in the future",
+            key.token(&with(&good, |c| c["iat"] = json!(now + 3600))),
             NotYetValid,
         ),
         (

@@ -16,7 +16,7 @@ use crate::api::errors::{
     UNAVAILABLE, UNSUPPORTED_MEDIA_TYPE, error_list, unavailable_after_change,
 };
 use crate::api::{ApiTags, examples};
-use crate::domain::GrantType;
+use crate::domain::{GrantType, limits};
 use crate::store::ClientRecord;
 
 /// A grant type a client may use.
@@ -130,6 +130,7 @@ impl Example for ClientPage {
 #[oai(example)]
 pub struct NewClient {
     /// 1 to 64 letters, digits and `. _ - @`.
+    #[oai(validator(min_length = 1, max_length = 64))]
     pub client_id: String,
     /// A public client (no secret), such as a mobile or single-page app.
     #[oai(default)]
@@ -138,11 +139,23 @@ pub struct NewClient {
     /// name its grants.
     #[oai(default)]
     pub grants: Vec<Grant>,
-    #[oai(default)]
+    /// The scopes the client may request: at most 32, each 1 to 64 printable ASCII
+    /// characters other than space, quote and backslash (RFC 6749 §3.3).
+    #[oai(default, validator(max_items = 32, min_length = 1, max_length = 64))]
     pub scopes: Vec<String>,
-    #[oai(default)]
+    /// Audiences the client may request besides the default one: at most 32, each 1 to 256
+    /// printable ASCII characters other than space, quote and backslash (a URI or a name).
+    #[oai(default, validator(max_items = 32, min_length = 1, max_length = 256))]
     pub audiences: Vec<String>,
 }
+
+// The validators above and below state the limits of `domain::limits` in the document.
+const _: () = assert!(
+    limits::MAX_SCOPES == 32
+        && limits::MAX_SCOPE_LEN == 64
+        && limits::MAX_AUDIENCES == 32
+        && limits::MAX_AUDIENCE_LEN == 256
+);
 
 impl Example for NewClient {
     fn example() -> Self {
@@ -161,7 +174,13 @@ impl Example for NewClient {
 #[oai(example)]
 pub struct ClientUpdate {
     pub grants: Option<Vec<Grant>>,
+    /// At most 32, each 1 to 64 printable ASCII characters other than space, quote and
+    /// backslash.
+    #[oai(validator(max_items = 32, min_length = 1, max_length = 64))]
     pub scopes: Option<Vec<String>>,
+    /// At most 32, each 1 to 256 printable ASCII characters other than space, quote and
+    /// backslash.
+    #[oai(validator(max_items = 32, min_length = 1, max_length = 256))]
     pub audiences: Option<Vec<String>>,
 }
 
@@ -285,10 +304,10 @@ error_list!(
     /// What `POST /admin/clients` can refuse with.
     CreateErrors: ErrorDoc::new(
         400,
-        "`invalid_request`: a client id, scope or audience that breaks the rules, grants a \
-         client cannot have (none for a public client, or `client_credentials` for one), or a \
-         body that is not a `NewClient` (JSON with a member \
-         given twice is not).",
+        "`invalid_request`: a client id, scope or audience that breaks the rules, more than \
+         32 scopes or audiences, grants a client cannot have (none for a public client, or \
+         `client_credentials` for one), or a body that is not a `NewClient` (JSON with a \
+         member given twice is not).",
         "invalid_request",
         "a public client cannot use client_credentials",
     ),
@@ -332,8 +351,8 @@ error_list!(
     UpdateErrors: ErrorDoc::new(
         400,
         "`invalid_request`: the id in the path is not a valid client id, a scope or audience \
-         breaks the rules, grants the client cannot have, or the body is not a `ClientUpdate` (JSON with a member \
-         given twice is not).",
+         breaks the rules, more than 32 scopes or audiences, grants the client cannot have, or \
+         the body is not a `ClientUpdate` (JSON with a member given twice is not).",
         "invalid_request",
         "a client needs at least one grant",
     ),

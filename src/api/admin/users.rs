@@ -14,7 +14,7 @@ use crate::api::errors::{
     UNSUPPORTED_MEDIA_TYPE, error_list, unavailable_after_change,
 };
 use crate::api::{ApiTags, examples};
-use crate::domain::Secret;
+use crate::domain::{Secret, limits};
 use crate::store::UserRecord;
 
 /// A user as administrators see it; never the password hash.
@@ -81,13 +81,19 @@ impl Example for UserPage {
 #[oai(example)]
 pub struct NewUser {
     /// 1 to 64 letters, digits and `. _ - @`.
+    #[oai(validator(min_length = 1, max_length = 64))]
     pub username: String,
     /// At least 8 characters; stored only as an argon2id hash.
     pub password: String,
-    /// Roles to grant, such as `admin`.
-    #[oai(default)]
+    /// Roles to grant, such as `admin`: at most 32, each 1 to 64 letters, digits and
+    /// `. _ - @`. They go into the `roles` claim of every access token of the user, so they
+    /// are bounded to keep that token within what the issuer and resource servers accept.
+    #[oai(default, validator(max_items = 32, min_length = 1, max_length = 64))]
     pub roles: Vec<String>,
 }
+
+// The validators above and below state the limits of `domain::limits` in the document.
+const _: () = assert!(limits::MAX_ROLES == 32 && limits::MAX_NAME_LEN == 64);
 
 impl Example for NewUser {
     fn example() -> Self {
@@ -103,7 +109,9 @@ impl Example for NewUser {
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct UserUpdate {
-    /// The user's roles, replacing the current ones.
+    /// The user's roles, replacing the current ones: at most 32, each 1 to 64 letters, digits
+    /// and `. _ - @`.
+    #[oai(validator(max_items = 32, min_length = 1, max_length = 64))]
     pub roles: Option<Vec<String>>,
     /// `true` disables the user and revokes every token of the user at once; `false` enables
     /// the user again, without bringing any revoked token back.
@@ -201,9 +209,9 @@ error_list!(
     /// What `POST /admin/users` can refuse with.
     CreateErrors: ErrorDoc::new(
         400,
-        "`invalid_request`: a username or role name that breaks the rules, a password shorter \
-         than 8 characters, or a body that is not a `NewUser` (JSON with a member \
-         given twice is not).",
+        "`invalid_request`: a username or role name that breaks the rules, more than 32 roles, \
+         a password shorter than 8 characters, or a body that is not a `NewUser` (JSON with a \
+         member given twice is not).",
         "invalid_request",
         "the password must be at least 8 characters",
     ),
@@ -235,7 +243,7 @@ error_list!(
     UpdateErrors: ErrorDoc::new(
         400,
         "`invalid_request`: the name in the path is not a valid username, a role name breaks \
-         the rules, or the body is not a `UserUpdate` (JSON with a member \
+         the rules, more than 32 roles, or the body is not a `UserUpdate` (JSON with a member \
          given twice is not).",
         "invalid_request",
         "'ops team' is not a valid role name",
