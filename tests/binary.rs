@@ -886,3 +886,30 @@ fn dangerous_settings_are_warned_about_at_start_up_naming_the_setting() {
         "{warning}"
     );
 }
+
+#[test]
+fn the_cli_refuses_the_issuer_and_the_admin_api_as_a_client_audience() {
+    let dir = Workdir::new().env("LATCHKEY_ISSUER", "https://auth.example.com");
+    for audience in [
+        "https://auth.example.com",
+        "https://auth.example.com/",
+        "latchkey-admin",
+    ] {
+        let out = dir.run(&["clients", "add", "reports", "--audience", audience]);
+        assert!(!out.success(), "{audience} was accepted");
+        assert!(out.stderr().contains("audience"), "{}", out.stderr());
+    }
+    let out = dir.run(&["clients", "add", "reports", "--audience", "reports-api"]);
+    assert!(out.success(), "{}", out.failure());
+    let out = dir.run(&[
+        "clients",
+        "update",
+        "reports",
+        "--audience",
+        "latchkey-admin",
+    ]);
+    assert!(
+        !out.success(),
+        "an update to the admin audience was accepted"
+    );
+}

@@ -51,6 +51,7 @@ on_both_stores!(
     a_name_held_by_a_client_cannot_be_registered_by_a_user_nor_the_other_way,
     a_change_of_roles_ends_the_access_tokens_with_the_old_roles_but_not_the_session,
     a_removal_cut_short_before_its_revocation_is_completed_by_its_retry,
+    a_login_waiting_out_one_reset_gets_no_live_token_when_a_second_reset_follows,
 );
 
 const PASSWORD: &str = "correct horse";
@@ -432,4 +433,39 @@ async fn a_removal_cut_short_before_its_revocation_is_completed_by_its_retry(app
         !introspect(app, &introspector, &token).await,
         "the retry revoked it"
     );
+}
+
+async fn a_login_waiting_out_one_reset_gets_no_live_token_when_a_second_reset_follows(
+    app: &TestApp,
+) {
+    app.with_user_and_web_client().await;
+    let introspector = add_introspector(app).await;
+    for round in 0..3 {
+        let password = format!("password of round {round}");
+        set_password(app, &password).await;
+        // This login reads the new password and waits for the reset's cut-off to pass...
+        let (http, url) = (app.http.clone(), app.url("/oauth/token"));
+        let login = tokio::spawn(async move {
+            let form = [
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", password.as_str()),
+                ("client_id", "web"),
+            ];
+            http.post(url)
+                .form(&form)
+                .send()
+                .await
+                .expect("request sent")
+        });
+        // ...while a second reset lands within the same second, not moving the cut-off.
+        set_password(app, &format!("password after round {round}")).await;
+        let response = login.await.expect("login");
+        if response.status() == 200 {
+            let tokens: Value = response.json().await.expect("json");
+            assert_dead(app, &introspector, &tokens, "a login between two resets").await;
+        } else {
+            assert_oauth_error(response, 400, "invalid_grant").await;
+        }
+    }
 }

@@ -146,9 +146,9 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
-            async fn each_subject_revocation_moves_the_cut_off_past_now_and_past_the_last() -> StoreResult<()> {
+            async fn a_subject_revocation_cuts_off_at_the_next_second_and_never_lowers_the_cut_off() -> StoreResult<()> {
                 let (store, _guard) = $open.await;
-                contract::each_subject_revocation_moves_the_cut_off_past_now_and_past_the_last(&*store).await
+                contract::a_subject_revocation_cuts_off_at_the_next_second_and_never_lowers_the_cut_off(&*store).await
             }
 
             #[tokio::test]

@@ -188,6 +188,30 @@ fn checked_grants(
     Ok(grants)
 }
 
+/// Refuses the audiences only the issuer itself may name: its own URL (the audience of refresh
+/// tokens) and the admin API's. The configured default audience is fine: every client has it.
+pub fn check_reserved_audiences<'a>(
+    audiences: impl IntoIterator<Item = &'a String>,
+    issuer: &str,
+    admin_audience: &str,
+) -> Result<(), AuthError> {
+    for audience in audiences {
+        if audience.trim_end_matches('/') == issuer.trim_end_matches('/') {
+            return Err(AuthError::InvalidRequest(
+                "a client's audience may not be the issuer, the audience of refresh tokens".into(),
+            ));
+        }
+        if audience == admin_audience {
+            return Err(AuthError::InvalidRequest(
+                "a client's audience may not be the admin API's: admin tokens come only with an \
+                 admin scope"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// At most `limits::MAX_AUDIENCES`, each 1 to 256 printable ASCII characters other than space,
 /// quote and backslash: the one a token carries as `aud` must keep it within the limits.
 fn checked_audiences(audiences: BTreeSet<String>) -> Result<BTreeSet<String>, AuthError> {

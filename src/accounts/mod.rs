@@ -8,8 +8,8 @@ mod users;
 
 pub use bootstrap::{Bootstrapped, bootstrap_admin};
 pub use clients::{
-    ClientChanges, ClientSpec, RegisteredClient, add_client, delete_client, get_client,
-    list_clients, rotate_secret, update_client,
+    ClientChanges, ClientSpec, RegisteredClient, add_client, check_reserved_audiences,
+    delete_client, get_client, list_clients, rotate_secret, update_client,
 };
 pub use users::{UserChanges, add_user, get_user, list_users, set_password, update_user};
 

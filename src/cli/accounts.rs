@@ -237,6 +237,11 @@ pub async fn clients_command(settings: &Settings, command: ClientsCommand) -> an
                 scopes,
                 audiences: audiences.into_iter().collect(),
             };
+            accounts::check_reserved_audiences(
+                &spec.audiences,
+                &settings.issuer,
+                &settings.admin.audience,
+            )?;
             let registered = accounts::add_client(&change, &id, spec)
                 .await
                 .with_context(|| format!("cannot add client '{id}'"))?;
@@ -283,6 +288,13 @@ pub async fn clients_command(settings: &Settings, command: ClientsCommand) -> an
             };
             if changes.grants.is_none() && changes.scopes.is_none() && changes.audiences.is_none() {
                 bail!("nothing to change: give --grant, --scope or --audience");
+            }
+            if let Some(audiences) = &changes.audiences {
+                accounts::check_reserved_audiences(
+                    audiences,
+                    &settings.issuer,
+                    &settings.admin.audience,
+                )?;
             }
             let client = accounts::update_client(&change, &id, changes)
                 .await

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use super::AuthError;
+use super::{AuthError, Authority};
 use crate::domain::{UnixTime, now_ms};
+use crate::store::{ClientRecord, UserRecord};
 
 /// The longest an issuance waits for a cut-off that a revocation has just set.
 const MAX_CUT_OFF_WAIT_MS: i64 = 5_000;
@@ -18,12 +19,16 @@ const MAX_CUT_OFF_WAIT_MS: i64 = 5_000;
 /// Dating tokens by when the credentials were read, never by when signing ends, is what makes
 /// a revocation final: an issuance that read the credentials before a revocation dates its
 /// tokens before that revocation's cut-off, however long the password check takes.
+///
+/// Returns the date and whether it is a cut-off rather than `now`: then another revocation may
+/// have come within the cut-off's second without moving it, and the caller must check that the
+/// records it read are unchanged ([`Authority::refuse_if_changed`]) before it issues.
 pub(super) async fn issued_at(
     now: UnixTime,
     cut_offs: impl IntoIterator<Item = Option<UnixTime>>,
-) -> Result<UnixTime, AuthError> {
+) -> Result<(UnixTime, bool), AuthError> {
     let Some(cut_off) = cut_offs.into_iter().flatten().max().filter(|c| *c > now) else {
-        return Ok(now);
+        return Ok((now, false));
     };
     let wait_ms = cut_off.saturating_mul(1000).saturating_sub(now_ms());
     if wait_ms > MAX_CUT_OFF_WAIT_MS {
@@ -35,5 +40,29 @@ pub(super) async fn issued_at(
     if wait_ms > 0 {
         tokio::time::sleep(Duration::from_millis(wait_ms.unsigned_abs())).await;
     }
-    Ok(cut_off)
+    Ok((cut_off, true))
+}
+
+impl Authority {
+    /// After waiting for a cut-off: refuses when the user or the client is no longer the record
+    /// the credentials were checked against (a password, roles, a secret changed again, or the
+    /// account is gone or disabled), since a second revocation within the cut-off's second does
+    /// not move the cut-off. `refused` is the answer to give.
+    pub(super) async fn refuse_if_changed(
+        &self,
+        user: Option<&UserRecord>,
+        client: &ClientRecord,
+        refused: impl FnOnce() -> AuthError,
+    ) -> Result<(), AuthError> {
+        let client_now = self.store.get_client(&client.client_id).await?;
+        let user_unchanged = match user {
+            Some(user) => self.store.get_user(&user.username).await?.as_ref() == Some(user),
+            None => true,
+        };
+        if user_unchanged && client_now.as_ref() == Some(client) {
+            Ok(())
+        } else {
+            Err(refused())
+        }
+    }
 }

@@ -118,7 +118,11 @@ impl Authority {
             .client(client.client_id.as_str())
             .emit();
         let roles = Some(user.roles.iter().cloned().collect());
-        let issued_at = issued_at(now, [user_cut_off, authenticated.not_before]).await?;
+        let (issued_at, waited) = issued_at(now, [user_cut_off, authenticated.not_before]).await?;
+        if waited {
+            self.refuse_if_changed(Some(&user), client, changed_while_signing_in)
+                .await?;
+        }
         let family = if client.grants.contains(&GrantType::RefreshToken) {
             let family = Family {
                 id: TokenId::generate(),
@@ -229,7 +233,13 @@ impl Authority {
             roles: None,
             session: None,
         };
-        let issued_at = issued_at(now, [authenticated.not_before]).await?;
+        let (issued_at, waited) = issued_at(now, [authenticated.not_before]).await?;
+        if waited {
+            self.refuse_if_changed(None, client, || {
+                AuthError::InvalidClient("client authentication failed".into())
+            })
+            .await?;
+        }
         let issued = self.issue(&grant, None, issued_at)?;
         Record::new(
             Event::TokenIssued,
@@ -280,8 +290,12 @@ impl Authority {
                 "the refresh token is no longer valid".into(),
             ));
         }
-        let issued_at =
+        let (issued_at, waited) =
             issued_at(now, [user_cut_offs.for_access(), authenticated.not_before]).await?;
+        if waited {
+            self.refuse_if_changed(Some(&user), client, changed_while_signing_in)
+                .await?;
+        }
         let scope = self.scope_for_user(&user, scope, request.scope.is_some(), client, origin)?;
         // What can be refused without the family is refused before the token is spent.
         let asked = asked_audience(&request)?;
@@ -504,6 +518,10 @@ impl Authority {
             Some(_) => requested_scope(requested, allowed),
         }
     }
+}
+
+fn changed_while_signing_in() -> AuthError {
+    AuthError::InvalidGrant("the account changed while signing in; sign in again".into())
 }
 
 /// The audience asked for with `audience` or RFC 8707 `resource`, which must agree.

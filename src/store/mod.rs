@@ -168,12 +168,17 @@ impl SubjectKind {
     }
 }
 
-/// The cut-off a new subject-wide revocation sets: strictly after every token issued so far
-/// (tokens carry whole seconds, so one issued earlier in this very second must die too) and
-/// strictly after the cut-off already in force, so that two revocations within one second
-/// still leave every token issued between them dead.
+/// The cut-off a new subject-wide revocation sets: the second after `now`, so that every token
+/// issued so far dies (tokens carry whole seconds, so one issued earlier in this very second
+/// must die too), and never below the cut-off in force.
+///
+/// A second revocation within the same second keeps the cut-off where it is; no token can have
+/// been issued between the two, since an issuance that read the credentials after the first
+/// waits for its cut-off and then checks that the records it read are unchanged (see
+/// `oauth::cut_off`). So a burst of revocations never pushes an account's cut-off, and with it
+/// the next login, further into the future.
 pub fn next_not_before(now: UnixTime, in_force: Option<UnixTime>) -> UnixTime {
-    now.max(in_force.unwrap_or(UnixTime::MIN)).saturating_add(1)
+    now.saturating_add(1).max(in_force.unwrap_or(UnixTime::MIN))
 }
 
 /// A user's cut-offs: every token issued before `tokens` is dead (a password change, a
@@ -342,8 +347,8 @@ pub trait Store: Send + Sync + 'static {
         now: UnixTime,
     ) -> StoreResult<(Option<UserRecord>, UserCutOffs)>;
     /// Declares the user's access tokens issued so far dead, not their sessions: raises the
-    /// user's access cut-off past `now` and past both of the user's cut-offs in force (as
-    /// [`Store::revoke_subject`] does, which in turn reaches past this one), remembers it for
+    /// user's access cut-off to the second after `now`, never below either of the user's
+    /// cut-offs in force (as [`Store::revoke_subject`] does for the other), remembers it for
     /// `lifetime` seconds after that, appends a `Subject` event (resource servers see only
     /// access tokens), and returns the new cut-off.
     async fn revoke_user_access(

@@ -376,3 +376,40 @@ async fn scopes_and_audiences_are_bounded_in_number_and_length() {
     assert_eq!(web["scopes"], json!(["read", "write"]));
     assert_eq!(web["audiences"], json!([]));
 }
+
+#[tokio::test]
+async fn client_audiences_are_validated_like_the_configured_ones() {
+    let app = app().await;
+    let root = root_token(&app).await;
+    let issuer = app.settings.issuer.clone();
+    let refused = [
+        json!(["a b"]),
+        json!(["line\nbreak"]),
+        json!([issuer]),
+        json!([format!("{issuer}/")]),
+        json!(["latchkey-admin"]),
+    ];
+    for (i, audiences) in refused.iter().enumerate() {
+        let created = call(
+            &app,
+            Method::POST,
+            "/admin/clients",
+            Some(&root),
+            Some(json!({"client_id": format!("c{i}"), "audiences": audiences})),
+        )
+        .await;
+        assert_oauth_error(created, 400, "invalid_request").await;
+        let updated = call(
+            &app,
+            Method::PATCH,
+            "/admin/clients/web",
+            Some(&root),
+            Some(json!({ "audiences": audiences })),
+        )
+        .await;
+        assert_oauth_error(updated, 400, "invalid_request").await;
+    }
+    let (_, web) =
+        answer(call(&app, Method::GET, "/admin/clients/web", Some(&root), None).await).await;
+    assert_eq!(web["audiences"], json!([]), "nothing refused was stored");
+}

@@ -441,6 +441,12 @@ impl ClientsApi {
             scopes: new.scopes,
             audiences: new.audiences.into_iter().collect(),
         };
+        let authority = &self.0.authority;
+        accounts::check_reserved_audiences(
+            &spec.audiences,
+            authority.issuer(),
+            authority.admin_audience(),
+        )?;
         let registered = accounts::add_client(&self.0.change(&admin), &new.client_id, spec).await?;
         self.0.authority.clients_changed();
         let location = format!("/admin/clients/{}", registered.client.client_id);
@@ -496,6 +502,14 @@ impl ClientsApi {
             scopes: update.scopes,
             audiences: update.audiences.map(|a| a.into_iter().collect()),
         };
+        if let Some(audiences) = &changes.audiences {
+            let authority = &self.0.authority;
+            accounts::check_reserved_audiences(
+                audiences,
+                authority.issuer(),
+                authority.admin_audience(),
+            )?;
+        }
         let client = accounts::update_client(&self.0.change(&admin), &client_id.0, changes).await?;
         self.0.authority.clients_changed();
         Ok(ClientResponse::Ok(Json(client.into())))

@@ -1,5 +1,5 @@
--- Raises a subject's cut-off strictly past `now`, past the cut-off in force and past a floor
--- (see `next_not_before`), and never shortens how long it is remembered.
+-- Raises a subject's cut-off to the second after `now`, never below the cut-off in force nor a
+-- floor (see `next_not_before`), and never shortens how long it is remembered.
 -- KEYS[1] the cut-off to raise: "<not_before> <keep_until>"
 -- KEYS[2] (optional) another cut-off of the same user, in the same slot: a floor
 -- ARGV[1] now (Unix seconds)      ARGV[2] lifetime in seconds
@@ -7,7 +7,7 @@
 -- Returns { not_before, keep_until } now in force, as decimal strings.
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
-local nb = now
+local nb = now + 1
 local keep = 0
 local stored = redis.call('GET', key)
 if stored then
@@ -25,7 +25,6 @@ if KEYS[2] then
     if floor_nb and tonumber(floor_nb) > nb then nb = tonumber(floor_nb) end
   end
 end
-nb = nb + 1
 if nb + tonumber(ARGV[2]) > keep then keep = nb + tonumber(ARGV[2]) end
 local ttl = keep - now + tonumber(ARGV[3])
 if ttl > tonumber(ARGV[4]) then ttl = tonumber(ARGV[4]) end
