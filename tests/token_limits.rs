@@ -47,12 +47,18 @@ async fn largest() -> Largest {
     let tempdir = tempfile::tempdir().expect("temp dir");
     let dir = tempdir.path().to_path_buf();
     generate_in(&dir.join("keys"), Algorithm::RS256, 4096, now() - 86_400).expect("RSA-4096 key");
-    let app = TestApp::spawn_in(dir, |s| s.server.max_body_bytes = MIN_BODY_BYTES).await;
+    let audiences = names("https://a", limits::MAX_AUDIENCES, limits::MAX_AUDIENCE_LEN);
+    // The longest audience is the default one: `/userinfo` takes only default-audience tokens.
+    let longest = audiences.last().expect("an audience").clone();
+    let app = TestApp::spawn_in(dir, |s| {
+        s.server.max_body_bytes = MIN_BODY_BYTES;
+        s.tokens.audience = longest;
+    })
+    .await;
     let username = names("u", 1, limits::MAX_NAME_LEN).remove(0);
     let client_id = names("c", 1, limits::MAX_NAME_LEN).remove(0);
     let roles = names("r", limits::MAX_ROLES, limits::MAX_NAME_LEN);
     let scopes = names("s", limits::MAX_SCOPES, limits::MAX_SCOPE_LEN);
-    let audiences = names("https://a", limits::MAX_AUDIENCES, limits::MAX_AUDIENCE_LEN);
     let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
     app.add_user(&username, PASSWORD, &roles).await;
     let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
@@ -327,7 +333,13 @@ fn the_cli_refuses_one_role_scope_or_audience_more_or_one_character_longer() {
 
     let scopes = names("s", limits::MAX_SCOPES, limits::MAX_SCOPE_LEN);
     let audiences = names("https://a", limits::MAX_AUDIENCES, limits::MAX_AUDIENCE_LEN);
-    let mut client = vec!["clients", "add", "full", "--grant", "client_credentials"];
+    let mut client = vec![
+        "clients",
+        "add",
+        "full-client",
+        "--grant",
+        "client_credentials",
+    ];
     for scope in &scopes {
         client.extend(["--scope", scope.as_str()]);
     }
@@ -335,7 +347,7 @@ fn the_cli_refuses_one_role_scope_or_audience_more_or_one_character_longer() {
         client.extend(["--audience", audience.as_str()]);
     }
     dir.run(&client).json();
-    let shown = dir.run(&["clients", "show", "full"]).json();
+    let shown = dir.run(&["clients", "show", "full-client"]).json();
     assert_eq!(shown["audiences"].as_array().expect("audiences").len(), 32);
 
     let long_scope = one_over("s", limits::MAX_SCOPE_LEN);
@@ -368,11 +380,17 @@ fn the_cli_refuses_one_role_scope_or_audience_more_or_one_character_longer() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
     let stderr = dir
-        .run(&["clients", "update", "full", "--scope", &long_scope])
+        .run(&["clients", "update", "full-client", "--scope", &long_scope])
         .failure();
     assert!(stderr.contains("1 to 64 characters"), "{stderr}");
     let stderr = dir
-        .run(&["clients", "update", "full", "--audience", &long_audience])
+        .run(&[
+            "clients",
+            "update",
+            "full-client",
+            "--audience",
+            &long_audience,
+        ])
         .failure();
     assert!(stderr.contains("1 to 256 characters"), "{stderr}");
     let clients = dir.run(&["clients", "list"]).json();
@@ -382,5 +400,5 @@ fn the_cli_refuses_one_role_scope_or_audience_more_or_one_character_longer() {
         .iter()
         .map(|c| c["client_id"].as_str().expect("id"))
         .collect();
-    assert_eq!(ids, ["full"], "nothing refused was stored");
+    assert_eq!(ids, ["full-client"], "nothing refused was stored");
 }

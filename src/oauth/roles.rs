@@ -39,7 +39,7 @@ impl Authority {
         token: &str,
         origin: &Origin,
         now: UnixTime,
-    ) -> Result<Username, AuthError> {
+    ) -> Result<(Username, String), AuthError> {
         let claims = self.authenticate_bearer(token, now).await?;
         let denied = |error: AuthError| {
             Record::new(Event::AdminDenied, &claims.sub, origin)
@@ -76,7 +76,7 @@ impl Authority {
                 "the admin API needs role admin".into(),
             )));
         }
-        Ok(user.username)
+        Ok((user.username, claims.claims.client_id))
     }
 
     /// Whether `token` is one of `tokens.admin_scopes`.

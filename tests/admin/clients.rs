@@ -413,3 +413,23 @@ async fn client_audiences_are_validated_like_the_configured_ones() {
         answer(call(&app, Method::GET, "/admin/clients/web", Some(&root), None).await).await;
     assert_eq!(web["audiences"], json!([]), "nothing refused was stored");
 }
+
+#[tokio::test]
+async fn an_admin_cannot_remove_the_client_their_own_session_came_through() {
+    let app = app().await;
+    let root = root_token(&app).await;
+    let (_, claims) = decode_jwt(&root);
+    let own = claims["client_id"].as_str().expect("client_id").to_owned();
+    let removed = call(
+        &app,
+        Method::DELETE,
+        &format!("/admin/clients/{own}"),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_oauth_error(removed, 409, "conflict").await;
+    let (status, _) =
+        answer(call(&app, Method::GET, "/admin/users", Some(&root), None).await).await;
+    assert_eq!(status, 200, "the session goes on");
+}

@@ -339,6 +339,14 @@ error_list!(
     INVALID_TOKEN,
     NOT_ADMIN,
     NO_SUCH_CLIENT,
+    ErrorDoc::new(
+        409,
+        "The caller's own token was issued through this client: removing it would end the \
+         caller's session (every token issued through a removed client is revoked).",
+        "conflict",
+        "this session was issued through that client, and removing it would end the session; \
+         remove it from a session of another client",
+    ),
     INTERNAL,
     unavailable_after_change!(
         "the client may be removed already; a retry then answers 404 `not_found` and revokes \
@@ -530,7 +538,17 @@ impl ClientsApi {
         auth: BearerToken,
         client_id: Path<String>,
     ) -> Answer<ClientDeletedResponse, DeleteErrors> {
-        let admin = self.0.caller(req, &auth).await?;
+        let (admin, session_client) = self.0.caller_and_client(req, &auth).await?;
+        // Removing a client revokes every token issued through it, this request's own too: an
+        // administrator would lock themselves out of the API mid-session.
+        if session_client == client_id.0 {
+            return Err(crate::oauth::AuthError::Conflict(
+                "this session was issued through that client, and removing it would end the \
+                 session; remove it from a session of another client"
+                    .into(),
+            )
+            .into());
+        }
         let tokens = self.0.authority.tokens();
         accounts::delete_client(&self.0.change(&admin), tokens, &client_id.0).await?;
         self.0.authority.clients_changed();

@@ -39,12 +39,21 @@ impl Admin {
     /// The administrator behind the request, or `invalid_token` (401), `insufficient_scope` or
     /// `access_denied` (403).
     async fn caller(&self, req: &Request, auth: &BearerToken) -> Result<Actor, AuthError> {
+        Ok(self.caller_and_client(req, auth).await?.0)
+    }
+
+    /// The administrator, and the client their token was issued through.
+    async fn caller_and_client(
+        &self,
+        req: &Request,
+        auth: &BearerToken,
+    ) -> Result<(Actor, String), AuthError> {
         let origin = origin(req);
-        let username = self
+        let (username, client_id) = self
             .authority
             .authorize_admin(&auth.0.token, &origin, now())
             .await?;
-        Ok(Actor::Admin { username, origin })
+        Ok((Actor::Admin { username, origin }, client_id))
     }
 
     fn change<'a>(&'a self, by: &'a Actor) -> Change<'a> {
