@@ -366,3 +366,34 @@ async fn roles_are_bounded_so_that_every_token_of_the_user_is_one_the_issuer_acc
     let body = assert_oauth_error(too_long, 400, "invalid_request").await;
     assert!(body.to_string().contains("64"), "{body}");
 }
+
+#[tokio::test]
+async fn the_admin_api_takes_a_username_in_any_case_and_refuses_path_segments() {
+    let app = app().await;
+    let root = root_token(&app).await;
+    let (status, body) =
+        answer(call(&app, Method::GET, "/admin/users/ALICE", Some(&root), None).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["username"], "alice");
+    let create = |name: &str| json!({"username": name, "password": "long enough"});
+    let taken = call(
+        &app,
+        Method::POST,
+        "/admin/users",
+        Some(&root),
+        Some(create("Alice")),
+    )
+    .await;
+    assert_oauth_error(taken, 409, "conflict").await;
+    for name in [".", "..", "-x"] {
+        let refused = call(
+            &app,
+            Method::POST,
+            "/admin/users",
+            Some(&root),
+            Some(create(name)),
+        )
+        .await;
+        assert_oauth_error(refused, 400, "invalid_request").await;
+    }
+}
