@@ -126,15 +126,7 @@ async fn the_metadata_names_the_configured_admin_audience_which_admin_tokens_car
         TestApp::spawn_with(|s| s.admin.audience = "https://auth.example.com/admin".into()).await;
     app.with_admin_console().await;
     app.add_user("root", "root password", &["admin"]).await;
-    let metadata: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = app.metadata().await;
     assert_eq!(metadata["admin_audience"], "https://auth.example.com/admin");
     let token = app.admin_token("root", "root password").await;
     assert_eq!(decode_jwt(&token).1["aud"], metadata["admin_audience"]);

@@ -213,15 +213,7 @@ async fn es256_and_eddsa_keys_sign_tokens_the_jwks_and_metadata_describe() {
         };
         resource.verify(&token).await.unwrap();
         assert!(introspect(&app, &secret, &token).await);
-        let metadata: Value = app
-            .http
-            .get(app.url("/.well-known/oauth-authorization-server"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let metadata = app.metadata().await;
         assert_eq!(
             metadata["token_signing_alg_values_supported"],
             serde_json::json!([algorithm.as_str()])

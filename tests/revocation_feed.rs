@@ -188,15 +188,7 @@ async fn an_unknown_cursor_tells_the_follower_to_resync_from_the_start() {
 #[tokio::test]
 async fn the_metadata_names_the_feed() {
     let app = TestApp::spawn().await;
-    let metadata: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = app.metadata().await;
     assert_eq!(
         metadata["revocation_feed_endpoint"],
         app.url("/oauth/revocations")

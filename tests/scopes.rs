@@ -204,15 +204,7 @@ async fn a_refresh_may_ask_for_an_allowed_audience_and_loses_one_the_client_lost
 }
 
 async fn advertised_grants(app: &TestApp) -> Value {
-    let metadata: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = app.metadata().await;
     metadata["grant_types_supported"].clone()
 }
 

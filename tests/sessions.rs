@@ -360,15 +360,7 @@ async fn introspection_is_for_confidential_clients_only() {
     assert_eq!(revoke(&app, access).await.status(), 200);
     assert_eq!(introspect(&app, &secret, access).await["active"], false);
     // The metadata says as much: no `none` for introspection, `none` for revocation.
-    let metadata: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = app.metadata().await;
     assert_eq!(
         metadata["introspection_endpoint_auth_methods_supported"],
         json!(["client_secret_basic", "client_secret_post"])

@@ -262,6 +262,18 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// The RFC 8414 metadata document.
+    pub async fn metadata(&self) -> Value {
+        self.http
+            .get(self.url("/.well-known/oauth-authorization-server"))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("a JSON document")
+    }
+
     /// An RFC 7662 answer for `token`, asked by the confidential client `client_id`.
     pub async fn introspect_as(&self, client_id: &str, secret: &str, token: &str) -> Value {
         let response = self
