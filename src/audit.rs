@@ -4,6 +4,7 @@
 //! trail can be shipped and kept wherever the logs go.
 
 use crate::domain::Username;
+use crate::metrics::AuditCounter;
 
 /// Where a request came from, as far as the service can tell.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,6 +117,20 @@ impl Event {
         }
     }
 
+    /// The counter in /metrics this event adds to, if any.
+    fn counter(self) -> Option<AuditCounter> {
+        Some(match self {
+            Event::LoginFailed => AuditCounter::FailedLogin,
+            Event::ClientAuthFailed => AuditCounter::ClientAuthFailure,
+            Event::Refresh => AuditCounter::RefreshRotated,
+            Event::RefreshRepeated => AuditCounter::RefreshRepeated,
+            Event::RefreshReuseDetected => AuditCounter::ReuseDetected,
+            Event::Revoke => AuditCounter::RevokedByRequest,
+            Event::Logout => AuditCounter::RevokedByLogout,
+            _ => return None,
+        })
+    }
+
     /// Failures and attacks are warnings, so that a `warn` filter still keeps them.
     fn is_alarm(self) -> bool {
         matches!(
@@ -169,7 +184,9 @@ impl<'a> Record<'a> {
 
     /// Writes the event to the log and counts it in the metrics.
     pub fn emit(&self) {
-        crate::metrics::audit_event(self.what);
+        if let Some(counter) = self.what.counter() {
+            crate::metrics::audit_event(counter);
+        }
         // Names can come straight from a failed login; bound them and drop control characters.
         let who = printable(self.who);
         let subject = self.subject.map(printable);

@@ -125,7 +125,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
     let dir = &settings.keys.dir;
-    let policy = settings.key_policy();
+    let policy = keys::Policy::from_settings(settings);
     let now = now();
     match command {
         KeysCommand::Generate { alg, bits } => {

@@ -243,8 +243,8 @@ impl Default for Settings {
 }
 
 /// The least `server.max_body_bytes`: a form or JSON body with the largest token the issuer
-/// signs (`tokens::MAX_TOKEN_BYTES`) and a client's credentials, twice over.
-pub const MIN_BODY_BYTES: usize = 2 * crate::tokens::MAX_TOKEN_BYTES;
+/// signs (`domain::limits::MAX_TOKEN_BYTES`) and a client's credentials, twice over.
+pub const MIN_BODY_BYTES: usize = 2 * crate::domain::limits::MAX_TOKEN_BYTES;
 
 /// A configuration that cannot be used, with the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -475,18 +475,6 @@ impl Settings {
         Ok(self)
     }
 
-    /// The key lifecycle's times, from the JWKS max-age and the token lifetimes.
-    pub fn key_policy(&self) -> crate::keys::Policy {
-        crate::keys::Policy {
-            publish_ahead: self.keys.jwks_max_age as i64,
-            access_ttl: self.tokens.access_ttl as i64,
-            refresh_ttl: self.tokens.refresh_ttl as i64,
-            // Clock skew between replicas and resource servers: a minute, or less where keys
-            // are cached for less than that.
-            leeway: self.keys.jwks_max_age.min(60) as i64,
-        }
-    }
-
     /// The first admin's name and password, the password read now (at start-up); `None`
     /// without a bootstrap admin. One trailing newline of a file is not part of the password;
     /// a second line is refused.
@@ -512,8 +500,7 @@ impl Settings {
         };
         // Checked now, so that a password the store would refuse stops start-up even while the
         // store cannot be reached.
-        crate::credentials::check_password_policy(&password)
-            .map_err(|e| invalid(key, e.to_string()))?;
+        crate::domain::check_password_policy(&password).map_err(|e| invalid(key, e.to_string()))?;
         Ok(Some((username, password)))
     }
 

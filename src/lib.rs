@@ -8,6 +8,7 @@ pub mod cli;
 pub mod configuration;
 pub mod credentials;
 pub mod domain;
+pub mod error;
 pub mod files;
 pub mod healthcheck;
 pub mod keys;

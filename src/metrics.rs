@@ -21,10 +21,8 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::audit::Event;
 use crate::domain::{GrantType, UnixTime};
 use crate::keys::KeySet;
-use crate::store::StoreError;
 
 /// The `Content-Type` of the Prometheus text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -63,6 +61,10 @@ struct Metrics {
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
+#[allow(
+    clippy::expect_used,
+    reason = "metric names, labels and buckets are constants: registration cannot fail at run time"
+)]
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let counter = IntCounter::new(name, help).expect("a valid metric name");
     registry
@@ -71,6 +73,10 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     counter
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "metric names, labels and buckets are constants: registration cannot fail at run time"
+)]
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let vec = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric name");
     registry
@@ -79,6 +85,10 @@ fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> 
     vec
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "metric names, labels and buckets are constants: registration cannot fail at run time"
+)]
 fn histogram_vec(
     registry: &Registry,
     name: &str,
@@ -98,6 +108,10 @@ impl Metrics {
     // Runs once, from `init()` at start-up before any request. Names, labels and buckets are
     // constants, so nothing here can fail at run time; the `expect`s state that (the unit test
     // below runs this very code).
+    #[allow(
+        clippy::expect_used,
+        reason = "metric names, labels and buckets are constants: registration cannot fail at run time"
+    )]
     fn new() -> Metrics {
         let registry = Registry::new();
         let tokens = counter_vec(
@@ -231,38 +245,47 @@ pub fn rate_limit_refused() {
     METRICS.rate_limit_refusals.inc();
 }
 
-/// Counts what the audit trail records, so that the two always agree.
-pub fn audit_event(event: Event) {
+/// What the audit trail counts: each variant is one counter, so the trail and the metrics always
+/// agree (the audit module says which of its events count as which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditCounter {
+    FailedLogin,
+    ClientAuthFailure,
+    RefreshRotated,
+    RefreshRepeated,
+    ReuseDetected,
+    RevokedByRequest,
+    RevokedByLogout,
+}
+
+/// Counts one audited event.
+pub fn audit_event(counter: AuditCounter) {
     let metrics = &*METRICS;
-    match event {
-        Event::LoginFailed => metrics.failed_logins.inc(),
-        Event::ClientAuthFailed => metrics.client_auth_failures.inc(),
-        Event::Refresh => metrics.refreshes_rotated.inc(),
-        Event::RefreshRepeated => metrics.refreshes_repeated.inc(),
-        Event::RefreshReuseDetected => metrics.reuse_detected.inc(),
-        Event::Revoke => metrics.revoked_by_request.inc(),
-        Event::Logout => metrics.revoked_by_logout.inc(),
-        _ => {}
+    match counter {
+        AuditCounter::FailedLogin => metrics.failed_logins.inc(),
+        AuditCounter::ClientAuthFailure => metrics.client_auth_failures.inc(),
+        AuditCounter::RefreshRotated => metrics.refreshes_rotated.inc(),
+        AuditCounter::RefreshRepeated => metrics.refreshes_repeated.inc(),
+        AuditCounter::ReuseDetected => metrics.reuse_detected.inc(),
+        AuditCounter::RevokedByRequest => metrics.revoked_by_request.inc(),
+        AuditCounter::RevokedByLogout => metrics.revoked_by_logout.inc(),
     }
 }
 
-/// Records one store operation of `backend` that started at `started`.
-pub fn store_operation<T>(backend: &'static str, started: Instant, result: &Result<T, StoreError>) {
+/// Records one store operation of `backend` that started at `started`; `failure` names how the
+/// store failed (`unavailable`, `internal`), `None` when it answered.
+pub fn store_operation(backend: &'static str, started: Instant, failure: Option<&'static str>) {
     let metrics = &*METRICS;
     metrics
         .store_duration
         .with_label_values(&[backend])
         .observe(started.elapsed().as_secs_f64());
-    let kind = match result {
-        Err(StoreError::Unavailable(_)) => "unavailable",
-        Err(StoreError::Internal(_)) => "internal",
-        // Conflicts, misses and bad cursors are answers, not failures of the store.
-        _ => return,
-    };
-    metrics
-        .store_errors
-        .with_label_values(&[backend, kind])
-        .inc();
+    if let Some(kind) = failure {
+        metrics
+            .store_errors
+            .with_label_values(&[backend, kind])
+            .inc();
+    }
 }
 
 /// A request in flight, counted until dropped (also when the client goes away mid-request).

@@ -14,8 +14,9 @@ use crate::api::jwks::JwksFirst;
 use crate::configuration::{Settings, StoreBackend};
 use crate::credentials::PasswordHasher;
 use crate::domain::now;
+use crate::error::ServiceError;
 use crate::keys::{KeyRing, KeySet};
-use crate::oauth::{AuthError, Authority};
+use crate::oauth::Authority;
 use crate::shutdown::{Drain, DrainingAcceptor};
 use crate::slow_clients::{DeadlineAcceptor, Limits};
 use crate::store::{self, SharedStore};
@@ -53,7 +54,7 @@ struct BootstrapAdmin {
 }
 
 impl BootstrapAdmin {
-    async fn create(&self, store: &dyn crate::store::Store) -> Result<(), AuthError> {
+    async fn create(&self, store: &dyn crate::store::Store) -> Result<(), ServiceError> {
         crate::accounts::bootstrap_admin(
             store,
             &self.passwords,
@@ -77,7 +78,7 @@ impl BootstrapAdmin {
                     tracing::info!("the store answers; start-up is complete");
                     return;
                 }
-                Err(AuthError::Unavailable { .. }) => {}
+                Err(ServiceError::Unavailable { .. }) => {}
                 Err(error) => tracing::error!(
                     %error,
                     "cannot create the admin named by bootstrap.admin_username; trying again"
@@ -121,7 +122,7 @@ impl Application {
             tracing::warn!(setting = warning.key, "{}", warning.message);
         }
         let keys_dir = settings.keys.dir.clone();
-        let policy = settings.key_policy();
+        let policy = crate::keys::Policy::from_settings(&settings);
         let loaded = tokio::task::spawn_blocking(move || {
             KeySet::load_or_generate(&keys_dir, now(), &policy)
         })
@@ -149,7 +150,7 @@ impl Application {
         let keys = Arc::new(KeyRing::new(
             loaded.keys,
             settings.keys.dir.clone(),
-            settings.key_policy(),
+            crate::keys::Policy::from_settings(&settings),
             rotate_every,
         ));
         let store =
@@ -186,7 +187,7 @@ impl Application {
             let deferred = !store_answers
                 || match admin.create(store.as_ref()).await {
                     Ok(()) => false,
-                    Err(AuthError::Unavailable { .. }) => true,
+                    Err(ServiceError::Unavailable { .. }) => true,
                     Err(error) => {
                         return Err(error)
                             .context("cannot create the admin named by bootstrap.admin_username");

@@ -3,6 +3,8 @@
 //! token minted for another audience or without the admin scope), and what tokens for the
 //! admin API are good for elsewhere (nothing).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 #[path = "admin/audiences.rs"]

@@ -1,6 +1,8 @@
 //! Administration through the real binary: the bootstrap admin from the environment, the
 //! audit trail in the JSON log, and the CLI doing what the admin API does.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;

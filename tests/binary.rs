@@ -2,6 +2,8 @@
 //! errors, the CLI on the store (also while the service runs), restart and crash durability.
 //! Each test runs the binary in its own temp directory; see `support/process.rs`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::os::unix::fs::PermissionsExt;

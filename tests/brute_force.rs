@@ -3,6 +3,8 @@
 //! across usernames; client authentication per address only; registrations per address. All
 //! refused before any password is checked, reserved atomically, shared by replicas.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::sync::Arc;
@@ -12,8 +14,9 @@ use latchkey::audit::{Actor, Origin};
 use latchkey::configuration::Settings;
 use latchkey::credentials::PasswordHasher;
 use latchkey::domain::{GrantType, Secret, now, now_ms};
+use latchkey::error::ServiceError;
 use latchkey::keys::{KeyRing, KeySet, SigningKey};
-use latchkey::oauth::{AuthError, Authority, ClientCredentials, TokenRequest};
+use latchkey::oauth::{Authority, ClientCredentials, TokenRequest};
 use latchkey::store::SharedStore;
 use latchkey::store::embedded::EmbeddedStore;
 use support::{TestApp, assert_oauth_error, cheap_passwords};
@@ -398,7 +401,7 @@ async fn a_refused_login_spends_no_password_verification() {
             .exchange(attempt("wrong password"), now_ms())
             .await;
         assert!(
-            matches!(refused, Err(AuthError::InvalidGrant(_))),
+            matches!(refused, Err(ServiceError::InvalidGrant(_))),
             "{refused:?}"
         );
     }
@@ -406,7 +409,7 @@ async fn a_refused_login_spends_no_password_verification() {
     for _ in 0..20 {
         let refused = authority.exchange(attempt("correct horse"), now_ms()).await;
         assert!(
-            matches!(refused, Err(AuthError::TooManyRequests { .. })),
+            matches!(refused, Err(ServiceError::TooManyRequests { .. })),
             "{refused:?}"
         );
     }

@@ -7,6 +7,8 @@
 //! command runs) and from Debian (systemd). Without them these tests fail; they never pass by
 //! skipping.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -4,6 +4,8 @@
 //! name costs the same argon2 work; its 409 says the name exists, which the API must say, so a
 //! remaining difference — the database write a new account costs — reveals nothing more.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};

@@ -4,6 +4,8 @@
 //! two replicas on one Redis, behind a proxy that retries only refused connections, loses no
 //! request at all.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "support/process.rs"]
 mod process;
 #[path = "support/redis_server.rs"]

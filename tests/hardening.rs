@@ -2,6 +2,8 @@
 //! `nosniff`, no server banner, CORS off unless configured, header size and count, slow
 //! clients, the request body limit, the request timeout, and the argon2 queue bound.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};

@@ -6,6 +6,8 @@
 //! command (`scripts/test`) runs: `<repo>/.venv` for Python, `tests/interop/node/node_modules`
 //! for Node. Without them these tests fail; they never pass by skipping.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,8 @@
 //! refresh grant) and against latchkey-verify connected to that same service: each forged,
 //! tampered or misused token must be refused by both.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use base64::Engine;

@@ -2,6 +2,8 @@
 //! accepting every valid token while the key is rotated twice, and a retired key's tokens are
 //! refused afterwards.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! lines that carry the request id, an access line per request that leaks nothing, and the
 //! `healthcheck` command that container images use.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "support/process.rs"]
 mod process;
 #[path = "support/redis_server.rs"]

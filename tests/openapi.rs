@@ -1,5 +1,7 @@
 //! The committed OpenAPI documents (JSON and YAML) are what the code produces.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use latchkey::configuration::Settings;
 use latchkey::startup::documentation;
 

@@ -13,6 +13,8 @@
 //! code) is what gets fixed. The tools come from `scripts/setup-openapi-clients`, which the
 //! README's test command (`scripts/test`) runs; without them these tests fail, never skip.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::{Path, PathBuf};

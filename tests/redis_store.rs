@@ -2,6 +2,8 @@
 //! durability with AOF, Cluster and Sentinel. Each test starts its own redis-server processes
 //! (see `support/redis_server.rs`); the shared contract runs in `store_contract.rs`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "support/redis_server.rs"]
 mod redis_server;
 

@@ -2,6 +2,8 @@
 //! revocation list and users; a Redis outage is answered with 503 and recovered from without a
 //! restart; the full flow runs on Redis Cluster.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::HashSet;

@@ -3,6 +3,8 @@
 //! request, revocation, logout and password changes reach it through the feed within its bound
 //! (5 s), and a new signing key is picked up without restarting it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::PathBuf;

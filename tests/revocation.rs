@@ -4,6 +4,8 @@
 //! with a live token. Users and clients are separate subjects. Each test runs on the embedded
 //! store and on Redis.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::sync::Arc;

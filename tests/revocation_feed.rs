@@ -1,6 +1,8 @@
 //! `GET /oauth/revocations`: the feed resource servers follow to refuse revoked access tokens on
 //! their own, on the embedded store and across replicas on one Redis.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use latchkey::domain::GrantType;

@@ -2,6 +2,8 @@
 //! scopes, the user) may have, never widens it; the metadata lists the password grant only
 //! while some client has it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use latchkey::accounts::{self, ClientChanges};

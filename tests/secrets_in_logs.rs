@@ -1,6 +1,8 @@
 //! No password, client secret, refresh token or access token ever reaches a log: every flow is
 //! run against the real binary with every target at `trace`, and its whole output searched.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use serde_json::{Value, json};

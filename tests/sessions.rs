@@ -1,6 +1,8 @@
 //! What happens to tokens after issue: rotation and reuse detection, revocation,
 //! introspection, logout, and bearer checks against forged tokens.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::HashSet;

@@ -1,6 +1,8 @@
 //! In-process TLS: with `server.tls_cert` and `server.tls_key` the service speaks HTTPS, over
 //! HTTP/1.1 and over HTTP/2 (chosen by ALPN), with a certificate made for the test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use support::TestApp;

@@ -1,5 +1,7 @@
 //! POST /oauth/token: the three grants, client authentication, and every refusal.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use base64::Engine;

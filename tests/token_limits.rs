@@ -8,6 +8,8 @@
 //! The issuer's own URL is the one length this cannot push to its limit (the service must be
 //! reachable at it); `tokens::verify`'s unit test signs a token with a 256-character issuer.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! ASCII lowercase), and names that HTTP clients or command lines cannot carry as they are
 //! (`.`, `..`, a leading `-`) are refused by registration, the admin API and the CLI alike.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use serde_json::{Value, json};

@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use super::{Change, add_user};
 use crate::audit::Actor;
 use crate::credentials::PasswordHasher;
-use crate::domain::{Secret, UnixTime, Username};
-use crate::oauth::{ADMIN_ROLE, AuthError, is_admin};
-use crate::store::Store;
+use crate::domain::{ADMIN_ROLE, Secret, UnixTime, Username};
+use crate::error::ServiceError;
+use crate::store::{Store, UserRecord};
 
 /// What start-up did about the bootstrap admin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub async fn bootstrap_admin(
     username: &str,
     password: Secret,
     now: UnixTime,
-) -> Result<Bootstrapped, AuthError> {
+) -> Result<Bootstrapped, ServiceError> {
     let name = Username::parse(username).map_err(super::invalid)?;
     // The usual case after the first start: one read, no scan.
     if let Some(user) = store.get_user(&name).await? {
@@ -57,18 +57,18 @@ pub async fn bootstrap_admin(
             Ok(Bootstrapped::Created)
         }
         // Another replica starting at the same moment made it first.
-        Err(AuthError::Conflict(_)) => Ok(Bootstrapped::UserExists),
+        Err(ServiceError::Conflict(_)) => Ok(Bootstrapped::UserExists),
         Err(other) => Err(other),
     }
 }
 
 /// Whether some enabled user has role admin. Pages through all users, which happens only
 /// while the bootstrap user does not exist, that is on the first start or two.
-async fn any_admin(store: &dyn Store) -> Result<bool, AuthError> {
+async fn any_admin(store: &dyn Store) -> Result<bool, ServiceError> {
     let mut after = None;
     loop {
         let page = store.list_users(after.as_ref(), 500).await?;
-        if page.iter().any(is_admin) {
+        if page.iter().any(UserRecord::is_admin) {
             return Ok(true);
         }
         match page.last() {

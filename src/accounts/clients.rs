@@ -7,7 +7,7 @@ use crate::audit::{self, Event};
 use crate::configuration::TokenSettings;
 use crate::credentials::ClientSecret;
 use crate::domain::{ClientId, GrantType, Scope, Secret};
-use crate::oauth::AuthError;
+use crate::error::ServiceError;
 use crate::store::{ClientRecord, Store, Subject};
 
 /// What a new client may do.
@@ -40,7 +40,7 @@ pub async fn add_client(
     change: &Change<'_>,
     client_id: &str,
     spec: ClientSpec,
-) -> Result<RegisteredClient, AuthError> {
+) -> Result<RegisteredClient, ServiceError> {
     let client_id = ClientId::parse(client_id).map_err(invalid)?;
     let mut grants = spec.grants;
     if grants.is_empty() && !spec.public {
@@ -71,12 +71,12 @@ pub async fn add_client(
 }
 
 /// One client; `NotFound` if there is none.
-pub async fn get_client(store: &dyn Store, client_id: &str) -> Result<ClientRecord, AuthError> {
+pub async fn get_client(store: &dyn Store, client_id: &str) -> Result<ClientRecord, ServiceError> {
     let id = ClientId::parse(client_id).map_err(invalid)?;
     store
         .get_client(&id)
         .await?
-        .ok_or_else(|| AuthError::NotFound(format!("no client '{id}'")))
+        .ok_or_else(|| ServiceError::NotFound(format!("no client '{id}'")))
 }
 
 /// Clients in id order after the cursor `after` (a client id), `limit` at most.
@@ -84,7 +84,7 @@ pub async fn list_clients(
     store: &dyn Store,
     after: Option<&str>,
     limit: usize,
-) -> Result<Page<ClientRecord>, AuthError> {
+) -> Result<Page<ClientRecord>, ServiceError> {
     // Clients are few (applications, not people), so the store lists them all at once.
     let mut clients = store.list_clients().await?;
     clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
@@ -102,7 +102,7 @@ pub async fn update_client(
     change: &Change<'_>,
     client_id: &str,
     changes: ClientChanges,
-) -> Result<ClientRecord, AuthError> {
+) -> Result<ClientRecord, ServiceError> {
     let mut client = get_client(change.store, client_id).await?;
     if let Some(grants) = changes.grants {
         client.grants = checked_grants(client.is_public(), grants)?;
@@ -125,10 +125,10 @@ pub async fn rotate_secret(
     change: &Change<'_>,
     tokens: &TokenSettings,
     client_id: &str,
-) -> Result<Secret, AuthError> {
+) -> Result<Secret, ServiceError> {
     let mut client = get_client(change.store, client_id).await?;
     if client.is_public() {
-        return Err(AuthError::InvalidRequest(
+        return Err(ServiceError::InvalidRequest(
             "a public client has no secret to rotate".into(),
         ));
     }
@@ -155,7 +155,7 @@ pub async fn delete_client(
     change: &Change<'_>,
     tokens: &TokenSettings,
     client_id: &str,
-) -> Result<(), AuthError> {
+) -> Result<(), ServiceError> {
     let id = ClientId::parse(client_id).map_err(invalid)?;
     let existed = change.store.delete_client(&id).await?;
     // Revoked also when the client is gone already: the retry of a removal cut short by a
@@ -163,7 +163,7 @@ pub async fn delete_client(
     // so this never touches a user's tokens.
     revoke_subject(change.store, tokens, &Subject::Client(id.clone())).await?;
     if !existed {
-        return Err(AuthError::NotFound(format!("no client '{id}'")));
+        return Err(ServiceError::NotFound(format!("no client '{id}'")));
     }
     audit::change(change.by, Event::ClientDeleted, id.as_str());
     Ok(())
@@ -172,16 +172,16 @@ pub async fn delete_client(
 fn checked_grants(
     public: bool,
     grants: BTreeSet<GrantType>,
-) -> Result<BTreeSet<GrantType>, AuthError> {
+) -> Result<BTreeSet<GrantType>, ServiceError> {
     if grants.is_empty() {
-        return Err(AuthError::InvalidRequest(if public {
+        return Err(ServiceError::InvalidRequest(if public {
             "a public client needs at least one grant (password, refresh_token)".into()
         } else {
             "a client needs at least one grant".into()
         }));
     }
     if public && grants.contains(&GrantType::ClientCredentials) {
-        return Err(AuthError::InvalidRequest(
+        return Err(ServiceError::InvalidRequest(
             "a public client cannot use client_credentials".into(),
         ));
     }
@@ -194,15 +194,15 @@ pub fn check_reserved_audiences<'a>(
     audiences: impl IntoIterator<Item = &'a String>,
     issuer: &str,
     admin_audience: &str,
-) -> Result<(), AuthError> {
+) -> Result<(), ServiceError> {
     for audience in audiences {
         if audience.trim_end_matches('/') == issuer.trim_end_matches('/') {
-            return Err(AuthError::InvalidRequest(
+            return Err(ServiceError::InvalidRequest(
                 "a client's audience may not be the issuer, the audience of refresh tokens".into(),
             ));
         }
         if audience == admin_audience {
-            return Err(AuthError::InvalidRequest(
+            return Err(ServiceError::InvalidRequest(
                 "a client's audience may not be the admin API's: admin tokens come only with an \
                  admin scope"
                     .into(),
@@ -214,7 +214,7 @@ pub fn check_reserved_audiences<'a>(
 
 /// At most `limits::MAX_AUDIENCES`, each 1 to 256 printable ASCII characters other than space,
 /// quote and backslash: the one a token carries as `aud` must keep it within the limits.
-fn checked_audiences(audiences: BTreeSet<String>) -> Result<BTreeSet<String>, AuthError> {
+fn checked_audiences(audiences: BTreeSet<String>) -> Result<BTreeSet<String>, ServiceError> {
     crate::domain::check_audiences(&audiences).map_err(invalid)?;
     Ok(audiences)
 }

@@ -16,7 +16,7 @@ pub use users::{UserChanges, add_user, get_user, list_users, set_password, updat
 use crate::audit::Actor;
 use crate::configuration::TokenSettings;
 use crate::domain::{UnixTime, now};
-use crate::oauth::AuthError;
+use crate::error::ServiceError;
 use crate::store::{Store, StoreError, Subject};
 
 /// A change to users or clients: the store it goes to, who makes it, and when.
@@ -40,10 +40,10 @@ pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 500;
 
 /// A page size as asked for, checked.
-pub fn page_size(limit: Option<usize>) -> Result<usize, AuthError> {
+pub fn page_size(limit: Option<usize>) -> Result<usize, ServiceError> {
     match limit.unwrap_or(DEFAULT_PAGE) {
         n @ 1..=MAX_PAGE => Ok(n),
-        _ => Err(AuthError::InvalidRequest(format!(
+        _ => Err(ServiceError::InvalidRequest(format!(
             "limit must be between 1 and {MAX_PAGE}"
         ))),
     }
@@ -65,18 +65,18 @@ async fn revoke_subject(
     store: &dyn Store,
     tokens: &TokenSettings,
     subject: &Subject,
-) -> Result<UnixTime, AuthError> {
+) -> Result<UnixTime, ServiceError> {
     let lifetime = tokens.access_ttl.max(tokens.refresh_ttl);
     Ok(store.revoke_subject(subject, now(), lifetime).await?)
 }
 
-fn invalid(error: impl std::fmt::Display) -> AuthError {
-    AuthError::InvalidRequest(error.to_string())
+fn invalid(error: impl std::fmt::Display) -> ServiceError {
+    ServiceError::InvalidRequest(error.to_string())
 }
 
-fn conflict_or(error: StoreError, message: &str) -> AuthError {
+fn conflict_or(error: StoreError, message: &str) -> ServiceError {
     match error {
-        StoreError::Conflict => AuthError::Conflict(message.into()),
+        StoreError::Conflict => ServiceError::Conflict(message.into()),
         other => other.into(),
     }
 }

@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use super::{Change, Page, conflict_or, invalid, paginate, revoke_subject};
 use crate::audit::{self, Event};
 use crate::configuration::TokenSettings;
-use crate::credentials::{PasswordHasher, check_password_policy};
-use crate::domain::{Secret, Username, now};
-use crate::oauth::{ADMIN_ROLE, AuthError};
+use crate::credentials::PasswordHasher;
+use crate::domain::{ADMIN_ROLE, Secret, Username, check_password_policy, now};
+use crate::error::ServiceError;
 use crate::store::{Store, Subject, UserRecord};
 
 /// What an administrator may change about a user; `None` leaves a field as it is.
@@ -25,7 +25,7 @@ pub async fn add_user(
     username: &str,
     password: Secret,
     roles: BTreeSet<String>,
-) -> Result<UserRecord, AuthError> {
+) -> Result<UserRecord, ServiceError> {
     let username = Username::parse(username).map_err(invalid)?;
     check_password_policy(&password).map_err(invalid)?;
     check_roles(&roles)?;
@@ -53,7 +53,7 @@ pub async fn set_password(
     tokens: &TokenSettings,
     username: &str,
     password: Secret,
-) -> Result<(), AuthError> {
+) -> Result<(), ServiceError> {
     check_password_policy(&password).map_err(invalid)?;
     let mut user = get_user(change.store, username).await?;
     user.password_hash = hasher.hash(password).await?;
@@ -65,12 +65,12 @@ pub async fn set_password(
 }
 
 /// One user; `NotFound` if there is none.
-pub async fn get_user(store: &dyn Store, username: &str) -> Result<UserRecord, AuthError> {
+pub async fn get_user(store: &dyn Store, username: &str) -> Result<UserRecord, ServiceError> {
     let name = Username::parse(username).map_err(invalid)?;
     store
         .get_user(&name)
         .await?
-        .ok_or_else(|| AuthError::NotFound(format!("no user '{name}'")))
+        .ok_or_else(|| ServiceError::NotFound(format!("no user '{name}'")))
 }
 
 /// Users in name order after the cursor `after` (a username), `limit` at most.
@@ -78,11 +78,11 @@ pub async fn list_users(
     store: &dyn Store,
     after: Option<&str>,
     limit: usize,
-) -> Result<Page<UserRecord>, AuthError> {
+) -> Result<Page<UserRecord>, ServiceError> {
     let after = after
         .map(Username::parse)
         .transpose()
-        .map_err(|_| AuthError::InvalidRequest("after is not a username".into()))?;
+        .map_err(|_| ServiceError::InvalidRequest("after is not a username".into()))?;
     let users = store.list_users(after.as_ref(), limit + 1).await?;
     Ok(paginate(users, limit, |u| u.username.to_string()))
 }
@@ -94,7 +94,7 @@ pub async fn update_user(
     tokens: &TokenSettings,
     username: &str,
     changes: UserChanges,
-) -> Result<UserRecord, AuthError> {
+) -> Result<UserRecord, ServiceError> {
     let mut user = get_user(change.store, username).await?;
     let name = user.username.clone();
     // An administrator who locks themselves out may leave nobody who can let them back in.
@@ -103,14 +103,14 @@ pub async fn update_user(
     if let Some(roles) = &roles {
         check_roles(roles)?;
         if myself && !roles.contains(ADMIN_ROLE) {
-            return Err(AuthError::Conflict(
+            return Err(ServiceError::Conflict(
                 "administrators cannot take their own admin role; ask another administrator".into(),
             ));
         }
     }
     let disabled = changes.disabled.filter(|d| *d != user.disabled);
     if disabled == Some(true) && myself {
-        return Err(AuthError::Conflict(
+        return Err(ServiceError::Conflict(
             "administrators cannot disable themselves; ask another administrator".into(),
         ));
     }
@@ -155,6 +155,6 @@ pub async fn update_user(
 
 /// At most `limits::MAX_ROLES` roles, each a valid role name: every role goes into the `roles`
 /// claim of the user's access tokens, which must stay within what the issuer accepts.
-fn check_roles(roles: &BTreeSet<String>) -> Result<(), AuthError> {
+fn check_roles(roles: &BTreeSet<String>) -> Result<(), ServiceError> {
     crate::domain::check_roles(roles).map_err(invalid)
 }

@@ -20,7 +20,8 @@ use super::{ApiTags, examples};
 use crate::accounts::{self, Change};
 use crate::audit::Actor;
 use crate::domain::{Secret, now};
-use crate::oauth::{AuthError, Authority};
+use crate::error::ServiceError;
+use crate::oauth::Authority;
 use crate::store::UserRecord;
 
 /// An access token issued by this service, sent as `Authorization: Bearer <token>`.
@@ -217,7 +218,7 @@ impl AccountApi {
         body: OptionalRegistrationBody,
     ) -> Answer<RegistrationResponse, RegistrationErrors> {
         if !self.registration.enabled {
-            return Err(AuthError::Forbidden("self-registration is disabled".into()).into());
+            return Err(ServiceError::Forbidden("self-registration is disabled".into()).into());
         }
         let params = match body.0 {
             Some(RegistrationBody::Json(Json(p)) | RegistrationBody::Form(Form(p))) => p,
@@ -225,10 +226,10 @@ impl AccountApi {
         };
         let username = params
             .username
-            .ok_or_else(|| AuthError::InvalidRequest("username is required".into()))?;
+            .ok_or_else(|| ServiceError::InvalidRequest("username is required".into()))?;
         let password = params
             .password
-            .ok_or_else(|| AuthError::InvalidRequest("password is required".into()))?;
+            .ok_or_else(|| ServiceError::InvalidRequest("password is required".into()))?;
         let origin = origin(req);
         // Before the password is hashed: each account costs an argon2 hash.
         let limits = &self.registration;

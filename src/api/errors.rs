@@ -15,7 +15,7 @@ use poem_openapi::registry::{
 use poem_openapi::types::{Example, Type};
 use poem_openapi::{ApiResponse, Object};
 
-use crate::oauth::AuthError;
+use crate::error::ServiceError;
 
 /// An error answer (RFC 6749 §5.2, RFC 6750 §3).
 #[derive(Debug, Clone, Object)]
@@ -109,47 +109,47 @@ fn quotable(value: &str) -> String {
     value.replace(['"', '\\'], "'")
 }
 
-impl From<AuthError> for ApiError {
-    fn from(error: AuthError) -> Self {
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
         let message = error.to_string();
         let bad = |code: &str| ApiError::BadRequest(ErrorBody::new(code, message.clone()));
         match error {
-            AuthError::InvalidRequest(_) => bad("invalid_request"),
-            AuthError::InvalidGrant(_) => bad("invalid_grant"),
-            AuthError::UnauthorizedClient(_) => bad("unauthorized_client"),
-            AuthError::UnsupportedGrantType(_) => bad("unsupported_grant_type"),
-            AuthError::InvalidScope(_) => bad("invalid_scope"),
-            AuthError::InvalidTarget(_) => bad("invalid_target"),
-            AuthError::InvalidClient(_) => ApiError::Unauthorized(
+            ServiceError::InvalidRequest(_) => bad("invalid_request"),
+            ServiceError::InvalidGrant(_) => bad("invalid_grant"),
+            ServiceError::UnauthorizedClient(_) => bad("unauthorized_client"),
+            ServiceError::UnsupportedGrantType(_) => bad("unsupported_grant_type"),
+            ServiceError::InvalidScope(_) => bad("invalid_scope"),
+            ServiceError::InvalidTarget(_) => bad("invalid_target"),
+            ServiceError::InvalidClient(_) => ApiError::Unauthorized(
                 ErrorBody::new("invalid_client", message),
                 BASIC_CHALLENGE.to_owned(),
             ),
-            AuthError::InvalidToken(_) => ApiError::Unauthorized(
+            ServiceError::InvalidToken(_) => ApiError::Unauthorized(
                 ErrorBody::new("invalid_token", message.clone()),
                 bearer_challenge(Some(("invalid_token", &message))),
             ),
-            AuthError::InsufficientScope { required, .. } => ApiError::Forbidden(
+            ServiceError::InsufficientScope { required, .. } => ApiError::Forbidden(
                 ErrorBody::new("insufficient_scope", message.clone()),
                 Some(insufficient_scope_challenge(&message, &required)),
             ),
-            AuthError::Forbidden(_) => {
+            ServiceError::Forbidden(_) => {
                 ApiError::Forbidden(ErrorBody::new("access_denied", message), None)
             }
-            AuthError::NotFound(_) => ApiError::NotFound(ErrorBody::new("not_found", message)),
-            AuthError::Conflict(_) => ApiError::Conflict(ErrorBody::new("conflict", message)),
-            AuthError::TooManyRequests { retry_after } => ApiError::TooManyRequests(
+            ServiceError::NotFound(_) => ApiError::NotFound(ErrorBody::new("not_found", message)),
+            ServiceError::Conflict(_) => ApiError::Conflict(ErrorBody::new("conflict", message)),
+            ServiceError::TooManyRequests { retry_after } => ApiError::TooManyRequests(
                 ErrorBody::new("too_many_requests", "too many attempts; retry later"),
                 retry_after,
             ),
-            AuthError::Unavailable {
+            ServiceError::Unavailable {
                 reason,
                 retry_after,
             } => ApiError::Unavailable(
                 ErrorBody::new("temporarily_unavailable", reason),
                 retry_after,
             ),
-            AuthError::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
+            ServiceError::Internal(source) => {
+                tracing::error!(error = %source, "internal error");
                 ApiError::Internal(ErrorBody::new("server_error", "an internal error occurred"))
             }
         }
@@ -168,8 +168,8 @@ impl<L> From<ApiError> for Refusal<L> {
     }
 }
 
-impl<L> From<AuthError> for Refusal<L> {
-    fn from(error: AuthError) -> Self {
+impl<L> From<ServiceError> for Refusal<L> {
+    fn from(error: ServiceError) -> Self {
         Refusal(error.into(), PhantomData)
     }
 }

@@ -333,7 +333,7 @@ fn authorization(req: &Request) -> Option<&str> {
 
 fn required_token(token: Option<String>) -> Result<String, ApiError> {
     token.filter(|t| !t.is_empty()).ok_or_else(|| {
-        ApiError::from(crate::oauth::AuthError::InvalidRequest(
+        ApiError::from(crate::error::ServiceError::InvalidRequest(
             "token is required".into(),
         ))
     })

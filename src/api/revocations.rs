@@ -18,7 +18,8 @@ use super::errors::{
 use super::oauth::ClientBasic;
 use super::{ApiTags, examples};
 use crate::domain::now;
-use crate::oauth::{AuthError, Authority, ClientCredentials};
+use crate::error::ServiceError;
+use crate::oauth::{Authority, ClientCredentials};
 use crate::store::RevocationEvent;
 
 /// The feed's client authentication: HTTP Basic, required, so the document names the
@@ -50,7 +51,9 @@ impl<'a> ApiExtractor<'a> for FeedClient {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| {
-                AuthError::InvalidClient("authenticate with HTTP Basic client credentials".into())
+                ServiceError::InvalidClient(
+                    "authenticate with HTTP Basic client credentials".into(),
+                )
             });
         authorization
             .and_then(|value| ClientCredentials::from_request(Some(value), None, None))

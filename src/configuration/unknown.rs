@@ -16,6 +16,10 @@ pub(super) const ENV_PREFIX: &str = "LATCHKEY_";
 const OTHER_VARIABLES: &[&str] = &["LATCHKEY_CONFIG"];
 
 /// Every key there is, `server.bind` for a setting and `server` for a section (`true`).
+#[allow(
+    clippy::expect_used,
+    reason = "the defaults are plain data: serializing them cannot fail"
+)]
 pub(super) fn known_keys() -> BTreeMap<String, bool> {
     fn walk(value: &serde_json::Value, prefix: &str, keys: &mut BTreeMap<String, bool>) {
         let serde_json::Value::Object(members) = value else {

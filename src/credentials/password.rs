@@ -25,27 +25,6 @@ pub enum PasswordError {
     Internal(String),
 }
 
-/// A password that the policy refuses.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PasswordPolicyError {
-    #[error("the password must be at least 8 characters")]
-    TooShort,
-    #[error("the password must be at most 1024 bytes")]
-    TooLong,
-}
-
-/// NIST SP 800-63B: length is what matters; no composition rules.
-pub fn check_password_policy(password: &Secret) -> Result<(), PasswordPolicyError> {
-    let value = password.expose();
-    if value.chars().count() < 8 {
-        return Err(PasswordPolicyError::TooShort);
-    }
-    if value.len() > 1024 {
-        return Err(PasswordPolicyError::TooLong);
-    }
-    Ok(())
-}
-
 /// Hashes and verifies passwords; cheap to clone.
 #[derive(Clone)]
 pub struct PasswordHasher {
@@ -80,7 +59,7 @@ impl PasswordHasher {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let dummy = Secret::new(super::random_token(16));
+        let dummy = Secret::new(crate::domain::random_token(16));
         let dummy_hash = hash_now(&params, &dummy, &mut Memory::default())?;
         Ok(PasswordHasher {
             inner: Arc::new(Inner {
@@ -337,20 +316,6 @@ mod tests {
             (params.m_cost(), params.t_cost(), params.p_cost()),
             (19_456, 2, 1)
         );
-    }
-
-    #[test]
-    fn short_and_huge_passwords_are_refused() {
-        assert_eq!(
-            check_password_policy(&Secret::new("short")),
-            Err(PasswordPolicyError::TooShort)
-        );
-        let huge = Secret::new("x".repeat(2000));
-        assert_eq!(
-            check_password_policy(&huge),
-            Err(PasswordPolicyError::TooLong)
-        );
-        assert!(check_password_policy(&Secret::new("long enough")).is_ok());
     }
 
     #[tokio::test]

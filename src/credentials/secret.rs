@@ -12,7 +12,7 @@ pub struct ClientSecret {
 
 impl ClientSecret {
     pub fn generate() -> ClientSecret {
-        let secret = Secret::new(super::random_token(32));
+        let secret = Secret::new(crate::domain::random_token(32));
         let hash = hash_client_secret(&secret);
         ClientSecret { secret, hash }
     }

@@ -64,6 +64,20 @@ pub struct Policy {
     pub leeway: i64,
 }
 
+impl Policy {
+    /// The lifecycle's times, from the JWKS max-age and the token lifetimes.
+    pub fn from_settings(settings: &crate::configuration::Settings) -> Policy {
+        Policy {
+            publish_ahead: settings.keys.jwks_max_age as i64,
+            access_ttl: settings.tokens.access_ttl as i64,
+            refresh_ttl: settings.tokens.refresh_ttl as i64,
+            // Clock skew between replicas and resource servers: a minute, or less where keys
+            // are cached for less than that.
+            leeway: settings.keys.jwks_max_age.min(60) as i64,
+        }
+    }
+}
+
 /// The state of each key at `now`, in the order given. `published_at` holds each key's
 /// publication time; the first key a fresh installation makes is published at 0, so it signs at
 /// once.

@@ -247,7 +247,7 @@ pub fn rotate_on_schedule(
 /// `None` when `name` exists already.
 fn place(dir: &Path, name: &str, pem: &str) -> Result<Option<PathBuf>, KeyError> {
     create_private_dir(dir)?;
-    let staging = dir.join(format!(".{}.tmp", crate::credentials::random_token(9)));
+    let staging = dir.join(format!(".{}.tmp", crate::domain::random_token(9)));
     write_private(&staging, pem.as_bytes())?;
     let file = dir.join(name);
     let linked = fs::hard_link(&staging, &file);

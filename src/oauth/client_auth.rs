@@ -4,11 +4,12 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use super::Authority;
 use super::throttle::Attempt;
-use super::{AuthError, Authority};
 use crate::audit::{Event, Origin, Record};
 use crate::credentials::verify_client_secret;
 use crate::domain::{ClientId, Secret, UnixTime, now};
+use crate::error::ServiceError;
 use crate::store::{ClientRead, ClientRecord};
 
 /// The credentials a request presented, before they are checked.
@@ -27,7 +28,7 @@ impl ClientCredentials {
         authorization: Option<&str>,
         body_id: Option<String>,
         body_secret: Option<String>,
-    ) -> Result<ClientCredentials, AuthError> {
+    ) -> Result<ClientCredentials, ServiceError> {
         let Some(header) = authorization else {
             return Ok(ClientCredentials {
                 client_id: body_id,
@@ -37,7 +38,7 @@ impl ClientCredentials {
         };
         let (id, secret) = parse_basic(header)?;
         if body_secret.is_some() || body_id.as_deref().is_some_and(|b| b != id) {
-            return Err(AuthError::InvalidRequest(
+            return Err(ServiceError::InvalidRequest(
                 "use one client authentication method, not several".into(),
             ));
         }
@@ -55,11 +56,11 @@ impl ClientCredentials {
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))`, RFC 6749 §2.3.1.
-fn parse_basic(header: &str) -> Result<(String, String), AuthError> {
-    let bad = || AuthError::InvalidClient("malformed Basic credentials".into());
+fn parse_basic(header: &str) -> Result<(String, String), ServiceError> {
+    let bad = || ServiceError::InvalidClient("malformed Basic credentials".into());
     let (scheme, encoded) = header.trim().split_once(' ').ok_or_else(bad)?;
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(AuthError::InvalidClient(
+        return Err(ServiceError::InvalidClient(
             "client authentication must use the Basic scheme".into(),
         ));
     }
@@ -106,7 +107,7 @@ impl Authority {
     pub async fn authenticate_client(
         &self,
         credentials: &ClientCredentials,
-    ) -> Result<ClientRecord, AuthError> {
+    ) -> Result<ClientRecord, ServiceError> {
         Ok(self.authenticate_client_state(credentials).await?.record)
     }
 
@@ -115,12 +116,11 @@ impl Authority {
     pub(super) async fn authenticate_client_state(
         &self,
         credentials: &ClientCredentials,
-    ) -> Result<AuthenticatedClient, AuthError> {
-        let failed = || AuthError::InvalidClient("client authentication failed".into());
-        let id = credentials
-            .client_id
-            .as_deref()
-            .ok_or_else(|| AuthError::InvalidClient("client authentication is required".into()))?;
+    ) -> Result<AuthenticatedClient, ServiceError> {
+        let failed = || ServiceError::InvalidClient("client authentication failed".into());
+        let id = credentials.client_id.as_deref().ok_or_else(|| {
+            ServiceError::InvalidClient("client authentication is required".into())
+        })?;
         let attempt = Attempt::client(&self.security, &credentials.origin);
         let client_id = ClientId::parse(id).ok();
         let read = if credentials.client_secret.is_some() {
@@ -176,7 +176,7 @@ impl Authority {
         &self,
         credentials: &ClientCredentials,
         endpoint: &str,
-    ) -> Result<ClientRecord, AuthError> {
+    ) -> Result<ClientRecord, ServiceError> {
         if credentials.client_secret.is_none() {
             if let Some(id) = credentials.client_id.as_deref() {
                 let id: String = id.chars().take(64).collect();
@@ -184,7 +184,7 @@ impl Authority {
                     .client(&id)
                     .emit();
             }
-            return Err(AuthError::InvalidClient(format!(
+            return Err(ServiceError::InvalidClient(format!(
                 "{endpoint} is for confidential clients: authenticate with the client's id and \
                  secret (HTTP Basic, or client_id and client_secret in the body)"
             )));
@@ -192,7 +192,7 @@ impl Authority {
         let client = self.authenticate_client(credentials).await?;
         if client.is_public() {
             // Unreachable as long as public clients have no secret; kept as the rule itself.
-            return Err(AuthError::InvalidClient(format!(
+            return Err(ServiceError::InvalidClient(format!(
                 "{endpoint} is for confidential clients"
             )));
         }
@@ -238,7 +238,7 @@ mod tests {
             Some("app".into()),
             Some("s".into()),
         );
-        assert!(matches!(result, Err(AuthError::InvalidRequest(_))));
+        assert!(matches!(result, Err(ServiceError::InvalidRequest(_))));
     }
 
     #[test]
@@ -252,7 +252,7 @@ mod tests {
         ] {
             let result = ClientCredentials::from_request(Some(header), None, None);
             assert!(
-                matches!(result, Err(AuthError::InvalidClient(_))),
+                matches!(result, Err(ServiceError::InvalidClient(_))),
                 "{header}"
             );
         }

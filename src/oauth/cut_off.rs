@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use super::{AuthError, Authority};
+use super::Authority;
 use crate::domain::{UnixTime, now_ms};
+use crate::error::ServiceError;
 use crate::store::{ClientRecord, UserRecord};
 
 /// The longest an issuance waits for a cut-off that a revocation has just set.
@@ -26,13 +27,13 @@ const MAX_CUT_OFF_WAIT_MS: i64 = 5_000;
 pub(super) async fn issued_at(
     now: UnixTime,
     cut_offs: impl IntoIterator<Item = Option<UnixTime>>,
-) -> Result<(UnixTime, bool), AuthError> {
+) -> Result<(UnixTime, bool), ServiceError> {
     let Some(cut_off) = cut_offs.into_iter().flatten().max().filter(|c| *c > now) else {
         return Ok((now, false));
     };
     let wait_ms = cut_off.saturating_mul(1000).saturating_sub(now_ms());
     if wait_ms > MAX_CUT_OFF_WAIT_MS {
-        return Err(AuthError::Unavailable {
+        return Err(ServiceError::Unavailable {
             reason: "the account's tokens were just revoked; try again shortly".into(),
             retry_after: u64::try_from(wait_ms / 1000 + 1).unwrap_or(1),
         });
@@ -52,8 +53,8 @@ impl Authority {
         &self,
         user: Option<&UserRecord>,
         client: &ClientRecord,
-        refused: impl FnOnce() -> AuthError,
-    ) -> Result<(), AuthError> {
+        refused: impl FnOnce() -> ServiceError,
+    ) -> Result<(), ServiceError> {
         let client_now = self.store.get_client(&client.client_id).await?;
         let user_unchanged = match user {
             Some(user) => self.store.get_user(&user.username).await?.as_ref() == Some(user),

@@ -4,8 +4,9 @@
 //! The store keeps the events and drops each one once no token it concerns can still be live;
 //! this layer checks the caller, bounds the page and tells the follower when to ask again.
 
-use super::{AuthError, Authority};
+use super::Authority;
 use crate::domain::UnixTime;
+use crate::error::ServiceError;
 use crate::store::{ClientRecord, RevocationEvent, StoreError};
 
 /// Events per page when the caller names no limit.
@@ -37,16 +38,18 @@ impl Authority {
         after: Option<&str>,
         limit: Option<u64>,
         now: UnixTime,
-    ) -> Result<FeedAnswer, AuthError> {
+    ) -> Result<FeedAnswer, ServiceError> {
         if client.is_public() {
-            return Err(AuthError::InvalidClient(
+            return Err(ServiceError::InvalidClient(
                 "the revocation feed is for confidential clients".into(),
             ));
         }
         let limit = match limit {
             None => DEFAULT_FEED_LIMIT,
             Some(0) => {
-                return Err(AuthError::InvalidRequest("limit must be at least 1".into()));
+                return Err(ServiceError::InvalidRequest(
+                    "limit must be at least 1".into(),
+                ));
             }
             Some(n) => usize::try_from(n)
                 .unwrap_or(MAX_FEED_LIMIT)
@@ -58,7 +61,7 @@ impl Authority {
             .revocations_after(after, limit, now)
             .await
             .map_err(|error| match error {
-                StoreError::InvalidCursor => AuthError::InvalidRequest(
+                StoreError::InvalidCursor => ServiceError::InvalidRequest(
                     "unknown cursor: this feed never handed it out (the store may have been \
                      replaced); resync by asking again without `after`"
                         .into(),

@@ -2,9 +2,10 @@
 
 use super::client_auth::AuthenticatedClient;
 use super::cut_off::issued_at;
-use super::{AuthError, Authority, ClientCredentials};
+use super::{Authority, ClientCredentials};
 use crate::audit::{Event, Record};
 use crate::domain::{ClientId, GrantType, Scope, Secret, TokenId, UnixTime, Username};
+use crate::error::ServiceError;
 use crate::store::{
     ClientRecord, Family, RefreshGeneration, Rotation, RotationOutcome, Subject, UserCutOffs,
     UserRecord,
@@ -50,14 +51,14 @@ impl Authority {
         &self,
         request: TokenRequest,
         now_ms: i64,
-    ) -> Result<IssuedTokens, AuthError> {
+    ) -> Result<IssuedTokens, ServiceError> {
         let now = now_ms.div_euclid(1000);
         let grant_name = request
             .grant_type
             .as_deref()
-            .ok_or_else(|| AuthError::InvalidRequest("grant_type is required".into()))?;
+            .ok_or_else(|| ServiceError::InvalidRequest("grant_type is required".into()))?;
         let grant = GrantType::parse(grant_name).ok_or_else(|| {
-            AuthError::UnsupportedGrantType(format!(
+            ServiceError::UnsupportedGrantType(format!(
                 "grant_type '{}' is not supported",
                 truncate(grant_name)
             ))
@@ -65,7 +66,7 @@ impl Authority {
         let authenticated = self.authenticate_client_state(&request.client).await?;
         let client = &authenticated.record;
         if !client.grants.contains(&grant) {
-            return Err(AuthError::UnauthorizedClient(format!(
+            return Err(ServiceError::UnauthorizedClient(format!(
                 "this client may not use the {grant} grant"
             )));
         }
@@ -88,16 +89,16 @@ impl Authority {
         authenticated: &AuthenticatedClient,
         request: TokenRequest,
         now: UnixTime,
-    ) -> Result<IssuedTokens, AuthError> {
+    ) -> Result<IssuedTokens, ServiceError> {
         let client = &authenticated.record;
         let username = request
             .username
             .as_deref()
-            .ok_or_else(|| AuthError::InvalidRequest("username is required".into()))?;
+            .ok_or_else(|| ServiceError::InvalidRequest("username is required".into()))?;
         let password = request
             .password
             .clone()
-            .ok_or_else(|| AuthError::InvalidRequest("password is required".into()))?;
+            .ok_or_else(|| ServiceError::InvalidRequest("password is required".into()))?;
         let origin = &request.client.origin;
         let scope = self.scope_asked(request.scope.as_deref(), &client.scope)?;
         let audience = self.audience_for_scope(client, asked_audience(&request)?, &scope)?;
@@ -108,7 +109,7 @@ impl Authority {
             Record::new(Event::LoginFailed, &truncate(username), origin)
                 .client(client.client_id.as_str())
                 .emit();
-            return Err(AuthError::InvalidGrant(
+            return Err(ServiceError::InvalidGrant(
                 "invalid username or password".into(),
             ));
         };
@@ -165,7 +166,7 @@ impl Authority {
         family: Option<&Family>,
         issued_at: UnixTime,
         now: UnixTime,
-    ) -> Result<(), AuthError> {
+    ) -> Result<(), ServiceError> {
         let client = Subject::Client(client.client_id.clone());
         let ((_, user_cut_offs), client_cut_off) = tokio::try_join!(
             self.store.user_and_not_before(username, now),
@@ -181,7 +182,7 @@ impl Authority {
         if let Some(family) = family {
             self.store.revoke_family(&family.id, now).await?;
         }
-        Err(AuthError::InvalidGrant(
+        Err(ServiceError::InvalidGrant(
             "the account's tokens were revoked while signing in; sign in again".into(),
         ))
     }
@@ -194,7 +195,7 @@ impl Authority {
         username: &str,
         password: Secret,
         now: UnixTime,
-    ) -> Result<(Option<UserRecord>, Option<UnixTime>), AuthError> {
+    ) -> Result<(Option<UserRecord>, Option<UnixTime>), ServiceError> {
         let (user, cut_offs) = match Username::parse(username) {
             Ok(name) => self.store.user_and_not_before(&name, now).await?,
             Err(_) => (None, UserCutOffs::default()),
@@ -210,17 +211,17 @@ impl Authority {
         authenticated: &AuthenticatedClient,
         request: &TokenRequest,
         now: UnixTime,
-    ) -> Result<IssuedTokens, AuthError> {
+    ) -> Result<IssuedTokens, ServiceError> {
         let client = &authenticated.record;
         if client.is_public() {
-            return Err(AuthError::UnauthorizedClient(
+            return Err(ServiceError::UnauthorizedClient(
                 "a public client cannot use the client_credentials grant".into(),
             ));
         }
         let scope = self.scope_asked(request.scope.as_deref(), &client.scope)?;
         if self.has_admin_scope(&scope) {
             // Admin scopes are for users with role admin; a client is not one.
-            return Err(AuthError::InvalidScope(
+            return Err(ServiceError::InvalidScope(
                 "scopes for administrators are granted to users, not to clients".into(),
             ));
         }
@@ -236,7 +237,7 @@ impl Authority {
         let (issued_at, waited) = issued_at(now, [authenticated.not_before]).await?;
         if waited {
             self.refuse_if_changed(None, client, || {
-                AuthError::InvalidClient("client authentication failed".into())
+                ServiceError::InvalidClient("client authentication failed".into())
             })
             .await?;
         }
@@ -256,25 +257,25 @@ impl Authority {
         authenticated: &AuthenticatedClient,
         request: TokenRequest,
         now_ms: i64,
-    ) -> Result<IssuedTokens, AuthError> {
+    ) -> Result<IssuedTokens, ServiceError> {
         let client = &authenticated.record;
         let now = now_ms.div_euclid(1000);
         let presented = request
             .refresh_token
             .as_deref()
-            .ok_or_else(|| AuthError::InvalidRequest("refresh_token is required".into()))?;
+            .ok_or_else(|| ServiceError::InvalidRequest("refresh_token is required".into()))?;
         let claims = self
             .verifier
             .verify_refresh(&self.keys.current(), presented)
-            .map_err(|e| AuthError::InvalidGrant(format!("invalid refresh token: {e}")))?;
+            .map_err(|e| ServiceError::InvalidGrant(format!("invalid refresh token: {e}")))?;
         if claims.client_id != client.client_id.as_str() {
-            return Err(AuthError::InvalidGrant(
+            return Err(ServiceError::InvalidGrant(
                 "the refresh token was issued to another client".into(),
             ));
         }
         let origin = &request.client.origin;
         let granted = Scope::parse(&claims.scope)
-            .map_err(|_| AuthError::InvalidGrant("invalid refresh token".into()))?;
+            .map_err(|_| ServiceError::InvalidGrant("invalid refresh token".into()))?;
         // What the client may still have: an admin may have narrowed it since the login.
         let granted = granted.intersection(&client.scope);
         let scope = requested_scope(request.scope.as_deref(), &granted)?;
@@ -286,7 +287,7 @@ impl Authority {
             .flatten()
             .any(|cut_off| claims.iat < cut_off)
         {
-            return Err(AuthError::InvalidGrant(
+            return Err(ServiceError::InvalidGrant(
                 "the refresh token is no longer valid".into(),
             ));
         }
@@ -322,7 +323,7 @@ impl Authority {
                 .get_family(&TokenId::from_trusted(&claims.fam))
                 .await?;
             if session.is_some_and(|family| family.audience != *asked) {
-                return Err(AuthError::InvalidTarget(
+                return Err(ServiceError::InvalidTarget(
                     "a refresh keeps the audience its session was granted; sign in again for \
                      another"
                         .into(),
@@ -353,12 +354,12 @@ impl Authority {
                 Record::new(Event::RefreshReuseDetected, &family.subject, origin)
                     .client(client.client_id.as_str())
                     .emit();
-                return Err(AuthError::InvalidGrant(
+                return Err(ServiceError::InvalidGrant(
                     "the refresh token was already used; its session is revoked".into(),
                 ));
             }
             RotationOutcome::Inactive => {
-                return Err(AuthError::InvalidGrant(
+                return Err(ServiceError::InvalidGrant(
                     "the refresh token is no longer valid".into(),
                 ));
             }
@@ -382,8 +383,8 @@ impl Authority {
         &self,
         subject: &str,
         now: UnixTime,
-    ) -> Result<(UserRecord, UserCutOffs), AuthError> {
-        let dead = || AuthError::InvalidGrant("the refresh token is no longer valid".into());
+    ) -> Result<(UserRecord, UserCutOffs), ServiceError> {
+        let dead = || ServiceError::InvalidGrant("the refresh token is no longer valid".into());
         let name = Username::parse(subject).map_err(|_| dead())?;
         let (user, cut_offs) = self.store.user_and_not_before(&name, now).await?;
         let user = user.filter(|u| !u.disabled).ok_or_else(dead)?;
@@ -405,7 +406,7 @@ impl Authority {
         grant: &Grant<'_>,
         family: Option<&Family>,
         now: UnixTime,
-    ) -> Result<IssuedTokens, AuthError> {
+    ) -> Result<IssuedTokens, ServiceError> {
         let keys = self.keys.current();
         let signer = keys.signer();
         let access = AccessClaims {
@@ -468,10 +469,10 @@ impl Authority {
         family: &Family,
         scope: Scope,
         asked: Option<String>,
-    ) -> Result<(Scope, String), AuthError> {
+    ) -> Result<(Scope, String), ServiceError> {
         if family.audience == self.admin_audience {
             if !self.has_admin_scope(&scope) {
-                return Err(AuthError::InvalidGrant(
+                return Err(ServiceError::InvalidGrant(
                     "the refresh token is for the admin API, and no admin scope is granted any \
                      more"
                         .into(),
@@ -482,7 +483,7 @@ impl Authority {
             return Ok((scope, self.admin_audience.clone()));
         }
         if asked.as_deref() == Some(self.admin_audience.as_str()) {
-            return Err(AuthError::InvalidTarget(
+            return Err(ServiceError::InvalidTarget(
                 "the refresh token is not for the admin API: log in with an admin scope".into(),
             ));
         }
@@ -499,11 +500,11 @@ impl Authority {
         &self,
         client: &ClientRecord,
         audience: &str,
-    ) -> Result<String, AuthError> {
+    ) -> Result<String, ServiceError> {
         if audience == self.tokens.audience || client.audiences.contains(audience) {
             Ok(audience.to_owned())
         } else {
-            Err(AuthError::InvalidGrant(
+            Err(ServiceError::InvalidGrant(
                 "the client may no longer use the audience of this refresh token".into(),
             ))
         }
@@ -512,7 +513,7 @@ impl Authority {
     /// The scope a password or client_credentials request gets: what it asks for, which may
     /// narrow the client's scope but never widen it; without `scope`, all of the client's
     /// scopes but the admin ones, which are granted only when asked for.
-    fn scope_asked(&self, requested: Option<&str>, allowed: &Scope) -> Result<Scope, AuthError> {
+    fn scope_asked(&self, requested: Option<&str>, allowed: &Scope) -> Result<Scope, ServiceError> {
         match requested {
             None => Ok(self.without_admin_scopes(allowed)),
             Some(_) => requested_scope(requested, allowed),
@@ -520,14 +521,14 @@ impl Authority {
     }
 }
 
-fn changed_while_signing_in() -> AuthError {
-    AuthError::InvalidGrant("the account changed while signing in; sign in again".into())
+fn changed_while_signing_in() -> ServiceError {
+    ServiceError::InvalidGrant("the account changed while signing in; sign in again".into())
 }
 
 /// The audience asked for with `audience` or RFC 8707 `resource`, which must agree.
-fn asked_audience(request: &TokenRequest) -> Result<Option<&str>, AuthError> {
+fn asked_audience(request: &TokenRequest) -> Result<Option<&str>, ServiceError> {
     match (request.audience.as_deref(), request.resource.as_deref()) {
-        (Some(a), Some(r)) if a != r => Err(AuthError::InvalidTarget(
+        (Some(a), Some(r)) if a != r => Err(ServiceError::InvalidTarget(
             "audience and resource disagree".into(),
         )),
         (Some(a), _) | (None, Some(a)) => Ok(Some(a)),
@@ -537,13 +538,13 @@ fn asked_audience(request: &TokenRequest) -> Result<Option<&str>, AuthError> {
 
 /// The requested scope, which may narrow `allowed` but never widen it; all of `allowed` when
 /// none is asked for.
-fn requested_scope(requested: Option<&str>, allowed: &Scope) -> Result<Scope, AuthError> {
+fn requested_scope(requested: Option<&str>, allowed: &Scope) -> Result<Scope, ServiceError> {
     let Some(requested) = requested else {
         return Ok(allowed.clone());
     };
-    let scope = Scope::parse(requested).map_err(|e| AuthError::InvalidScope(e.to_string()))?;
+    let scope = Scope::parse(requested).map_err(|e| ServiceError::InvalidScope(e.to_string()))?;
     if !scope.is_subset(allowed) {
-        return Err(AuthError::InvalidScope(format!(
+        return Err(ServiceError::InvalidScope(format!(
             "the scope may include only: {allowed}"
         )));
     }
@@ -574,7 +575,7 @@ mod tests {
         );
         assert!(matches!(
             requested_scope(Some("read admin"), &allowed),
-            Err(AuthError::InvalidScope(_))
+            Err(ServiceError::InvalidScope(_))
         ));
     }
 }

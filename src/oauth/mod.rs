@@ -4,7 +4,6 @@
 mod catalog;
 mod client_auth;
 mod cut_off;
-mod error;
 mod feed;
 mod grants;
 mod roles;
@@ -20,10 +19,8 @@ use crate::store::SharedStore;
 use crate::tokens::TokenVerifier;
 
 pub use client_auth::ClientCredentials;
-pub use error::AuthError;
 pub use feed::{FEED_POLL_AFTER, FeedAnswer};
 pub use grants::{IssuedTokens, TokenRequest};
-pub use roles::{ADMIN_ROLE, is_admin};
 pub use sessions::{Introspection, TokenHint};
 
 /// Everything the flows need, shared by every request.

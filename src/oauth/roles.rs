@@ -7,18 +7,11 @@
 //! that a resource server received (for its own audience) is useless here, even when it
 //! belongs to an administrator.
 
-use super::{AuthError, Authority};
+use super::Authority;
 use crate::audit::{Event, Origin, Record};
 use crate::domain::{Scope, UnixTime, Username};
+use crate::error::ServiceError;
 use crate::store::{ClientRecord, UserRecord};
-
-/// The role that opens the admin API and the admin-only scopes (`tokens.admin_scopes`).
-pub const ADMIN_ROLE: &str = "admin";
-
-/// Whether `user` is an enabled administrator.
-pub fn is_admin(user: &UserRecord) -> bool {
-    !user.disabled && user.roles.contains(ADMIN_ROLE)
-}
 
 impl Authority {
     /// The caller of an admin endpoint. Every one of these must hold, checked in this order:
@@ -39,16 +32,16 @@ impl Authority {
         token: &str,
         origin: &Origin,
         now: UnixTime,
-    ) -> Result<(Username, String), AuthError> {
+    ) -> Result<(Username, String), ServiceError> {
         let claims = self.authenticate_bearer(token, now).await?;
-        let denied = |error: AuthError| {
+        let denied = |error: ServiceError| {
             Record::new(Event::AdminDenied, &claims.sub, origin)
                 .client(&claims.client_id)
                 .emit();
             error
         };
         if claims.aud != self.admin_audience {
-            return Err(denied(AuthError::InvalidToken(format!(
+            return Err(denied(ServiceError::InvalidToken(format!(
                 "the token is not for the admin API: ask for scope {} to get one with audience \
                  '{}'",
                 self.admin_scope_names(),
@@ -57,12 +50,12 @@ impl Authority {
         }
         if claims.roles.is_none() {
             // A client's own token: its `sub` is a client id, which may equal a username.
-            return Err(denied(AuthError::Forbidden(
+            return Err(denied(ServiceError::Forbidden(
                 "the admin API needs a user's access token, not a client's".into(),
             )));
         }
         if !claims.scope.split(' ').any(|s| self.is_admin_scope(s)) {
-            return Err(denied(AuthError::InsufficientScope {
+            return Err(denied(ServiceError::InsufficientScope {
                 reason: format!("the admin API needs scope {}", self.admin_scope_names()),
                 required: self.tokens.admin_scopes.join(" "),
             }));
@@ -70,9 +63,9 @@ impl Authority {
         let user = self
             .live_user(&claims.sub)
             .await?
-            .ok_or_else(|| AuthError::InvalidToken("the user is disabled or gone".into()))?;
-        if !is_admin(&user) {
-            return Err(denied(AuthError::Forbidden(
+            .ok_or_else(|| ServiceError::InvalidToken("the user is disabled or gone".into()))?;
+        if !user.is_admin() {
+            return Err(denied(ServiceError::Forbidden(
                 "the admin API needs role admin".into(),
             )));
         }
@@ -114,10 +107,10 @@ impl Authority {
         client: &ClientRecord,
         asked: Option<&str>,
         scope: &Scope,
-    ) -> Result<String, AuthError> {
+    ) -> Result<String, ServiceError> {
         if self.has_admin_scope(scope) {
             if scope.iter().any(|token| !self.is_admin_scope(token)) {
-                return Err(AuthError::InvalidScope(format!(
+                return Err(ServiceError::InvalidScope(format!(
                     "scope {} is for the admin API and cannot be combined with other scopes; \
                      ask for those in a token of its own",
                     self.admin_scope_names()
@@ -126,7 +119,7 @@ impl Authority {
             return match asked {
                 None => Ok(self.admin_audience.clone()),
                 Some(a) if a == self.admin_audience => Ok(self.admin_audience.clone()),
-                Some(_) => Err(AuthError::InvalidTarget(format!(
+                Some(_) => Err(ServiceError::InvalidTarget(format!(
                     "a token with scope {} is for the admin API only: its audience is '{}'",
                     self.admin_scope_names(),
                     self.admin_audience
@@ -135,7 +128,7 @@ impl Authority {
         }
         match asked {
             None => Ok(self.tokens.audience.clone()),
-            Some(a) if a == self.admin_audience => Err(AuthError::InvalidTarget(format!(
+            Some(a) if a == self.admin_audience => Err(ServiceError::InvalidTarget(format!(
                 "audience '{}' is the admin API's: ask for scope {} to get a token for it",
                 self.admin_audience,
                 self.admin_scope_names()
@@ -143,7 +136,7 @@ impl Authority {
             Some(a) if a == self.tokens.audience || client.audiences.contains(a) => {
                 Ok(a.to_owned())
             }
-            Some(a) => Err(AuthError::InvalidTarget(format!(
+            Some(a) => Err(ServiceError::InvalidTarget(format!(
                 "this client may not request audience '{}'",
                 super::grants::truncate(a)
             ))),
@@ -160,15 +153,15 @@ impl Authority {
         explicit: bool,
         client: &ClientRecord,
         origin: &Origin,
-    ) -> Result<Scope, AuthError> {
-        if is_admin(user) || !self.has_admin_scope(&scope) {
+    ) -> Result<Scope, ServiceError> {
+        if user.is_admin() || !self.has_admin_scope(&scope) {
             return Ok(scope);
         }
         if explicit {
             Record::new(Event::AdminDenied, user.username.as_str(), origin)
                 .client(client.client_id.as_str())
                 .emit();
-            return Err(AuthError::InvalidScope(
+            return Err(ServiceError::InvalidScope(
                 "the requested scope includes scopes for administrators only".into(),
             ));
         }

@@ -1,9 +1,10 @@
 //! What happens to tokens after they are issued: bearer checks, revocation (RFC 7009),
 //! introspection (RFC 7662) and logout.
 
-use super::{AuthError, Authority};
+use super::Authority;
 use crate::audit::{Event, Origin, Record};
 use crate::domain::{ClientId, TokenId, UnixTime, Username};
+use crate::error::ServiceError;
 use crate::store::{ClientRecord, Subject, UserRecord};
 use crate::tokens::{AccessClaims, Claims, RefreshClaims};
 
@@ -84,15 +85,17 @@ impl Authority {
         &self,
         token: &str,
         now: UnixTime,
-    ) -> Result<AccessClaims, AuthError> {
+    ) -> Result<AccessClaims, ServiceError> {
         let claims = self
             .verifier
             .verify_access(&self.keys.current(), token)
-            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+            .map_err(|e| ServiceError::InvalidToken(e.to_string()))?;
         if self.access_is_live(&claims, now).await? {
             Ok(claims)
         } else {
-            Err(AuthError::InvalidToken("the token has been revoked".into()))
+            Err(ServiceError::InvalidToken(
+                "the token has been revoked".into(),
+            ))
         }
     }
 
@@ -106,10 +109,10 @@ impl Authority {
         &self,
         token: &str,
         now: UnixTime,
-    ) -> Result<AccessClaims, AuthError> {
+    ) -> Result<AccessClaims, ServiceError> {
         let claims = self.authenticate_bearer(token, now).await?;
         if claims.aud != self.tokens.audience {
-            return Err(AuthError::InvalidToken(format!(
+            return Err(ServiceError::InvalidToken(format!(
                 "the token is for another audience; this endpoint takes tokens for '{}'",
                 self.tokens.audience
             )));
@@ -121,7 +124,7 @@ impl Authority {
         &self,
         claims: &AccessClaims,
         now: UnixTime,
-    ) -> Result<bool, AuthError> {
+    ) -> Result<bool, ServiceError> {
         if self
             .store
             .is_token_revoked(&TokenId::from_trusted(&claims.jti), now)
@@ -153,7 +156,7 @@ impl Authority {
         claims: &Claims,
         kind: TokenUse,
         now: UnixTime,
-    ) -> Result<bool, AuthError> {
+    ) -> Result<bool, ServiceError> {
         let Ok(client) = ClientId::parse(claims.client_id.as_str()) else {
             return Ok(false);
         };
@@ -187,7 +190,7 @@ impl Authority {
         &self,
         claims: &RefreshClaims,
         now_ms: i64,
-    ) -> Result<bool, AuthError> {
+    ) -> Result<bool, ServiceError> {
         let now = now_ms.div_euclid(1000);
         let Some(family) = self
             .store
@@ -211,7 +214,10 @@ impl Authority {
             .await
     }
 
-    pub(super) async fn live_user(&self, subject: &str) -> Result<Option<UserRecord>, AuthError> {
+    pub(super) async fn live_user(
+        &self,
+        subject: &str,
+    ) -> Result<Option<UserRecord>, ServiceError> {
         let Ok(name) = Username::parse(subject) else {
             return Ok(None);
         };
@@ -244,7 +250,7 @@ impl Authority {
         token: &str,
         hint: Option<TokenHint>,
         now_ms: i64,
-    ) -> Result<Introspection, AuthError> {
+    ) -> Result<Introspection, ServiceError> {
         let now = now_ms.div_euclid(1000);
         let answer = match self.identify(token, hint) {
             Some(Verified::Access(c)) if self.access_is_live(&c, now).await? => {
@@ -270,7 +276,7 @@ impl Authority {
         hint: Option<TokenHint>,
         origin: &Origin,
         now: UnixTime,
-    ) -> Result<(), AuthError> {
+    ) -> Result<(), ServiceError> {
         let Some(verified) = self.identify(token, hint) else {
             return Ok(());
         };
@@ -279,7 +285,7 @@ impl Authority {
             Verified::Refresh(c) => &c.client_id,
         };
         if owner != client.client_id.as_str() {
-            return Err(AuthError::UnauthorizedClient(
+            return Err(ServiceError::UnauthorizedClient(
                 "the token was issued to another client".into(),
             ));
         }
@@ -305,7 +311,7 @@ impl Authority {
         }
     }
 
-    async fn revoke_access(&self, claims: &AccessClaims) -> Result<(), AuthError> {
+    async fn revoke_access(&self, claims: &AccessClaims) -> Result<(), ServiceError> {
         self.store
             .revoke_token(&TokenId::from_trusted(&claims.jti), claims.exp)
             .await?;
@@ -320,15 +326,15 @@ impl Authority {
         refresh_token: Option<&str>,
         origin: &Origin,
         now: UnixTime,
-    ) -> Result<(), AuthError> {
+    ) -> Result<(), ServiceError> {
         let mut families = Vec::new();
         if let Some(token) = refresh_token {
             let refresh = self
                 .verifier
                 .verify_refresh(&self.keys.current(), token)
-                .map_err(|e| AuthError::InvalidRequest(format!("invalid refresh_token: {e}")))?;
+                .map_err(|e| ServiceError::InvalidRequest(format!("invalid refresh_token: {e}")))?;
             if refresh.sub != claims.sub {
-                return Err(AuthError::InvalidRequest(
+                return Err(ServiceError::InvalidRequest(
                     "the refresh token belongs to someone else".into(),
                 ));
             }
@@ -351,14 +357,14 @@ impl Authority {
     }
 
     /// The profile of the user a bearer token was issued to.
-    pub async fn userinfo(&self, claims: &AccessClaims) -> Result<UserRecord, AuthError> {
+    pub async fn userinfo(&self, claims: &AccessClaims) -> Result<UserRecord, ServiceError> {
         if claims.roles.is_none() {
-            return Err(AuthError::Forbidden(
+            return Err(ServiceError::Forbidden(
                 "the token was issued to a client, not a user".into(),
             ));
         }
         self.live_user(&claims.sub)
             .await?
-            .ok_or_else(|| AuthError::InvalidToken("the user no longer exists".into()))
+            .ok_or_else(|| ServiceError::InvalidToken("the user no longer exists".into()))
     }
 }

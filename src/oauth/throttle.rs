@@ -17,11 +17,12 @@
 //! A refused attempt is answered 429 with `Retry-After` before any credential is looked at, so
 //! it costs no argon2 time and learns nothing, not even when the password is right.
 
-use super::{AuthError, Authority};
+use super::Authority;
 use crate::audit::{Event, Origin, Record};
 use crate::domain::UnixTime;
+use crate::error::ServiceError;
 use crate::security::{SecuritySettings, address_bucket};
-use crate::store::{AttemptRule, Reservation};
+use crate::store::{self, AttemptRule, Reservation};
 
 /// How long an address where a user signed in counts as theirs: exempt from the slow-down of
 /// the user's name.
@@ -65,7 +66,7 @@ impl Attempt {
         counts: &[(u64, u64)],
         client_id: &str,
         origin: &Origin,
-    ) -> Result<(), AuthError> {
+    ) -> Result<(), ServiceError> {
         match counts.first() {
             Some(&(count, secs_left)) if self.key.is_some() && count >= self.limit => {
                 Err(refused(secs_left, client_id, origin))
@@ -88,11 +89,11 @@ pub(super) struct LoginAttempt {
 
 /// A 429, recorded in the audit trail with who tried (a username or client id as given,
 /// never a credential) and from where.
-fn refused(retry_after: u64, who: &str, origin: &Origin) -> AuthError {
+fn refused(retry_after: u64, who: &str, origin: &Origin) -> ServiceError {
     let retry_after = retry_after.max(1);
     crate::metrics::rate_limit_refused();
     Record::new(Event::RateLimited, who, origin).emit();
-    AuthError::TooManyRequests { retry_after }
+    ServiceError::TooManyRequests { retry_after }
 }
 
 impl Authority {
@@ -103,13 +104,13 @@ impl Authority {
         attempt: &Attempt,
         client_id: &str,
         origin: &Origin,
-    ) -> Result<(), AuthError> {
-        let counts = self.store.failure_counts(&attempt.keys()).await?;
+    ) -> Result<(), ServiceError> {
+        let counts = store::failure_counts(&*self.store, &attempt.keys()).await?;
         attempt.refuse_if_limited(&counts, client_id, origin)
     }
 
     /// Counts a failed client authentication against its address.
-    pub(super) async fn count_failure(&self, attempt: &Attempt) -> Result<(), AuthError> {
+    pub(super) async fn count_failure(&self, attempt: &Attempt) -> Result<(), ServiceError> {
         if let Some(key) = &attempt.key {
             self.store
                 .record_failure(key, self.security.failed_login_window)
@@ -124,7 +125,7 @@ impl Authority {
         username: &str,
         origin: &Origin,
         now: UnixTime,
-    ) -> Result<LoginAttempt, AuthError> {
+    ) -> Result<LoginAttempt, ServiceError> {
         let settings = &self.security;
         let window = settings.failed_login_window;
         let user = key_part(username);
@@ -133,7 +134,7 @@ impl Authority {
             .as_ref()
             .map(|addr| format!("login:known:{user}:{addr}"));
         let is_known = match &known {
-            Some(key) => self.store.failure_count(key).await?.0 > 0,
+            Some(key) => store::failure_count(&*self.store, key).await?.0 > 0,
             None => false,
         };
         let pair = address
@@ -182,7 +183,7 @@ impl Authority {
 
     /// The password was right: the reservations go back, the username's record from this
     /// address is cleared, and the address becomes one the user signs in from.
-    pub(super) async fn login_succeeded(&self, attempt: &LoginAttempt) -> Result<(), AuthError> {
+    pub(super) async fn login_succeeded(&self, attempt: &LoginAttempt) -> Result<(), ServiceError> {
         for key in &attempt.reserved {
             self.store.release_attempt(key).await?;
         }
@@ -196,7 +197,7 @@ impl Authority {
     }
 
     /// Releases what a refused attempt had reserved before one of its limits said no.
-    async fn give_back(&self, attempt: &LoginAttempt) -> Result<(), AuthError> {
+    async fn give_back(&self, attempt: &LoginAttempt) -> Result<(), ServiceError> {
         for key in attempt.reserved.iter().chain(&attempt.pair) {
             self.store.release_attempt(key).await?;
         }
@@ -211,7 +212,7 @@ impl Authority {
         max_per_address: u64,
         window: u64,
         now: UnixTime,
-    ) -> Result<(), AuthError> {
+    ) -> Result<(), ServiceError> {
         let Some(address) = origin.source.as_deref().filter(|_| max_per_address > 0) else {
             return Ok(());
         };

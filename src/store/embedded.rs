@@ -139,7 +139,7 @@ impl EmbeddedStore {
             .await
             .map_err(|e| StoreError::Internal(format!("database task failed: {e}")))
             .and_then(|result| result);
-        crate::metrics::store_operation("embedded", started, &result);
+        crate::store::record_operation("embedded", started, &result);
         result
     }
 
@@ -154,7 +154,7 @@ impl EmbeddedStore {
             let started = std::time::Instant::now();
             let result = with_connection(reader, |conn| work(conn));
             if !matches!(result, Err(StoreError::Unavailable(_))) {
-                crate::metrics::store_operation("embedded", started, &result);
+                crate::store::record_operation("embedded", started, &result);
                 return result;
             }
         }
@@ -170,7 +170,7 @@ impl EmbeddedStore {
     {
         let started = std::time::Instant::now();
         let result = self.writer.write(work).await;
-        crate::metrics::store_operation("embedded", started, &result);
+        crate::store::record_operation("embedded", started, &result);
         result
     }
 }

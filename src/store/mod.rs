@@ -30,6 +30,13 @@ pub struct UserRecord {
     pub updated_at: UnixTime,
 }
 
+impl UserRecord {
+    /// Whether the user is an enabled administrator.
+    pub fn is_admin(&self) -> bool {
+        !self.disabled && self.roles.contains(crate::domain::ADMIN_ROLE)
+    }
+}
+
 /// A registered client. Public clients have no secret; confidential ones keep only the SHA-256
 /// of theirs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,6 +284,21 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Records one operation of `backend` in the metrics: its time, and whether the store failed.
+/// Conflicts, misses and bad cursors are answers, not failures of the store.
+fn record_operation<T>(
+    backend: &'static str,
+    started: std::time::Instant,
+    result: &StoreResult<T>,
+) {
+    let failure = match result {
+        Err(StoreError::Unavailable(_)) => Some("unavailable"),
+        Err(StoreError::Internal(_)) => Some("internal"),
+        _ => None,
+    };
+    crate::metrics::store_operation(backend, started, failure);
+}
+
 /// The one interface both backends implement. Methods that concern expiry take `now`, so tests
 /// can pass a fixed time; only the failed-login windows run on the store's own clock.
 #[async_trait]
@@ -380,16 +402,6 @@ pub trait Store: Send + Sync + 'static {
         keys: &[String],
         now: UnixTime,
     ) -> StoreResult<ClientRead>;
-    /// The counts of `keys`, in order, as [`Store::client_and_failures`] reads them.
-    async fn failure_counts(&self, keys: &[String]) -> StoreResult<Vec<(u64, u64)>> {
-        let now = crate::domain::now();
-        Ok(self.client_and_failures(None, keys, now).await?.failures)
-    }
-    /// The count of one key, as [`Store::failure_counts`] reads it.
-    async fn failure_count(&self, key: &str) -> StoreResult<(u64, u64)> {
-        let counts = self.failure_counts(&[key.to_owned()]).await?;
-        Ok(counts.first().copied().unwrap_or_default())
-    }
     async fn clear_failures(&self, key: &str) -> StoreResult<()>;
     /// Reserves one attempt on `key` under `rule` (see [`attempts::reserve`]), atomically:
     /// counted before the credential is checked, so that parallel attempts cannot all slip
@@ -418,6 +430,18 @@ pub trait Store: Send + Sync + 'static {
 }
 
 pub type SharedStore = Arc<dyn Store>;
+
+/// The failure counts of `keys`, in order, as [`Store::client_and_failures`] reads them.
+pub async fn failure_counts(store: &dyn Store, keys: &[String]) -> StoreResult<Vec<(u64, u64)>> {
+    let now = crate::domain::now();
+    Ok(store.client_and_failures(None, keys, now).await?.failures)
+}
+
+/// The failure count of one key, as [`failure_counts`] reads it.
+pub async fn failure_count(store: &dyn Store, key: &str) -> StoreResult<(u64, u64)> {
+    let counts = failure_counts(store, &[key.to_owned()]).await?;
+    Ok(counts.first().copied().unwrap_or_default())
+}
 
 /// Opens the configured backend.
 pub async fn open(settings: &crate::configuration::StoreSettings) -> StoreResult<SharedStore> {

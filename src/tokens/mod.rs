@@ -10,11 +10,7 @@ use crate::keys::{KeyError, SigningKey};
 
 pub use verify::{LEEWAY, TokenError, TokenVerifier};
 
-/// The largest token the issuer accepts, its own included (`TokenVerifier` refuses anything
-/// longer before decoding it), and so the largest it signs. The limits on names, roles, scopes
-/// and audiences ([`crate::domain::limits`]) keep every token well under it: the largest one
-/// they allow, signed with an RSA-4096 key, is about 6 KiB (see the test below).
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+pub use crate::domain::limits::MAX_TOKEN_BYTES;
 
 /// The JOSE `typ` of each kind of token. It is part of the signed header, so one kind can never
 /// be passed off as the other.

@@ -656,7 +656,7 @@ pub async fn an_unparseable_feed_cursor_is_invalid(store: &dyn Store) -> StoreRe
 pub async fn failures_are_counted_within_one_window_and_cleared(
     store: &dyn Store,
 ) -> StoreResult<()> {
-    assert_eq!(store.failure_count("login:alice").await?, (0, 0));
+    assert_eq!(failure_count(store, "login:alice").await?, (0, 0));
     let (count, left) = store.record_failure("login:alice", 600).await?;
     assert_eq!(count, 1);
     assert!((598..=600).contains(&left), "seconds left: {left}");
@@ -667,13 +667,13 @@ pub async fn failures_are_counted_within_one_window_and_cleared(
         (597..=600).contains(&left),
         "the window runs from the first failure: {left}"
     );
-    let (count, left) = store.failure_count("login:alice").await?;
+    let (count, left) = failure_count(store, "login:alice").await?;
     assert_eq!(count, 3);
     assert!(left > 0 && left <= 600);
-    assert_eq!(store.failure_count("login:bob").await?, (0, 0));
+    assert_eq!(failure_count(store, "login:bob").await?, (0, 0));
 
     store.clear_failures("login:alice").await?;
-    assert_eq!(store.failure_count("login:alice").await?, (0, 0));
+    assert_eq!(failure_count(store, "login:alice").await?, (0, 0));
     assert_eq!(store.record_failure("login:alice", 600).await?.0, 1);
     Ok(())
 }
@@ -702,7 +702,7 @@ pub async fn a_client_and_failure_counts_are_read_together(store: &dyn Store) ->
         counts[0].1
     );
     assert_eq!(counts[1], (0, 0));
-    assert_eq!(store.failure_counts(&keys).await?, counts);
+    assert_eq!(failure_counts(store, &keys).await?, counts);
 
     let unknown = ClientId::parse("nobody").expect("client id");
     let read = store
@@ -769,8 +769,8 @@ pub async fn attempts_are_reserved_past_their_free_count_only_after_their_wait(
     for _ in 0..5 {
         store.release_attempt("user").await?;
     }
-    assert_eq!(store.failure_count("user").await?.0, 0);
-    assert_eq!(store.failure_count("pair").await?.0, 2);
+    assert_eq!(failure_count(store, "user").await?.0, 0);
+    assert_eq!(failure_count(store, "pair").await?.0, 2);
     Ok(())
 }
 
@@ -780,7 +780,7 @@ pub async fn the_failure_count_restarts_after_the_window(store: &dyn Store) -> S
     assert!(left <= 1);
     // Failure windows run on the store's own clock; wait (bounded) until this one has ended.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while store.failure_count("login:alice").await?.0 != 0 {
+    while failure_count(store, "login:alice").await?.0 != 0 {
         assert!(
             Instant::now() < deadline,
             "the one-second window never ended"
@@ -829,7 +829,7 @@ pub async fn purging_keeps_live_entries_and_hides_expired_ones(
             .await?,
         None
     );
-    assert_eq!(store.failure_count("login:alice").await?.0, 1);
+    assert_eq!(failure_count(store, "login:alice").await?.0, 1);
     let feed = store.revocations_after(None, 10, purge_at).await?;
     let live: Vec<_> = feed.events.into_iter().map(|(_, e)| e).collect();
     assert_eq!(

@@ -310,7 +310,12 @@ impl TestApp {
     /// The service's key set now, read from its key directory.
     pub fn keys(&self) -> KeySet {
         let files = latchkey::keys::read_dir(&self.settings.keys.dir).expect("keys read");
-        KeySet::assemble(&files, now(), &self.settings.key_policy()).expect("keys assemble")
+        KeySet::assemble(
+            &files,
+            now(),
+            &latchkey::keys::Policy::from_settings(&self.settings),
+        )
+        .expect("keys assemble")
     }
 }
 

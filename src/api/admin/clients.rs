@@ -542,7 +542,7 @@ impl ClientsApi {
         // Removing a client revokes every token issued through it, this request's own too: an
         // administrator would lock themselves out of the API mid-session.
         if session_client == client_id.0 {
-            return Err(crate::oauth::AuthError::Conflict(
+            return Err(crate::error::ServiceError::Conflict(
                 "this session was issued through that client, and removing it would end the \
                  session; remove it from a session of another client"
                     .into(),

@@ -19,7 +19,8 @@ use super::origin::origin;
 use crate::accounts::Change;
 use crate::audit::Actor;
 use crate::domain::now;
-use crate::oauth::{AuthError, Authority};
+use crate::error::ServiceError;
+use crate::oauth::Authority;
 
 /// The admin API: users, then clients.
 pub type AdminApi = (users::UsersApi, clients::ClientsApi);
@@ -38,7 +39,7 @@ struct Admin {
 impl Admin {
     /// The administrator behind the request, or `invalid_token` (401), `insufficient_scope` or
     /// `access_denied` (403).
-    async fn caller(&self, req: &Request, auth: &BearerToken) -> Result<Actor, AuthError> {
+    async fn caller(&self, req: &Request, auth: &BearerToken) -> Result<Actor, ServiceError> {
         Ok(self.caller_and_client(req, auth).await?.0)
     }
 
@@ -47,7 +48,7 @@ impl Admin {
         &self,
         req: &Request,
         auth: &BearerToken,
-    ) -> Result<(Actor, String), AuthError> {
+    ) -> Result<(Actor, String), ServiceError> {
         let origin = origin(req);
         let (username, client_id) = self
             .authority

@@ -181,7 +181,7 @@ impl RedisStore {
         let started = std::time::Instant::now();
         tokio::time::timeout(self.deadline, op).map(move |outcome| {
             let result = self.settle(outcome);
-            crate::metrics::store_operation("redis", started, &result);
+            crate::store::record_operation("redis", started, &result);
             result
         })
     }

@@ -1,12 +1,12 @@
-//! The service layer's one error type. The API maps each variant to one HTTP answer in
-//! `api::errors`; nothing else decides statuses.
+//! The service's one error type, shared by the account and OAuth layers. The API maps each
+//! variant to one HTTP answer in `api::errors`; nothing else decides statuses.
 
 use crate::credentials::PasswordError;
 use crate::keys::KeyError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum AuthError {
+pub enum ServiceError {
     /// RFC 6749 `invalid_request`: missing or malformed parameters.
     #[error("{0}")]
     InvalidRequest(String),
@@ -50,47 +50,47 @@ pub enum AuthError {
     /// A dependency (store, hashing pool) cannot serve now; retry after the given seconds.
     #[error("{reason}")]
     Unavailable { reason: String, retry_after: u64 },
-    /// A bug or corrupt data. Logged with its detail; answered without it.
+    /// A bug, corrupt data or a failed dependency. Logged with its source; answered without it.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-impl From<StoreError> for AuthError {
+impl From<StoreError> for ServiceError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(reason) => {
                 tracing::warn!(%reason, "store unavailable");
-                AuthError::Unavailable {
+                ServiceError::Unavailable {
                     reason: "the token store is unavailable".into(),
                     retry_after: 2,
                 }
             }
-            StoreError::Conflict => AuthError::Conflict("it exists already".into()),
-            StoreError::NameTaken(kind) => AuthError::Conflict(format!(
+            StoreError::Conflict => ServiceError::Conflict("it exists already".into()),
+            StoreError::NameTaken(kind) => ServiceError::Conflict(format!(
                 "the name belongs to a {}: users and clients never share a name",
                 kind.as_str()
             )),
-            StoreError::NotFound => AuthError::NotFound("not found".into()),
-            StoreError::InvalidCursor => AuthError::InvalidRequest("unknown cursor".into()),
-            StoreError::Internal(detail) => AuthError::Internal(detail),
+            StoreError::NotFound => ServiceError::NotFound("not found".into()),
+            StoreError::InvalidCursor => ServiceError::InvalidRequest("unknown cursor".into()),
+            error @ StoreError::Internal(_) => ServiceError::Internal(Box::new(error)),
         }
     }
 }
 
-impl From<PasswordError> for AuthError {
+impl From<PasswordError> for ServiceError {
     fn from(error: PasswordError) -> Self {
         match error {
-            PasswordError::Busy => AuthError::Unavailable {
+            PasswordError::Busy => ServiceError::Unavailable {
                 reason: "too many logins at once".into(),
                 retry_after: 1,
             },
-            PasswordError::Internal(detail) => AuthError::Internal(detail),
+            error @ PasswordError::Internal(_) => ServiceError::Internal(Box::new(error)),
         }
     }
 }
 
-impl From<KeyError> for AuthError {
+impl From<KeyError> for ServiceError {
     fn from(error: KeyError) -> Self {
-        AuthError::Internal(error.to_string())
+        ServiceError::Internal(Box::new(error))
     }
 }

@@ -8,6 +8,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod secret;
+
+pub use secret::{
+    MultipleLines, PasswordPolicyError, Secret, TokenId, check_password_policy, random_token,
+};
+
 /// Seconds since the Unix epoch. Time is always passed in, never read deep inside logic.
 pub type UnixTime = i64;
 
@@ -33,7 +39,7 @@ pub fn now_ms() -> i64 {
 ///
 /// The largest access token they allow (a 64-character `sub` and `client_id`, a 256-character
 /// `aud` and `iss`, 32 scopes and 32 roles of 64 characters each, `sid` and `jti`), signed with
-/// an RSA-4096 key, is under 7.5 KiB: below the 8 KiB `tokens::MAX_TOKEN_BYTES` of the issuer
+/// an RSA-4096 key, is under 7.5 KiB: below the 8 KiB [`limits::MAX_TOKEN_BYTES`] of the issuer
 /// and latchkey-verify, hyper's 16 KiB HTTP/2 header list and ~400 KiB HTTP/1 header buffer,
 /// common proxies' 8 KiB header line, and the 16 KiB least `server.max_body_bytes`. A test in
 /// `tokens` signs that token and checks it.
@@ -52,6 +58,11 @@ pub mod limits {
     pub const MAX_AUDIENCES: usize = 32;
     /// The issuer URL (`iss`, and `aud` of refresh tokens): characters.
     pub const MAX_ISSUER_LEN: usize = 256;
+    /// The largest token the issuer accepts, its own included (`TokenVerifier` refuses anything
+    /// longer before decoding it), and so the largest it signs. The limits on names, roles, scopes
+    /// and audiences (above) keep every token well under it: the largest one
+    /// they allow, signed with an RSA-4096 key, is about 6 KiB (a test in `tokens` checks it).
+    pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 }
 
 /// Why an identifier was refused.
@@ -158,6 +169,9 @@ identifier!(
     |value| value
 );
 
+/// The role that opens the admin API and the admin-only scopes (`tokens.admin_scopes`).
+pub const ADMIN_ROLE: &str = "admin";
+
 /// A set of values refused as a whole or for one of its members, with a message that says why
 /// and echoes at most the first 64 characters of the member at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -238,72 +252,6 @@ pub fn check_audiences<'a>(
 /// RFC 6749 §3.3's NQCHAR: printable ASCII other than space, quote and backslash.
 fn is_nqchar(b: u8) -> bool {
     b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)
-}
-
-/// A random identifier: token ids (`jti`) and refresh-token family ids (`fam`).
-///
-/// 128 random bits, base64url without padding, so ids are unguessable and URL-safe.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct TokenId(String);
-
-impl TokenId {
-    pub fn generate() -> Self {
-        Self(crate::credentials::random_token(16))
-    }
-
-    /// Wraps an id read back from a verified token or the store.
-    pub fn from_trusted(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for TokenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A password or client secret as received. Its `Debug` never shows the value, so it cannot
-/// reach a log by accident.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// A secret written as one line of text (on standard input, in a secret file): one
-    /// trailing line break (`\n` or `\r\n`, as `echo` and most secret stores end a file) is
-    /// not part of it. A second line is refused rather than silently dropped or kept.
-    pub fn from_line(text: &str) -> Result<Secret, MultipleLines> {
-        let line = text.strip_suffix('\n').unwrap_or(text);
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.contains(['\n', '\r']) {
-            return Err(MultipleLines);
-        }
-        Ok(Secret::new(line))
-    }
-}
-
-/// Text meant as one line that has more.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("has more than one line (only one trailing newline is allowed)")]
-pub struct MultipleLines;
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 /// An OAuth scope set (RFC 6749 §3.3): space-separated tokens, kept sorted and deduplicated.
@@ -585,41 +533,6 @@ mod tests {
         let error = check_audiences(&many).unwrap_err().to_string();
         assert!(error.contains("at most 32 audiences"), "{error}");
         assert_eq!(check_audiences(&many[..limits::MAX_AUDIENCES]), Ok(()));
-    }
-
-    #[test]
-    fn secrets_never_show_in_debug_output() {
-        let secret = Secret::new("hunter2");
-        assert!(!format!("{secret:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn a_secret_line_loses_one_trailing_newline_and_may_not_have_two_lines() {
-        for (text, secret) in [
-            ("pass word", "pass word"),
-            ("pass word\n", "pass word"),
-            ("pass word\r\n", "pass word"),
-            (" spaced \n", " spaced "),
-        ] {
-            assert_eq!(
-                Secret::from_line(text).unwrap().expose(),
-                secret,
-                "{text:?}"
-            );
-        }
-        for text in [
-            "first\nsecond",
-            "first\nsecond\n",
-            "pass\n\n",
-            "a\rb",
-            "\n\n",
-        ] {
-            assert_eq!(
-                Secret::from_line(text).err(),
-                Some(MultipleLines),
-                "{text:?}"
-            );
-        }
     }
 
     #[test]
