@@ -19,6 +19,7 @@ use latchkey::keys::{KeyRing, KeySet, SigningKey};
 use latchkey::oauth::{Authority, ClientCredentials, TokenRequest};
 use latchkey::store::SharedStore;
 use latchkey::store::embedded::EmbeddedStore;
+use support::redis_server::RedisServer;
 use support::{TestApp, assert_oauth_error, cheap_passwords};
 
 async fn login_as(app: &TestApp, username: &str, password: &str) -> reqwest::Response {
@@ -293,6 +294,58 @@ async fn client_authentication_failures_are_limited_per_address_never_per_client
         .await
         .expect("sent");
     assert_limited(introspect, 900).await;
+}
+
+/// Once an address has failed, parallel wrong secrets from it are reserved one by one: no
+/// more are checked than the limit leaves, and a right secret gives its place back.
+async fn parallel_wrong_client_secrets_from_a_failing_address_stop_at_the_limit(app: TestApp) {
+    let secret = app
+        .add_client("svc", false, &[GrantType::ClientCredentials], &[], &[])
+        .await
+        .expect("a confidential client has a secret");
+    let request = |secret: &str| {
+        app.http
+            .post(app.url("/oauth/token"))
+            .header("x-forwarded-for", "198.51.100.66")
+            .basic_auth("svc", Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    let first = request("not the secret").await.expect("sent");
+    assert_oauth_error(first, 401, "invalid_client").await;
+    // A right secret from the failing address is reserved too, and gives its place back.
+    assert_eq!(request(&secret).await.expect("sent").status(), 200);
+    let attempts = (0..40).map(|_| request("not the secret"));
+    let answers = futures_util::future::join_all(attempts).await;
+    let status = |code| {
+        answers
+            .iter()
+            .filter(|r| r.as_ref().is_ok_and(|r| r.status() == code))
+            .count()
+    };
+    assert_eq!(
+        (status(401), status(429)),
+        (9, 31),
+        "each secret checked after the first failure was reserved first"
+    );
+}
+
+#[tokio::test]
+async fn parallel_wrong_client_secrets_stop_at_the_limit_on_the_embedded_store() {
+    let app = TestApp::spawn_with(client_limit_of_ten).await;
+    parallel_wrong_client_secrets_from_a_failing_address_stop_at_the_limit(app).await;
+}
+
+#[tokio::test]
+async fn parallel_wrong_client_secrets_stop_at_the_limit_on_redis() {
+    let redis = RedisServer::start();
+    let app = TestApp::spawn_on_redis(&redis.url(), client_limit_of_ten).await;
+    parallel_wrong_client_secrets_from_a_failing_address_stop_at_the_limit(app).await;
+}
+
+fn client_limit_of_ten(settings: &mut Settings) {
+    settings.security.max_failed_client_auths_per_address = 10;
+    settings.security.trusted_proxies = vec!["127.0.0.0/8".into()];
 }
 
 #[tokio::test]

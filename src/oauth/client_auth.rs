@@ -123,6 +123,7 @@ impl Authority {
         })?;
         let attempt = Attempt::client(&self.security, &credentials.origin);
         let client_id = ClientId::parse(id).ok();
+        let mut reserved = false;
         let read = if credentials.client_secret.is_some() {
             // Read together, but the limits apply before the secret is looked at.
             let read = self
@@ -130,6 +131,9 @@ impl Authority {
                 .client_and_failures(client_id.as_ref(), &attempt.keys(), now())
                 .await?;
             attempt.refuse_if_limited(&read.failures, id, &credentials.origin)?;
+            reserved = self
+                .reserve_if_suspect(&attempt, &read.failures, id, &credentials.origin)
+                .await?;
             read
         } else if client_id.is_some() {
             // No secret, nothing to guess: a public client is not held to the limits (its
@@ -154,7 +158,10 @@ impl Authority {
                 self.refuse_if_limited(&attempt, id, &credentials.origin)
                     .await?;
             }
-            self.count_failure(&attempt).await?;
+            if !reserved {
+                // A reservation is the count already.
+                self.count_failure(&attempt).await?;
+            }
             // Unknown clients too: probing for client ids is worth seeing in the trail.
             let id: String = id.chars().take(64).collect();
             Record::new(Event::ClientAuthFailed, &id, &credentials.origin)
@@ -162,6 +169,9 @@ impl Authority {
                 .emit();
             return Err(failed());
         };
+        if reserved {
+            self.release(&attempt).await?;
+        }
         Ok(AuthenticatedClient {
             record: client,
             not_before: read.not_before,

@@ -10,8 +10,13 @@
 //!   stays bounded while the user, elsewhere, still gets in.
 //! - Client secrets are 256-bit and made by the server, so guessing one is not the threat:
 //!   client authentication is limited per address only, never per client id, or one loop of
-//!   wrong secrets from anywhere would lock a service out. The count is read with the client
-//!   (one read, no write on the success path) and failures are counted after the check.
+//!   wrong secrets from anywhere would lock a service out. The count is read with the client.
+//!   From an address without failures in the window (every well-configured caller) the check
+//!   goes ahead with no write, and a failure is counted after it; once the address has
+//!   failed, each attempt from it is reserved before its secret is checked, as passwords are,
+//!   so a burst of parallel guesses cannot run past the limit. Reserving every attempt would
+//!   instead cap the requests a caller may have in flight at the limit (a gateway making 256
+//!   concurrent calls would be refused) and cost a durable write per token.
 //! - Registration is limited per address: each account costs an argon2 hash.
 //!
 //! A refused attempt is answered 429 with `Retry-After` before any credential is looked at, so
@@ -107,6 +112,41 @@ impl Authority {
     ) -> Result<(), ServiceError> {
         let counts = store::failure_counts(&*self.store, &attempt.keys()).await?;
         attempt.refuse_if_limited(&counts, client_id, origin)
+    }
+
+    /// Reserves the attempt (as passwords are) when the address has failed in the window,
+    /// given its counts as read; returns whether it did, or refuses with 429 when a parallel
+    /// attempt took the last place.
+    pub(super) async fn reserve_if_suspect(
+        &self,
+        attempt: &Attempt,
+        counts: &[(u64, u64)],
+        client_id: &str,
+        origin: &Origin,
+    ) -> Result<bool, ServiceError> {
+        let Some(key) = &attempt.key else {
+            return Ok(false);
+        };
+        if counts.first().is_none_or(|&(count, _)| count == 0) {
+            return Ok(false);
+        }
+        let rule = AttemptRule::lock(attempt.limit, self.security.failed_login_window);
+        match self
+            .store
+            .reserve_attempt(key, &rule, crate::domain::now())
+            .await?
+        {
+            Reservation::Granted => Ok(true),
+            Reservation::Refused { retry_after } => Err(refused(retry_after, client_id, origin)),
+        }
+    }
+
+    /// Gives back the reservation of an attempt whose secret was right.
+    pub(super) async fn release(&self, attempt: &Attempt) -> Result<(), ServiceError> {
+        if let Some(key) = &attempt.key {
+            self.store.release_attempt(key).await?;
+        }
+        Ok(())
     }
 
     /// Counts a failed client authentication against its address.
