@@ -12,8 +12,9 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RSA_PKCS1_SHA256,
-    RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair,
+    Ed25519KeyPair, KeyPair as _, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
+    RsaKeyPair, VerificationAlgorithm,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -106,7 +107,9 @@ pub struct SigningKey {
     algorithm: Algorithm,
     material: Material,
     jwk: Jwk,
-    decoding: jsonwebtoken::DecodingKey,
+    /// The public half, parsed once: the issuer checks its own tokens (refresh, introspection,
+    /// bearer tokens) with it, as latchkey-verify does, rather than rebuilding the key per call.
+    verifying: ParsedPublicKey,
     rng: SystemRandom,
 }
 
@@ -117,6 +120,13 @@ impl std::fmt::Debug for SigningKey {
             .field("alg", &self.algorithm)
             .finish_non_exhaustive()
     }
+}
+
+fn parse_public(
+    algorithm: &'static dyn VerificationAlgorithm,
+    public: &[u8],
+) -> Result<ParsedPublicKey, String> {
+    ParsedPublicKey::new(algorithm, public).map_err(|e| format!("unusable public key: {e}"))
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -184,10 +194,10 @@ impl SigningKey {
             return Self::from_rsa(pair);
         }
         if let Ok(pair) = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der) {
-            return Ok(Self::from_p256(pair));
+            return Self::from_p256(pair);
         }
         if let Ok(pair) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
-            return Ok(Self::from_ed25519(pair));
+            return Self::from_ed25519(pair);
         }
         Err("not an RSA, P-256 or Ed25519 private key".into())
     }
@@ -206,17 +216,17 @@ impl SigningKey {
             e: Some(e64),
             ..Jwk::blank("RSA", Algorithm::RS256, kid.clone(), None)
         };
-        let decoding = jsonwebtoken::DecodingKey::from_rsa_raw_components(&n, &e);
+        let verifying = parse_public(&RSA_PKCS1_2048_8192_SHA256, public.as_ref())?;
         Ok(Self::assemble(
             kid,
             Algorithm::RS256,
             Material::Rsa(pair),
             jwk,
-            decoding,
+            verifying,
         ))
     }
 
-    fn from_p256(pair: EcdsaKeyPair) -> SigningKey {
+    fn from_p256(pair: EcdsaKeyPair) -> Result<SigningKey, String> {
         // An uncompressed point: 0x04 || X (32 bytes) || Y (32 bytes).
         let point = pair.public_key().as_ref().to_vec();
         let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
@@ -228,11 +238,17 @@ impl SigningKey {
             y: Some(y),
             ..Jwk::blank("EC", Algorithm::ES256, kid.clone(), Some("P-256"))
         };
-        let decoding = jsonwebtoken::DecodingKey::from_ec_der(&point);
-        Self::assemble(kid, Algorithm::ES256, Material::P256(pair), jwk, decoding)
+        let verifying = parse_public(&ECDSA_P256_SHA256_FIXED, &point)?;
+        Ok(Self::assemble(
+            kid,
+            Algorithm::ES256,
+            Material::P256(pair),
+            jwk,
+            verifying,
+        ))
     }
 
-    fn from_ed25519(pair: Ed25519KeyPair) -> SigningKey {
+    fn from_ed25519(pair: Ed25519KeyPair) -> Result<SigningKey, String> {
         let public = pair.public_key().as_ref().to_vec();
         let x = b64(&public);
         let kid = thumbprint(&format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#));
@@ -240,14 +256,14 @@ impl SigningKey {
             x: Some(x),
             ..Jwk::blank("OKP", Algorithm::EdDSA, kid.clone(), Some("Ed25519"))
         };
-        let decoding = jsonwebtoken::DecodingKey::from_ed_der(&public);
-        Self::assemble(
+        let verifying = parse_public(&ED25519, &public)?;
+        Ok(Self::assemble(
             kid,
             Algorithm::EdDSA,
             Material::Ed25519(pair),
             jwk,
-            decoding,
-        )
+            verifying,
+        ))
     }
 
     fn assemble(
@@ -255,14 +271,14 @@ impl SigningKey {
         algorithm: Algorithm,
         material: Material,
         jwk: Jwk,
-        decoding: jsonwebtoken::DecodingKey,
+        verifying: ParsedPublicKey,
     ) -> SigningKey {
         SigningKey {
             kid,
             algorithm,
             material,
             jwk,
-            decoding,
+            verifying,
             rng: SystemRandom::new(),
         }
     }
@@ -280,8 +296,9 @@ impl SigningKey {
         &self.jwk
     }
 
-    pub fn decoding_key(&self) -> &jsonwebtoken::DecodingKey {
-        &self.decoding
+    /// Whether `signature` (in the JWS format of this key's algorithm) signs `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.verifying.verify_sig(message, signature).is_ok()
     }
 
     /// Signs `message` with the parsed key pair, in the JWS signature format of its algorithm.
@@ -353,15 +370,21 @@ mod tests {
         for algorithm in [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
             let (key, _) = SigningKey::generate(algorithm, 2048).unwrap();
             let message = b"header.payload";
-            let signature = b64(&key.sign(message).unwrap());
+            let signature = key.sign(message).unwrap();
+            // Through the published JWK, as a resource server would read it.
+            let jwk: jsonwebtoken::jwk::Jwk =
+                serde_json::from_value(serde_json::to_value(key.jwk()).unwrap()).unwrap();
+            let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
             let valid = jsonwebtoken::crypto::verify(
-                &signature,
+                &b64(&signature),
                 message,
-                key.decoding_key(),
+                &decoding,
                 algorithm.to_jsonwebtoken(),
             )
             .unwrap();
             assert!(valid, "{algorithm:?}");
+            assert!(key.verify(message, &signature), "{algorithm:?}");
+            assert!(!key.verify(b"header.other", &signature), "{algorithm:?}");
         }
     }
 
