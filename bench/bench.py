@@ -481,6 +481,55 @@ def phase_latchkey(store, redis=None):
     return phase
 
 
+def mixed_round(lk, tag, round_no):
+    """One round of the design's mixed workload on a running replica: a password flood, then
+    client_credentials on 256 connections, then JWKS; returns the round's figures."""
+    url = lk.urls[0]
+    loads = {
+        "password": load(f"{tag}-r{round_no}-password", url + "/oauth/token", method="POST",
+                         headers=[FORM], body=PASSWORD_FORM, pids=lk.pids),
+        "client_credentials": load(f"{tag}-r{round_no}-cc", url + "/oauth/token", method="POST",
+                                   headers=[FORM, basic("svc", lk.secret)],
+                                   body="grant_type=client_credentials", conc=RSS_CONC, pids=lk.pids),
+        "jwks": load(f"{tag}-r{round_no}-jwks", url + "/.well-known/jwks.json", pids=lk.pids),
+    }
+    status = process_memory(lk.pids[0])
+    return {
+        "peak_rss_kib": max(x["server"]["peak_rss_kib"] for x in loads.values()),
+        "rss_after_kib": status.get("VmRSS"),
+        "hwm_kib": status.get("VmHWM"),
+        "rates": {name: x["rps"] for name, x in loads.items()},
+        "errors": sum(x["non_2xx"] + x["errors"] for x in loads.values()),
+    }
+
+
+def process_memory(pid):
+    """VmRSS and VmHWM (KiB) of a process, from /proc/PID/status."""
+    fields = {}
+    for line in open(f"/proc/{pid}/status"):
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0])
+    return fields
+
+
+def phase_memory(store, redis=None, rounds=3):
+    """Design §7's memory budget: the mixed workload repeated on one process, peak resident
+    memory per round (argon2 blocks included)."""
+    tag = f"memory-{store}"
+    lk = Latchkey(tag, redis)
+    lk.provision()
+    lk.start(1)
+    try:
+        figures = [mixed_round(lk, tag, n + 1) for n in range(rounds)]
+    finally:
+        lk.stop()
+    for n, r in enumerate(figures, 1):
+        log(f"  {tag} round {n}: peak {r['peak_rss_kib'] / 1024:.1f} MiB, after "
+            f"{(r['rss_after_kib'] or 0) / 1024:.1f} MiB")
+    return {"rounds": figures, "connections": RSS_CONC}
+
+
 def profile_latchkey(lk, tag):
     """perf samples (cpu-clock) of the server under client_credentials and refresh."""
     profiles = {}
@@ -845,8 +894,10 @@ def main():
     phase("limits", phase_limits)
     phase("hello", phase_hello)
     phase("latchkey-embedded", phase_latchkey, "embedded")
+    phase("memory-embedded", phase_memory, "embedded")
     redis = Redis("redis")
     phase("latchkey-redis", phase_latchkey, "redis", redis)
+    phase("memory-redis", phase_memory, "redis", redis)
     redis.command("FLUSHALL")
     phase("scaling", phase_scaling, redis)
     if (VENV / "bin" / "gunicorn").exists():

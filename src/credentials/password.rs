@@ -59,8 +59,7 @@ impl PasswordHasher {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let dummy = Secret::new(crate::domain::random_token(16));
-        let dummy_hash = hash_now(&params, &dummy, &mut Memory::default())?;
+        let dummy_hash = unmatchable_hash(&params)?;
         Ok(PasswordHasher {
             inner: Arc::new(Inner {
                 params,
@@ -194,8 +193,32 @@ fn hash_now(
         .decode_b64(&mut salt_bytes)
         .map_err(internal)?;
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-    let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
-    let output = compute(&argon2, params, password, salt_bytes, len, memory)?;
+    let output = compute(
+        &argon2,
+        params,
+        password,
+        salt_bytes,
+        output_len(params),
+        memory,
+    )?;
+    phc_string(params, &salt, output)
+}
+
+/// A hash of the configured parameters that no password matches: a random salt and a random
+/// output. Checking a password against it costs exactly what checking a real hash costs, and
+/// making it costs no argon2 time and no second block of memory.
+fn unmatchable_hash(params: &Params) -> Result<String, PasswordError> {
+    let salt = SaltString::generate(&mut OsRng);
+    let random = crate::domain::random_bytes(output_len(params));
+    let output = Output::new(&random).map_err(internal)?;
+    phc_string(params, &salt, output)
+}
+
+fn output_len(params: &Params) -> usize {
+    params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)
+}
+
+fn phc_string(params: &Params, salt: &SaltString, output: Output) -> Result<String, PasswordError> {
     let hash = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
@@ -300,6 +323,26 @@ mod tests {
     async fn an_unknown_user_never_verifies_even_with_the_dummy_password() {
         let hasher = PasswordHasher::new(&cheap()).unwrap();
         assert!(!hasher.verify(Secret::new("anything"), None).await.unwrap());
+    }
+
+    #[test]
+    fn the_dummy_hash_has_the_configured_cost_and_a_full_output_so_checking_it_costs_the_same() {
+        let hasher = PasswordHasher::new(&cheap()).unwrap();
+        let real = hash_now(
+            &hasher.inner.params,
+            &Secret::new("x"),
+            &mut Memory::default(),
+        )
+        .unwrap();
+        let (dummy, real) = (
+            PasswordHash::new(&hasher.inner.dummy_hash).unwrap(),
+            PasswordHash::new(&real).unwrap(),
+        );
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.version, real.version);
+        assert_eq!(dummy.params, real.params);
+        assert_eq!(dummy.hash.unwrap().len(), real.hash.unwrap().len());
+        assert_ne!(dummy.salt, real.salt);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 mod secret;
 
 pub use secret::{
-    MultipleLines, PasswordPolicyError, Secret, TokenId, check_password_policy, random_token,
+    MultipleLines, PasswordPolicyError, Secret, TokenId, check_password_policy, random_bytes,
+    random_token,
 };
 
 /// Seconds since the Unix epoch. Time is always passed in, never read deep inside logic.

@@ -8,15 +8,20 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-/// `bytes` random bytes from the system CSPRNG, base64url without padding.
-pub fn random_token(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
+/// `count` random bytes from the system CSPRNG.
+pub fn random_bytes(count: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; count];
     // aws-lc aborts the process itself when the OS has no entropy to give, so this branch is
     // unreachable in practice; there is nothing secure to fall back on either way.
     if SystemRandom::new().fill(&mut buf).is_err() {
         panic!("the operating system's random number generator failed");
     }
-    URL_SAFE_NO_PAD.encode(buf)
+    buf
+}
+
+/// `bytes` random bytes from the system CSPRNG, base64url without padding.
+pub fn random_token(bytes: usize) -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes(bytes))
 }
 
 /// A random identifier: token ids (`jti`) and refresh-token family ids (`fam`).
