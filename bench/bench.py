@@ -495,12 +495,26 @@ def mixed_round(lk, tag, round_no):
     }
     status = process_memory(lk.pids[0])
     return {
+        "largest_mappings_kib": largest_mappings(lk.pids[0]),
         "peak_rss_kib": max(x["server"]["peak_rss_kib"] for x in loads.values()),
         "rss_after_kib": status.get("VmRSS"),
         "hwm_kib": status.get("VmHWM"),
         "rates": {name: x["rps"] for name, x in loads.items()},
         "errors": sum(x["non_2xx"] + x["errors"] for x in loads.values()),
     }
+
+
+def largest_mappings(pid, count=8):
+    """The resident KiB of a process's largest mappings, named by what they map (anonymous
+    regions as [anon]), from /proc/PID/smaps: where the memory is."""
+    sizes, name = [], None
+    for line in open(f"/proc/{pid}/smaps"):
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5:
+            name = fields[5] if len(fields) > 5 else "[anon]"
+        elif fields[0] == "Rss:":
+            sizes.append([name, int(fields[1])])
+    return sorted(sizes, key=lambda x: -x[1])[:count]
 
 
 def process_memory(pid):
@@ -526,7 +540,7 @@ def phase_memory(store, redis=None, rounds=3):
         lk.stop()
     for n, r in enumerate(figures, 1):
         log(f"  {tag} round {n}: peak {r['peak_rss_kib'] / 1024:.1f} MiB, after "
-            f"{(r['rss_after_kib'] or 0) / 1024:.1f} MiB")
+            f"{(r['rss_after_kib'] or 0) / 1024:.1f} MiB; largest {r['largest_mappings_kib']}")
     return {"rounds": figures, "connections": RSS_CONC}
 
 
