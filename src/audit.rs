@@ -153,6 +153,8 @@ pub struct Record<'a> {
     pub client_id: Option<&'a str>,
     pub subject: Option<&'a str>,
     pub origin: &'a Origin,
+    /// For `rate_limited`: which limit refused, and the seconds until it lets the next try.
+    pub limit: Option<(&'static str, u64)>,
 }
 
 impl<'a> Record<'a> {
@@ -163,6 +165,7 @@ impl<'a> Record<'a> {
             client_id: None,
             subject: None,
             origin,
+            limit: None,
         }
     }
 
@@ -182,6 +185,14 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// The limit that refused the attempt (`rate_limited`), and its `Retry-After`.
+    pub fn limit(self, name: &'static str, retry_after: u64) -> Record<'a> {
+        Record {
+            limit: Some((name, retry_after)),
+            ..self
+        }
+    }
+
     /// Writes the event to the log and counts it in the metrics.
     pub fn emit(&self) {
         if let Some(counter) = self.what.counter() {
@@ -194,8 +205,9 @@ impl<'a> Record<'a> {
         let what = self.what.as_str();
         let source = self.origin.source.as_deref();
         let request_id = self.origin.request_id.as_deref();
+        let (limit, retry_after) = self.limit.unzip();
         if self.what.is_alarm() {
-            tracing::warn!(target: "audit", what, who, client_id, subject, source, request_id, "{what}");
+            tracing::warn!(target: "audit", what, who, client_id, subject, source, request_id, limit, retry_after, "{what}");
         } else {
             tracing::info!(target: "audit", what, who, client_id, subject, source, request_id, "{what}");
         }

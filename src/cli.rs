@@ -53,9 +53,11 @@ pub enum Command {
         yaml: bool,
     },
     /// Exit 0 if the service answers /healthz with 200, 1 otherwise (a container HEALTHCHECK
-    /// for images without curl).
+    /// for images without curl). With `server.tls_cert` set, it speaks TLS and trusts exactly
+    /// that certificate.
     Healthcheck {
-        /// What to ask; by default /healthz on the configured `server.bind`.
+        /// What to ask; by default /healthz on the configured `server.bind` (https:// when
+        /// `server.tls_cert` is set).
         #[arg(long)]
         url: Option<String>,
         /// Seconds to wait for the connection and for the answer.
@@ -94,15 +96,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            telemetry::init(&settings.log);
+            telemetry::init(&settings.log, telemetry::Output::Stdout);
             Application::build(settings)
                 .await?
                 .run_until_stopped()
                 .await?;
         }
         Command::Keys(command) => keys_command(&settings, command)?,
-        Command::Users(command) => accounts::users_command(&settings, command).await?,
-        Command::Clients(command) => accounts::clients_command(&settings, command).await?,
+        // Changes to accounts are audited wherever they are made.
+        Command::Users(command) => {
+            telemetry::init(&settings.log, telemetry::Output::Stderr);
+            accounts::users_command(&settings, command).await?;
+        }
+        Command::Clients(command) => {
+            telemetry::init(&settings.log, telemetry::Output::Stderr);
+            accounts::clients_command(&settings, command).await?;
+        }
         Command::Openapi { yaml } => {
             let service = documentation(&settings).await?;
             let document = if yaml {
@@ -113,11 +122,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", document.trim_end());
         }
         Command::Healthcheck { url, timeout } => {
+            let tls_cert = settings.server.tls_cert.as_deref();
             let url = match url {
                 Some(url) => url,
-                None => crate::healthcheck::default_url(settings.bind_address()?),
+                None => {
+                    crate::healthcheck::default_url(settings.bind_address()?, tls_cert.is_some())
+                }
             };
-            crate::healthcheck::check(&url, std::time::Duration::from_secs(timeout))?;
+            crate::healthcheck::check(&url, std::time::Duration::from_secs(timeout), tls_cert)?;
         }
     }
     Ok(())

@@ -68,6 +68,9 @@ pub struct StoreSettings {
     pub url: Option<String>,
     /// Prefix of every Redis key, so several deployments can share one Redis.
     pub prefix: String,
+    /// For `rediss://` servers whose certificates a private CA signs: that CA's certificate
+    /// (PEM), trusted instead of the system's roots.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -203,6 +206,7 @@ impl Default for Settings {
                 path: PathBuf::from("./data"),
                 url: None,
                 prefix: "latchkey:".into(),
+                tls_ca_file: None,
             },
             keys: KeySettings {
                 dir: PathBuf::from("./keys"),
@@ -384,6 +388,19 @@ impl Settings {
                 "store.url",
                 "is required when store.backend is redis",
             ));
+        }
+        if self.store.tls_ca_file.is_some() {
+            let url = self.store.url.as_deref().unwrap_or_default();
+            if self.store.backend != StoreBackend::Redis
+                || !url
+                    .split(',')
+                    .any(|node| node.trim().starts_with("rediss://"))
+            {
+                return Err(invalid(
+                    "store.tls_ca_file",
+                    "is used only with store.backend redis and a rediss:// store.url",
+                ));
+            }
         }
         let p = &self.passwords;
         argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, None).map_err(|e| {

@@ -3,19 +3,37 @@
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::configuration::{LogFormat, LogSettings};
 
+/// Where the log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The service's log.
+    Stdout,
+    /// For commands whose standard output is their answer (`latchkey clients add` prints the
+    /// secret as JSON): their audit events go beside it, not into it.
+    Stderr,
+}
+
 /// Installs the global subscriber. `RUST_LOG` wins over the configured level. Calling it twice
 /// (as tests that start several services in one process do) keeps the first.
-pub fn init(settings: &LogSettings) {
+pub fn init(settings: &LogSettings, output: Output) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match settings.format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
-        LogFormat::Auto => !std::io::stdout().is_terminal(),
+        LogFormat::Auto => match output {
+            Output::Stdout => !std::io::stdout().is_terminal(),
+            Output::Stderr => !std::io::stderr().is_terminal(),
+        },
+    };
+    let writer = || match output {
+        Output::Stdout => BoxMakeWriter::new(std::io::stdout),
+        Output::Stderr => BoxMakeWriter::new(std::io::stderr),
     };
     let _ = if json {
         // json-subscriber writes the same lines as tracing-subscriber's JSON format, but keeps
@@ -24,7 +42,7 @@ pub fn init(settings: &LogSettings) {
         // list of all open spans would repeat it on every line.
         json_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stdout)
+            .with_writer(writer())
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
@@ -32,7 +50,7 @@ pub fn init(settings: &LogSettings) {
     } else {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stdout)
+            .with_writer(writer())
             .try_init()
     };
 }

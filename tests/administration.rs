@@ -292,9 +292,16 @@ async fn a_failed_login_is_one_audit_event_with_who_what_where_and_no_password()
 }
 
 #[tokio::test]
-async fn a_refusal_by_the_limits_is_an_audit_event_with_who_and_where() {
-    let dir = Workdir::new().env("LATCHKEY_SECURITY__MAX_FAILED_LOGINS_PER_USER_ADDRESS", "1");
+async fn a_refusal_by_the_limits_is_an_audit_event_with_who_where_through_which_client_and_why() {
+    let dir = Workdir::new()
+        .env("LATCHKEY_SECURITY__MAX_FAILED_LOGINS_PER_USER_ADDRESS", "1")
+        .env(
+            "LATCHKEY_SECURITY__MAX_FAILED_CLIENT_AUTHS_PER_ADDRESS",
+            "1",
+        );
     add_web_client(&dir);
+    dir.run(&["clients", "add", "svc", "--grant", "client_credentials"])
+        .json();
     let mut service = dir.serve();
     let (status, _) = password_grant_with(&service, "alice", "a guess", None).await;
     assert_eq!(status, 400);
@@ -306,9 +313,35 @@ async fn a_refusal_by_the_limits_is_an_audit_event_with_who_and_where() {
         })
         .expect("a rate_limited audit event");
     assert_eq!(event["who"], "alice", "{event}");
+    assert_eq!(event["client_id"], "web", "{event}");
+    assert_eq!(event["limit"], "login_per_user_and_address", "{event}");
+    assert!(
+        event["retry_after"].as_u64().is_some_and(|s| s > 0),
+        "{event}"
+    );
     assert_eq!(event["source"], "127.0.0.1", "{event}");
     assert_eq!(event["request_id"], "req-429", "{event}");
     assert_eq!(event["level"], "WARN", "{event}");
+
+    let wrong_secret = || {
+        http()
+            .post(service.url("/oauth/token"))
+            .basic_auth("svc", Some("not-the-secret"))
+            .header("x-request-id", "svc-429")
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    assert_eq!(wrong_secret().await.unwrap().status(), 401);
+    assert_eq!(wrong_secret().await.unwrap().status(), 429);
+    let event = service
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l["what"] == "rate_limited" && l["request_id"] == "svc-429"
+        })
+        .expect("a rate_limited audit event for the client");
+    assert_eq!(event["who"], "svc", "{event}");
+    assert_eq!(event["client_id"], "svc", "{event}");
+    assert_eq!(event["limit"], "client_auth_per_address", "{event}");
+    assert_eq!(event["source"], "127.0.0.1", "{event}");
 }
 
 #[tokio::test]

@@ -439,6 +439,75 @@ fn clients_add_prints_the_secret_once_and_list_never_shows_it() {
     );
 }
 
+/// The audit events a command wrote on standard error (JSON lines, as when piped).
+fn audit_events(output: &support::process::CommandOutput) -> Vec<Value> {
+    output
+        .stderr()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["target"] == "audit")
+        .collect()
+}
+
+#[test]
+fn changes_made_on_the_command_line_are_in_the_audit_trail_beside_the_answer() {
+    let dir = Workdir::new();
+    let added = dir.run(&["clients", "add", "backend", "--grant", "client_credentials"]);
+    // The answer on stdout stays one JSON document, the secret in it.
+    assert!(added.json()["client_secret"].is_string());
+    let events = audit_events(&added);
+    assert_eq!(events.len(), 1, "{}", added.stderr());
+    assert_eq!(events[0]["what"], "client_created");
+    assert_eq!(events[0]["who"], "cli");
+    assert!(
+        !added
+            .stderr()
+            .contains(added.json()["client_secret"].as_str().unwrap())
+    );
+
+    let user = dir.run_with_stdin(
+        &[
+            "users",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--role",
+            "admin",
+        ],
+        Some(&format!("{USER_PASSWORD}\n")),
+    );
+    assert_eq!(user.json()["username"], "alice");
+    let events = audit_events(&user);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["what"] == "user_created" && e["subject"] == "alice"),
+        "{}",
+        user.stderr()
+    );
+    assert!(!user.stderr().contains(USER_PASSWORD));
+
+    for (args, what) in [
+        (&["users", "disable", "alice"][..], "user_disabled"),
+        (
+            &["users", "roles", "alice", "--clear"][..],
+            "user_roles_changed",
+        ),
+        (&["clients", "remove", "backend"][..], "client_deleted"),
+    ] {
+        let output = dir.run(args);
+        assert!(output.success(), "{args:?}: {}", output.stderr());
+        let events = audit_events(&output);
+        assert!(
+            events
+                .iter()
+                .any(|e| e["what"] == what && e["who"] == "cli"),
+            "{args:?} is audited as {what}: {}",
+            output.stderr()
+        );
+    }
+}
+
 #[test]
 fn clients_remove_deletes_a_client_and_refuses_an_unknown_id() {
     let dir = Workdir::new();

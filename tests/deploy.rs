@@ -272,6 +272,64 @@ fn the_systemd_unit_stays_hardened() {
     );
 }
 
+/// The system calls a `SystemCallFilter=` entry names: itself, or a group's members (nested
+/// groups expanded) as this machine's systemd defines them.
+fn syscalls_named(entry: &str) -> std::collections::BTreeSet<String> {
+    if !entry.starts_with('@') {
+        return [entry.to_owned()].into();
+    }
+    let output = assert_success(
+        Command::new(systemd_analyze())
+            .args(["syscall-filter", "--no-pager"])
+            .arg(entry),
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .flat_map(|name| match name {
+            nested if nested.starts_with('@') => syscalls_named(nested),
+            name => [name.to_owned()].into(),
+        })
+        .collect()
+}
+
+/// Whether the unit's `SystemCallFilter=` lines, read in order as systemd reads them (the
+/// first line sets allow- or deny-listing, later ones add or remove), let `syscall` through.
+fn unit_allows(unit: &str, syscall: &str) -> bool {
+    let mut allowed = None;
+    for line in unit.lines() {
+        let Some(value) = line.strip_prefix("SystemCallFilter=") else {
+            continue;
+        };
+        let (deny, entries) = match value.strip_prefix('~') {
+            Some(rest) => (true, rest),
+            None => (false, value),
+        };
+        let named = entries
+            .split_whitespace()
+            .any(|entry| syscalls_named(entry).contains(syscall));
+        let before = allowed.unwrap_or(deny);
+        allowed = Some(if named { !deny } else { before });
+    }
+    allowed.unwrap_or(true)
+}
+
+#[test]
+fn the_systemd_unit_lets_the_hashing_threads_lower_their_priority() {
+    let unit = std::fs::read_to_string(deploy("latchkey.service")).unwrap();
+    assert!(
+        unit_allows(&unit, "setpriority"),
+        "the unit's SystemCallFilter denies setpriority"
+    );
+    // What the filter is for still holds.
+    for denied in ["mount", "reboot", "sched_setattr", "setrlimit"] {
+        assert!(!unit_allows(&unit, denied), "{denied} is allowed");
+    }
+    assert!(unit_allows(&unit, "futex"));
+}
+
 #[test]
 fn every_deployment_behind_a_proxy_trusts_that_proxy_for_the_client_address() {
     for file in [

@@ -79,8 +79,16 @@ fn lower_priority() {
     let thread = rustix::thread::gettid();
     if let Err(error) = rustix::process::setpriority_process(Some(thread), NICENESS) {
         // Lowering one's own priority needs no privilege; if a sandbox forbids it anyway,
-        // hashing still works, only without the latency protection.
-        tracing::debug!(%error, "could not lower the priority of a hashing thread");
+        // hashing still works, only without the latency protection: say so once.
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            tracing::warn!(
+                %error,
+                "the password-hashing threads cannot lower their priority (setpriority): a login \
+                 flood competes with token signing at equal priority; allow setpriority in the \
+                 sandbox (systemd: SystemCallFilter=setpriority)"
+            );
+        });
     }
 }
 

@@ -103,7 +103,9 @@ impl Authority {
         let scope = self.scope_asked(request.scope.as_deref(), &client.scope)?;
         let audience = self.audience_for_scope(client, asked_audience(&request)?, &scope)?;
         // Before the password: a refused attempt must cost no argon2 time.
-        let attempt = self.reserve_login(username, origin, now).await?;
+        let attempt = self
+            .reserve_login(username, client.client_id.as_str(), origin, now)
+            .await?;
         let (user, user_cut_off) = self.check_password(username, password, now).await?;
         let Some(user) = user else {
             Record::new(Event::LoginFailed, &truncate(username), origin)

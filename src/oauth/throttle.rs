@@ -73,9 +73,13 @@ impl Attempt {
         origin: &Origin,
     ) -> Result<(), ServiceError> {
         match counts.first() {
-            Some(&(count, secs_left)) if self.key.is_some() && count >= self.limit => {
-                Err(refused(secs_left, client_id, origin))
-            }
+            Some(&(count, secs_left)) if self.key.is_some() && count >= self.limit => Err(refused(
+                secs_left,
+                CLIENT_ADDRESS_LIMIT,
+                client_id,
+                Some(client_id),
+                origin,
+            )),
             _ => Ok(()),
         }
     }
@@ -92,14 +96,27 @@ pub(super) struct LoginAttempt {
     known: Option<String>,
 }
 
-/// A 429, recorded in the audit trail with who tried (a username or client id as given,
-/// never a credential) and from where.
-fn refused(retry_after: u64, who: &str, origin: &Origin) -> ServiceError {
+/// A 429 from the limit `limit`, recorded in the audit trail with who tried (a username or
+/// client id as given, never a credential), through which client, and from where.
+fn refused(
+    retry_after: u64,
+    limit: &'static str,
+    who: &str,
+    client_id: Option<&str>,
+    origin: &Origin,
+) -> ServiceError {
     let retry_after = retry_after.max(1);
     crate::metrics::rate_limit_refused();
-    Record::new(Event::RateLimited, who, origin).emit();
+    let record = Record::new(Event::RateLimited, who, origin).limit(limit, retry_after);
+    match client_id {
+        Some(client_id) => record.client(client_id).emit(),
+        None => record.emit(),
+    }
     ServiceError::TooManyRequests { retry_after }
 }
+
+/// The name of the client-authentication limit in the audit trail.
+const CLIENT_ADDRESS_LIMIT: &str = "client_auth_per_address";
 
 impl Authority {
     /// Refuses with 429 when the client-authentication failures of `attempt`'s address are at
@@ -137,7 +154,13 @@ impl Authority {
             .await?
         {
             Reservation::Granted => Ok(true),
-            Reservation::Refused { retry_after } => Err(refused(retry_after, client_id, origin)),
+            Reservation::Refused { retry_after } => Err(refused(
+                retry_after,
+                CLIENT_ADDRESS_LIMIT,
+                client_id,
+                Some(client_id),
+                origin,
+            )),
         }
     }
 
@@ -159,10 +182,12 @@ impl Authority {
         Ok(())
     }
 
-    /// Reserves a password attempt for `username` from `origin`, or refuses it with 429.
+    /// Reserves a password attempt for `username` from `origin` through `client_id`, or
+    /// refuses it with 429.
     pub(super) async fn reserve_login(
         &self,
         username: &str,
+        client_id: &str,
         origin: &Origin,
         now: UnixTime,
     ) -> Result<LoginAttempt, ServiceError> {
@@ -180,15 +205,22 @@ impl Authority {
         let pair = address
             .as_ref()
             .map(|addr| format!("login:pair:{user}:{addr}"));
-        let mut steps: Vec<(String, AttemptRule, bool)> = Vec::new();
+        // (key, rule, given back on success, the limit's name in the audit trail)
+        let mut steps: Vec<(String, AttemptRule, bool, &'static str)> = Vec::new();
         if let Some(pair) = &pair {
             let free = settings.max_failed_logins_per_user_address;
-            steps.push((pair.clone(), AttemptRule::lock(free, window), false));
+            let rule = AttemptRule::lock(free, window);
+            steps.push((pair.clone(), rule, false, "login_per_user_and_address"));
         }
         if let Some(addr) = &address {
             let free = settings.max_failed_logins_per_address;
             let key = format!("login:addr:{addr}");
-            steps.push((key, AttemptRule::lock(free, window), true));
+            steps.push((
+                key,
+                AttemptRule::lock(free, window),
+                true,
+                "login_per_address",
+            ));
         }
         if !is_known {
             let rule = AttemptRule {
@@ -197,20 +229,26 @@ impl Authority {
                 cap: settings.login_backoff_max,
                 window,
             };
-            steps.push((format!("login:user:{user}"), rule, true));
+            steps.push((format!("login:user:{user}"), rule, true, "login_per_user"));
         }
         let mut attempt = LoginAttempt {
             reserved: Vec::new(),
             pair: None,
             known,
         };
-        for (key, rule, give_back) in steps.into_iter().filter(|(_, r, _)| r.free > 0) {
+        for (key, rule, give_back, limit) in steps.into_iter().filter(|step| step.1.free > 0) {
             match self.store.reserve_attempt(&key, &rule, now).await {
                 Ok(Reservation::Granted) if give_back => attempt.reserved.push(key),
                 Ok(Reservation::Granted) => attempt.pair = Some(key),
                 Ok(Reservation::Refused { retry_after }) => {
                     self.give_back(&attempt).await?;
-                    return Err(refused(retry_after, username, origin));
+                    return Err(refused(
+                        retry_after,
+                        limit,
+                        username,
+                        Some(client_id),
+                        origin,
+                    ));
                 }
                 Err(error) => {
                     self.give_back(&attempt).await?;
@@ -260,7 +298,13 @@ impl Authority {
         let rule = AttemptRule::lock(max_per_address, window);
         match self.store.reserve_attempt(&key, &rule, now).await? {
             Reservation::Granted => Ok(()),
-            Reservation::Refused { retry_after } => Err(refused(retry_after, "anonymous", origin)),
+            Reservation::Refused { retry_after } => Err(refused(
+                retry_after,
+                "registration_per_address",
+                "anonymous",
+                None,
+                origin,
+            )),
         }
     }
 }

@@ -456,8 +456,17 @@ pub async fn open(settings: &crate::configuration::StoreSettings) -> StoreResult
         }
         StoreBackend::Redis => {
             let url = settings.url.as_deref().unwrap_or_default();
+            let tls_root_cert = match &settings.tls_ca_file {
+                Some(path) => Some(redis::read_ca_file(path)?),
+                None => None,
+            };
+            let options = redis::RedisOptions {
+                prefix: settings.prefix.clone(),
+                tls_root_cert,
+                ..redis::RedisOptions::default()
+            };
             Ok(Arc::new(
-                redis::RedisStore::connect(url, &settings.prefix).await?,
+                redis::RedisStore::connect_with(url, options).await?,
             ))
         }
     }

@@ -87,10 +87,13 @@ impl TestApp {
     /// The service with its files under `dir`, which the caller keeps (restart tests).
     pub async fn spawn_in(dir: PathBuf, configure: impl FnOnce(&mut Settings)) -> TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
-            latchkey::telemetry::init(&latchkey::configuration::LogSettings {
-                level: "debug".into(),
-                format: latchkey::configuration::LogFormat::Pretty,
-            });
+            latchkey::telemetry::init(
+                &latchkey::configuration::LogSettings {
+                    level: "debug".into(),
+                    format: latchkey::configuration::LogFormat::Pretty,
+                },
+                latchkey::telemetry::Output::Stdout,
+            );
         }
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let port = listener.local_addr().expect("local addr").port();

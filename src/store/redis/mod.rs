@@ -114,6 +114,23 @@ impl Default for RedisOptions {
     }
 }
 
+/// Reads `store.tls_ca_file` now, so that a missing or unreadable CA stops start-up naming the
+/// setting instead of failing every connection later.
+pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, StoreError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let fail = |reason: String| {
+        StoreError::Internal(format!("store.tls_ca_file: {} {reason}", path.display()))
+    };
+    let pem = std::fs::read(path).map_err(|e| fail(format!("cannot be read: {e}")))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(format!("is not PEM: {e}")))?;
+    if certificates.is_empty() {
+        return Err(fail("holds no certificate".to_owned()));
+    }
+    Ok(pem)
+}
+
 /// The Redis store. Cheap to share behind an `Arc`; its clients multiplex every request over
 /// one connection per server.
 pub struct RedisStore {
