@@ -49,14 +49,9 @@ pub const MODULUS: &str = concat!(
     "yhgMDe-V2aUHdfCRlKeJHW9E0f3q6SuyFqJLpJbztJH4BNnpBxfCGV7H8fR7vV8DtVmsTmVsAjkgsQ",
 );
 
-/// The access token's `jti`.
-pub const JTI: &str = "4Eu6KV0gg6uswFUhUbmCiQ";
-
-/// The session (refresh-token family) of both tokens: `fam`, and `sid` in the access token.
-pub const FAMILY: &str = "zqOYd9695eWawCjEOrTyew";
-
-/// Unix seconds the example tokens were issued at.
-pub const ISSUED_AT: i64 = 1_764_000_000;
+/// The access token's `jti` and when the example tokens were issued: the revocation feed's
+/// examples name the same.
+pub use latchkey_feed::examples::{ISSUED_AT, JTI};
 
 /// A client secret as the service generates them: 256 random bits, base64url.
 pub const CLIENT_SECRET: &str = "q4Xv0b0kq3G2mT9yJ7wQeP1sZ8uR5nL6cV2hD4fK0aE";

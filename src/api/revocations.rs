@@ -2,21 +2,21 @@
 
 use std::sync::Arc;
 
+use latchkey_feed::{
+    ClientRevoked, FamilyRevoked, FeedEvent, RevocationFeed, SubjectRevoked, TokenRevoked,
+};
 use poem::http::header;
 use poem::{IntoResponse, Request, RequestBody};
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::registry::Registry;
-use poem_openapi::types::Example;
-use poem_openapi::{
-    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi, Union,
-};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, OpenApi};
 
+use super::ApiTags;
 use super::errors::{
     Answer, ApiError, ErrorDoc, ErrorHeader, INTERNAL, THROTTLED, UNAVAILABLE, error_list,
 };
 use super::oauth::ClientBasic;
-use super::{ApiTags, examples};
 use crate::domain::now;
 use crate::error::ServiceError;
 use crate::oauth::{Authority, ClientCredentials};
@@ -85,183 +85,33 @@ error_list!(
     UNAVAILABLE,
 );
 
-/// One access token is revoked: refuse the token whose `jti` this is.
-#[derive(Debug, Clone, PartialEq, Eq, Object)]
-#[oai(example)]
-pub struct TokenRevoked {
-    /// This event's position in the feed; asking with it returns the events after this one.
-    pub cursor: String,
-    /// The `jti` of the revoked access token.
-    pub jti: String,
-    /// The token's `exp` (Unix seconds); after it the event no longer matters and leaves the
-    /// feed.
-    pub exp: i64,
-}
-
-/// A session (a refresh-token family) is revoked: refuse every access token whose `sid` claim
-/// names it.
-#[derive(Debug, Clone, PartialEq, Eq, Object)]
-#[oai(example)]
-pub struct FamilyRevoked {
-    /// This event's position in the feed.
-    pub cursor: String,
-    /// The family id, as in the `sid` claim of the session's access tokens.
-    pub fam: String,
-    /// Unix seconds after which no token of the family can be live; the event leaves the feed
-    /// then.
-    pub exp: i64,
-}
-
-/// Every token of a user issued before a point in time is revoked (a password change or reset,
-/// a disabled account): refuse tokens with this `sub` whose `iat` is earlier than `not_before`.
-/// Usernames and client ids never coincide, so a user's `sub` is never a client's.
-#[derive(Debug, Clone, PartialEq, Eq, Object)]
-#[oai(example)]
-pub struct SubjectRevoked {
-    /// This event's position in the feed.
-    pub cursor: String,
-    /// The user (`sub` claim of users' tokens).
-    pub sub: String,
-    /// Unix seconds: tokens issued (`iat`) before this are dead; later ones are not affected.
-    pub not_before: i64,
-    /// Unix seconds after which no affected token can be live; the event leaves the feed then.
-    pub exp: i64,
-}
-
-/// Every token issued through a client before a point in time is revoked (the client was
-/// removed or its secret rotated): refuse tokens with this `client_id` whose `iat` is earlier
-/// than `not_before`, users' tokens as well as the client's own.
-#[derive(Debug, Clone, PartialEq, Eq, Object)]
-#[oai(example)]
-pub struct ClientRevoked {
-    /// This event's position in the feed.
-    pub cursor: String,
-    /// The client (`client_id` claim).
-    pub client_id: String,
-    /// Unix seconds: tokens issued (`iat`) before this are dead; later ones are not affected.
-    pub not_before: i64,
-    /// Unix seconds after which no affected token can be live; the event leaves the feed then.
-    pub exp: i64,
-}
-
-impl Example for ClientRevoked {
-    fn example() -> Self {
-        ClientRevoked {
-            cursor: "44".into(),
-            client_id: "reports".into(),
-            not_before: examples::ISSUED_AT + 420,
-            exp: examples::ISSUED_AT + 420 + 2_592_000,
+/// A feed event as the store keeps it, with its position.
+fn feed_event(cursor: String, event: RevocationEvent) -> FeedEvent {
+    match event {
+        RevocationEvent::Token { jti, exp } => FeedEvent::Token(TokenRevoked { cursor, jti, exp }),
+        RevocationEvent::Family { fam, exp } => {
+            FeedEvent::Family(FamilyRevoked { cursor, fam, exp })
         }
-    }
-}
-
-impl Example for TokenRevoked {
-    fn example() -> Self {
-        TokenRevoked {
-            cursor: "41".into(),
-            jti: examples::JTI.into(),
-            exp: examples::ISSUED_AT + 900,
-        }
-    }
-}
-
-impl Example for FamilyRevoked {
-    fn example() -> Self {
-        FamilyRevoked {
-            cursor: "42".into(),
-            fam: examples::FAMILY.into(),
-            exp: examples::ISSUED_AT + 2_592_000,
-        }
-    }
-}
-
-impl Example for SubjectRevoked {
-    fn example() -> Self {
-        SubjectRevoked {
-            cursor: "43".into(),
-            sub: "bob".into(),
-            not_before: examples::ISSUED_AT + 360,
-            exp: examples::ISSUED_AT + 360 + 2_592_000,
-        }
-    }
-}
-
-/// A revocation event; `type` says which kind.
-#[derive(Debug, Clone, PartialEq, Eq, Union)]
-#[oai(discriminator_name = "type", one_of)]
-pub enum FeedEvent {
-    #[oai(mapping = "token")]
-    Token(TokenRevoked),
-    #[oai(mapping = "family")]
-    Family(FamilyRevoked),
-    #[oai(mapping = "subject")]
-    Subject(SubjectRevoked),
-    #[oai(mapping = "client")]
-    Client(ClientRevoked),
-}
-
-impl FeedEvent {
-    fn new(cursor: String, event: RevocationEvent) -> FeedEvent {
-        match event {
-            RevocationEvent::Token { jti, exp } => {
-                FeedEvent::Token(TokenRevoked { cursor, jti, exp })
-            }
-            RevocationEvent::Family { fam, exp } => {
-                FeedEvent::Family(FamilyRevoked { cursor, fam, exp })
-            }
-            RevocationEvent::Subject {
-                sub,
-                not_before,
-                exp,
-            } => FeedEvent::Subject(SubjectRevoked {
-                cursor,
-                sub,
-                not_before,
-                exp,
-            }),
-            RevocationEvent::Client {
-                client_id,
-                not_before,
-                exp,
-            } => FeedEvent::Client(ClientRevoked {
-                cursor,
-                client_id,
-                not_before,
-                exp,
-            }),
-        }
-    }
-}
-
-/// A page of the revocation feed.
-#[derive(Debug, Object)]
-#[oai(example)]
-pub struct RevocationFeed {
-    /// Events after the cursor asked with, oldest first. Events whose tokens have all expired
-    /// are left out, so a follower that starts from the beginning gets exactly what still
-    /// matters.
-    pub events: Vec<FeedEvent>,
-    /// The cursor to ask with next (`after`): the last event's, or the one asked with when there
-    /// was nothing new.
-    pub next_cursor: String,
-    /// Seconds to wait before asking again: 0 when the page was full and more events are
-    /// waiting, otherwise a suggestion that a follower with a tighter revocation bound of its
-    /// own may shorten.
-    pub poll_after: u64,
-}
-
-impl Example for RevocationFeed {
-    fn example() -> Self {
-        RevocationFeed {
-            events: vec![
-                FeedEvent::Token(TokenRevoked::example()),
-                FeedEvent::Family(FamilyRevoked::example()),
-                FeedEvent::Subject(SubjectRevoked::example()),
-                FeedEvent::Client(ClientRevoked::example()),
-            ],
-            next_cursor: "44".into(),
-            poll_after: 2,
-        }
+        RevocationEvent::Subject {
+            sub,
+            not_before,
+            exp,
+        } => FeedEvent::Subject(SubjectRevoked {
+            cursor,
+            sub,
+            not_before,
+            exp,
+        }),
+        RevocationEvent::Client {
+            client_id,
+            not_before,
+            exp,
+        } => FeedEvent::Client(ClientRevoked {
+            cursor,
+            client_id,
+            not_before,
+            exp,
+        }),
     }
 }
 
@@ -316,7 +166,7 @@ impl RevocationsApi {
             events: answer
                 .events
                 .into_iter()
-                .map(|(cursor, event)| FeedEvent::new(cursor, event))
+                .map(|(cursor, event)| feed_event(cursor, event))
                 .collect(),
             next_cursor: answer.next_cursor,
             poll_after: answer.poll_after,

@@ -3,42 +3,9 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
-
 use crate::AccessToken;
 
-/// One event of `GET /oauth/revocations`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum FeedEvent {
-    /// One access token, by `jti`.
-    Token { jti: String, exp: i64 },
-    /// A session: every access token whose `sid` names the family.
-    Family { fam: String, exp: i64 },
-    /// Every token of the user `sub` issued before `not_before`.
-    Subject {
-        sub: String,
-        not_before: i64,
-        exp: i64,
-    },
-    /// Every token issued through `client_id` before `not_before`, users' tokens included.
-    Client {
-        client_id: String,
-        not_before: i64,
-        exp: i64,
-    },
-    /// A kind this version does not know; skipped.
-    #[serde(other)]
-    Unknown,
-}
-
-/// One page of the feed.
-#[derive(Debug, Clone, Deserialize)]
-pub struct FeedPage {
-    pub events: Vec<FeedEvent>,
-    pub next_cursor: String,
-    pub poll_after: u64,
-}
+pub use latchkey_feed::{FeedEvent, RevocationFeed as FeedPage};
 
 /// Revoked token ids, sessions and subjects, each remembered until no token it concerns can be
 /// live (its `exp`), then pruned.
@@ -68,18 +35,14 @@ impl Revocations {
             *entry = (entry.0.max(not_before), entry.1.max(exp));
         }
         match event {
-            FeedEvent::Token { jti, exp } => keep_latest(&mut self.tokens, jti, exp),
-            FeedEvent::Family { fam, exp } => keep_latest(&mut self.families, fam, exp),
-            FeedEvent::Subject {
-                sub,
-                not_before,
-                exp,
-            } => keep_latest_cut_off(&mut self.subjects, sub, not_before, exp),
-            FeedEvent::Client {
-                client_id,
-                not_before,
-                exp,
-            } => keep_latest_cut_off(&mut self.clients, client_id, not_before, exp),
+            FeedEvent::Token(e) => keep_latest(&mut self.tokens, e.jti, e.exp),
+            FeedEvent::Family(e) => keep_latest(&mut self.families, e.fam, e.exp),
+            FeedEvent::Subject(e) => {
+                keep_latest_cut_off(&mut self.subjects, e.sub, e.not_before, e.exp);
+            }
+            FeedEvent::Client(e) => {
+                keep_latest_cut_off(&mut self.clients, e.client_id, e.not_before, e.exp);
+            }
             FeedEvent::Unknown => {}
         }
     }
@@ -135,6 +98,38 @@ impl Revocations {
 mod tests {
     use super::*;
 
+    use latchkey_feed::{ClientRevoked, FamilyRevoked, SubjectRevoked, TokenRevoked};
+
+    fn revoked_token(jti: &str, exp: i64) -> FeedEvent {
+        let (cursor, jti) = ("1".into(), jti.into());
+        FeedEvent::Token(TokenRevoked { cursor, jti, exp })
+    }
+
+    fn revoked_family(fam: &str, exp: i64) -> FeedEvent {
+        let (cursor, fam) = ("1".into(), fam.into());
+        FeedEvent::Family(FamilyRevoked { cursor, fam, exp })
+    }
+
+    fn revoked_subject(sub: &str, not_before: i64, exp: i64) -> FeedEvent {
+        let (cursor, sub) = ("1".into(), sub.into());
+        FeedEvent::Subject(SubjectRevoked {
+            cursor,
+            sub,
+            not_before,
+            exp,
+        })
+    }
+
+    fn revoked_client(client_id: &str, not_before: i64, exp: i64) -> FeedEvent {
+        let (cursor, client_id) = ("1".into(), client_id.into());
+        FeedEvent::Client(ClientRevoked {
+            cursor,
+            client_id,
+            not_before,
+            exp,
+        })
+    }
+
     fn token(jti: &str, sid: Option<&str>, sub: &str, iat: i64) -> AccessToken {
         AccessToken {
             subject: sub.into(),
@@ -153,19 +148,9 @@ mod tests {
     #[test]
     fn each_kind_of_event_revokes_what_it_names_and_nothing_else() {
         let mut state = Revocations::default();
-        state.apply(FeedEvent::Token {
-            jti: "j1".into(),
-            exp: 100,
-        });
-        state.apply(FeedEvent::Family {
-            fam: "f1".into(),
-            exp: 100,
-        });
-        state.apply(FeedEvent::Subject {
-            sub: "bob".into(),
-            not_before: 50,
-            exp: 100,
-        });
+        state.apply(revoked_token("j1", 100));
+        state.apply(revoked_family("f1", 100));
+        state.apply(revoked_subject("bob", 50, 100));
         assert!(state.is_revoked(&token("j1", None, "alice", 10)));
         assert!(state.is_revoked(&token("j2", Some("f1"), "alice", 10)));
         assert!(state.is_revoked(&token("j3", None, "bob", 49)));
@@ -179,19 +164,9 @@ mod tests {
     #[test]
     fn entries_are_pruned_once_their_tokens_have_expired() {
         let mut state = Revocations::default();
-        state.apply(FeedEvent::Token {
-            jti: "old".into(),
-            exp: 100,
-        });
-        state.apply(FeedEvent::Token {
-            jti: "new".into(),
-            exp: 200,
-        });
-        state.apply(FeedEvent::Subject {
-            sub: "bob".into(),
-            not_before: 50,
-            exp: 100,
-        });
+        state.apply(revoked_token("old", 100));
+        state.apply(revoked_token("new", 200));
+        state.apply(revoked_subject("bob", 50, 100));
         state.prune(104, 5);
         assert_eq!(state.counts(), (2, 0, 1));
         state.prune(105, 5);
@@ -201,16 +176,8 @@ mod tests {
     #[test]
     fn a_later_subject_event_moves_not_before_forward_only() {
         let mut state = Revocations::default();
-        state.apply(FeedEvent::Subject {
-            sub: "bob".into(),
-            not_before: 50,
-            exp: 100,
-        });
-        state.apply(FeedEvent::Subject {
-            sub: "bob".into(),
-            not_before: 40,
-            exp: 90,
-        });
+        state.apply(revoked_subject("bob", 50, 100));
+        state.apply(revoked_subject("bob", 40, 90));
         assert!(state.is_revoked(&token("j", None, "bob", 45)));
     }
 
@@ -218,16 +185,8 @@ mod tests {
     fn a_client_event_revokes_every_earlier_token_through_that_client_and_a_user_event_only_users_tokens()
      {
         let mut state = Revocations::default();
-        state.apply(FeedEvent::Client {
-            client_id: "web".into(),
-            not_before: 50,
-            exp: 100,
-        });
-        state.apply(FeedEvent::Subject {
-            sub: "svc".into(),
-            not_before: 50,
-            exp: 100,
-        });
+        state.apply(revoked_client("web", 50, 100));
+        state.apply(revoked_subject("svc", 50, 100));
         assert!(
             state.is_revoked(&token("j1", None, "alice", 49)),
             "a user's, through web"
@@ -245,20 +204,14 @@ mod tests {
     }
 
     #[test]
-    fn unknown_event_kinds_are_skipped() {
+    fn an_event_of_a_kind_this_version_does_not_know_changes_nothing() {
         let page: FeedPage = serde_json::from_str(
-            r#"{"events":[{"type":"session_group","cursor":"1","group":"x"},
-                {"type":"token","cursor":"2","jti":"j","exp":5}],
-                "next_cursor":"2","poll_after":2}"#,
+            r#"{"events":[{"type":"session_group","cursor":"1","group":"x"}],
+                "next_cursor":"1","poll_after":2}"#,
         )
         .unwrap();
-        assert_eq!(page.events[0], FeedEvent::Unknown);
-        assert_eq!(
-            page.events[1],
-            FeedEvent::Token {
-                jti: "j".into(),
-                exp: 5
-            }
-        );
+        let mut state = Revocations::default();
+        page.events.into_iter().for_each(|e| state.apply(e));
+        assert!(state.is_empty());
     }
 }
