@@ -499,6 +499,9 @@ def mixed_round(lk, tag, round_no):
         "peak_rss_kib": max(x["server"]["peak_rss_kib"] for x in loads.values()),
         "rss_after_kib": status.get("VmRSS"),
         "hwm_kib": status.get("VmHWM"),
+        "anon_kib": status.get("RssAnon"),
+        "file_kib": status.get("RssFile"),
+        "threads": status.get("Threads"),
         "rates": {name: x["rps"] for name, x in loads.items()},
         "errors": sum(x["non_2xx"] + x["errors"] for x in loads.values()),
     }
@@ -518,11 +521,12 @@ def largest_mappings(pid, count=8):
 
 
 def process_memory(pid):
-    """VmRSS and VmHWM (KiB) of a process, from /proc/PID/status."""
+    """VmRSS, VmHWM (KiB), RssAnon, RssFile and the thread count of a process, from
+    /proc/PID/status."""
     fields = {}
     for line in open(f"/proc/{pid}/status"):
         name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
+        if name in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads"):
             fields[name] = int(value.split()[0])
     return fields
 
@@ -540,7 +544,9 @@ def phase_memory(store, redis=None, rounds=3):
         lk.stop()
     for n, r in enumerate(figures, 1):
         log(f"  {tag} round {n}: peak {r['peak_rss_kib'] / 1024:.1f} MiB, after "
-            f"{(r['rss_after_kib'] or 0) / 1024:.1f} MiB; largest {r['largest_mappings_kib']}")
+            f"{(r['rss_after_kib'] or 0) / 1024:.1f} MiB ({(r['anon_kib'] or 0) / 1024:.1f} anonymous, "
+            f"{(r['file_kib'] or 0) / 1024:.1f} file), {r['threads']} threads; "
+            f"largest {r['largest_mappings_kib']}")
     return {"rounds": figures, "connections": RSS_CONC}
 
 

@@ -302,9 +302,9 @@ pub fn routes(
     settings: &Settings,
 ) -> poem::endpoint::BoxEndpoint<'static> {
     let metrics = api::metrics::endpoint(authority.clone());
+    let docs = api::docs_page(authority.clone(), settings);
     let api = api::service(authority, settings);
     let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
     let max_body = settings.server.max_body_bytes;
     let request_timeout = Duration::from_secs(settings.server.request_timeout);
     // Validated with the settings, so an error here cannot happen; no proxy is trusted then.
@@ -314,7 +314,7 @@ pub fn routes(
     Route::new()
         .at("/metrics", metrics)
         .at("/openapi.json", spec)
-        .nest("/docs", docs)
+        .nest("/docs", Route::new().at("/", docs))
         .nest("/", api)
         .with(CatchPanic::new())
         .with_if(!origins.is_empty(), api::limits::cors(origins))

@@ -88,3 +88,21 @@ pub fn service(authority: Arc<Authority>, settings: &Settings) -> OpenApiService
         )
         .server(settings.issuer.clone())
 }
+
+/// The interactive page of the document (Swagger UI), built on its first request and kept:
+/// the page inlines 1.6 MB of Swagger UI's script and style, which a service whose docs
+/// nobody opens should hold neither on its heap nor in resident memory.
+pub fn docs_page(authority: Arc<Authority>, settings: &Settings) -> impl poem::Endpoint + use<> {
+    let settings = settings.clone();
+    let page = std::sync::OnceLock::<bytes::Bytes>::new();
+    poem::endpoint::make_sync(move |_| {
+        let html = page.get_or_init(|| {
+            service(authority.clone(), &settings)
+                .swagger_ui_html()
+                .into()
+        });
+        poem::Response::builder()
+            .content_type("text/html; charset=utf-8")
+            .body(html.clone())
+    })
+}
