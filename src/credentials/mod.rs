@@ -1,5 +1,6 @@
 //! Passwords and client secrets: hashing, verification and generation.
 
+pub mod legacy;
 mod password;
 mod secret;
 mod workers;

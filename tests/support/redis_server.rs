@@ -55,12 +55,35 @@ fn kill(mut child: Child) {
     }
 }
 
-/// A port that was free a moment ago (redis cannot bind port 0 and report it back).
+/// A port that was free a moment ago, for servers that must be told their port (redis cannot
+/// bind port 0 and report it back; a replica restarts on its port). It is drawn below the
+/// kernel's ephemeral range, where the outgoing connections of the tests running alongside
+/// (which take their local ports from that range) cannot take it before the server binds it.
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let (low, high) = (10_000u64, ephemeral_range_start().max(10_001));
+    for _ in 0..1000 {
+        let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+        random.write_u64(0);
+        let Ok(port) = u16::try_from(low + random.finish() % (high - low)) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .expect("bind a probe socket on 127.0.0.1")
+}
+
+/// The first port of the kernel's ephemeral range (32768 when it cannot be read).
+fn ephemeral_range_start() -> u64 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// Sends one command in RESP and returns the reply flattened to text (array items one per
