@@ -16,6 +16,7 @@ use crate::store::{self, SharedStore};
 use crate::telemetry;
 
 mod accounts;
+mod import;
 
 pub use accounts::{ClientsCommand, UsersCommand};
 

@@ -46,6 +46,12 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
+            async fn a_user_is_replaced_only_if_unchanged_since_it_was_read() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_user_is_replaced_only_if_unchanged_since_it_was_read(&*store).await
+            }
+
+            #[tokio::test]
             async fn creating_a_user_twice_is_a_conflict() -> StoreResult<()> {
                 let (store, _guard) = $open.await;
                 contract::creating_a_user_twice_is_a_conflict(&*store).await

@@ -11,7 +11,10 @@ pub use clients::{
     ClientChanges, ClientSpec, RegisteredClient, add_client, check_reserved_audiences,
     delete_client, get_client, list_clients, rotate_secret, update_client,
 };
-pub use users::{UserChanges, add_user, get_user, list_users, set_password, update_user};
+pub use users::{
+    ImportedUser, UserChanges, add_user, get_user, import_user, list_users, password_scheme,
+    set_password, update_user,
+};
 
 use crate::audit::Actor;
 use crate::configuration::TokenSettings;

@@ -46,6 +46,48 @@ pub async fn add_user(
     Ok(user)
 }
 
+/// A user brought from another system with the password hash it has there.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportedUser {
+    pub username: String,
+    pub password_hash: String,
+    #[serde(default)]
+    pub roles: BTreeSet<String>,
+}
+
+/// Creates a user with a hash from another system, its format and cost checked (see
+/// [`crate::credentials::legacy`]); the first login that proves the password makes it argon2id.
+pub async fn import_user(
+    change: &Change<'_>,
+    imported: ImportedUser,
+) -> Result<UserRecord, ServiceError> {
+    let username = Username::parse(&imported.username).map_err(invalid)?;
+    let password_hash = imported.password_hash.trim().to_owned();
+    crate::credentials::legacy::parse(&password_hash).map_err(invalid)?;
+    check_roles(&imported.roles)?;
+    let user = UserRecord {
+        username,
+        password_hash,
+        roles: imported.roles,
+        disabled: false,
+        created_at: change.now,
+        updated_at: change.now,
+    };
+    change
+        .store
+        .create_user(&user)
+        .await
+        .map_err(|e| conflict_or(e, "the username is taken"))?;
+    audit::change(change.by, Event::UserCreated, user.username.as_str());
+    Ok(user)
+}
+
+/// How a user's password hash is made (`argon2id`, `pbkdf2-sha256`, `scrypt`, `bcrypt`, ...).
+pub fn password_scheme(user: &UserRecord) -> &'static str {
+    crate::credentials::legacy::Scheme::of(&user.password_hash).map_or("unknown", |s| s.as_str())
+}
+
 /// Replaces a user's password and revokes every token the user holds.
 pub async fn set_password(
     change: &Change<'_>,

@@ -30,6 +30,14 @@ pub enum UsersCommand {
         #[arg(long = "role")]
         roles: Vec<String>,
     },
+    /// Import users with the password hashes they have elsewhere: one JSON object per line,
+    /// `{"username": .., "password_hash": .., "roles": [..]}`. Werkzeug, Django, bcrypt and PHC
+    /// (argon2, pbkdf2-sha256, scrypt) hashes are taken and become argon2id at each user's
+    /// first login. A refused line is named by its number and nothing of it is stored.
+    Import {
+        /// The file to read, or `-` for standard input.
+        file: String,
+    },
     /// Set a user's password (read from standard input) and revoke all of the user's tokens.
     Passwd {
         name: String,
@@ -109,6 +117,7 @@ fn user_json(user: &UserRecord) -> Value {
         "username": user.username,
         "roles": user.roles,
         "disabled": user.disabled,
+        "password_scheme": accounts::password_scheme(user),
         "created_at": user.created_at,
         "updated_at": user.updated_at,
     })
@@ -158,6 +167,7 @@ pub async fn users_command(settings: &Settings, command: UsersCommand) -> anyhow
                 .with_context(|| format!("cannot change the password of '{name}'"))?;
             print_json(&json!({"username": name, "tokens_revoked": true}))
         }
+        UsersCommand::Import { file } => super::import::import_users(&change, &file).await,
         UsersCommand::List => {
             let mut all = Vec::new();
             let mut after: Option<String> = None;

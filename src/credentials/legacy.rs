@@ -44,9 +44,24 @@ impl Scheme {
     }
 
     /// The scheme of a hash already in the store (one that [`parse`] accepted, or argon2id
-    /// made here).
+    /// made here), by its form alone.
     pub fn of(stored: &str) -> Option<Scheme> {
-        parse(stored).ok().map(|hash| hash.scheme())
+        const FORMS: [(&str, Scheme); 10] = [
+            ("$argon2id$", Scheme::Argon2id),
+            ("$argon2i$", Scheme::Argon2i),
+            ("pbkdf2:", Scheme::Pbkdf2Sha256),
+            ("pbkdf2_sha256$", Scheme::Pbkdf2Sha256),
+            ("$pbkdf2-sha256$", Scheme::Pbkdf2Sha256),
+            ("scrypt:", Scheme::Scrypt),
+            ("$scrypt$", Scheme::Scrypt),
+            ("$2a$", Scheme::Bcrypt),
+            ("$2b$", Scheme::Bcrypt),
+            ("$2y$", Scheme::Bcrypt),
+        ];
+        FORMS
+            .iter()
+            .find(|(prefix, _)| stored.starts_with(prefix))
+            .map(|(_, scheme)| *scheme)
     }
 }
 

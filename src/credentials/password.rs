@@ -80,8 +80,9 @@ impl PasswordHasher {
             .await
     }
 
-    /// Checks `password` against `stored` (a PHC string); with no stored hash, checks against a
-    /// dummy so that the time spent does not reveal whether the user exists.
+    /// Checks `password` against `stored` (an argon2 PHC string, or a hash imported from
+    /// another system); with no stored hash, checks against a dummy so that the time spent does
+    /// not reveal whether the user exists.
     pub async fn verify(
         &self,
         password: Secret,
@@ -96,6 +97,14 @@ impl PasswordHasher {
             .run(move |memory| verify_now(&password, &hash, memory))
             .await?;
         Ok(matched && real)
+    }
+
+    /// Whether `stored` should be made again as argon2id once the password is known: a hash
+    /// imported from another system (see [`super::legacy`]), or argon2i. An argon2id hash of
+    /// other parameters stays as it is: operators lower the cost on purpose (test users, bulk
+    /// accounts), and raising it is a password reset's job.
+    pub fn needs_rehash(&self, stored: &str) -> bool {
+        !stored.starts_with("$argon2id$")
     }
 
     /// Password verifications started so far (by this hasher and its clones).
@@ -230,6 +239,11 @@ fn phc_string(params: &Params, salt: &SaltString, output: Output) -> Result<Stri
 }
 
 fn verify_now(password: &Secret, stored: &str, memory: &mut Memory) -> Result<bool, PasswordError> {
+    if !stored.starts_with("$argon2") {
+        // Imported from another system; checked at import, so its cost is bounded.
+        let legacy = super::legacy::parse(stored).map_err(internal)?;
+        return Ok(legacy.verify(password.expose().as_bytes()) == Some(true));
+    }
     let parsed = PasswordHash::new(stored).map_err(internal)?;
     let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
         return Err(internal("the stored hash has no salt or no output"));

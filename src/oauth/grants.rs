@@ -204,8 +204,43 @@ impl Authority {
         };
         let cut_off = cut_offs.for_access();
         let stored = user.as_ref().map(|u| u.password_hash.clone());
-        let matched = self.passwords.verify(password, stored).await?;
-        Ok((user.filter(|u| matched && !u.disabled), cut_off))
+        let matched = self.passwords.verify(password.clone(), stored).await?;
+        let user = user.filter(|u| matched && !u.disabled);
+        if let Some(user) = &user {
+            self.upgrade_password_hash(user, password).await;
+        }
+        Ok((user, cut_off))
+    }
+
+    /// A hash imported from another system, or made under older settings, becomes argon2id
+    /// with the configured cost at the first login that proves the password. It replaces the
+    /// user as read only if nothing changed meanwhile (a password change wins), and the login
+    /// goes on whether or not it could.
+    async fn upgrade_password_hash(&self, user: &UserRecord, password: Secret) {
+        if !self.passwords.needs_rehash(&user.password_hash) {
+            return;
+        }
+        let username = user.username.as_str();
+        let hash = match self.passwords.hash(password).await {
+            Ok(hash) => hash,
+            Err(error) => {
+                tracing::warn!(%error, username, "could not upgrade a password hash");
+                return;
+            }
+        };
+        let upgraded = UserRecord {
+            password_hash: hash,
+            ..user.clone()
+        };
+        match self.store.replace_user_if_unchanged(user, &upgraded).await {
+            Ok(true) => {
+                let from = crate::credentials::legacy::Scheme::of(&user.password_hash)
+                    .map_or("unknown", |scheme| scheme.as_str());
+                tracing::info!(username, from, "password hash upgraded to argon2id");
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, username, "could not upgrade a password hash"),
+        }
     }
 
     async fn client_credentials_grant(

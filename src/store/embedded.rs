@@ -242,6 +242,25 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn replace_user_if_unchanged(
+        &self,
+        read: &UserRecord,
+        updated: &UserRecord,
+    ) -> StoreResult<bool> {
+        let key = read.username.as_str().to_owned();
+        let (read, updated) = (to_json(read)?, to_json(updated)?);
+        self.run(move |conn| {
+            let changed = conn
+                .execute_cached(
+                    "UPDATE users SET data = ?3 WHERE username = ?1 AND data = ?2",
+                    params![key, read, updated],
+                )
+                .db()?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
     async fn list_users(
         &self,
         after: Option<&Username>,

@@ -312,6 +312,14 @@ pub trait Store: Send + Sync + 'static {
     async fn get_user(&self, username: &Username) -> StoreResult<Option<UserRecord>>;
     /// Replaces an existing user; `NotFound` if there is none.
     async fn update_user(&self, user: &UserRecord) -> StoreResult<()>;
+    /// Replaces the user `read` with `updated` only if the stored record is still exactly
+    /// `read`, atomically; returns whether it did. For a change made on the strength of what
+    /// was read (a password hash upgraded at login) that must not undo one made meanwhile.
+    async fn replace_user_if_unchanged(
+        &self,
+        read: &UserRecord,
+        updated: &UserRecord,
+    ) -> StoreResult<bool>;
     /// Users in username order, strictly after `after`, at most `limit`.
     async fn list_users(
         &self,

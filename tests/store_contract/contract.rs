@@ -30,6 +30,33 @@ pub async fn a_created_user_can_be_read_back_and_updated(store: &dyn Store) -> S
     Ok(())
 }
 
+pub async fn a_user_is_replaced_only_if_unchanged_since_it_was_read(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    let read = user("alice", now);
+    store.create_user(&read).await?;
+    let mut upgraded = read.clone();
+    upgraded.password_hash = "upgraded".to_owned();
+    assert!(store.replace_user_if_unchanged(&read, &upgraded).await?);
+    assert_eq!(
+        store.get_user(&read.username).await?,
+        Some(upgraded.clone())
+    );
+
+    // A change made meanwhile (a new password) wins over one based on the older read.
+    let mut changed = upgraded.clone();
+    changed.password_hash = "new password".to_owned();
+    store.update_user(&changed).await?;
+    assert!(!store.replace_user_if_unchanged(&upgraded, &read).await?);
+    assert_eq!(store.get_user(&read.username).await?, Some(changed));
+
+    let ghost = user("ghost", now);
+    assert!(!store.replace_user_if_unchanged(&ghost, &ghost).await?);
+    assert_eq!(store.get_user(&ghost.username).await?, None);
+    Ok(())
+}
+
 pub async fn creating_a_user_twice_is_a_conflict(store: &dyn Store) -> StoreResult<()> {
     let now = now();
     store.create_user(&user("alice", now)).await?;

@@ -27,6 +27,10 @@ pub struct AdminUser {
     pub roles: Vec<String>,
     /// A disabled user can neither log in nor use any token.
     pub disabled: bool,
+    /// How the password hash is made: `argon2id`, or for a user imported with the hash of
+    /// another system `pbkdf2-sha256`, `scrypt`, `bcrypt` or `argon2i` until their first login
+    /// makes it argon2id.
+    pub password_scheme: String,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds of the last change.
@@ -39,6 +43,7 @@ impl Example for AdminUser {
             username: "alice".into(),
             roles: vec!["editor".into()],
             disabled: false,
+            password_scheme: "argon2id".into(),
             created_at: examples::ISSUED_AT - 86_400,
             updated_at: examples::ISSUED_AT,
         }
@@ -48,6 +53,7 @@ impl Example for AdminUser {
 impl From<UserRecord> for AdminUser {
     fn from(user: UserRecord) -> Self {
         AdminUser {
+            password_scheme: crate::accounts::password_scheme(&user).to_owned(),
             username: user.username.to_string(),
             roles: user.roles.into_iter().collect(),
             disabled: user.disabled,

@@ -297,6 +297,26 @@ impl Store for RedisStore {
         .await
     }
 
+    async fn replace_user_if_unchanged(
+        &self,
+        read: &UserRecord,
+        updated: &UserRecord,
+    ) -> StoreResult<bool> {
+        self.run(async {
+            let read_json = serde_json::to_string(read).map_err(internal)?;
+            let json = serde_json::to_string(updated).map_err(internal)?;
+            let mut conn = self.conn().await?;
+            let replaced: i64 = RECORD_REPLACE_IF
+                .key(self.keys.user(read.username.as_str()))
+                .arg(read_json)
+                .arg(json)
+                .invoke_async(&mut conn)
+                .await?;
+            Ok(replaced == 1)
+        })
+        .await
+    }
+
     async fn list_users(
         &self,
         after: Option<&Username>,

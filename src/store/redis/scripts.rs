@@ -24,6 +24,7 @@ script!(SUBJECT_REVOKE, "subject_revoke.lua");
 script!(TOKEN_REVOKE, "token_revoke.lua");
 script!(RECORD_CREATE, "record_create.lua");
 script!(RECORD_DELETE, "record_delete.lua");
+script!(RECORD_REPLACE_IF, "record_replace_if.lua");
 script!(FAILURE_RECORD, "failure_record.lua");
 script!(NAME_CLAIM, "name_claim.lua");
 script!(ATTEMPT_RESERVE, "attempt_reserve.lua");
