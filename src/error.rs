@@ -55,6 +55,17 @@ pub enum ServiceError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl ServiceError {
+    /// Whether the error is about what was asked (a bad value, a name taken) rather than the
+    /// service's state: a batch reports these per item and goes on.
+    pub fn is_about_the_request(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::InvalidRequest(_) | ServiceError::Conflict(_) | ServiceError::NotFound(_)
+        )
+    }
+}
+
 impl From<StoreError> for ServiceError {
     fn from(error: StoreError) -> Self {
         match error {

@@ -11,6 +11,8 @@ mod support;
 mod audiences;
 #[path = "admin/clients.rs"]
 mod clients;
+#[path = "admin/import.rs"]
+mod import;
 #[path = "admin/refusals.rs"]
 mod refusals;
 #[path = "admin/users.rs"]

@@ -53,6 +53,9 @@ pub const MODULUS: &str = concat!(
 /// examples name the same.
 pub use latchkey_feed::examples::{ISSUED_AT, JTI};
 
+/// A password hash as Werkzeug 3 (Flask) makes it, for the import example.
+pub const WERKZEUG_HASH: &str = "scrypt:32768:8:1$ZRJOwdJ6NvowNmM1$67d8d83a54ece00015db4dc2ecf905bfb69b4f57ca340134fd88539c32dcb68646ba6af7b8c4ab0c24bbe2b5b407b22ba3e55dc7a61b1fe80e600c9cb814f39c";
+
 /// A client secret as the service generates them: 256 random bits, base64url.
 pub const CLIENT_SECRET: &str = "q4Xv0b0kq3G2mT9yJ7wQeP1sZ8uR5nL6cV2hD4fK0aE";
 

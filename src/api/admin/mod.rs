@@ -8,6 +8,7 @@
 //! credential, which also revokes what the old one gave.
 
 mod clients;
+mod import;
 mod users;
 
 use std::sync::Arc;
@@ -22,12 +23,16 @@ use crate::domain::now;
 use crate::error::ServiceError;
 use crate::oauth::Authority;
 
-/// The admin API: users, then clients.
-pub type AdminApi = (users::UsersApi, clients::ClientsApi);
+/// The admin API: users, their import, then clients.
+pub type AdminApi = (users::UsersApi, import::UsersImportApi, clients::ClientsApi);
 
 pub fn api(authority: Arc<Authority>) -> AdminApi {
     let admin = Admin { authority };
-    (users::UsersApi(admin.clone()), clients::ClientsApi(admin))
+    (
+        users::UsersApi(admin.clone()),
+        import::UsersImportApi(admin.clone()),
+        clients::ClientsApi(admin),
+    )
 }
 
 /// What every admin operation starts from.

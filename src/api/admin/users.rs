@@ -426,4 +426,31 @@ impl UsersApi {
         .await?;
         Ok(PasswordResetResponse::Reset)
     }
+
+    // `/admin/users/import` is the import's path (see `import.rs`), and the router matches it
+    // before `/admin/users/{username}`: a user named `import` is read and changed here, with
+    // the same answers, and the document keeps one operation each.
+
+    #[oai(path = "/users/import", method = "get", hidden)]
+    async fn get_user_named_import(
+        &self,
+        req: &Request,
+        auth: BearerToken,
+    ) -> Answer<UserResponse, ReadErrors> {
+        self.get_user(req, auth, Path(IMPORT.to_owned())).await
+    }
+
+    #[oai(path = "/users/import", method = "patch", hidden)]
+    async fn update_user_named_import(
+        &self,
+        req: &Request,
+        auth: BearerToken,
+        body: Json<UserUpdate>,
+    ) -> Answer<UserResponse, UpdateErrors> {
+        self.update_user(req, auth, Path(IMPORT.to_owned()), body)
+            .await
+    }
 }
+
+/// The user whose name is also the import's path segment.
+const IMPORT: &str = "import";
