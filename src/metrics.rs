@@ -52,6 +52,7 @@ struct Metrics {
     failed_logins: IntCounter,
     client_auth_failures: IntCounter,
     rate_limit_refusals: IntCounter,
+    legacy_password_hashes: IntGauge,
     store_duration: HistogramVec,
     store_errors: IntCounterVec,
     /// Scrape-time values: kept out of the registry and filled in by [`render`].
@@ -71,6 +72,18 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
         .register(Box::new(counter.clone()))
         .expect("a metric registered once");
     counter
+}
+
+#[allow(
+    clippy::expect_used,
+    reason = "metric names are constants: registration cannot fail at run time"
+)]
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let gauge = IntGauge::new(name, help).expect("a valid metric name");
+    registry
+        .register(Box::new(gauge.clone()))
+        .expect("a metric registered once");
+    gauge
 }
 
 #[allow(
@@ -196,6 +209,13 @@ impl Metrics {
                 "latchkey_rate_limit_refusals_total",
                 "Requests refused with 429 because of too many failed logins.",
             ),
+            legacy_password_hashes: gauge(
+                &registry,
+                "latchkey_legacy_password_hashes",
+                "Users whose password hash was imported from another system and is not yet \
+                 argon2id (each becomes argon2id at the user's first sign-in); counted from the \
+                 store every few minutes.",
+            ),
             store_duration: histogram_vec(
                 &registry,
                 "latchkey_store_operation_duration_seconds",
@@ -238,6 +258,21 @@ pub fn init() {
 pub fn token_issued(grant: GrantType) {
     let index = GrantType::ALL.iter().position(|g| *g == grant).unwrap_or(0);
     METRICS.tokens_issued[index].inc();
+}
+
+/// The users with an imported (not argon2id) password hash, as counted in the store.
+pub fn legacy_password_hashes(count: u64) {
+    METRICS
+        .legacy_password_hashes
+        .set(i64::try_from(count).unwrap_or(i64::MAX));
+}
+
+/// One user's imported hash became argon2id (until the next count says so for all replicas).
+pub fn legacy_password_hash_upgraded() {
+    let gauge = &METRICS.legacy_password_hashes;
+    if gauge.get() > 0 {
+        gauge.dec();
+    }
 }
 
 /// A request was refused with 429 by the failed-login limit.

@@ -23,6 +23,8 @@ use crate::store::{self, SharedStore};
 
 /// How often expired entries are swept from stores that do not expire them by themselves.
 const PURGE_INTERVAL: Duration = Duration::from_secs(300);
+/// How often the imported password hashes left in the store are counted for /metrics.
+const LEGACY_COUNT_INTERVAL: Duration = Duration::from_secs(300);
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long closing the store may take at shutdown, on top of the grace.
@@ -263,6 +265,7 @@ impl Application {
         let acceptor = DeadlineAcceptor::new(acceptor, self.connection_limits);
         tracing::info!(address = %self.address, "listening");
         let sweeper = tokio::spawn(purge_periodically(self.store.clone()));
+        let legacy_counter = tokio::spawn(count_legacy_hashes_periodically(self.store.clone()));
         let bootstrap = self.bootstrap.map(|(admin, start_up)| {
             tokio::spawn(admin.create_when_the_store_answers(self.store.clone(), start_up))
         });
@@ -281,6 +284,7 @@ impl Application {
             }
         };
         sweeper.abort();
+        legacy_counter.abort();
         key_watcher.abort();
         if let Some(bootstrap) = bootstrap {
             bootstrap.abort();
@@ -352,6 +356,19 @@ async fn purge_periodically(store: SharedStore) {
             Ok(0) => {}
             Ok(purged) => tracing::debug!(purged, "purged expired store entries"),
             Err(error) => tracing::warn!(%error, "purging expired store entries failed"),
+        }
+    }
+}
+
+/// Keeps `latchkey_legacy_password_hashes` up to date for every replica: at start-up, then
+/// every few minutes (a page of users per store read).
+async fn count_legacy_hashes_periodically(store: SharedStore) {
+    let mut interval = tokio::time::interval(LEGACY_COUNT_INTERVAL);
+    loop {
+        interval.tick().await;
+        match crate::accounts::count_legacy_hashes(store.as_ref()).await {
+            Ok(count) => crate::metrics::legacy_password_hashes(count),
+            Err(error) => tracing::debug!(%error, "counting imported password hashes failed"),
         }
     }
 }

@@ -193,3 +193,44 @@ fn users_are_imported_from_standard_input_and_their_hashes_never_shown() {
     assert_eq!(shown.json()["password_scheme"], scheme);
     assert!(!shown.stdout().contains(&hash[7..]), "{}", shown.stdout());
 }
+
+/// The value of `latchkey_legacy_password_hashes` on a scrape of `service`.
+async fn legacy_hashes(service: &Service) -> Option<u64> {
+    let text = reqwest::get(service.url("/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("latchkey_legacy_password_hashes "))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn the_metrics_count_the_users_left_with_an_imported_hash() {
+    let dir = Workdir::new();
+    dir.run(&["clients", "add", "web", "--public", "--grant", "password"])
+        .json();
+    let lines: Vec<String> = USERS
+        .iter()
+        .map(|(name, hash, _)| user_line(name, hash))
+        .collect();
+    dir.run(&["users", "import", &import_file(&dir, &lines)])
+        .json();
+    let service = dir.serve();
+    // Counted from the store once the service has started.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while legacy_hashes(&service).await != Some(USERS.len() as u64) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the count never reached {}: {:?}",
+            USERS.len(),
+            legacy_hashes(&service).await
+        );
+        tokio::task::yield_now().await;
+    }
+    let (name, _, _) = USERS[0];
+    assert_eq!(sign_in(&service, name, PASSWORD).await, 200);
+    assert_eq!(legacy_hashes(&service).await, Some(USERS.len() as u64 - 1));
+}

@@ -83,6 +83,24 @@ pub async fn import_user(
     Ok(user)
 }
 
+/// How many users still have a password hash imported from another system (not argon2id),
+/// read a page at a time.
+pub async fn count_legacy_hashes(store: &dyn Store) -> Result<u64, ServiceError> {
+    let mut count = 0u64;
+    let mut after: Option<Username> = None;
+    loop {
+        let users = store.list_users(after.as_ref(), super::MAX_PAGE).await?;
+        count += users
+            .iter()
+            .filter(|user| !user.password_hash.starts_with("$argon2id$"))
+            .count() as u64;
+        match users.last() {
+            Some(last) if users.len() == super::MAX_PAGE => after = Some(last.username.clone()),
+            _ => return Ok(count),
+        }
+    }
+}
+
 /// How a user's password hash is made (`argon2id`, `pbkdf2-sha256`, `scrypt`, `bcrypt`, ...).
 pub fn password_scheme(user: &UserRecord) -> &'static str {
     crate::credentials::legacy::Scheme::of(&user.password_hash).map_or("unknown", |s| s.as_str())

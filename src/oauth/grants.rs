@@ -234,6 +234,7 @@ impl Authority {
         };
         match self.store.replace_user_if_unchanged(user, &upgraded).await {
             Ok(true) => {
+                crate::metrics::legacy_password_hash_upgraded();
                 let from = crate::credentials::legacy::Scheme::of(&user.password_hash)
                     .map_or("unknown", |scheme| scheme.as_str());
                 tracing::info!(username, from, "password hash upgraded to argon2id");
