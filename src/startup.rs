@@ -24,7 +24,7 @@ use crate::store::{self, SharedStore};
 /// How often expired entries are swept from stores that do not expire them by themselves.
 const PURGE_INTERVAL: Duration = Duration::from_secs(300);
 /// How often the imported password hashes left in the store are counted for /metrics.
-const LEGACY_COUNT_INTERVAL: Duration = Duration::from_secs(300);
+const HASH_SURVEY_INTERVAL: Duration = Duration::from_secs(300);
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long closing the store may take at shutdown, on top of the grace.
@@ -40,6 +40,7 @@ pub struct Application {
     address: SocketAddr,
     app: poem::endpoint::BoxEndpoint<'static>,
     store: SharedStore,
+    passwords: PasswordHasher,
     keys: Arc<KeyRing>,
     key_reload: Duration,
     connection_limits: Limits,
@@ -215,7 +216,7 @@ impl Application {
             &settings,
             store.clone(),
             keys.clone(),
-            passwords,
+            passwords.clone(),
         ));
         let drain = Drain::new();
         let observed = drain.clone();
@@ -233,6 +234,7 @@ impl Application {
             address,
             app,
             store,
+            passwords,
             keys,
             key_reload: Duration::from_secs(settings.keys.reload_interval),
             connection_limits: Limits {
@@ -265,7 +267,10 @@ impl Application {
         let acceptor = DeadlineAcceptor::new(acceptor, self.connection_limits);
         tracing::info!(address = %self.address, "listening");
         let sweeper = tokio::spawn(purge_periodically(self.store.clone()));
-        let legacy_counter = tokio::spawn(count_legacy_hashes_periodically(self.store.clone()));
+        let surveyor = tokio::spawn(survey_hashes_periodically(
+            self.store.clone(),
+            self.passwords.clone(),
+        ));
         let bootstrap = self.bootstrap.map(|(admin, start_up)| {
             tokio::spawn(admin.create_when_the_store_answers(self.store.clone(), start_up))
         });
@@ -284,7 +289,7 @@ impl Application {
             }
         };
         sweeper.abort();
-        legacy_counter.abort();
+        surveyor.abort();
         key_watcher.abort();
         if let Some(bootstrap) = bootstrap {
             bootstrap.abort();
@@ -360,15 +365,30 @@ async fn purge_periodically(store: SharedStore) {
     }
 }
 
-/// Keeps `latchkey_legacy_password_hashes` up to date for every replica: at start-up, then
-/// every few minutes (a page of users per store read).
-async fn count_legacy_hashes_periodically(store: SharedStore) {
-    let mut interval = tokio::time::interval(LEGACY_COUNT_INTERVAL);
+/// Keeps `latchkey_legacy_password_hashes` and the password refusal floor up to date for
+/// every replica: at start-up, every few minutes (a page of users per store read), and at once
+/// after an import through this replica.
+async fn survey_hashes_periodically(store: SharedStore, passwords: PasswordHasher) {
+    let mut interval = tokio::time::interval(HASH_SURVEY_INTERVAL);
     loop {
-        interval.tick().await;
-        match crate::accounts::count_legacy_hashes(store.as_ref()).await {
-            Ok(count) => crate::metrics::legacy_password_hashes(count),
-            Err(error) => tracing::debug!(%error, "counting imported password hashes failed"),
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = passwords.hashes_changed_notice() => {}
+        }
+        let survey = match crate::accounts::survey_hashes(store.as_ref(), &passwords).await {
+            Ok(survey) => survey,
+            Err(error) => {
+                tracing::debug!(%error, "surveying the stored password hashes failed");
+                continue;
+            }
+        };
+        crate::metrics::legacy_password_hashes(survey.legacy);
+        match passwords.calibrate(survey.costliest).await {
+            Ok(floor) if !floor.is_zero() => {
+                tracing::debug!(?floor, "password refusals are held to the slowest check");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "measuring the imported password hashes failed"),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Nobody learns whether a username exists from how long a refusal takes: with the real
 //! (OWASP) argon2 parameters, refusing an unknown username and refusing a wrong password take
-//! the same time. (Registration hashes the password before it looks for the name, so a taken
+//! the same time, for users whose hashes were imported from another system too, cheaper or
+//! costlier than argon2id. (Registration hashes the password before it looks for the name, so a taken
 //! name costs the same argon2 work; its 409 says the name exists, which the API must say, so a
 //! remaining difference — the database write a new account costs — reveals nothing more.)
 
@@ -74,4 +75,77 @@ async fn an_unknown_username_and_a_wrong_password_are_refused_in_the_same_time()
         difference * 100.0
     );
     assert!(difference < 0.10, "{unknown:?} vs {wrong:?}");
+}
+
+/// A hash in Werkzeug's pbkdf2 form of `iterations`, which no password used here matches.
+fn werkzeug_pbkdf2(iterations: u32) -> String {
+    format!(
+        "pbkdf2:sha256:{iterations}$imported0salt${}",
+        "ab".repeat(32)
+    )
+}
+
+#[tokio::test]
+async fn users_with_imported_hashes_are_refused_in_the_time_an_unknown_username_is() {
+    let app = owasp_app().await;
+    app.add_client("web", true, &[GrantType::Password], &[], &[])
+        .await;
+    app.with_admin_console().await;
+    app.add_user("root", "root password", &["admin"]).await;
+    app.add_user("alice", "correct horse", &["user"]).await;
+    let token = app.admin_token("root", "root password").await;
+    // A Werkzeug 1.x hash (1,000 iterations: far cheaper than argon2id), and a scrypt and a
+    // pbkdf2 hash costlier than it.
+    let users = serde_json::json!({"users": [
+        {"username": "cheap", "password_hash": werkzeug_pbkdf2(1_000)},
+        {"username": "costly", "password_hash": werkzeug_pbkdf2(150_000)},
+        {"username": "scrypt", "password_hash":
+            format!("scrypt:16384:8:1$imported0salt${}", "cd".repeat(64))},
+    ]});
+    let response = app
+        .http
+        .post(app.url("/admin/users/import"))
+        .bearer_auth(&token)
+        .json(&users)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let imported: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(imported["refused"], serde_json::json!([]), "{imported}");
+
+    let login = |username: &str| {
+        let form = [
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", "wrong password"),
+            ("client_id", "web"),
+        ];
+        app.http.post(app.url("/oauth/token")).form(&form)
+    };
+    let names = ["alice", "cheap", "costly", "scrypt"];
+    for name in names.iter().chain(&["nobody"]) {
+        timed(login(name), 400).await;
+    }
+    let mut unknown = Vec::new();
+    let mut known: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
+    for i in 0..40 {
+        unknown.push(timed(login(&format!("nobody{i}")), 400).await);
+        for (samples, name) in known.iter_mut().zip(names) {
+            samples.push(timed(login(name), 400).await);
+        }
+    }
+    let unknown = median(unknown);
+    for (samples, name) in known.into_iter().zip(names) {
+        let known = median(samples);
+        let difference = relative_difference(unknown, known);
+        println!(
+            "median refusal: unknown username {unknown:?}, {name} {known:?} ({:.1}% apart)",
+            difference * 100.0
+        );
+        assert!(
+            difference < 0.10,
+            "{name}: {known:?} vs unknown {unknown:?}"
+        );
+    }
 }

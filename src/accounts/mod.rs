@@ -12,8 +12,8 @@ pub use clients::{
     delete_client, get_client, list_clients, rotate_secret, update_client,
 };
 pub use users::{
-    ImportedUser, UserChanges, add_user, count_legacy_hashes, get_user, import_user, list_users,
-    password_scheme, set_password, update_user,
+    HashSurvey, ImportedUser, UserChanges, add_user, get_user, import_user, list_users,
+    password_scheme, set_password, survey_hashes, update_user,
 };
 
 use crate::audit::Actor;

@@ -6,6 +6,7 @@ use super::{Change, Page, conflict_or, invalid, paginate, revoke_subject};
 use crate::audit::{self, Event};
 use crate::configuration::TokenSettings;
 use crate::credentials::PasswordHasher;
+use crate::credentials::legacy::{self, Scheme};
 use crate::domain::{ADMIN_ROLE, Secret, Username, check_password_policy, now};
 use crate::error::ServiceError;
 use crate::store::{Store, Subject, UserRecord};
@@ -83,27 +84,56 @@ pub async fn import_user(
     Ok(user)
 }
 
-/// How many users still have a password hash imported from another system (not argon2id),
-/// read a page at a time.
-pub async fn count_legacy_hashes(store: &dyn Store) -> Result<u64, ServiceError> {
-    let mut count = 0u64;
+/// What the store holds of password hashes made elsewhere.
+#[derive(Debug, Default)]
+pub struct HashSurvey {
+    /// Users whose hash is not argon2id: `latchkey_legacy_password_hashes`.
+    pub legacy: u64,
+    /// For each scheme of another cost than the configured argon2id, its costliest hash: what
+    /// [`PasswordHasher::calibrate`] measures.
+    pub costliest: Vec<String>,
+}
+
+/// Reads every user's hash, a page at a time.
+pub async fn survey_hashes(
+    store: &dyn Store,
+    hasher: &PasswordHasher,
+) -> Result<HashSurvey, ServiceError> {
+    let mut survey = HashSurvey::default();
+    let mut costliest: Vec<(Scheme, u64, String)> = Vec::new();
     let mut after: Option<Username> = None;
     loop {
         let users = store.list_users(after.as_ref(), super::MAX_PAGE).await?;
-        count += users
-            .iter()
-            .filter(|user| !user.password_hash.starts_with("$argon2id$"))
-            .count() as u64;
+        for user in &users {
+            let hash = &user.password_hash;
+            if hasher.costs_as_configured(hash) {
+                continue;
+            }
+            if !hash.starts_with("$argon2id$") {
+                survey.legacy += 1;
+            }
+            let Ok(parsed) = legacy::parse(hash) else {
+                continue;
+            };
+            let (scheme, work) = (parsed.scheme(), parsed.work());
+            match costliest.iter_mut().find(|(s, _, _)| *s == scheme) {
+                Some(kept) if kept.1 >= work => {}
+                Some(kept) => *kept = (scheme, work, hash.clone()),
+                None => costliest.push((scheme, work, hash.clone())),
+            }
+        }
         match users.last() {
             Some(last) if users.len() == super::MAX_PAGE => after = Some(last.username.clone()),
-            _ => return Ok(count),
+            _ => break,
         }
     }
+    survey.costliest = costliest.into_iter().map(|(_, _, hash)| hash).collect();
+    Ok(survey)
 }
 
 /// How a user's password hash is made (`argon2id`, `pbkdf2-sha256`, `scrypt`, `bcrypt`, ...).
 pub fn password_scheme(user: &UserRecord) -> &'static str {
-    crate::credentials::legacy::Scheme::of(&user.password_hash).map_or("unknown", |s| s.as_str())
+    Scheme::of(&user.password_hash).map_or("unknown", |s| s.as_str())
 }
 
 /// Replaces a user's password and revokes every token the user holds.

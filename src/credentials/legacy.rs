@@ -117,6 +117,27 @@ impl LegacyHash {
         }
     }
 
+    /// The work one check of this hash takes, comparable between hashes of one scheme only:
+    /// iterations, N·r·p, 2^cost, or argon2's memory times passes.
+    pub fn work(&self) -> u64 {
+        match self {
+            LegacyHash::Pbkdf2 { iterations, .. } => u64::from(*iterations),
+            LegacyHash::Scrypt { log_n, r, p, .. } => {
+                (1u64 << log_n).saturating_mul(u64::from(*r) * u64::from(*p))
+            }
+            LegacyHash::Bcrypt(text) => text
+                .get(4..6)
+                .and_then(|cost| cost.parse::<u32>().ok())
+                .map_or(0, |cost| 1u64 << cost.min(63)),
+            LegacyHash::Argon2 { phc, .. } => argon2::password_hash::PasswordHash::new(phc)
+                .ok()
+                .and_then(|parsed| argon2::Params::try_from(&parsed).ok())
+                .map_or(0, |params| {
+                    u64::from(params.m_cost()) * u64::from(params.t_cost())
+                }),
+        }
+    }
+
     /// Whether `password` matches, compared in constant time. `None` for argon2 hashes, which
     /// the service checks on its hashing threads with their kept memory.
     pub fn verify(&self, password: &[u8]) -> Option<bool> {

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
@@ -44,7 +45,16 @@ struct Inner {
     /// Verified against when the user does not exist, so that case costs what a wrong password
     /// costs.
     dummy_hash: String,
+    /// The least time (ns) a refused password is answered in once the store holds hashes of
+    /// other costs than the dummy's (see [`PasswordHasher::calibrate`]); 0 while it holds none.
+    refusal_floor: AtomicU64,
+    /// Wakes the task that surveys the store's hashes (an import changed them).
+    hashes_changed: tokio::sync::Notify,
 }
+
+/// How much longer than the slowest check measured a refusal is held, so that the ordinary
+/// jitter of a check does not show through the floor.
+const FLOOR_MARGIN: f64 = 1.25;
 
 impl PasswordHasher {
     pub fn new(settings: &PasswordSettings) -> Result<PasswordHasher, PasswordError> {
@@ -69,6 +79,8 @@ impl PasswordHasher {
                 in_flight: Arc::new(AtomicUsize::new(0)),
                 verifications: AtomicU64::new(0),
                 dummy_hash,
+                refusal_floor: AtomicU64::new(0),
+                hashes_changed: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -82,7 +94,8 @@ impl PasswordHasher {
 
     /// Checks `password` against `stored` (an argon2 PHC string, or a hash imported from
     /// another system); with no stored hash, checks against a dummy so that the time spent does
-    /// not reveal whether the user exists.
+    /// not reveal whether the user exists. A refusal is held to the refusal floor, so that a
+    /// hash of another cost (an imported one) is not told from an unknown user either.
     pub async fn verify(
         &self,
         password: Secret,
@@ -92,11 +105,86 @@ impl PasswordHasher {
             Some(hash) => (hash, true),
             None => (self.inner.dummy_hash.clone(), false),
         };
+        let other_cost = !self.costs_as_configured(&hash);
         self.inner.verifications.fetch_add(1, Ordering::Relaxed);
-        let matched = self
-            .run(move |memory| verify_now(&password, &hash, memory))
-            .await?;
-        Ok(matched && real)
+        let (matched, spent) = self.timed_check(password, hash).await?;
+        let floor = self.raise_floor(spent, other_cost);
+        let accepted = matched && real;
+        if !accepted && floor > spent {
+            // Not on a hashing thread: holding a refusal costs no CPU.
+            tokio::time::sleep(floor - spent).await;
+        }
+        Ok(accepted)
+    }
+
+    /// Whether checking `stored` costs what checking the dummy costs: argon2id of the
+    /// configured parameters.
+    pub fn costs_as_configured(&self, stored: &str) -> bool {
+        cost_part(stored) == cost_part(&self.inner.dummy_hash)
+    }
+
+    /// Sets the refusal floor from the store's hashes: `costliest` holds, for each scheme of
+    /// another cost than the configured argon2id, its costliest hash (see
+    /// [`crate::accounts::survey_hashes`]). The floor is the longest of one check of each and
+    /// of the dummy, with a margin; with none, refusals are not held (every check costs the
+    /// same already). Until the next calibration, a check that takes longer raises it.
+    pub async fn calibrate(&self, costliest: Vec<String>) -> Result<Duration, PasswordError> {
+        if costliest.is_empty() {
+            self.inner.refusal_floor.store(0, Ordering::Relaxed);
+            return Ok(Duration::ZERO);
+        }
+        let mut longest = Duration::ZERO;
+        for hash in std::iter::once(self.inner.dummy_hash.clone()).chain(costliest) {
+            let unguessable = Secret::new(crate::domain::random_token(16));
+            let (_, spent) = self.timed_check(unguessable, hash).await?;
+            longest = longest.max(spent);
+        }
+        let floor = longest.mul_f64(FLOOR_MARGIN);
+        self.inner
+            .refusal_floor
+            .store(as_nanos(floor), Ordering::Relaxed);
+        Ok(floor)
+    }
+
+    /// The least time a refused password takes right now (zero: not held).
+    pub fn refusal_floor(&self) -> Duration {
+        Duration::from_nanos(self.inner.refusal_floor.load(Ordering::Relaxed))
+    }
+
+    /// Asks for the store's hashes to be surveyed again now (users were imported).
+    pub fn hashes_changed(&self) {
+        self.inner.hashes_changed.notify_one();
+    }
+
+    /// Completes when [`Self::hashes_changed`] was called.
+    pub async fn hashes_changed_notice(&self) {
+        self.inner.hashes_changed.notified().await;
+    }
+
+    async fn timed_check(
+        &self,
+        password: Secret,
+        hash: String,
+    ) -> Result<(bool, Duration), PasswordError> {
+        self.run(move |memory| {
+            let started = Instant::now();
+            let matched = verify_now(&password, &hash, memory)?;
+            Ok((matched, started.elapsed()))
+        })
+        .await
+    }
+
+    /// Once the floor is set, or a hash of another cost is checked, no check may take longer
+    /// than the floor without raising it: a loaded machine, or a hash imported since the last
+    /// calibration, must not show through. Returns the floor.
+    fn raise_floor(&self, spent: Duration, other_cost: bool) -> Duration {
+        let floor = &self.inner.refusal_floor;
+        let current = floor.load(Ordering::Relaxed);
+        if (current == 0 && !other_cost) || as_nanos(spent) <= current {
+            return Duration::from_nanos(current);
+        }
+        let raised = as_nanos(spent.mul_f64(FLOOR_MARGIN));
+        Duration::from_nanos(floor.fetch_max(raised, Ordering::Relaxed).max(raised))
     }
 
     /// Whether `stored` should be made again as argon2id once the password is known: a hash
@@ -163,6 +251,15 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+fn as_nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// What fixes the cost of a PHC string's check: everything before its salt.
+fn cost_part(phc: &str) -> &str {
+    phc.rsplitn(3, '$').last().unwrap_or(phc)
 }
 
 fn internal(error: impl std::fmt::Display) -> PasswordError {
@@ -274,6 +371,76 @@ fn verify_now(password: &Secret, stored: &str, memory: &mut Memory) -> Result<bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Werkzeug's pbkdf2 form, matched by no password used here.
+    fn imported(iterations: u32) -> String {
+        format!("pbkdf2:sha256:{iterations}$salt${}", "ab".repeat(32))
+    }
+
+    #[test]
+    fn only_argon2id_of_the_configured_parameters_costs_what_the_dummy_costs() {
+        let hasher = PasswordHasher::new(&cheap()).unwrap();
+        let configured = unmatchable_hash(&hasher.inner.params).unwrap();
+        assert!(hasher.costs_as_configured(&configured));
+        let costlier = configured.replace("m=1024,t=1", "m=2048,t=1");
+        assert!(!hasher.costs_as_configured(&costlier));
+        assert!(!hasher.costs_as_configured(&imported(1000)));
+        assert!(
+            !hasher.costs_as_configured(
+                "$2b$04$Eoj89ramYZP0krHAwqsg/uvBCvWNlyMoJ4HMBSSeIRVoSHptvAZoO"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn with_no_hash_of_another_cost_refusals_are_not_held() {
+        let hasher = PasswordHasher::new(&cheap()).unwrap();
+        assert_eq!(hasher.calibrate(Vec::new()).await.unwrap(), Duration::ZERO);
+        assert!(!hasher.verify(Secret::new("x"), None).await.unwrap());
+        assert_eq!(hasher.refusal_floor(), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn once_an_imported_hash_costs_more_every_refusal_takes_at_least_as_long_as_it() {
+        let hasher = PasswordHasher::new(&cheap()).unwrap();
+        let floor = hasher.calibrate(vec![imported(500_000)]).await.unwrap();
+        assert!(floor > Duration::ZERO);
+        let own = hasher.hash(Secret::new("correct horse")).await.unwrap();
+        for stored in [None, Some(own.clone()), Some(imported(1000))] {
+            let started = Instant::now();
+            assert!(!hasher.verify(Secret::new("wrong"), stored).await.unwrap());
+            assert!(
+                started.elapsed() >= floor,
+                "{:?} < {floor:?}",
+                started.elapsed()
+            );
+        }
+        // A success is not held: it tells the caller nothing they did not know.
+        let started = Instant::now();
+        assert!(
+            hasher
+                .verify(Secret::new("correct horse"), Some(own))
+                .await
+                .unwrap()
+        );
+        assert!(started.elapsed() < floor);
+    }
+
+    #[tokio::test]
+    async fn a_hash_of_another_cost_checked_before_any_calibration_raises_the_floor() {
+        let hasher = PasswordHasher::new(&cheap()).unwrap();
+        assert!(
+            !hasher
+                .verify(Secret::new("x"), Some(imported(100_000)))
+                .await
+                .unwrap()
+        );
+        let floor = hasher.refusal_floor();
+        assert!(floor > Duration::ZERO);
+        let started = Instant::now();
+        assert!(!hasher.verify(Secret::new("x"), None).await.unwrap());
+        assert!(started.elapsed() >= floor);
+    }
 
     fn cheap() -> PasswordSettings {
         PasswordSettings {

@@ -158,6 +158,9 @@ impl UsersImportApi {
                 Err(error) => return Err(error.into()),
             }
         }
+        if !report.imported.is_empty() {
+            self.0.authority.passwords().hashes_changed();
+        }
         Ok(ImportResponse::Ok(Json(report)))
     }
 }
