@@ -194,6 +194,37 @@ fn users_are_imported_from_standard_input_and_their_hashes_never_shown() {
     assert!(!shown.stdout().contains(&hash[7..]), "{}", shown.stdout());
 }
 
+#[test]
+fn a_hundred_thousand_users_import_in_bounded_memory_with_progress_on_standard_error() {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let dir = Workdir::new();
+    let (_, werkzeug, _) = USERS[0];
+    let lines: String = (0..100_000)
+        .map(|i| user_line(&format!("user{i}"), werkzeug) + "\n")
+        .collect();
+    let output = dir.run_with_stdin(&["users", "import", "-"], Some(&lines));
+    assert_eq!(output.json()["imported"], 100_000, "{}", output.failure());
+    let progress: Vec<String> = output
+        .stderr()
+        .lines()
+        .filter(|line| line.contains("lines read"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(progress.len(), 10, "{progress:?}");
+    assert_eq!(
+        progress[9],
+        "100000 lines read: 100000 users imported, 0 refused"
+    );
+    // The input alone is 17 MB; read whole, with a user record per line, it would be far more.
+    let peak_kib = getrusage(UsageWho::RUSAGE_CHILDREN).unwrap().max_rss();
+    println!("peak resident memory of the import: {} KiB", peak_kib);
+    assert!(peak_kib < 40 * 1024, "{peak_kib} KiB");
+    assert_eq!(
+        dir.run(&["users", "show", "user99999"]).json()["password_scheme"],
+        "pbkdf2-sha256"
+    );
+}
+
 /// The value of `latchkey_legacy_password_hashes` on a scrape of `service`.
 async fn legacy_hashes(service: &Service) -> Option<u64> {
     let text = reqwest::get(service.url("/metrics"))

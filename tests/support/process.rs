@@ -144,13 +144,19 @@ impl Workdir {
             .stderr(Stdio::piped());
         let started = Instant::now();
         let mut child = command.spawn().expect("spawn latchkey");
-        if let Some(input) = stdin {
+        // Written from its own thread: a child that answers while it reads (its audit events
+        // on stderr) would otherwise fill its pipes and stop, waiting for us to read.
+        let writer = stdin.map(|input| {
             let mut pipe = child.stdin.take().expect("stdin pipe");
+            let input = input.to_owned();
             // The child may exit before reading (that is a failure the caller sees in the
             // output), so a broken pipe here is not the test's error.
-            let _ = pipe.write_all(input.as_bytes());
-        }
+            std::thread::spawn(move || drop(pipe.write_all(input.as_bytes())))
+        });
         let output = ChildGuard(Some(child)).wait_with_output(deadline)?;
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
         Some(CommandOutput {
             args: args.iter().map(|a| a.to_string()).collect(),
             elapsed: started.elapsed(),
