@@ -1,0 +1,148 @@
+"""The revocation feed: a token the issuer revokes is refused here within 5 s, however it was
+revoked, and what happens while the feed cannot be read."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+from requests.adapters import HTTPAdapter
+
+from conftest import AUDIENCE, ISSUER, Issuer, env, eventually
+from latchkey_verify import InvalidToken, Verifier
+
+BOUND = 5.0
+
+
+def refused_as_revoked(verifier: Verifier, token: str) -> bool:
+    try:
+        verifier.verify(token)
+    except InvalidToken as error:
+        assert error.reason == "revoked", repr(error)
+        assert (error.status, error.error) == (401, "invalid_token")
+        return True
+    return False
+
+
+def test_a_revoked_access_token_is_refused_within_five_seconds(
+    verifier: Verifier, issuer: Issuer
+) -> None:
+    token = issuer.user_token()
+    assert verifier.verify(token)
+    issuer.revoke(token)
+    took = eventually(lambda: refused_as_revoked(verifier, token), BOUND, "refusing the revoked token")
+    print(f"revoked access token refused after {took:.2f} s")
+    assert verifier.verify(issuer.user_token()), "another token of the same user still passes"
+
+
+def test_a_revoked_session_takes_its_access_tokens_with_it(verifier: Verifier, issuer: Issuer) -> None:
+    login = issuer.login(env("TEST_LATCHKEY_USER"), env("TEST_LATCHKEY_PASSWORD"))
+    access = str(login["access_token"])
+    assert verifier.verify(access).session_id
+    issuer.revoke(str(login["refresh_token"]))
+    eventually(lambda: refused_as_revoked(verifier, access), BOUND, "refusing the session's token")
+
+
+def test_a_change_of_roles_refuses_the_tokens_that_carry_the_old_roles(
+    verifier: Verifier, issuer: Issuer
+) -> None:
+    old = str(issuer.login("dave", env("TEST_LATCHKEY_PASSWORD"))["access_token"])
+    assert verifier.verify(old).roles == ("user",)
+    issuer.set_roles("dave", ["user", "editor"])
+    eventually(lambda: refused_as_revoked(verifier, old), BOUND, "refusing the old roles")
+    new = str(issuer.login("dave", env("TEST_LATCHKEY_PASSWORD"))["access_token"])
+    assert set(verifier.verify(new).roles) == {"user", "editor"}
+
+
+def test_without_feed_credentials_a_revoked_token_passes_until_it_expires(
+    verifier: Verifier, issuer: Issuer
+) -> None:
+    token = issuer.user_token()
+    with Verifier(ISSUER, AUDIENCE) as blind:
+        issuer.revoke(token)
+        eventually(lambda: refused_as_revoked(verifier, token), BOUND, "the feed's refusal")
+        assert blind.verify(token).subject == env("TEST_LATCHKEY_USER")
+        assert blind.status().since_last_sync is None
+
+
+class Partition(HTTPAdapter):
+    """A network between the verifier and the issuer that can be cut: not a stand-in for the
+    issuer, which keeps answering whoever else asks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cut = threading.Event()
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        if self.cut.is_set():
+            raise requests.ConnectionError("the network to the issuer is cut")
+        return super().send(request, *args, **kwargs)
+
+
+def partitioned_session() -> tuple[requests.Session, Partition]:
+    session = requests.Session()
+    partition = Partition()
+    session.mount("http://", partition)
+    return session, partition
+
+
+def feed(**options: Any) -> Verifier:
+    return Verifier(
+        ISSUER,
+        AUDIENCE,
+        feed_client_id=env("TEST_LATCHKEY_FEED_CLIENT_ID"),
+        feed_client_secret=env("TEST_LATCHKEY_FEED_CLIENT_SECRET"),
+        **options,
+    )
+
+
+def test_while_the_feed_is_unreachable_tokens_keep_verifying_by_default(issuer: Issuer) -> None:
+    session, partition = partitioned_session()
+    with feed(session=session, revocation_bound=1.0) as verifier:
+        token = issuer.user_token()
+        partition.cut.set()
+        eventually(
+            lambda: (verifier.status().since_last_sync or 0) > 1.5, 5, "the feed going stale"
+        )
+        assert verifier.verify(token).subject == env("TEST_LATCHKEY_USER")
+
+
+def test_failing_closed_answers_503_once_the_feed_is_staler_than_the_bound_and_recovers(
+    issuer: Issuer,
+) -> None:
+    session, partition = partitioned_session()
+    with feed(session=session, revocation_bound=1.0, when_unreachable="fail_closed") as verifier:
+        token = issuer.user_token()
+        assert verifier.verify(token)
+        partition.cut.set()
+
+        def unavailable() -> bool:
+            try:
+                verifier.verify(token)
+            except InvalidToken as error:
+                assert (error.status, error.error) == (503, "temporarily_unavailable")
+                assert error.headers()["Retry-After"] == "5"
+                return True
+            return False
+
+        eventually(unavailable, 5, "failing closed")
+        partition.cut.clear()
+        eventually(lambda: not unavailable(), 5, "recovering once the feed answers again")
+
+
+def test_close_stops_the_background_thread() -> None:
+    verifier = feed()
+    thread = verifier._thread
+    assert thread.is_alive()
+    verifier.close()
+    assert not thread.is_alive()
+
+
+def test_a_wrong_feed_secret_stops_the_verifier_from_starting() -> None:
+    from latchkey_verify import SetupError
+
+    with pytest.raises(SetupError, match="status 401"):
+        Verifier(ISSUER, AUDIENCE, feed_client_id=env("TEST_LATCHKEY_FEED_CLIENT_ID"), feed_client_secret="nope")
