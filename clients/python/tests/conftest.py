@@ -115,13 +115,18 @@ class Issuer:
         return str(body["access_token"])
 
     def set_roles(self, username: str, roles: list[str]) -> None:
-        response = self.http.patch(
-            f"{self.url}/admin/users/{username}",
-            json={"roles": roles},
+        self.admin("PATCH", f"/users/{username}", {"roles": roles})
+
+    def admin(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
+        response = self.http.request(
+            method,
+            f"{self.url}/admin{path}",
+            json=body,
             headers={"Authorization": f"Bearer {self.admin_token()}"},
             timeout=10,
         )
-        assert response.status_code == 200, response.text
+        assert response.status_code in (200, 201, 204), response.text
+        return response.json() if response.content else None
 
     def published_kids(self) -> list[str]:
         keys = self.http.get(f"{self.url}/.well-known/jwks.json", timeout=10).json()["keys"]

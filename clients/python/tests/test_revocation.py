@@ -57,6 +57,38 @@ def test_a_change_of_roles_refuses_the_tokens_that_carry_the_old_roles(
     assert set(verifier.verify(new).roles) == {"user", "editor"}
 
 
+def test_removing_a_client_refuses_every_token_issued_through_it(
+    verifier: Verifier, issuer: Issuer
+) -> None:
+    registered = issuer.admin(
+        "POST",
+        "/clients",
+        {
+            "client_id": "kiosk",
+            "public": False,
+            "grants": ["client_credentials", "password"],
+            "scopes": [],
+            "audiences": [],
+        },
+    )
+    auth = ("kiosk", str(registered["client_secret"]))
+    own = str(issuer.token({"grant_type": "client_credentials"}, auth)["access_token"])
+    users = issuer.token(
+        {
+            "grant_type": "password",
+            "username": env("TEST_LATCHKEY_USER"),
+            "password": env("TEST_LATCHKEY_PASSWORD"),
+        },
+        auth,
+    )
+    user_token = str(users["access_token"])
+    assert not verifier.verify(own).is_user and verifier.verify(user_token).is_user
+    issuer.admin("DELETE", "/clients/kiosk")
+    eventually(lambda: refused_as_revoked(verifier, own), BOUND, "refusing the client's own token")
+    eventually(lambda: refused_as_revoked(verifier, user_token), BOUND, "refusing a user's token")
+    assert verifier.verify(issuer.user_token()), "tokens through other clients still pass"
+
+
 def test_without_feed_credentials_a_revoked_token_passes_until_it_expires(
     verifier: Verifier, issuer: Issuer
 ) -> None:
