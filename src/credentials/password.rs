@@ -124,8 +124,8 @@ impl PasswordHasher {
     }
 
     /// Sets the refusal floor from the store's hashes: `costliest` holds, for each scheme of
-    /// another cost than the configured argon2id, its costliest hash (see
-    /// [`crate::accounts::survey_hashes`]). The floor is the longest of one check of each and
+    /// another cost than the configured argon2id, its costliest hash (the accounts' survey of
+    /// the store finds them). The floor is the longest of one check of each and
     /// of the dummy, with a margin; with none, refusals are not held (every check costs the
     /// same already). Until the next calibration, a check that takes longer raises it.
     pub async fn calibrate(&self, costliest: Vec<String>) -> Result<Duration, PasswordError> {
