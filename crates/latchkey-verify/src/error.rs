@@ -52,6 +52,9 @@ pub enum VerifyError {
     /// The token is valid but its subject lacks a role the resource requires.
     #[error("the token lacks the role '{0}'")]
     InsufficientRole(String),
+    /// The token is valid but not presented through the actor the resource requires.
+    #[error("the token is not presented by '{0}' on its subject's behalf")]
+    WrongActor(String),
     /// Revocations could not be synchronised within the configured bound and the verifier is
     /// set to fail closed, or the issuer's keys were never fetched.
     #[error("tokens cannot be checked right now")]
@@ -62,7 +65,9 @@ impl VerifyError {
     /// The HTTP status to answer with: 401, 403 or 503.
     pub fn status(&self) -> u16 {
         match self {
-            VerifyError::InsufficientScope(_) | VerifyError::InsufficientRole(_) => 403,
+            VerifyError::InsufficientScope(_)
+            | VerifyError::InsufficientRole(_)
+            | VerifyError::WrongActor(_) => 403,
             VerifyError::Unavailable => 503,
             _ => 401,
         }
@@ -72,9 +77,9 @@ impl VerifyError {
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
             VerifyError::Missing => None,
-            VerifyError::InsufficientScope(_) | VerifyError::InsufficientRole(_) => {
-                Some("insufficient_scope")
-            }
+            VerifyError::InsufficientScope(_)
+            | VerifyError::InsufficientRole(_)
+            | VerifyError::WrongActor(_) => Some("insufficient_scope"),
             VerifyError::Unavailable => Some("temporarily_unavailable"),
             _ => Some("invalid_token"),
         }

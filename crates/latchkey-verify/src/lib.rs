@@ -63,7 +63,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub use bearer::bearer_token;
 pub use error::{SetupError, VerifyError};
 pub use keys::Algorithm;
-pub use token::{AccessToken, require_role, require_scope};
+pub use token::{AccessToken, require_actor, require_role, require_scope};
 
 use jwks::JwksCache;
 use revocation::Revocations;

@@ -139,6 +139,7 @@ mod tests {
             is_user: true,
             sid: sid.map(str::to_owned),
             jti: jti.into(),
+            actors: vec![],
             audience: vec!["api".into()],
             iat,
             exp: iat + 900,

@@ -20,6 +20,10 @@ pub struct AccessToken {
     pub sid: Option<String>,
     /// `jti`: the token's unique id.
     pub jti: String,
+    /// `act` (RFC 8693 §4.1): who acts for the subject in a token obtained by token exchange,
+    /// the current actor first (`act.sub`), then the one it was acting for (`act.act.sub`), and
+    /// so on; empty when the subject's own client holds the token.
+    pub actors: Vec<String>,
     /// `aud`: every audience the token names (the configured one among them).
     pub audience: Vec<String>,
     /// `iat`, Unix seconds.
@@ -35,6 +39,18 @@ impl AccessToken {
 
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// The party presenting the token on the subject's behalf (`act.sub`), if any.
+    pub fn actor(&self) -> Option<&str> {
+        self.actors.first().map(String::as_str)
+    }
+
+    /// `Ok` if `actor` is the token's current actor (`act.sub`), else
+    /// [`VerifyError::WrongActor`] (403): a service that takes delegated tokens only from its
+    /// gateway says so here.
+    pub fn require_actor(&self, actor: &str) -> Result<&Self, VerifyError> {
+        require_actor(self, actor).map(|()| self)
     }
 
     /// `Ok` if the token carries `scope`, else [`VerifyError::InsufficientScope`] (403).
@@ -64,5 +80,15 @@ pub fn require_role(token: &AccessToken, role: &str) -> Result<(), VerifyError> 
         Ok(())
     } else {
         Err(VerifyError::InsufficientRole(role.to_owned()))
+    }
+}
+
+/// Refuses a token whose current actor (`act.sub`) is not `actor`, or that has none, with 403
+/// `insufficient_scope` (the description names the actor required).
+pub fn require_actor(token: &AccessToken, actor: &str) -> Result<(), VerifyError> {
+    if token.actor() == Some(actor) {
+        Ok(())
+    } else {
+        Err(VerifyError::WrongActor(actor.to_owned()))
     }
 }

@@ -69,6 +69,45 @@ fn a_token_as_the_issuer_signs_it_verifies_with_typed_claims() {
     assert_eq!(token.jti, claims["jti"].as_str().unwrap());
     assert_eq!(token.exp, claims["exp"].as_i64().unwrap());
     assert_eq!(token.audience, [AUDIENCE]);
+    assert!(token.actors.is_empty());
+    assert_eq!(token.actor(), None);
+}
+
+#[test]
+fn an_exchanged_token_names_its_chain_of_actors_current_first() {
+    // payments holds a token that orders obtained by exchange from one the gateway obtained.
+    let act = json!({"sub": "orders", "act": {"sub": "gateway", "client": "extra"}});
+    let token = check(&key().token(&with(valid_claims(), "act", act))).unwrap();
+    assert_eq!(token.actors, ["orders", "gateway"]);
+    assert!(token.require_actor("orders").is_ok());
+    let refused = token.require_actor("gateway").unwrap_err();
+    assert_eq!(refused, VerifyError::WrongActor("gateway".into()));
+    assert_eq!(
+        (refused.status(), refused.error_code()),
+        (403, Some("insufficient_scope"))
+    );
+    let direct = check(&key().token(&valid_claims())).unwrap();
+    assert_eq!(direct.require_actor("orders").unwrap_err().status(), 403);
+}
+
+#[test]
+fn an_act_claim_that_is_not_a_chain_of_subjects_is_malformed() {
+    let mut deep = json!({"sub": "a0"});
+    for i in 1..=32 {
+        deep = json!({"sub": format!("a{i}"), "act": deep});
+    }
+    for act in [
+        json!("gateway"),
+        json!({"act": {"sub": "gateway"}}),
+        json!({"sub": 7}),
+        json!({"sub": "orders", "act": ["gateway"]}),
+        deep,
+    ] {
+        let token = key().token(&with(valid_claims(), "act", act.clone()));
+        assert_eq!(check(&token), Err(VerifyError::Malformed), "{act}");
+    }
+    let null = key().token(&with(valid_claims(), "act", Value::Null));
+    assert!(check(&null).unwrap().actors.is_empty());
 }
 
 #[test]
