@@ -175,6 +175,13 @@ def test_the_act_chain_of_an_exchanged_token_is_exposed(verifier: Verifier, sign
     assert token.act == act
     assert [a.subject for a in token.actors] == ["billing-api", "gateway"]
     assert token.actor == "billing-api"
+    assert token.require_actor("billing-api") is token
+    for other in ("gateway", "payments"):
+        with pytest.raises(InvalidToken) as refused:
+            token.require_actor(other)
+        assert (refused.value.status, refused.value.error) == (403, "insufficient_scope")
+    with pytest.raises(InvalidToken):
+        verifier.verify(signing_key.sign(claims())).require_actor("billing-api")
     bad = signing_key.sign(claims(act={"act": {"sub": "gateway"}}))
     assert refusal(verifier, bad).reason == "malformed"
 

@@ -138,6 +138,15 @@ def insufficient_role(role: str) -> InvalidToken:
     )
 
 
+def wrong_actor(actor: str) -> InvalidToken:
+    return InvalidToken(
+        "wrong_actor",
+        f"the token is not presented by '{actor}' on its subject's behalf",
+        status=403,
+        error="insufficient_scope",
+    )
+
+
 def unavailable() -> InvalidToken:
     return InvalidToken(
         "unavailable",

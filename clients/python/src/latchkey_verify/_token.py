@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from ._errors import insufficient_role, insufficient_scope
+from ._errors import insufficient_role, insufficient_scope, wrong_actor
 
 #: How deep an ``act`` chain is followed; the issuer's size limits keep real chains far shorter.
 MAX_ACTOR_DEPTH = 32
@@ -143,6 +143,14 @@ class AccessToken(Dict[str, Any]):
         ``insufficient_scope`` (RFC 6750 has no code of its own for roles; the description
         names the role)."""
         require_roles(self, roles)
+        return self
+
+    def require_actor(self, actor: str) -> "AccessToken":
+        """Returns the token if ``actor`` is its current actor (``act.sub``), else raises 403
+        ``insufficient_scope``: a service that takes delegated tokens only from its gateway
+        says so here."""
+        if self.actor != actor:
+            raise wrong_actor(actor)
         return self
 
 
