@@ -47,6 +47,59 @@ async fn a_username_differing_only_in_case_is_the_same_user_everywhere() {
 }
 
 #[tokio::test]
+async fn an_email_address_with_a_tag_is_a_username_that_signs_in_and_is_administered() {
+    let app = TestApp::spawn_with(|s| s.registration.enabled = true).await;
+    app.with_user_and_web_client().await;
+    app.with_admin_console().await;
+    app.add_user("root", "root password", &["admin"]).await;
+    assert_eq!(register(&app, "Ann+Work@Example.com").await.status(), 201);
+    // reqwest form-encodes the `+` as %2B, as every form encoder must.
+    let login = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", "ann+work@example.com"),
+            ("password", "a long passphrase"),
+            ("client_id", "web"),
+        ])
+        .await;
+    assert_eq!(login.status(), 200);
+    let tokens: Value = login.json().await.expect("json");
+    let (_, claims) = decode_jwt(tokens["access_token"].as_str().expect("token"));
+    assert_eq!(claims["sub"], "ann+work@example.com");
+    // A `+` left unencoded in a form is a space, which no username holds.
+    let unencoded = app
+        .http
+        .post(app.url("/oauth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=password&username=ann+work@example.com&password=a+long+passphrase&client_id=web")
+        .send()
+        .await
+        .expect("sent");
+    assert_oauth_error(unencoded, 400, "invalid_grant").await;
+    let admin = app.admin_token("root", "root password").await;
+    let user: Value = app
+        .http
+        .get(app.url("/admin/users/ann+work@example.com"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(user["username"], "ann+work@example.com", "{user}");
+    let client = app
+        .http
+        .post(app.url("/admin/clients"))
+        .bearer_auth(&admin)
+        .json(&json!({"client_id": "svc+1", "grants": ["client_credentials"]}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(client.status(), 400, "a client id may not hold +");
+}
+
+#[tokio::test]
 async fn failed_logins_in_any_spelling_count_against_one_user() {
     let app = TestApp::spawn_with(|s| {
         s.security.max_failed_logins_per_user_address = 2;

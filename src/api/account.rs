@@ -33,7 +33,7 @@ pub struct BearerToken(pub Bearer);
 #[derive(Debug, Default, Deserialize, Object)]
 #[oai(example)]
 pub struct Registration {
-    /// 1 to 64 letters, digits and `. _ - @` (required).
+    /// 1 to 64 letters, digits and `. _ - @ +` (required).
     pub username: Option<String>,
     /// At least 8 characters (required).
     pub password: Option<String>,

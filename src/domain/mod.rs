@@ -80,7 +80,18 @@ const _: () = assert!(
     "LONGER_THAN_A_NAME names the limit"
 );
 
-fn check_identifier(what: &'static str, value: &str) -> Result<(), InvalidIdentifier> {
+/// The punctuation every kind of name may hold besides letters and digits.
+const NAME_PUNCTUATION: &[u8] = b"._-@";
+/// Usernames may also hold `+`: email addresses with a tag (`ann+work@example.com`) are common
+/// usernames in the systems users are brought from. Client ids and roles may not, so no
+/// username can ever be read as a client id.
+const USERNAME_PUNCTUATION: &[u8] = b"._-@+";
+
+fn check_identifier(
+    what: &'static str,
+    value: &str,
+    punctuation: &[u8],
+) -> Result<(), InvalidIdentifier> {
     let refuse = |reason| Err(InvalidIdentifier { what, reason });
     if value.is_empty() {
         return refuse("must not be empty");
@@ -95,15 +106,19 @@ fn check_identifier(what: &'static str, value: &str) -> Result<(), InvalidIdenti
     }
     if !value
         .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
+        .all(|b| b.is_ascii_alphanumeric() || punctuation.contains(&b))
     {
-        return refuse("may contain only letters, digits and . _ - @");
+        return refuse(if punctuation.contains(&b'+') {
+            "may contain only letters, digits and . _ - @ +"
+        } else {
+            "may contain only letters, digits and . _ - @"
+        });
     }
     Ok(())
 }
 
 macro_rules! identifier {
-    ($(#[$doc:meta])* $name:ident, $what:literal, $canonical:expr) => {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $punctuation:expr, $canonical:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -114,7 +129,7 @@ macro_rules! identifier {
             pub fn parse(value: impl Into<String>) -> Result<Self, InvalidIdentifier> {
                 let canonical: fn(String) -> String = $canonical;
                 let value = canonical(value.into());
-                check_identifier($what, &value)?;
+                check_identifier($what, &value, $punctuation)?;
                 Ok(Self(value))
             }
 
@@ -151,6 +166,7 @@ identifier!(
     /// both name the user `alice`.
     Username,
     "username",
+    USERNAME_PUNCTUATION,
     |mut value| {
         value.make_ascii_lowercase();
         value
@@ -161,12 +177,14 @@ identifier!(
     /// client id never equals a username, whatever the case: see the store's name claims).
     ClientId,
     "client_id",
+    NAME_PUNCTUATION,
     |value| value
 );
 identifier!(
     /// A role a user holds; also an entry of the `roles` claim of the user's access tokens.
     Role,
     "role",
+    NAME_PUNCTUATION,
     |value| value
 );
 
@@ -413,6 +431,16 @@ mod tests {
         assert!(Username::parse("alice").is_ok());
         assert!(Username::parse("alice smith").is_err());
         assert!(Username::parse("../etc").is_err());
+    }
+
+    #[test]
+    fn a_username_may_be_an_email_address_with_a_tag_and_a_client_id_or_role_may_not() {
+        let user = Username::parse("Ann+Work@Example.com").unwrap();
+        assert_eq!(user.as_str(), "ann+work@example.com");
+        assert!(ClientId::parse("ann+work@example.com").is_err());
+        assert!(Role::parse("ops+admin").is_err());
+        assert!(Username::parse("+ann").is_err());
+        assert!(Username::parse("ann work@example.com").is_err());
         assert!(Username::parse("").is_err());
         assert!(Username::parse("a".repeat(65)).is_err());
     }

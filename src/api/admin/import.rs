@@ -21,7 +21,7 @@ const MAX_BATCH: usize = 1000;
 /// A user with the password hash another system made.
 #[derive(Debug, Object)]
 pub struct UserToImport {
-    /// 1 to 64 letters, digits and `. _ - @`.
+    /// 1 to 64 letters, digits and `. _ - @ +`.
     pub username: String,
     /// The hash as the other system stored it: Werkzeug `pbkdf2:sha256:N$salt$hex` or
     /// `scrypt:N:r:p$salt$hex`, Django `pbkdf2_sha256$N$salt$b64`, bcrypt `$2a$`/`$2b$`/`$2y$`,

@@ -86,7 +86,7 @@ impl Example for UserPage {
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct NewUser {
-    /// 1 to 64 letters, digits and `. _ - @`.
+    /// 1 to 64 letters, digits and `. _ - @ +`.
     #[oai(validator(min_length = 1, max_length = 64))]
     pub username: String,
     /// At least 8 characters; stored only as an argon2id hash.
