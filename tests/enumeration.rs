@@ -32,6 +32,17 @@ async fn timed(request: reqwest::RequestBuilder, status: u16) -> Duration {
     elapsed
 }
 
+/// A password grant for `username` through client `web` with a wrong password.
+fn wrong_password(app: &TestApp, username: &str) -> reqwest::RequestBuilder {
+    let form = [
+        ("grant_type", "password"),
+        ("username", username),
+        ("password", "wrong password"),
+        ("client_id", "web"),
+    ];
+    app.http.post(app.url("/oauth/token")).form(&form)
+}
+
 async fn owasp_app() -> TestApp {
     TestApp::spawn_with(|s| {
         s.passwords = latchkey::configuration::Settings::default().passwords;
@@ -50,15 +61,7 @@ async fn an_unknown_username_and_a_wrong_password_are_refused_in_the_same_time()
     app.add_client("web", true, &[GrantType::Password], &[], &[])
         .await;
     app.add_user("alice", "correct horse", &["user"]).await;
-    let login = |username: &str| {
-        let form = [
-            ("grant_type", "password"),
-            ("username", username),
-            ("password", "wrong password"),
-            ("client_id", "web"),
-        ];
-        app.http.post(app.url("/oauth/token")).form(&form)
-    };
+    let login = |username: &str| wrong_password(&app, username);
     // Warm up both paths (connection, caches) before measuring.
     timed(login("alice"), 400).await;
     timed(login("nobody"), 400).await;
@@ -114,15 +117,7 @@ async fn users_with_imported_hashes_are_refused_in_the_time_an_unknown_username_
     let imported: serde_json::Value = response.json().await.unwrap();
     assert_eq!(imported["refused"], serde_json::json!([]), "{imported}");
 
-    let login = |username: &str| {
-        let form = [
-            ("grant_type", "password"),
-            ("username", username),
-            ("password", "wrong password"),
-            ("client_id", "web"),
-        ];
-        app.http.post(app.url("/oauth/token")).form(&form)
-    };
+    let login = |username: &str| wrong_password(&app, username);
     let names = ["alice", "cheap", "costly", "scrypt"];
     for name in names.iter().chain(&["nobody"]) {
         timed(login(name), 400).await;

@@ -19,26 +19,14 @@ use std::time::Duration;
 
 use support::process::{Workdir, binary};
 use support::redis_server::free_port;
-use support::script::Script;
+use support::script::{Script, repo, venv_python};
 
 const SETUP_HINT: &str = "run the README's test command, `scripts/test` (it runs \
                           `scripts/setup-interop`, which installs clients/python into .venv)";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
+/// `<repo>/.venv/bin/python` with clients/python and the example's requirements installed.
 fn python() -> PathBuf {
-    let python = repo().join(".venv/bin/python");
-    let stamp = repo().join(".venv/.latchkey-python-package.stamp");
-    assert!(
-        python.is_file() && stamp.is_file(),
-        "the Python environment with clients/python is missing ({} or {} not found): \
-         {SETUP_HINT}",
-        python.display(),
-        stamp.display()
-    );
-    python
+    venv_python(".latchkey-python-package.stamp", SETUP_HINT)
 }
 
 #[tokio::test]

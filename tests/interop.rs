@@ -16,7 +16,7 @@ use std::time::Duration;
 use latchkey::domain::GrantType;
 use serde_json::Value;
 use support::TestApp;
-use support::script::{Outcome, Script};
+use support::script::{Outcome, Script, repo, venv_python};
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 const SETUP_HINT: &str = "run the README's test command, `scripts/test` (it runs \
@@ -26,30 +26,13 @@ const CONFIDENTIAL: &str = "reporting";
 const USER: &str = "alice";
 const PASSWORD: &str = "correct horse";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn interop_dir() -> PathBuf {
     repo().join("tests/interop")
 }
 
-/// `<repo>/.venv/bin/python`, or a failure that says how to get it.
+/// `<repo>/.venv/bin/python` with the interop requirements installed.
 fn python() -> PathBuf {
-    let python = repo().join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "the interop Python environment is missing ({} not found): {SETUP_HINT}",
-        python.display()
-    );
-    // Written by scripts/setup-interop once every requirement is installed.
-    let stamp = repo().join(".venv/.latchkey-interop.stamp");
-    assert!(
-        stamp.is_file(),
-        "the interop Python environment is incomplete ({} not found): {SETUP_HINT}",
-        stamp.display()
-    );
-    python
+    venv_python(".latchkey-interop.stamp", SETUP_HINT)
 }
 
 /// `tests/interop/node`, once its `node_modules` is installed; else a failure saying how.

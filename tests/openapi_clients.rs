@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use latchkey::domain::GrantType;
 use support::TestApp;
-use support::script::{Outcome, Script};
+use support::script::{Outcome, Script, repo};
 
 /// How long a generator, script or fuzzing run may take; `scripts/fuzz-api` raises it.
 fn script_timeout() -> Duration {
@@ -43,10 +43,6 @@ const ADMIN: &str = "root";
 const ADMIN_PASSWORD: &str = "an admin password";
 /// The user whose password the schema fuzzing resets (never the admin it logs in as).
 const RESET_USER: &str = "fuzzed";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn clients_dir() -> PathBuf {
     repo().join("tests/openapi-clients")

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use latchkey::domain::GrantType;
 use support::TestApp;
-use support::script::{Outcome, Script};
+use support::script::{Outcome, Script, repo, venv_python};
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 const SETUP_HINT: &str = "run the README's test command, `scripts/test` (it runs \
@@ -25,30 +25,13 @@ const SETUP_HINT: &str = "run the README's test command, `scripts/test` (it runs
 const FEED_CLIENT: &str = "orders-api";
 const PASSWORD: &str = "correct horse";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn package_dir() -> PathBuf {
     repo().join("clients/python")
 }
 
-/// `<repo>/.venv/bin/python` with the package installed, or a failure that says how to get it.
+/// `<repo>/.venv/bin/python` with the package and its test tools installed.
 fn python() -> PathBuf {
-    let python = repo().join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "the Python environment is missing ({} not found): {SETUP_HINT}",
-        python.display()
-    );
-    // Written by scripts/setup-interop once the package and its test tools are installed.
-    let stamp = repo().join(".venv/.latchkey-python-package.stamp");
-    assert!(
-        stamp.is_file(),
-        "the Python package is not installed into .venv ({} not found): {SETUP_HINT}",
-        stamp.display()
-    );
-    python
+    venv_python(".latchkey-python-package.stamp", SETUP_HINT)
 }
 
 async fn run_python(args: &[&str], cwd: &Path, env: Vec<(String, String)>) -> Outcome {

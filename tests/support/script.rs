@@ -2,9 +2,33 @@
 //! everything it said, for the interop and generated-client tests.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `<repo>/.venv/bin/python` once `scripts/setup-interop` has written `stamp` into the venv
+/// (it does when what the stamp stands for is installed); else a failure that says how to get
+/// it, with `hint`. Tests that need Python fail without it; they never pass by skipping.
+pub fn venv_python(stamp: &str, hint: &str) -> PathBuf {
+    let python = repo().join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "the Python environment is missing ({} not found): {hint}",
+        python.display()
+    );
+    let stamp = repo().join(".venv").join(stamp);
+    assert!(
+        stamp.is_file(),
+        "the Python environment is incomplete ({} not found): {hint}",
+        stamp.display()
+    );
+    python
+}
 
 /// What a script did: its exit status (`None` when it was killed at the time limit) and output.
 pub struct Outcome {
