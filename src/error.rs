@@ -95,7 +95,9 @@ impl From<PasswordError> for ServiceError {
                 reason: "too many logins at once".into(),
                 retry_after: 1,
             },
-            error @ PasswordError::Internal(_) => ServiceError::Internal(Box::new(error)),
+            error @ (PasswordError::Internal(_) | PasswordError::Unreadable(_)) => {
+                ServiceError::Internal(Box::new(error))
+            }
         }
     }
 }

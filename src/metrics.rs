@@ -260,19 +260,20 @@ pub fn token_issued(grant: GrantType) {
     METRICS.tokens_issued[index].inc();
 }
 
+/// `latchkey_legacy_password_hashes` between scrapes: an atomic, so that upgrades at once
+/// never take it below zero (the gauge has no compare-and-set); copied at every scrape.
+static LEGACY_PASSWORD_HASHES: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
 /// The users with an imported (not argon2id) password hash, as counted in the store.
 pub fn legacy_password_hashes(count: u64) {
-    METRICS
-        .legacy_password_hashes
-        .set(i64::try_from(count).unwrap_or(i64::MAX));
+    let count = i64::try_from(count).unwrap_or(i64::MAX);
+    LEGACY_PASSWORD_HASHES.store(count, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// One user's imported hash became argon2id (until the next count says so for all replicas).
 pub fn legacy_password_hash_upgraded() {
-    let gauge = &METRICS.legacy_password_hashes;
-    if gauge.get() > 0 {
-        gauge.dec();
-    }
+    use std::sync::atomic::Ordering::Relaxed;
+    let _ = LEGACY_PASSWORD_HASHES.fetch_update(Relaxed, Relaxed, |n| (n > 0).then(|| n - 1));
 }
 
 /// A request was refused with 429 by the failed-login limit.
@@ -419,6 +420,9 @@ pub struct Snapshot<'a> {
 /// The whole exposition: every registered metric and the scrape-time values of `snapshot`.
 pub fn render(snapshot: &Snapshot<'_>) -> String {
     let metrics = &*METRICS;
+    metrics
+        .legacy_password_hashes
+        .set(LEGACY_PASSWORD_HASHES.load(std::sync::atomic::Ordering::Relaxed));
     let mut families = metrics.registry.gather();
     metrics
         .hash_queue_depth

@@ -21,6 +21,15 @@ pub const MAX_BCRYPT_COST: u32 = 14;
 pub const MAX_ARGON2_MEMORY_KIB: u32 = 64 * 1024;
 pub const MAX_ARGON2_ITERATIONS: u32 = 10;
 pub const MAX_ARGON2_LANES: u32 = 4;
+/// The largest scrypt block size and parallelism accepted: Werkzeug and passlib use r=8, p=1.
+/// PBKDF2's pass over the salt runs once per 128·r·p bytes, so they bound it too.
+pub const MAX_SCRYPT_R: u64 = 32;
+pub const MAX_SCRYPT_P: u64 = 16;
+/// The longest salt of any scheme (bytes): others use 8 to 32. A longer one costs a pass of
+/// PBKDF2 over it per block, a cost the other ceilings do not see.
+pub const MAX_SALT_BYTES: usize = 64;
+/// The longest hash text accepted: the longest real one (scrypt, 64-byte output) is under 250.
+pub const MAX_HASH_LEN: usize = 512;
 
 /// How a stored password hash is made, as `password_scheme` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +192,12 @@ impl LegacyHash {
 /// ceilings.
 pub fn parse(text: &str) -> Result<LegacyHash, HashError> {
     let text = text.trim();
+    if text.len() > MAX_HASH_LEN {
+        return Err(HashError::Malformed {
+            scheme: "password hash",
+            reason: "longer than 512 characters",
+        });
+    }
     if let Some(rest) = text.strip_prefix("pbkdf2:") {
         return werkzeug_pbkdf2(rest);
     }
@@ -251,16 +266,25 @@ fn pbkdf2_hash(iterations: &str, salt: Vec<u8>, hash: Vec<u8>) -> Result<LegacyH
     let iterations: u32 = iterations
         .parse()
         .map_err(|_| malformed(PBKDF2, "the iteration count is not a number"))?;
-    if iterations == 0 || salt.is_empty() {
-        return Err(malformed(PBKDF2, "no iterations or no salt"));
+    if iterations == 0 || salt.is_empty() || salt.len() > MAX_SALT_BYTES {
+        return Err(malformed(
+            PBKDF2,
+            "no iterations, or a salt of none or over 64 bytes",
+        ));
     }
     if !(16..=64).contains(&hash.len()) {
         return Err(malformed(PBKDF2, "the output is not 16 to 64 bytes"));
     }
-    if iterations > MAX_PBKDF2_ITERATIONS {
+    // Each 32 bytes of output is a run of all the iterations.
+    let blocks = hash.len().div_ceil(32) as u64;
+    if u64::from(iterations) * blocks > u64::from(MAX_PBKDF2_ITERATIONS) {
         return Err(HashError::TooCostly {
             scheme: PBKDF2,
-            reason: format!("{iterations} iterations, at most {MAX_PBKDF2_ITERATIONS}"),
+            reason: format!(
+                "{iterations} iterations for {} bytes of output: at most \
+                 {MAX_PBKDF2_ITERATIONS} per 32 bytes",
+                hash.len()
+            ),
         });
     }
     Ok(LegacyHash::Pbkdf2 {
@@ -329,17 +353,25 @@ fn scrypt_hash(
     if log_n == 0 || log_n >= 32 || r == 0 || p == 0 || salt.is_empty() {
         return Err(malformed(SCRYPT, "N, r, p or the salt out of range"));
     }
+    if salt.len() > MAX_SALT_BYTES {
+        return Err(malformed(SCRYPT, "the salt is over 64 bytes"));
+    }
     if !(16..=64).contains(&hash.len()) {
         return Err(malformed(SCRYPT, "the output is not 16 to 64 bytes"));
     }
     let n = 1u64 << log_n;
-    let memory = 128u64.saturating_mul(n).saturating_mul(r);
+    // The table (128·r·N), the blocks of all lanes (128·r·p) and one more block of scratch.
+    let memory = 128u64
+        .saturating_mul(r)
+        .saturating_mul(n.saturating_add(p).saturating_add(1));
     let work = n.saturating_mul(r).saturating_mul(p);
-    if memory > MAX_SCRYPT_MEMORY || work > MAX_SCRYPT_WORK {
+    if memory > MAX_SCRYPT_MEMORY || work > MAX_SCRYPT_WORK || r > MAX_SCRYPT_R || p > MAX_SCRYPT_P
+    {
         return Err(HashError::TooCostly {
             scheme: SCRYPT,
             reason: format!(
-                "N={n}, r={r}, p={p}: at most {} MiB and N·r·p ≤ {MAX_SCRYPT_WORK}",
+                "N={n}, r={r}, p={p}: at most {} MiB, N·r·p ≤ {MAX_SCRYPT_WORK}, \
+                 r ≤ {MAX_SCRYPT_R} and p ≤ {MAX_SCRYPT_P}",
                 MAX_SCRYPT_MEMORY >> 20
             ),
         });
@@ -358,13 +390,20 @@ fn scrypt_hash(
 
 fn bcrypt_hash(text: &str) -> Result<LegacyHash, HashError> {
     const BCRYPT: &str = "bcrypt";
-    // $2b$CC$ + 22 characters of salt + 31 of output.
+    // $2b$CC$ + 22 characters of salt + 31 of output, in bcrypt's own base64.
     let cost: u32 = text
         .get(4..6)
+        .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| malformed(BCRYPT, "no cost"))?;
     if text.len() != 60 || text.as_bytes().get(6) != Some(&b'$') {
         return Err(malformed(BCRYPT, "expected $2b$CC$ and 53 characters"));
+    }
+    if text.parse::<bcrypt::HashParts>().is_err() {
+        return Err(malformed(
+            BCRYPT,
+            "the salt or output is not bcrypt's base64",
+        ));
     }
     if !(4..=31).contains(&cost) {
         return Err(malformed(BCRYPT, "the cost is not 4 to 31"));
@@ -384,8 +423,22 @@ fn argon2_hash(text: &str) -> Result<LegacyHash, HashError> {
     let parsed = PasswordHash::new(text).map_err(|_| malformed(ARGON2, "not a PHC string"))?;
     let params =
         argon2::Params::try_from(&parsed).map_err(|_| malformed(ARGON2, "invalid parameters"))?;
-    if parsed.salt.is_none() || parsed.hash.is_none() {
+    let (Some(salt), Some(_)) = (parsed.salt, parsed.hash) else {
         return Err(malformed(ARGON2, "no salt or no output"));
+    };
+    // What the verifier does with it, so that every hash imported is one it can check.
+    argon2::Algorithm::try_from(parsed.algorithm)
+        .map_err(|_| malformed(ARGON2, "unknown algorithm"))?;
+    if let Some(version) = parsed.version {
+        argon2::Version::try_from(version).map_err(|_| malformed(ARGON2, "unknown version"))?;
+    }
+    let mut salt_bytes = [0u8; MAX_SALT_BYTES];
+    let salt_len = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|_| malformed(ARGON2, "the salt is not base64 of 8 to 64 bytes"))?
+        .len();
+    if salt_len < 8 {
+        return Err(malformed(ARGON2, "the salt is not base64 of 8 to 64 bytes"));
     }
     if params.m_cost() > MAX_ARGON2_MEMORY_KIB
         || params.t_cost() > MAX_ARGON2_ITERATIONS

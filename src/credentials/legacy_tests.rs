@@ -128,3 +128,56 @@ fn malformed_hashes_of_a_known_format_say_what_is_wrong() {
         );
     }
 }
+
+#[test]
+fn hashes_shaped_to_cost_more_than_their_parameters_say_are_refused() {
+    let output_64 = "ab".repeat(64);
+    let long_salt = "s".repeat(65);
+    for text in [
+        // p stretches scrypt's PBKDF2 pass over the salt; r its memory.
+        format!("scrypt:2:1:262144$salt${output_64}"),
+        format!("scrypt:2:262144:1$salt${output_64}"),
+        format!("scrypt:2:64:1$salt${output_64}"),
+        // A 64-byte PBKDF2 output is two runs of every iteration.
+        format!("pbkdf2:sha256:1000000$salt${output_64}"),
+    ] {
+        assert!(
+            matches!(parse(&text), Err(HashError::TooCostly { .. })),
+            "{text}: {:?}",
+            parse(&text)
+        );
+    }
+    for text in [
+        format!("scrypt:1024:8:1${long_salt}${output_64}"),
+        format!("pbkdf2:sha256:1000${long_salt}${}", "ab".repeat(32)),
+        format!("pbkdf2:sha256:1000$salt${}", "ab".repeat(300)),
+    ] {
+        assert!(
+            matches!(parse(&text), Err(HashError::Malformed { .. })),
+            "{text}: {:?}",
+            parse(&text)
+        );
+    }
+    assert!(parse(&format!("pbkdf2:sha256:500000$salt${output_64}")).is_ok());
+}
+
+#[test]
+fn hashes_the_verifier_could_not_check_are_refused_at_import() {
+    let bang = "!".repeat(53);
+    for text in [
+        format!("$2b$14${bang}"),
+        "$2b$+4$Eoj89ramYZP0krHAwqsg/uvBCvWNlyMoJ4HMBSSeIRVoSHptvAZoO".to_owned(),
+        "$argon2id$v=18$m=1024,t=1,p=1$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+            .to_owned(),
+        "$argon2id$v=19$m=1024,t=1,p=1$YWJjZA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+            .to_owned(),
+        "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQxM$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+            .to_owned(),
+    ] {
+        assert!(
+            matches!(parse(&text), Err(HashError::Malformed { .. })),
+            "{text}: {:?}",
+            parse(&text)
+        );
+    }
+}

@@ -24,6 +24,9 @@ pub enum PasswordError {
     Busy,
     #[error("password hashing failed: {0}")]
     Internal(String),
+    /// A stored hash no verifier here can read (the store was changed by hand).
+    #[error("a stored password hash cannot be read: {0}")]
+    Unreadable(String),
 }
 
 /// Hashes and verifies passwords; cheap to clone.
@@ -94,12 +97,16 @@ impl PasswordHasher {
 
     /// Checks `password` against `stored` (an argon2 PHC string, or a hash imported from
     /// another system); with no stored hash, checks against a dummy so that the time spent does
-    /// not reveal whether the user exists. A refusal is held to the refusal floor, so that a
-    /// hash of another cost (an imported one) is not told from an unknown user either.
+    /// not reveal whether the user exists. The password is accepted only if it matches and
+    /// the account `may_sign_in`; every other outcome (a disabled account's right password
+    /// included) is a refusal, held to the refusal floor, so that a hash of another cost (an
+    /// imported one) is not told from an unknown user either. A stored hash that cannot be read
+    /// is refused the same way, and logged.
     pub async fn verify(
         &self,
         password: Secret,
         stored: Option<String>,
+        may_sign_in: bool,
     ) -> Result<bool, PasswordError> {
         let (hash, real) = match stored {
             Some(hash) => (hash, true),
@@ -107,9 +114,16 @@ impl PasswordHasher {
         };
         let other_cost = !self.costs_as_configured(&hash);
         self.inner.verifications.fetch_add(1, Ordering::Relaxed);
-        let (matched, spent) = self.timed_check(password, hash).await?;
+        let (matched, spent) = match self.timed_check(password, hash).await {
+            Ok(checked) => checked,
+            Err(PasswordError::Unreadable(why)) => {
+                tracing::error!(%why, "a stored password hash cannot be read; refusing the password");
+                (false, Duration::ZERO)
+            }
+            Err(error) => return Err(error),
+        };
         let floor = self.raise_floor(spent, other_cost);
-        let accepted = matched && real;
+        let accepted = matched && real && may_sign_in;
         if !accepted && floor > spent {
             // Not on a hashing thread: holding a refusal costs no CPU.
             tokio::time::sleep(floor - spent).await;
@@ -136,8 +150,14 @@ impl PasswordHasher {
         let mut longest = Duration::ZERO;
         for hash in std::iter::once(self.inner.dummy_hash.clone()).chain(costliest) {
             let unguessable = Secret::new(crate::domain::random_token(16));
-            let (_, spent) = self.timed_check(unguessable, hash).await?;
-            longest = longest.max(spent);
+            match self.timed_check(unguessable, hash).await {
+                Ok((_, spent)) => longest = longest.max(spent),
+                // One unreadable hash must not keep the others from being measured.
+                Err(PasswordError::Unreadable(why)) => {
+                    tracing::warn!(%why, "a stored password hash cannot be read; not measured");
+                }
+                Err(error) => return Err(error),
+            }
         }
         let floor = longest.mul_f64(FLOOR_MARGIN);
         self.inner
@@ -262,6 +282,10 @@ fn cost_part(phc: &str) -> &str {
     phc.rsplitn(3, '$').last().unwrap_or(phc)
 }
 
+fn unreadable(error: impl std::fmt::Display) -> PasswordError {
+    PasswordError::Unreadable(error.to_string())
+}
+
 fn internal(error: impl std::fmt::Display) -> PasswordError {
     PasswordError::Internal(error.to_string())
 }
@@ -338,23 +362,23 @@ fn phc_string(params: &Params, salt: &SaltString, output: Output) -> Result<Stri
 fn verify_now(password: &Secret, stored: &str, memory: &mut Memory) -> Result<bool, PasswordError> {
     if !stored.starts_with("$argon2") {
         // Imported from another system; checked at import, so its cost is bounded.
-        let legacy = super::legacy::parse(stored).map_err(internal)?;
+        let legacy = super::legacy::parse(stored).map_err(unreadable)?;
         return Ok(legacy.verify(password.expose().as_bytes()) == Some(true));
     }
-    let parsed = PasswordHash::new(stored).map_err(internal)?;
+    let parsed = PasswordHash::new(stored).map_err(unreadable)?;
     let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
-        return Err(internal("the stored hash has no salt or no output"));
+        return Err(unreadable("the stored hash has no salt or no output"));
     };
     // The stored hash carries its own algorithm and parameters, so hashes made under older
     // settings still verify.
-    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(internal)?;
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(unreadable)?;
     let version = match parsed.version {
-        Some(version) => Version::try_from(version).map_err(internal)?,
+        Some(version) => Version::try_from(version).map_err(unreadable)?,
         None => Version::default(),
     };
-    let params = Params::try_from(&parsed).map_err(internal)?;
+    let params = Params::try_from(&parsed).map_err(unreadable)?;
     let mut salt_bytes = [0u8; MAX_SALT];
-    let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(internal)?;
+    let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(unreadable)?;
     let argon2 = Argon2::new(algorithm, version, params.clone());
     let computed = compute(
         &argon2,
@@ -396,7 +420,7 @@ mod tests {
     async fn with_no_hash_of_another_cost_refusals_are_not_held() {
         let hasher = PasswordHasher::new(&cheap()).unwrap();
         assert_eq!(hasher.calibrate(Vec::new()).await.unwrap(), Duration::ZERO);
-        assert!(!hasher.verify(Secret::new("x"), None).await.unwrap());
+        assert!(!hasher.verify(Secret::new("x"), None, true).await.unwrap());
         assert_eq!(hasher.refusal_floor(), Duration::ZERO);
     }
 
@@ -408,7 +432,12 @@ mod tests {
         let own = hasher.hash(Secret::new("correct horse")).await.unwrap();
         for stored in [None, Some(own.clone()), Some(imported(1000))] {
             let started = Instant::now();
-            assert!(!hasher.verify(Secret::new("wrong"), stored).await.unwrap());
+            assert!(
+                !hasher
+                    .verify(Secret::new("wrong"), stored, true)
+                    .await
+                    .unwrap()
+            );
             assert!(
                 started.elapsed() >= floor,
                 "{:?} < {floor:?}",
@@ -419,7 +448,7 @@ mod tests {
         let started = Instant::now();
         assert!(
             hasher
-                .verify(Secret::new("correct horse"), Some(own))
+                .verify(Secret::new("correct horse"), Some(own), true)
                 .await
                 .unwrap()
         );
@@ -427,18 +456,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_disabled_accounts_right_password_is_held_like_a_wrong_one() {
+        let hasher = PasswordHasher::new(&cheap()).unwrap();
+        let floor = hasher.calibrate(vec![imported(500_000)]).await.unwrap();
+        let own = hasher.hash(Secret::new("correct horse")).await.unwrap();
+        let started = Instant::now();
+        let accepted = hasher.verify(Secret::new("correct horse"), Some(own), false);
+        assert!(!accepted.await.unwrap());
+        assert!(
+            started.elapsed() >= floor,
+            "{:?} < {floor:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stored_hash_nobody_can_read_is_a_refusal_not_a_failure() {
+        let hasher = PasswordHasher::new(&cheap()).unwrap();
+        for stored in [
+            "$argon2id$v=19$m=1024,t=1,p=1$YWJj$AAAA",
+            "pbkdf2:sha256:x$y$z",
+        ] {
+            let verified = hasher.verify(Secret::new("x"), Some(stored.to_owned()), true);
+            assert!(!verified.await.unwrap(), "{stored}");
+        }
+        // And measuring it does not keep the others from being measured.
+        let floor = hasher.calibrate(vec!["garbage".into(), imported(100_000)]);
+        assert!(floor.await.unwrap() > Duration::ZERO);
+    }
+
+    #[tokio::test]
     async fn a_hash_of_another_cost_checked_before_any_calibration_raises_the_floor() {
         let hasher = PasswordHasher::new(&cheap()).unwrap();
         assert!(
             !hasher
-                .verify(Secret::new("x"), Some(imported(100_000)))
+                .verify(Secret::new("x"), Some(imported(100_000)), true)
                 .await
                 .unwrap()
         );
         let floor = hasher.refusal_floor();
         assert!(floor > Duration::ZERO);
         let started = Instant::now();
-        assert!(!hasher.verify(Secret::new("x"), None).await.unwrap());
+        assert!(!hasher.verify(Secret::new("x"), None, true).await.unwrap());
         assert!(started.elapsed() >= floor);
     }
 
@@ -457,9 +516,9 @@ mod tests {
         let hasher = PasswordHasher::new(&cheap()).unwrap();
         let hash = hasher.hash(Secret::new("correct horse")).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
-        let ok = hasher.verify(Secret::new("correct horse"), Some(hash.clone()));
+        let ok = hasher.verify(Secret::new("correct horse"), Some(hash.clone()), true);
         assert!(ok.await.unwrap());
-        let wrong = hasher.verify(Secret::new("battery staple"), Some(hash));
+        let wrong = hasher.verify(Secret::new("battery staple"), Some(hash), true);
         assert!(!wrong.await.unwrap());
     }
 
@@ -503,7 +562,12 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_user_never_verifies_even_with_the_dummy_password() {
         let hasher = PasswordHasher::new(&cheap()).unwrap();
-        assert!(!hasher.verify(Secret::new("anything"), None).await.unwrap());
+        assert!(
+            !hasher
+                .verify(Secret::new("anything"), None, true)
+                .await
+                .unwrap()
+        );
     }
 
     #[test]

@@ -204,8 +204,12 @@ impl Authority {
         };
         let cut_off = cut_offs.for_access();
         let stored = user.as_ref().map(|u| u.password_hash.clone());
-        let matched = self.passwords.verify(password.clone(), stored).await?;
-        let user = user.filter(|u| matched && !u.disabled);
+        let may_sign_in = user.as_ref().is_some_and(|u| !u.disabled);
+        let accepted = self
+            .passwords
+            .verify(password.clone(), stored, may_sign_in)
+            .await?;
+        let user = user.filter(|_| accepted);
         if let Some(user) = &user {
             self.upgrade_password_hash(user, password).await;
         }
@@ -218,6 +222,14 @@ impl Authority {
     /// goes on whether or not it could.
     async fn upgrade_password_hash(&self, user: &UserRecord, password: Secret) {
         if !self.passwords.needs_rehash(&user.password_hash) {
+            return;
+        }
+        // bcrypt reads only a password's first 72 bytes: a longer one that matched may differ
+        // from the user's after them, and hashed whole it would lock the user out of theirs.
+        let scheme = crate::credentials::legacy::Scheme::of(&user.password_hash);
+        if scheme == Some(crate::credentials::legacy::Scheme::Bcrypt)
+            && password.expose().len() > 72
+        {
             return;
         }
         let username = user.username.as_str();

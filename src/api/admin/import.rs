@@ -147,7 +147,11 @@ impl UsersImportApi {
                 roles: user.roles.into_iter().collect(),
             };
             match accounts::import_user(&change, imported).await {
-                Ok(user) => report.imported.push(user.username.to_string()),
+                Ok(user) => {
+                    report.imported.push(user.username.to_string());
+                    // Measured at once, even if a later line fails the request.
+                    self.0.authority.passwords().hashes_changed();
+                }
                 Err(error) if error.is_about_the_request() => {
                     report.refused.push(RefusedUser {
                         line,
@@ -157,9 +161,6 @@ impl UsersImportApi {
                 }
                 Err(error) => return Err(error.into()),
             }
-        }
-        if !report.imported.is_empty() {
-            self.0.authority.passwords().hashes_changed();
         }
         Ok(ImportResponse::Ok(Json(report)))
     }
