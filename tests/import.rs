@@ -15,7 +15,7 @@ const PASSWORD: &str = "correct horse";
 
 /// The same password, "correct horse", as Werkzeug 3.1 (its pbkdf2 and scrypt forms), bcrypt,
 /// Django and passlib hash it.
-const USERS: [(&str, &str, &str); 5] = [
+const USERS: [(&str, &str, &str); 6] = [
     (
         "werkzeug-pbkdf2",
         "pbkdf2:sha256:1000$5TLlvcP1iVirdSsn$40325dcf67e0185c6699fa646de2f8c86abf7ab7ad4e60296b4513d0737c059a",
@@ -41,6 +41,12 @@ const USERS: [(&str, &str, &str); 5] = [
         "$scrypt$ln=10,r=8,p=1$lPJ+L2UsJWTsnbNWKuX8Xw$2jPH0kUT9Ef2UxWSoTvUFDCfPVVe2Xo+V5/Is5Vx/NQ",
         "scrypt",
     ),
+    // argon2id of far less than the configured cost: replaced all the same.
+    (
+        "argon2-cffi",
+        "$argon2id$v=19$m=64,t=1,p=1$yzmHMMb4X4sx5pwTonSuNQ$+Usd7QvmhfDo61K+xtiB7Pn8bu6NoCqzrWwpqPvYmT8",
+        "argon2id",
+    ),
 ];
 
 fn import_file(dir: &Workdir, lines: &[String]) -> String {
@@ -56,6 +62,11 @@ fn user_line(username: &str, hash: &str) -> String {
 fn scheme_of(dir: &Workdir, username: &str) -> String {
     let user = dir.run(&["users", "show", username]).json();
     user["password_scheme"].as_str().unwrap().to_owned()
+}
+
+fn still_imported(dir: &Workdir, username: &str) -> bool {
+    let user = dir.run(&["users", "show", username]).json();
+    user["password_imported"].as_bool().unwrap()
 }
 
 /// The status of a password grant for `username`; on success, checks the token names them.
@@ -103,6 +114,7 @@ async fn imported_users_sign_in_and_move_to_argon2id(dir: Workdir) {
             .unwrap_or_else(|| panic!("{name} is listed: {listed}"));
         assert_eq!(user["password_scheme"], scheme, "{user}");
         assert_eq!(user["roles"], serde_json::json!(["user"]));
+        assert_eq!(user["password_imported"], true, "{user}");
     }
 
     let service = dir.serve();
@@ -113,12 +125,14 @@ async fn imported_users_sign_in_and_move_to_argon2id(dir: Workdir) {
             scheme,
             "a wrong password changes nothing"
         );
+        assert!(still_imported(&dir, name), "{name}");
         assert_eq!(sign_in(&service, name, PASSWORD).await, 200, "{name}");
         assert_eq!(
             scheme_of(&dir, name),
             "argon2id",
             "{name} upgraded at sign-in"
         );
+        assert!(!still_imported(&dir, name), "{name} upgraded at sign-in");
         assert_eq!(sign_in(&service, name, PASSWORD).await, 200, "{name} after");
         assert_eq!(
             sign_in(&service, name, "wrong horse").await,

@@ -41,6 +41,7 @@ fn user(name: &str) -> UserRecord {
         disabled: false,
         created_at: now(),
         updated_at: now(),
+        imported: false,
     }
 }
 

@@ -313,6 +313,7 @@ mod fixtures {
             disabled: false,
             created_at: now,
             updated_at: now,
+            imported: false,
         }
     }
 

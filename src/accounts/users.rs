@@ -37,6 +37,7 @@ pub async fn add_user(
         disabled: false,
         created_at: change.now,
         updated_at: change.now,
+        imported: false,
     };
     change
         .store
@@ -74,6 +75,7 @@ pub async fn import_user(
         disabled: false,
         created_at: change.now,
         updated_at: change.now,
+        imported: true,
     };
     change
         .store
@@ -87,7 +89,8 @@ pub async fn import_user(
 /// What the store holds of password hashes made elsewhere.
 #[derive(Debug, Default)]
 pub struct HashSurvey {
-    /// Users whose hash is not argon2id: `latchkey_legacy_password_hashes`.
+    /// Users whose hash was imported and not yet replaced (or is not argon2id):
+    /// `latchkey_legacy_password_hashes`.
     pub legacy: u64,
     /// For each scheme of another cost than the configured argon2id, its costliest hash: what
     /// [`PasswordHasher::calibrate`] measures.
@@ -106,11 +109,11 @@ pub async fn survey_hashes(
         let users = store.list_users(after.as_ref(), super::MAX_PAGE).await?;
         for user in &users {
             let hash = &user.password_hash;
+            if user.imported || !hash.starts_with("$argon2id$") {
+                survey.legacy += 1;
+            }
             if hasher.costs_as_configured(hash) {
                 continue;
-            }
-            if !hash.starts_with("$argon2id$") {
-                survey.legacy += 1;
             }
             let Ok(parsed) = legacy::parse(hash) else {
                 continue;
@@ -147,6 +150,7 @@ pub async fn set_password(
     check_password_policy(&password).map_err(invalid)?;
     let mut user = get_user(change.store, username).await?;
     user.password_hash = hasher.hash(password).await?;
+    user.imported = false;
     user.updated_at = change.now;
     change.store.update_user(&user).await?;
     revoke_subject(change.store, tokens, &Subject::User(user.username.clone())).await?;

@@ -118,6 +118,7 @@ fn user_json(user: &UserRecord) -> Value {
         "roles": user.roles,
         "disabled": user.disabled,
         "password_scheme": accounts::password_scheme(user),
+        "password_imported": user.imported,
         "created_at": user.created_at,
         "updated_at": user.updated_at,
     })

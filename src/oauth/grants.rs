@@ -221,7 +221,7 @@ impl Authority {
     /// user as read only if nothing changed meanwhile (a password change wins), and the login
     /// goes on whether or not it could.
     async fn upgrade_password_hash(&self, user: &UserRecord, password: Secret) {
-        if !self.passwords.needs_rehash(&user.password_hash) {
+        if !user.imported && !self.passwords.needs_rehash(&user.password_hash) {
             return;
         }
         // bcrypt reads only a password's first 72 bytes: a longer one that matched may differ
@@ -242,6 +242,7 @@ impl Authority {
         };
         let upgraded = UserRecord {
             password_hash: hash,
+            imported: false,
             ..user.clone()
         };
         match self.store.replace_user_if_unchanged(user, &upgraded).await {

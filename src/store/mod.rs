@@ -19,7 +19,8 @@ pub mod redis;
 
 pub use attempts::{AttemptRule, Reservation};
 
-/// A registered user. The password is only ever held as an argon2id PHC string.
+/// A registered user. The password is held as an argon2id PHC string, or, for a user imported
+/// with another system's hash, as that hash until the user's next sign-in replaces it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRecord {
     pub username: Username,
@@ -28,6 +29,10 @@ pub struct UserRecord {
     pub disabled: bool,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
+    /// The hash was made by another system (even if it is argon2id): the next sign-in that
+    /// proves the password makes it argon2id of the configured cost.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub imported: bool,
 }
 
 impl UserRecord {

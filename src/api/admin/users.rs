@@ -31,6 +31,9 @@ pub struct AdminUser {
     /// another system `pbkdf2-sha256`, `scrypt`, `bcrypt` or `argon2i` until their first login
     /// makes it argon2id.
     pub password_scheme: String,
+    /// Whether the password hash was imported from another system and is still the one the
+    /// user's next sign-in replaces with argon2id of the configured cost.
+    pub password_imported: bool,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds of the last change.
@@ -44,6 +47,7 @@ impl Example for AdminUser {
             roles: vec!["editor".into()],
             disabled: false,
             password_scheme: "argon2id".into(),
+            password_imported: false,
             created_at: examples::ISSUED_AT - 86_400,
             updated_at: examples::ISSUED_AT,
         }
@@ -54,6 +58,7 @@ impl From<UserRecord> for AdminUser {
     fn from(user: UserRecord) -> Self {
         AdminUser {
             password_scheme: crate::accounts::password_scheme(&user).to_owned(),
+            password_imported: user.imported,
             username: user.username.to_string(),
             roles: user.roles.into_iter().collect(),
             disabled: user.disabled,

@@ -13,6 +13,7 @@ fn alice() -> UserRecord {
         disabled: false,
         created_at: 0,
         updated_at: 0,
+        imported: false,
     }
 }
 
