@@ -193,19 +193,10 @@ impl ClientKeySets {
 
 /// `Cache-Control: max-age`, within [1 minute, 1 day]; 5 minutes without one.
 fn max_age(headers: &reqwest::header::HeaderMap) -> Duration {
-    let declared = headers
-        .get_all(reqwest::header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .find_map(|directive| {
-            let (name, value) = directive.trim().split_once('=')?;
-            name.eq_ignore_ascii_case("max-age")
-                .then(|| value.trim().trim_matches('"').parse::<u64>().ok())
-                .flatten()
-        });
-    declared
-        .map(Duration::from_secs)
+    headers
+        .get(reqwest::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(latchkey_verify::declared_max_age)
         .unwrap_or(DEFAULT_MAX_AGE)
         .clamp(MIN_MAX_AGE, MAX_MAX_AGE)
 }
@@ -230,6 +221,7 @@ mod tests {
         );
         assert_eq!(max_age(&with("max-age=0")), MIN_MAX_AGE);
         assert_eq!(max_age(&with("max-age=999999")), MAX_MAX_AGE);
-        assert_eq!(max_age(&with("no-cache")), DEFAULT_MAX_AGE);
+        assert_eq!(max_age(&with("no-store")), MIN_MAX_AGE);
+        assert_eq!(max_age(&with("public")), DEFAULT_MAX_AGE);
     }
 }

@@ -62,6 +62,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use bearer::bearer_token;
 pub use error::{SetupError, VerifyError};
+pub use jwks::declared_max_age;
 // `VerifyKey` is public for the issuer, which checks client assertions (RFC 7523) with the same
 // key parsing: one algorithm per key, taken from the key and never from a header.
 pub use keys::{Algorithm, VerifyKey};
