@@ -161,6 +161,7 @@ async fn an_assertion_signed_with_an_rsa_p256_or_ed25519_key_authenticates_on_ev
             }
         };
         assert_eq!(introspect(app.url("/oauth/introspect")).await, true);
+        assert_eq!(introspect(app.url("/oauth/token")).await, true);
         let revoked = post(
             &app,
             "/oauth/revoke",
@@ -245,6 +246,11 @@ async fn assertions_that_break_a_rule_are_invalid_client() {
         (
             "another audience",
             rsa.sign(&with("aud", json!("https://elsewhere"))),
+            false,
+        ),
+        (
+            "another endpoint's URL",
+            rsa.sign(&with("aud", json!(app.url("/oauth/introspect")))),
             false,
         ),
         (

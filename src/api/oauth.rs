@@ -50,8 +50,8 @@ pub struct TokenParams {
     /// `client_assertion`, and with neither HTTP Basic nor `client_secret`.
     pub client_assertion_type: Option<String>,
     /// A JWT signed with one of the client's registered keys (RS256, ES256 or EdDSA, the
-    /// algorithm of the key its `kid` names): `iss` and `sub` the client id, `aud` the issuer
-    /// or this endpoint's URL, `exp` at most 5 minutes ahead, and a `jti` never used before.
+    /// algorithm of the key its `kid` names): `iss` and `sub` the client id, `aud` the issuer,
+    /// the token endpoint's URL or this endpoint's URL, `exp` at most 5 minutes ahead, and a `jti` never used before.
     /// At most 8 KiB.
     pub client_assertion: Option<String>,
 }
@@ -171,8 +171,8 @@ pub struct TokenParam {
     /// `client_assertion`, and with neither HTTP Basic nor `client_secret`.
     pub client_assertion_type: Option<String>,
     /// A JWT signed with one of the client's registered keys (RS256, ES256 or EdDSA, the
-    /// algorithm of the key its `kid` names): `iss` and `sub` the client id, `aud` the issuer
-    /// or this endpoint's URL, `exp` at most 5 minutes ahead, and a `jti` never used before.
+    /// algorithm of the key its `kid` names): `iss` and `sub` the client id, `aud` the issuer,
+    /// the token endpoint's URL or this endpoint's URL, `exp` at most 5 minutes ahead, and a `jti` never used before.
     /// At most 8 KiB.
     pub client_assertion: Option<String>,
 }

@@ -83,10 +83,10 @@ pub struct VerifiedAssertion {
 }
 
 /// What an assertion must name: the client it authenticates, and the audiences it may be for
-/// (the issuer, or the URL of the endpoint it is sent to).
+/// (the issuer, the token endpoint's URL, or the URL of the endpoint it is sent to).
 pub struct Expected<'a> {
     pub client_id: &'a str,
-    pub audiences: [&'a str; 2],
+    pub audiences: [&'a str; 3],
 }
 
 impl Assertion {
@@ -172,7 +172,7 @@ impl Assertion {
         }
         let aud = claims.aud.as_ref().ok_or("aud is required")?;
         if !expected.audiences.iter().any(|wanted| aud.contains(wanted)) {
-            return Err("aud names neither the issuer nor this endpoint".into());
+            return Err("aud names neither the issuer nor its endpoints".into());
         }
         let exp = claims.exp.ok_or("exp is required")?;
         if exp <= now {
@@ -224,7 +224,11 @@ mod tests {
         let now = 1_700_000_000;
         let expected = Expected {
             client_id: "svc",
-            audiences: ["https://issuer", "https://issuer/oauth/token"],
+            audiences: [
+                "https://issuer",
+                "https://issuer/oauth/token",
+                "https://issuer/oauth/revoke",
+            ],
         };
         let check = |claims: serde_json::Value| {
             let jwt = assertion(r#"{"alg":"EdDSA"}"#, &claims.to_string());

@@ -83,10 +83,13 @@ impl Authority {
             Ok(keys) => keys,
             Err(why) => return Ok(Err(why)),
         };
+        // RFC 7523 §3 names the token endpoint's URL; clients of revocation and introspection
+        // send either it or the URL they call.
+        let token_endpoint = format!("{}/oauth/token", self.issuer);
         let endpoint = format!("{}{}", self.issuer, presented.endpoint);
         let expected = Expected {
             client_id: client.client_id.as_str(),
-            audiences: [&self.issuer, &endpoint],
+            audiences: [&self.issuer, &token_endpoint, &endpoint],
         };
         let now = now();
         let verified = match assertion.verify(&keys, &expected, now) {
