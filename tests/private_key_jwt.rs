@@ -430,6 +430,19 @@ impl KeyServer {
                 .header("cache-control", "max-age=600")
                 .body(body.lock().unwrap().clone())
         }
+        /// `/here` moves within the origin, `/elsewhere` to another host of the same server.
+        #[handler]
+        fn moved(req: &poem::Request) -> Response {
+            let port = req.local_addr().as_socket_addr().map_or(0, |a| a.port());
+            let location = match req.uri().path() {
+                "/here" => "/jwks.json".to_owned(),
+                _ => format!("http://localhost:{port}/jwks.json"),
+            };
+            Response::builder()
+                .status(poem::http::StatusCode::FOUND)
+                .header("location", location)
+                .finish()
+        }
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()
             .await
@@ -439,6 +452,8 @@ impl KeyServer {
         let fetches = Arc::new(AtomicUsize::new(0));
         let app = Route::new()
             .at("/jwks.json", get(serve))
+            .at("/here", get(moved))
+            .at("/elsewhere", get(moved))
             .data(Arc::clone(&body))
             .data(Arc::clone(&fetches));
         let server = tokio::spawn(async move {
@@ -487,7 +502,7 @@ async fn a_jwks_uri_is_cached_and_refetched_once_for_an_unknown_kid_then_not_aga
 }
 
 #[tokio::test]
-async fn an_unreachable_oversized_or_malformed_jwks_uri_is_invalid_client() {
+async fn an_unreachable_oversized_malformed_or_redirected_jwks_uri_is_invalid_client() {
     let app = TestApp::spawn().await;
     let key = ClientKey::new(Algorithm::EdDSA);
     // A port that was just free: nothing listens there.
@@ -504,16 +519,31 @@ async fn an_unreachable_oversized_or_malformed_jwks_uri_is_invalid_client() {
         jwk["d"] = json!("AAAA");
         KeyServer::start(json!({"keys": [jwk]}).to_string()).await
     };
+    let good = KeyServer::start(key_set(&[&key]).to_string()).await;
+    let moved = |path: &str| good.url.replace("/jwks.json", path);
     for (id, uri) in [
         ("unreachable", closed),
         ("oversized", oversized.url.clone()),
         ("malformed", malformed.url.clone()),
         ("private", private.url.clone()),
+        ("redirected", moved("/elsewhere")),
     ] {
         register(&app, id, ClientKeys::JwksUri(uri)).await;
         let response = token_with(&app, &key.sign(&claims(id, &app.address))).await;
         assert_invalid_client(response, id).await;
     }
+    assert_eq!(
+        good.fetches(),
+        0,
+        "a redirect to another host is not followed"
+    );
+    register(&app, "moved", ClientKeys::JwksUri(moved("/here"))).await;
+    let within = token_with(&app, &key.sign(&claims("moved", &app.address))).await;
+    assert_eq!(
+        within.status(),
+        200,
+        "a redirect within the origin is followed"
+    );
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 //! rotated its key) triggers one refetch, at most once a minute per client, and a failed fetch
 //! is not retried for a minute either, so assertions with made-up `kid`s or a dead server
 //! cannot turn the issuer into a request amplifier. Fetches are bounded in time and size and
-//! follow no redirect to another host.
+//! follow redirects only within the URL's origin (scheme, host and port).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -54,11 +54,13 @@ impl ClientKeySets {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(FETCH_TIMEOUT)
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
-                let same_host = attempt
+                // Same scheme, host and port: a redirect may move the set on its server, never
+                // to another server, nor from https down to http.
+                let same_origin = attempt
                     .previous()
                     .first()
-                    .is_some_and(|first| first.host_str() == attempt.url().host_str());
-                if same_host && attempt.previous().len() < 3 {
+                    .is_some_and(|first| first.origin() == attempt.url().origin());
+                if same_origin && attempt.previous().len() < 3 {
                     attempt.follow()
                 } else {
                     attempt.stop()
