@@ -5,19 +5,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "private_key_jwt/key_server.rs"]
+mod key_server;
 mod support;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{EncodingKey, Header};
+use key_server::KeyServer;
 use latchkey::accounts::{self, ClientSpec};
 use latchkey::domain::{GrantType, now};
 use latchkey::keys::{Algorithm, SigningKey};
 use latchkey::store::ClientKeys;
-use poem::listener::{Acceptor, Listener, TcpListener};
 use serde_json::{Value, json};
 use support::process::Workdir;
 use support::redis_server::RedisServer;
@@ -406,70 +407,6 @@ async fn an_assertion_together_with_a_secret_is_invalid_request() {
     assert_oauth_error(wrong_type, 400, "invalid_request").await;
     // None of these used the assertion up.
     assert_eq!(token_with(&app, &assertion).await.status(), 200);
-}
-
-/// A client's key server: serves `body` with `max-age`, counting requests.
-struct KeyServer {
-    url: String,
-    body: Arc<std::sync::Mutex<String>>,
-    fetches: Arc<AtomicUsize>,
-    _server: tokio::task::JoinHandle<()>,
-}
-
-impl KeyServer {
-    async fn start(body: String) -> KeyServer {
-        use poem::{EndpointExt, Response, Route, Server, get, handler, web::Data};
-        #[handler]
-        fn serve(
-            body: Data<&Arc<std::sync::Mutex<String>>>,
-            fetches: Data<&Arc<AtomicUsize>>,
-        ) -> Response {
-            fetches.fetch_add(1, Ordering::SeqCst);
-            Response::builder()
-                .content_type("application/json")
-                .header("cache-control", "max-age=600")
-                .body(body.lock().unwrap().clone())
-        }
-        /// `/here` moves within the origin, `/elsewhere` to another host of the same server.
-        #[handler]
-        fn moved(req: &poem::Request) -> Response {
-            let port = req.local_addr().as_socket_addr().map_or(0, |a| a.port());
-            let location = match req.uri().path() {
-                "/here" => "/jwks.json".to_owned(),
-                _ => format!("http://localhost:{port}/jwks.json"),
-            };
-            Response::builder()
-                .status(poem::http::StatusCode::FOUND)
-                .header("location", location)
-                .finish()
-        }
-        let acceptor = TcpListener::bind("127.0.0.1:0")
-            .into_acceptor()
-            .await
-            .unwrap();
-        let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
-        let body = Arc::new(std::sync::Mutex::new(body));
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let app = Route::new()
-            .at("/jwks.json", get(serve))
-            .at("/here", get(moved))
-            .at("/elsewhere", get(moved))
-            .data(Arc::clone(&body))
-            .data(Arc::clone(&fetches));
-        let server = tokio::spawn(async move {
-            let _ = Server::new_with_acceptor(acceptor).run(app).await;
-        });
-        KeyServer {
-            url: format!("http://{addr}/jwks.json"),
-            body,
-            fetches,
-            _server: server,
-        }
-    }
-
-    fn fetches(&self) -> usize {
-        self.fetches.load(Ordering::SeqCst)
-    }
 }
 
 #[tokio::test]
