@@ -423,6 +423,7 @@ async fn a_refused_login_spends_no_password_verification() {
         grants: [GrantType::Password].into_iter().collect(),
         scopes: Default::default(),
         audiences: Default::default(),
+        keys: None,
     };
     accounts::add_client(&change, "web", spec)
         .await
@@ -445,6 +446,7 @@ async fn a_refused_login_spends_no_password_verification() {
         client: ClientCredentials {
             client_id: Some("web".into()),
             client_secret: None,
+            assertion: None,
             origin: Origin::new(Some("192.0.2.1".into()), None),
         },
         ..TokenRequest::default()

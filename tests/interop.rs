@@ -1,5 +1,5 @@
 //! Interop: Latchkey's tokens and endpoints as seen by client and resource-server libraries
-//! nobody here wrote (PyJWT, authlib, jose). Each test spawns the service, registers what the
+//! nobody here wrote (PyJWT, authlib, jose), client authentication by private_key_jwt included. Each test spawns the service, registers what the
 //! script needs, and runs the script as a subprocess; the script's output is shown on failure.
 //!
 //! The interpreters and packages come from `scripts/setup-interop`, which the README's test
@@ -206,6 +206,66 @@ async fn authlib_runs_the_grants_rotates_refresh_tokens_and_revokes_them() {
     )
     .await;
     outcome.assert_success();
+}
+
+/// The PKCS#8 v1 form of an Ed25519 key that aws-lc-rs writes as v2 (RFC 8410 §7, with the
+/// public key): Python's cryptography reads only v1. Both carry the same 32-byte seed.
+fn ed25519_pkcs8_v1(v2_pem: &str) -> String {
+    let v2 = pem::parse(v2_pem).expect("pem");
+    let seed_at = v2
+        .contents()
+        .windows(4)
+        .position(|w| w == [0x04, 0x22, 0x04, 0x20])
+        .expect("the seed's OCTET STRING")
+        + 4;
+    let mut v1 = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    v1.extend_from_slice(&v2.contents()[seed_at..seed_at + 32]);
+    pem::encode(&pem::Pem::new("PRIVATE KEY", v1))
+}
+
+#[tokio::test]
+async fn authlib_authenticates_by_private_key_jwt_with_rsa_p256_and_ed25519_keys() {
+    use latchkey::keys::{Algorithm, SigningKey};
+    let app = TestApp::spawn().await;
+    for (client, algorithm) in [
+        ("signer-rsa", Algorithm::RS256),
+        ("signer-ec", Algorithm::ES256),
+        ("signer-ed", Algorithm::EdDSA),
+    ] {
+        let (key, mut pem) = SigningKey::generate(algorithm, 2048).expect("key");
+        if algorithm == Algorithm::EdDSA {
+            pem = ed25519_pkcs8_v1(&pem);
+        }
+        let jwks = serde_json::json!({"keys": [key.jwk()]});
+        let spec = latchkey::accounts::ClientSpec {
+            grants: [GrantType::ClientCredentials].into(),
+            keys: Some(latchkey::store::ClientKeys::Jwks(jwks)),
+            ..Default::default()
+        };
+        latchkey::accounts::add_client(&app.change(), client, spec)
+            .await
+            .expect("client added");
+        let outcome = run_python(
+            "authlib_private_key_jwt.py",
+            &[
+                "--issuer",
+                &app.address,
+                "--client",
+                client,
+                "--alg",
+                algorithm.as_str(),
+                "--kid",
+                key.kid(),
+            ],
+            Vec::new(),
+            pem,
+        )
+        .await;
+        outcome.assert_success();
+    }
 }
 
 #[tokio::test]

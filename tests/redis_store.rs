@@ -53,6 +53,7 @@ fn client(id: &str) -> ClientRecord {
         scope: Scope::parse("read").expect("scope"),
         audiences: BTreeSet::from(["api".to_owned()]),
         created_at: now(),
+        keys: None,
     }
 }
 

@@ -322,6 +322,7 @@ async fn a_name_held_by_a_client_cannot_be_registered_by_a_user_nor_the_other_wa
         grants: [GrantType::Password].into(),
         scopes: Default::default(),
         audiences: Default::default(),
+        keys: None,
     };
     let taken = accounts::add_client(&app.change(), "Alice", spec.clone()).await;
     let message = taken.err().expect("a user's name").to_string();

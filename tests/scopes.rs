@@ -192,6 +192,7 @@ async fn a_refresh_may_ask_for_an_allowed_audience_and_loses_one_the_client_lost
         scopes: Some(vec!["read".into(), "admin".into()]),
         audiences: Some(Default::default()),
         grants: None,
+        keys: None,
     };
     accounts::update_client(&app.change(), "web", changes)
         .await
@@ -276,6 +277,7 @@ async fn a_refresh_never_moves_a_session_to_another_audience_the_client_may_use(
         scopes: None,
         audiences: Some(["billing".to_owned(), "payroll".to_owned()].into()),
         grants: None,
+        keys: None,
     };
     accounts::update_client(&app.change(), "web", changes)
         .await

@@ -365,7 +365,11 @@ async fn introspection_is_for_confidential_clients_only() {
     let metadata = app.metadata().await;
     assert_eq!(
         metadata["introspection_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "client_secret_post"])
+        json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ])
     );
     let revocation = metadata["revocation_endpoint_auth_methods_supported"]
         .as_array()

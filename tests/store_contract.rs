@@ -15,9 +15,9 @@ use std::sync::Arc;
 use latchkey::domain::{ClientId, GrantType, Scope, TokenId, UnixTime, Username};
 use latchkey::store::embedded::{DB_FILE, EmbeddedStore, SCHEMA_VERSION};
 use latchkey::store::{
-    AttemptRule, ClientRead, ClientRecord, Family, RefreshGeneration, Reservation, RevocationEvent,
-    Rotation, RotationOutcome, SharedStore, Store, StoreError, StoreResult, Subject, SubjectKind,
-    UserCutOffs, UserRecord, failure_count, failure_counts,
+    AttemptRule, ClientKeys, ClientRead, ClientRecord, Family, RefreshGeneration, Reservation,
+    RevocationEvent, Rotation, RotationOutcome, SharedStore, Store, StoreError, StoreResult,
+    Subject, SubjectKind, UserCutOffs, UserRecord, failure_count, failure_counts,
 };
 
 type Guard = Box<dyn Any + Send>;
@@ -32,6 +32,24 @@ macro_rules! store_contract {
     ($backend:ident, $open:expr) => {
         mod $backend {
             use super::*;
+
+            #[tokio::test]
+            async fn a_key_is_used_once_until_it_expires_then_free_again() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_key_is_used_once_until_it_expires_then_free_again(&*store).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn fifty_concurrent_uses_of_one_key_succeed_once() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::fifty_concurrent_uses_of_one_key_succeed_once(store).await
+            }
+
+            #[tokio::test]
+            async fn purging_drops_expired_single_use_markers_only() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::purging_drops_expired_single_use_markers_only(&*store).await
+            }
 
             #[tokio::test]
             async fn a_fresh_store_answers_ping() -> StoreResult<()> {
@@ -325,6 +343,7 @@ mod fixtures {
             scope: Scope::parse("read write").expect("scope"),
             audiences: BTreeSet::from(["api".to_owned()]),
             created_at: now,
+            keys: None,
         }
     }
 

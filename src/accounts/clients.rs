@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 use super::{Change, Page, conflict_or, invalid, paginate, revoke_subject};
 use crate::audit::{self, Event};
 use crate::configuration::TokenSettings;
-use crate::credentials::ClientSecret;
+use crate::credentials::{ClientKeySet, ClientSecret, check_jwks_uri};
 use crate::domain::{ClientId, GrantType, Scope, Secret};
 use crate::error::ServiceError;
-use crate::store::{ClientRecord, Store, Subject};
+use crate::store::{ClientKeys, ClientRecord, Store, Subject};
 
 /// What a new client may do.
 #[derive(Debug, Clone, Default)]
@@ -17,6 +17,9 @@ pub struct ClientSpec {
     pub grants: BTreeSet<GrantType>,
     pub scopes: Vec<String>,
     pub audiences: BTreeSet<String>,
+    /// Public keys instead of a secret: the client authenticates with signed assertions
+    /// (`private_key_jwt`).
+    pub keys: Option<ClientKeys>,
 }
 
 /// What an administrator may change about a client; `None` leaves a field as it is. Each
@@ -26,6 +29,8 @@ pub struct ClientChanges {
     pub grants: Option<BTreeSet<GrantType>>,
     pub scopes: Option<Vec<String>>,
     pub audiences: Option<BTreeSet<String>>,
+    /// New keys, for a client that has keys already (a key rotation).
+    pub keys: Option<ClientKeys>,
 }
 
 /// A registered client and, for a confidential one, its secret, shown this once.
@@ -35,7 +40,8 @@ pub struct RegisteredClient {
 }
 
 /// Registers a client. Without grants, a confidential client gets `client_credentials`; a public
-/// client must name its grants, since it can use neither that nor anything by default.
+/// client must name its grants, since it can use neither that nor anything by default. A client
+/// registered with keys gets no secret.
 pub async fn add_client(
     change: &Change<'_>,
     client_id: &str,
@@ -49,7 +55,13 @@ pub async fn add_client(
     let grants = checked_grants(spec.public, grants)?;
     let scope = Scope::from_tokens(&spec.scopes).map_err(invalid)?;
     let audiences = checked_audiences(spec.audiences)?;
-    let generated = (!spec.public).then(ClientSecret::generate);
+    if spec.public && spec.keys.is_some() {
+        return Err(ServiceError::InvalidRequest(
+            "a public client has no keys: keys make a client confidential".into(),
+        ));
+    }
+    let keys = spec.keys.map(checked_keys).transpose()?;
+    let generated = (!spec.public && keys.is_none()).then(ClientSecret::generate);
     let client = ClientRecord {
         client_id,
         secret_hash: generated.as_ref().map(|g| g.hash.clone()),
@@ -57,6 +69,7 @@ pub async fn add_client(
         scope,
         audiences,
         created_at: change.now,
+        keys,
     };
     change
         .store
@@ -68,6 +81,16 @@ pub async fn add_client(
         client,
         secret: generated.map(|g| g.secret),
     })
+}
+
+/// How the client authenticates, as RFC 7591 names it: `client_secret_basic` (or `_post`),
+/// `private_key_jwt`, or `none` for a public client.
+pub fn auth_method(client: &ClientRecord) -> &'static str {
+    match (&client.secret_hash, &client.keys) {
+        (_, Some(_)) => "private_key_jwt",
+        (Some(_), None) => "client_secret_basic",
+        (None, None) => "none",
+    }
 }
 
 /// One client; `NotFound` if there is none.
@@ -113,6 +136,16 @@ pub async fn update_client(
     if let Some(audiences) = changes.audiences {
         client.audiences = checked_audiences(audiences)?;
     }
+    if let Some(keys) = changes.keys {
+        if client.keys.is_none() {
+            // A secret that stayed valid beside keys would be a second way in; a client
+            // moves to keys by being registered anew.
+            return Err(ServiceError::InvalidRequest(
+                "only a client registered with keys can have its keys replaced".into(),
+            ));
+        }
+        client.keys = Some(checked_keys(keys)?);
+    }
     change.store.update_client(&client).await?;
     audit::change(change.by, Event::ClientUpdated, client.client_id.as_str());
     Ok(client)
@@ -127,9 +160,9 @@ pub async fn rotate_secret(
     client_id: &str,
 ) -> Result<Secret, ServiceError> {
     let mut client = get_client(change.store, client_id).await?;
-    if client.is_public() {
+    if client.secret_hash.is_none() {
         return Err(ServiceError::InvalidRequest(
-            "a public client has no secret to rotate".into(),
+            "a public client, or one with keys, has no secret to rotate".into(),
         ));
     }
     let generated = ClientSecret::generate();
@@ -210,6 +243,17 @@ pub fn check_reserved_audiences<'a>(
         }
     }
     Ok(())
+}
+
+/// A key set of public signature keys only, or a `jwks_uri` that is https (or loopback http).
+fn checked_keys(keys: ClientKeys) -> Result<ClientKeys, ServiceError> {
+    match keys {
+        ClientKeys::Jwks(set) => {
+            ClientKeySet::parse(&set).map_err(|why| invalid(format!("jwks: {why}")))?;
+            Ok(ClientKeys::Jwks(set))
+        }
+        ClientKeys::JwksUri(uri) => Ok(ClientKeys::JwksUri(check_jwks_uri(&uri).map_err(invalid)?)),
+    }
 }
 
 /// At most `limits::MAX_AUDIENCES`, each 1 to 256 printable ASCII characters other than space,

@@ -8,7 +8,7 @@ mod users;
 
 pub use bootstrap::{Bootstrapped, bootstrap_admin};
 pub use clients::{
-    ClientChanges, ClientSpec, RegisteredClient, add_client, check_reserved_audiences,
+    ClientChanges, ClientSpec, RegisteredClient, add_client, auth_method, check_reserved_audiences,
     delete_client, get_client, list_clients, rotate_secret, update_client,
 };
 pub use users::{

@@ -343,8 +343,9 @@ pub fn with_example(schema: MetaSchemaRef, example: serde_json::Value) -> MetaSc
 pub const INVALID_CLIENT: ErrorDoc = ErrorDoc::new(
     401,
     "Client authentication failed (`invalid_client`): no client credentials, an unknown \
-     client, a wrong secret, malformed Basic credentials, or a confidential client that sent \
-     no secret.",
+     client, a wrong secret, malformed Basic credentials, a confidential client that sent \
+     no secret, or a `client_assertion` that does not verify (wrong key, `alg`, `iss`/`sub`, \
+     `aud` or `exp`, a `jti` used before, a key set that cannot be fetched).",
     "invalid_client",
     "client authentication failed",
 )

@@ -45,6 +45,15 @@ pub struct TokenParams {
     /// Client authentication in the body, when HTTP Basic is not used.
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// Client authentication by assertion (`private_key_jwt`, RFC 7523 §2.2): always
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`, together with
+    /// `client_assertion`, and with neither HTTP Basic nor `client_secret`.
+    pub client_assertion_type: Option<String>,
+    /// A JWT signed with one of the client's registered keys (RS256, ES256 or EdDSA, the
+    /// algorithm of the key its `kid` names): `iss` and `sub` the client id, `aud` the issuer,
+    /// the token endpoint's URL or this endpoint's URL, `exp` at most 5 minutes ahead, and a `jti` never used before.
+    /// At most 8 KiB.
+    pub client_assertion: Option<String>,
 }
 
 impl Example for TokenParams {
@@ -157,6 +166,15 @@ pub struct TokenParam {
     /// Client authentication in the body, when HTTP Basic is not used.
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// Client authentication by assertion (`private_key_jwt`, RFC 7523 §2.2): always
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`, together with
+    /// `client_assertion`, and with neither HTTP Basic nor `client_secret`.
+    pub client_assertion_type: Option<String>,
+    /// A JWT signed with one of the client's registered keys (RS256, ES256 or EdDSA, the
+    /// algorithm of the key its `kid` names): `iss` and `sub` the client id, `aud` the issuer,
+    /// the token endpoint's URL or this endpoint's URL, `exp` at most 5 minutes ahead, and a `jti` never used before.
+    /// At most 8 KiB.
+    pub client_assertion: Option<String>,
 }
 
 impl Example for TokenParam {
@@ -166,6 +184,8 @@ impl Example for TokenParam {
             token_type_hint: Some("refresh_token".into()),
             client_id: Some("web".into()),
             client_secret: None,
+            client_assertion_type: None,
+            client_assertion: None,
         }
     }
 }
@@ -270,12 +290,14 @@ error_list!(
     ErrorDoc::new(
         401,
         "Client authentication failed (`invalid_client`): introspection is for confidential \
-         clients (RFC 7662 §2.1), so a request without a client secret (a public client's \
-         bare `client_id`, or none at all) is refused, as are an unknown client, a wrong \
-         secret and malformed Basic credentials.",
+         clients (RFC 7662 §2.1), so a request without a client secret or assertion (a public \
+         client's bare `client_id`, or none at all) is refused, as are an unknown client, a \
+         wrong secret, an assertion that does not verify or was used before, and malformed \
+         Basic credentials.",
         "invalid_client",
         "introspection is for confidential clients: authenticate with the client's id and \
-         secret (HTTP Basic, or client_id and client_secret in the body)",
+         secret (HTTP Basic, or client_id and client_secret in the body), or with a \
+         client_assertion",
     )
     .with(ErrorHeader::BasicChallenge),
     BODY_TOO_LARGE,
@@ -345,7 +367,8 @@ impl OAuthApi {
     ///
     /// Exchanges credentials for an access token and, for the `password` and `refresh_token`
     /// grants, a rotating refresh token. Clients authenticate with HTTP Basic or with
-    /// `client_id` and `client_secret` in the body; public clients send only `client_id`.
+    /// `client_id` and `client_secret` in the body, or clients registered with keys with a
+    /// signed `client_assertion` (`private_key_jwt`); public clients send only `client_id`.
     /// A refresh token presented again within the grace window returns the same successor;
     /// after it, the whole family is revoked.
     #[oai(path = "/oauth/token", method = "post", operation_id = "token")]
@@ -363,6 +386,11 @@ impl OAuthApi {
             authorization(req),
             params.client_id,
             params.client_secret,
+        )?
+        .with_assertion(
+            params.client_assertion_type,
+            params.client_assertion,
+            "/oauth/token",
         )?
         .with_origin(origin(req));
         let request = TokenRequest {
@@ -409,6 +437,11 @@ impl OAuthApi {
             params.client_id,
             params.client_secret,
         )?
+        .with_assertion(
+            params.client_assertion_type,
+            params.client_assertion,
+            "/oauth/revoke",
+        )?
         .with_origin(origin(req));
         let client = self.authority.authenticate_client(&credentials).await?;
         let token = required_token(params.token)?;
@@ -423,7 +456,8 @@ impl OAuthApi {
     ///
     /// RFC 7662. Only for confidential clients (RFC 7662 §2.1): the caller authenticates with
     /// its client id and secret, by HTTP Basic (`client_secret_basic`) or with `client_id` and
-    /// `client_secret` in the body (`client_secret_post`), as the metadata's
+    /// `client_secret` in the body (`client_secret_post`), or with a signed
+    /// `client_assertion` (`private_key_jwt`), as the metadata's
     /// `introspection_endpoint_auth_methods_supported` lists. A public client, or a request
     /// without a secret, is refused with `401 invalid_client`. Revoked, expired (from the exact
     /// `exp` on) and foreign tokens are reported as `{"active": false}`.
@@ -446,6 +480,11 @@ impl OAuthApi {
             authorization(req),
             params.client_id,
             params.client_secret,
+        )?
+        .with_assertion(
+            params.client_assertion_type,
+            params.client_assertion,
+            "/oauth/introspect",
         )?
         .with_origin(origin(req));
         self.authority

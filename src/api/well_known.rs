@@ -13,6 +13,7 @@ use poem_openapi::types::{Example, Type};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::{ApiTags, examples};
+use crate::credentials::CLIENT_KEY_ALGORITHMS;
 use crate::keys::{KeyRing, KeySet};
 use crate::oauth::Authority;
 
@@ -118,12 +119,21 @@ pub struct ServerMetadata {
     pub jwks_uri: String,
     pub grant_types_supported: Vec<String>,
     pub response_types_supported: Vec<String>,
+    /// Includes `private_key_jwt` (RFC 7523 §2.2) for clients registered with keys.
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// The algorithms a `private_key_jwt` client assertion may be signed with; each key
+    /// verifies with the one algorithm of its type.
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// Includes `none`: a public client revokes its own tokens with its `client_id` alone
     /// (RFC 7009).
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
-    /// Secret-based methods only: introspection is for confidential clients (RFC 7662 §2.1).
+    /// As for the token endpoint.
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// Methods of confidential clients only (a secret, or `private_key_jwt`): introspection is
+    /// for confidential clients (RFC 7662 §2.1).
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// As for the token endpoint.
+    pub introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// Algorithms of the published keys.
     pub token_signing_alg_values_supported: Vec<String>,
     /// Latchkey extension: the revocation feed (`GET`, client authentication by HTTP Basic)
@@ -165,22 +175,36 @@ impl ServerMetadata {
             token_endpoint_auth_methods_supported: strings(&[
                 "client_secret_basic",
                 "client_secret_post",
+                "private_key_jwt",
                 "none",
             ]),
+            token_endpoint_auth_signing_alg_values_supported: assertion_algorithms(),
             revocation_endpoint_auth_methods_supported: strings(&[
                 "client_secret_basic",
                 "client_secret_post",
+                "private_key_jwt",
                 "none",
             ]),
+            revocation_endpoint_auth_signing_alg_values_supported: assertion_algorithms(),
             introspection_endpoint_auth_methods_supported: strings(&[
                 "client_secret_basic",
                 "client_secret_post",
+                "private_key_jwt",
             ]),
+            introspection_endpoint_auth_signing_alg_values_supported: assertion_algorithms(),
             token_signing_alg_values_supported: algorithms,
             revocation_feed_endpoint: url("/oauth/revocations"),
             admin_audience: admin_audience.to_owned(),
         }
     }
+}
+
+/// The algorithms of client assertions: one per accepted key type.
+fn assertion_algorithms() -> Vec<String> {
+    CLIENT_KEY_ALGORITHMS
+        .iter()
+        .map(|a| a.as_str().to_owned())
+        .collect()
 }
 
 #[derive(ApiResponse)]

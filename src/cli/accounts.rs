@@ -2,6 +2,7 @@
 //! configured store, for the operator on the machine (and for the first admin).
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
@@ -13,7 +14,7 @@ use crate::audit::Actor;
 use crate::configuration::Settings;
 use crate::credentials::PasswordHasher;
 use crate::domain::{GrantType, now};
-use crate::store::{ClientRecord, UserRecord};
+use crate::store::{ClientKeys, ClientRecord, UserRecord};
 
 /// The `who` of the audit events the CLI causes.
 static OPERATOR: Actor = Actor::Operator("cli");
@@ -81,6 +82,15 @@ pub enum ClientsCommand {
         /// An audience the client may request besides the default one.
         #[arg(long = "audience")]
         audiences: Vec<String>,
+        /// A JWK Set file of the client's public keys (RSA of 2048 bits or more, P-256 or
+        /// Ed25519): the client gets no secret and authenticates with signed assertions
+        /// (`private_key_jwt`). A file with a private or symmetric key is refused.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["public", "jwks_uri"])]
+        jwks: Option<PathBuf>,
+        /// Where the client publishes its JWK Set (https; http only for a loopback address),
+        /// fetched and cached by the service; as `--jwks` otherwise.
+        #[arg(long, value_name = "URL", conflicts_with = "public")]
+        jwks_uri: Option<String>,
     },
     /// List clients.
     List,
@@ -104,6 +114,12 @@ pub enum ClientsCommand {
         /// Take every audience away (the default audience stays).
         #[arg(long, conflicts_with = "audiences")]
         clear_audiences: bool,
+        /// Replace the keys of a client registered with keys by this JWK Set file.
+        #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
+        jwks: Option<PathBuf>,
+        /// Replace the keys of a client registered with keys by this URL.
+        #[arg(long, value_name = "URL")]
+        jwks_uri: Option<String>,
     },
     /// Give a confidential client a new secret, printed this once; the old one stops working.
     RotateSecret { id: String },
@@ -124,16 +140,38 @@ fn user_json(user: &UserRecord) -> Value {
     })
 }
 
-/// A client as the CLI and the admin API show it; never the secret hash.
+/// A client as the CLI and the admin API show it; never the secret hash. The keys of a
+/// `private_key_jwt` client are public, and shown.
 fn client_json(client: &ClientRecord) -> Value {
-    json!({
+    let mut shown = json!({
         "client_id": client.client_id,
         "public": client.is_public(),
         "grants": client.grants,
         "scope": client.scope,
         "audiences": client.audiences,
         "created_at": client.created_at,
-    })
+    });
+    match &client.keys {
+        Some(ClientKeys::Jwks(set)) => shown["jwks"] = set.clone(),
+        Some(ClientKeys::JwksUri(uri)) => shown["jwks_uri"] = json!(uri),
+        None => {}
+    }
+    shown
+}
+
+/// The keys `--jwks FILE` or `--jwks-uri URL` name, if either is given.
+fn keys_from(
+    jwks: Option<PathBuf>,
+    jwks_uri: Option<String>,
+) -> anyhow::Result<Option<ClientKeys>> {
+    if let Some(path) = jwks {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the JWK Set {}", path.display()))?;
+        let set: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        return Ok(Some(ClientKeys::Jwks(set)));
+    }
+    Ok(jwks_uri.map(ClientKeys::JwksUri))
 }
 
 pub async fn users_command(settings: &Settings, command: UsersCommand) -> anyhow::Result<()> {
@@ -241,12 +279,15 @@ pub async fn clients_command(settings: &Settings, command: ClientsCommand) -> an
             grants,
             scopes,
             audiences,
+            jwks,
+            jwks_uri,
         } => {
             let spec = ClientSpec {
                 public,
                 grants: parse_grants(&grants)?,
                 scopes,
                 audiences: audiences.into_iter().collect(),
+                keys: keys_from(jwks, jwks_uri)?,
             };
             accounts::check_reserved_audiences(
                 &spec.audiences,
@@ -288,8 +329,11 @@ pub async fn clients_command(settings: &Settings, command: ClientsCommand) -> an
             audiences,
             clear_scopes,
             clear_audiences,
+            jwks,
+            jwks_uri,
         } => {
             let changes = ClientChanges {
+                keys: keys_from(jwks, jwks_uri)?,
                 grants: (!grants.is_empty())
                     .then(|| parse_grants(&grants))
                     .transpose()?,
@@ -297,8 +341,12 @@ pub async fn clients_command(settings: &Settings, command: ClientsCommand) -> an
                 audiences: (clear_audiences || !audiences.is_empty())
                     .then(|| audiences.into_iter().collect()),
             };
-            if changes.grants.is_none() && changes.scopes.is_none() && changes.audiences.is_none() {
-                bail!("nothing to change: give --grant, --scope or --audience");
+            if changes.grants.is_none()
+                && changes.scopes.is_none()
+                && changes.audiences.is_none()
+                && changes.keys.is_none()
+            {
+                bail!("nothing to change: give --grant, --scope, --audience, --jwks or --jwks-uri");
             }
             if let Some(audiences) = &changes.audiences {
                 accounts::check_reserved_audiences(

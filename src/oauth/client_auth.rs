@@ -1,10 +1,12 @@
 //! Client authentication (RFC 6749 §2.3): HTTP Basic, or `client_id`/`client_secret` in the
-//! body, or `client_id` alone for a public client.
+//! body, or `client_id` alone for a public client; or a signed assertion (RFC 7523 §2.2, see
+//! `key_auth`).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::Authority;
+use super::assertion::ASSERTION_TYPE;
 use super::throttle::Attempt;
 use crate::audit::{Event, Origin, Record};
 use crate::credentials::verify_client_secret;
@@ -17,8 +19,18 @@ use crate::store::{ClientRead, ClientRecord};
 pub struct ClientCredentials {
     pub client_id: Option<String>,
     pub client_secret: Option<Secret>,
+    /// A `private_key_jwt` assertion, in place of a secret.
+    pub assertion: Option<ClientAssertion>,
     /// Where the request came from, for the audit trail.
     pub origin: Origin,
+}
+
+/// A client assertion as presented, and the path of the endpoint it was sent to (one of the
+/// audiences it may name).
+#[derive(Debug, Clone)]
+pub struct ClientAssertion {
+    pub jwt: String,
+    pub endpoint: &'static str,
 }
 
 impl ClientCredentials {
@@ -33,7 +45,7 @@ impl ClientCredentials {
             return Ok(ClientCredentials {
                 client_id: body_id,
                 client_secret: body_secret.map(Secret::new),
-                origin: Origin::default(),
+                ..ClientCredentials::default()
             });
         };
         let (id, secret) = parse_basic(header)?;
@@ -45,7 +57,46 @@ impl ClientCredentials {
         Ok(ClientCredentials {
             client_id: Some(id),
             client_secret: Some(Secret::new(secret)),
-            origin: Origin::default(),
+            ..ClientCredentials::default()
+        })
+    }
+
+    /// Adds `client_assertion_type` and `client_assertion` from the body, sent to `endpoint`
+    /// (its path). An assertion together with a secret (Basic or in the body) is two methods
+    /// at once, and refused as such.
+    pub fn with_assertion(
+        self,
+        assertion_type: Option<String>,
+        assertion: Option<String>,
+        endpoint: &'static str,
+    ) -> Result<ClientCredentials, ServiceError> {
+        let jwt = match (assertion_type.as_deref(), assertion) {
+            (None, None) => return Ok(self),
+            (Some(ASSERTION_TYPE), Some(jwt)) => jwt,
+            (Some(ASSERTION_TYPE), None) => {
+                return Err(ServiceError::InvalidRequest(
+                    "client_assertion is required with client_assertion_type".into(),
+                ));
+            }
+            (Some(_), _) => {
+                return Err(ServiceError::InvalidRequest(format!(
+                    "client_assertion_type must be {ASSERTION_TYPE}"
+                )));
+            }
+            (None, Some(_)) => {
+                return Err(ServiceError::InvalidRequest(
+                    "client_assertion needs client_assertion_type".into(),
+                ));
+            }
+        };
+        if self.client_secret.is_some() {
+            return Err(ServiceError::InvalidRequest(
+                "use one client authentication method, not several".into(),
+            ));
+        }
+        Ok(ClientCredentials {
+            assertion: Some(ClientAssertion { jwt, endpoint }),
+            ..self
         })
     }
 
@@ -117,6 +168,9 @@ impl Authority {
         &self,
         credentials: &ClientCredentials,
     ) -> Result<AuthenticatedClient, ServiceError> {
+        if let Some(assertion) = &credentials.assertion {
+            return self.authenticate_by_assertion(credentials, assertion).await;
+        }
         let failed = || ServiceError::InvalidClient("client authentication failed".into());
         let id = credentials.client_id.as_deref().ok_or_else(|| {
             ServiceError::InvalidClient("client authentication is required".into())
@@ -148,7 +202,8 @@ impl Authority {
             read.client.filter(
                 |client| match (&client.secret_hash, &credentials.client_secret) {
                     (Some(hash), Some(secret)) => verify_client_secret(secret, hash),
-                    (None, None) => true,
+                    // A client with keys is not public: it proves itself by assertion only.
+                    (None, None) => client.keys.is_none(),
                     _ => false,
                 },
             );
@@ -178,16 +233,17 @@ impl Authority {
         })
     }
 
-    /// A confidential client, proven by its secret: what introspection (RFC 7662 §2.1) and the
-    /// revocation feed need. Without a secret the request is refused before any lookup, so the
-    /// answer tells nothing about which client ids exist (or which are public), and it is no
-    /// guess to count; with one, a public client fails like a wrong secret does.
+    /// A confidential client, proven by its secret or an assertion: what introspection (RFC
+    /// 7662 §2.1) and the revocation feed need. Without either the request is refused before
+    /// any lookup, so the answer tells nothing about which client ids exist (or which are
+    /// public), and it is no guess to count; with one, a public client fails like a wrong
+    /// secret does.
     pub async fn authenticate_confidential_client(
         &self,
         credentials: &ClientCredentials,
         endpoint: &str,
     ) -> Result<ClientRecord, ServiceError> {
-        if credentials.client_secret.is_none() {
+        if credentials.client_secret.is_none() && credentials.assertion.is_none() {
             if let Some(id) = credentials.client_id.as_deref() {
                 let id: String = id.chars().take(64).collect();
                 Record::new(Event::ClientAuthFailed, &id, &credentials.origin)
@@ -196,12 +252,14 @@ impl Authority {
             }
             return Err(ServiceError::InvalidClient(format!(
                 "{endpoint} is for confidential clients: authenticate with the client's id and \
-                 secret (HTTP Basic, or client_id and client_secret in the body)"
+                 secret (HTTP Basic, or client_id and client_secret in the body), or with a \
+                 client_assertion"
             )));
         }
         let client = self.authenticate_client(credentials).await?;
         if client.is_public() {
-            // Unreachable as long as public clients have no secret; kept as the rule itself.
+            // Unreachable as long as public clients have neither secret nor keys; kept as the
+            // rule itself.
             return Err(ServiceError::InvalidClient(format!(
                 "{endpoint} is for confidential clients"
             )));

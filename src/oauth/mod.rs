@@ -1,11 +1,14 @@
 //! The OAuth flows, independent of HTTP: client authentication, the grants, revocation,
 //! introspection and bearer-token checks.
 
+mod assertion;
 mod catalog;
 mod client_auth;
 mod cut_off;
 mod feed;
 mod grants;
+mod key_auth;
+mod key_sets;
 mod roles;
 mod sessions;
 mod throttle;
@@ -18,7 +21,8 @@ use crate::keys::KeyRing;
 use crate::store::SharedStore;
 use crate::tokens::TokenVerifier;
 
-pub use client_auth::ClientCredentials;
+pub use assertion::ASSERTION_TYPE;
+pub use client_auth::{ClientAssertion, ClientCredentials};
 pub use feed::{FEED_POLL_AFTER, FeedAnswer};
 pub use grants::{IssuedTokens, TokenRequest};
 pub use sessions::{Introspection, TokenHint};
@@ -35,6 +39,8 @@ pub struct Authority {
     passwords: PasswordHasher,
     catalog: catalog::GrantCatalog,
     security: crate::security::SecuritySettings,
+    /// The key sets of `private_key_jwt` clients.
+    client_keys: key_sets::ClientKeySets,
 }
 
 impl Authority {
@@ -54,6 +60,7 @@ impl Authority {
             passwords,
             catalog: catalog::GrantCatalog::default(),
             security: settings.security.clone(),
+            client_keys: key_sets::ClientKeySets::new(),
         }
     }
 

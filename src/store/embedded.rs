@@ -634,6 +634,24 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn use_once(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<bool> {
+        let key = key.to_owned();
+        self.write(move |tx| {
+            // One statement: a new key is inserted, an expired one taken over, a live one left
+            // alone (no row changed).
+            let changed = tx
+                .execute_cached(
+                    "INSERT INTO used_once (key, expires_at) VALUES (?1, ?2) \
+                     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
+                     WHERE used_once.expires_at < ?3",
+                    params![key, expires_at, now],
+                )
+                .db()?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
     async fn purge_expired(&self, now: UnixTime) -> StoreResult<u64> {
         self.write(move |tx| {
             let mut deleted = 0;
@@ -643,6 +661,7 @@ impl Store for EmbeddedStore {
                 "DELETE FROM revoked_subjects WHERE keep_until < ?1",
                 "DELETE FROM revocation_feed WHERE expires_at < ?1",
                 "DELETE FROM login_failures WHERE window_ends <= ?1",
+                "DELETE FROM used_once WHERE expires_at < ?1",
             ] {
                 deleted += tx.execute_cached(sql, [now]).db()?;
             }

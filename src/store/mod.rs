@@ -42,23 +42,39 @@ impl UserRecord {
     }
 }
 
-/// A registered client. Public clients have no secret; confidential ones keep only the SHA-256
-/// of theirs.
+/// A registered client. Public clients have neither secret nor keys; confidential ones keep
+/// only the SHA-256 of their secret, or their public keys (`private_key_jwt`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientRecord {
     pub client_id: ClientId,
-    /// Lowercase hex SHA-256 of the secret; `None` for a public client.
+    /// Lowercase hex SHA-256 of the secret; `None` for a public client or one with keys.
     pub secret_hash: Option<String>,
     pub grants: BTreeSet<GrantType>,
     pub scope: Scope,
     pub audiences: BTreeSet<String>,
     pub created_at: UnixTime,
+    /// The public keys of a client that authenticates with signed assertions (RFC 7523
+    /// §2.2). Optional, so that records written before keys existed still load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<ClientKeys>,
 }
 
 impl ClientRecord {
+    /// A client with nothing to authenticate with: no secret and no keys.
     pub fn is_public(&self) -> bool {
-        self.secret_hash.is_none()
+        self.secret_hash.is_none() && self.keys.is_none()
     }
+}
+
+/// Where a `private_key_jwt` client's public keys are: given at registration, or published by
+/// the client at a URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKeys {
+    /// An RFC 7517 key set of public keys, as registered (checked then).
+    Jwks(serde_json::Value),
+    /// The URL of the client's key set, fetched and cached by the issuer.
+    JwksUri(String),
 }
 
 /// One refresh token of a family: the only one that may be redeemed next.
@@ -428,6 +444,13 @@ pub trait Store: Send + Sync + 'static {
     /// Gives back one reserved attempt (the credential was right); never below zero.
     async fn release_attempt(&self, key: &str) -> StoreResult<()>;
 
+    // Single-use markers.
+    /// Marks `key` used until `expires_at`, atomically across every replica sharing the store:
+    /// true the first time, false while an earlier use is live (its `expires_at` not before
+    /// `now`). After that the key may be used again: what it names (a client assertion's
+    /// `jti`) is refused by its own expiry by then.
+    async fn use_once(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<bool>;
+
     /// Drops entries that expired before `now`; returns how many. Backends whose entries expire
     /// by themselves (Redis TTLs) have nothing to do.
     async fn purge_expired(&self, _now: UnixTime) -> StoreResult<u64> {
@@ -482,5 +505,19 @@ pub async fn open(settings: &crate::configuration::StoreSettings) -> StoreResult
                 redis::RedisStore::connect_with(url, options).await?,
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_record_written_before_keys_existed_still_loads() {
+        let stored = r#"{"client_id":"web","secret_hash":null,"grants":["password"],
+            "scope":"read","audiences":[],"created_at":1700000000}"#;
+        let client: ClientRecord = serde_json::from_str(stored).unwrap();
+        assert_eq!(client.keys, None);
+        assert!(client.is_public());
     }
 }

@@ -433,3 +433,95 @@ async fn an_admin_cannot_remove_the_client_their_own_session_came_through() {
         answer(call(&app, Method::GET, "/admin/users", Some(&root), None).await).await;
     assert_eq!(status, 200, "the session goes on");
 }
+
+#[tokio::test]
+async fn a_client_registered_with_public_keys_gets_no_secret_and_private_keys_are_refused() {
+    let app = app().await;
+    let root = root_token(&app).await;
+    let (key, _) =
+        latchkey::keys::SigningKey::generate(latchkey::keys::Algorithm::EdDSA, 0).expect("key");
+    let public = json!({"keys": [key.jwk()]});
+    let create = |body: Value| {
+        call(
+            &app,
+            Method::POST,
+            "/admin/clients",
+            Some(&root),
+            Some(body),
+        )
+    };
+    let (status, body) = answer(create(json!({"client_id": "signer", "jwks": public})).await).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body.get("client_secret").is_none(), "no secret: {body}");
+    assert_eq!(body["public"], false);
+    assert_eq!(body["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(body["jwks"], public);
+
+    let mut leaked = public.clone();
+    leaked["keys"][0]["d"] = json!("AAAA");
+    let uri = "https://keys.example.com/jwks.json";
+    for (case, body) in [
+        (
+            "a private key",
+            json!({"client_id": "leaky", "jwks": leaked}),
+        ),
+        (
+            "a symmetric key",
+            json!({"client_id": "hmac", "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}),
+        ),
+        (
+            "http elsewhere",
+            json!({"client_id": "plain", "jwks_uri": "http://keys.example.com/jwks"}),
+        ),
+        (
+            "both",
+            json!({"client_id": "both", "jwks": public, "jwks_uri": uri}),
+        ),
+        (
+            "a public client",
+            json!({"client_id": "spa", "public": true, "grants": ["password"], "jwks": public}),
+        ),
+    ] {
+        let (status, refused) = answer(create(body).await).await;
+        assert_eq!(status, 400, "{case}: {refused}");
+        assert_eq!(refused["error"], "invalid_request", "{case}");
+    }
+    let (status, body) =
+        answer(create(json!({"client_id": "fetched", "jwks_uri": uri})).await).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["jwks_uri"], uri);
+
+    // Keys are replaced on a client with keys, never added to one with a secret.
+    let (status, _) = answer(
+        call(
+            &app,
+            Method::PATCH,
+            "/admin/clients/signer",
+            Some(&root),
+            Some(json!({"jwks_uri": uri})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    app.add_client(
+        "secretive",
+        false,
+        &[GrantType::ClientCredentials],
+        &[],
+        &[],
+    )
+    .await;
+    let (status, _) = answer(
+        call(
+            &app,
+            Method::PATCH,
+            "/admin/clients/secretive",
+            Some(&root),
+            Some(json!({"jwks": public})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+}

@@ -128,6 +128,22 @@ pub async fn a_created_client_can_be_read_back_updated_and_listed(
     let mut listed = store.list_clients().await?;
     listed.sort_by(|a, b| a.client_id.cmp(&b.client_id));
     assert_eq!(listed, [app, public]);
+
+    // Clients with keys instead of a secret keep them; neither kind is public.
+    let mut signer = client("signer", now);
+    signer.secret_hash = None;
+    signer.keys = Some(ClientKeys::Jwks(
+        serde_json::json!({"keys": [{"kty": "OKP"}]}),
+    ));
+    let mut published = client("published", now);
+    published.secret_hash = None;
+    published.keys = Some(ClientKeys::JwksUri("https://keys.example/jwks".to_owned()));
+    for keyed in [signer, published] {
+        store.create_client(&keyed).await?;
+        let fetched = store.get_client(&keyed.client_id).await?.expect("client");
+        assert!(!fetched.is_public());
+        assert_eq!(fetched, keyed);
+    }
     Ok(())
 }
 
@@ -897,5 +913,54 @@ pub async fn a_feed_cursor_never_handed_out_is_invalid(store: &dyn Store) -> Sto
             .events
             .is_empty()
     );
+    Ok(())
+}
+
+pub async fn a_key_is_used_once_until_it_expires_then_free_again(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    let exp = now + 300;
+    assert!(store.use_once("assertion:web:j1", exp, now).await?);
+    assert!(!store.use_once("assertion:web:j1", exp, now).await?);
+    assert!(!store.use_once("assertion:web:j1", exp + 60, exp).await?);
+    // Another key is independent.
+    assert!(store.use_once("assertion:api:j1", exp, now).await?);
+    // Once the first use has expired, the key is free again (its assertion is dead anyway).
+    assert!(
+        store
+            .use_once("assertion:web:j1", exp + 600, exp + 1)
+            .await?
+    );
+    assert!(
+        !store
+            .use_once("assertion:web:j1", exp + 600, exp + 2)
+            .await?
+    );
+    Ok(())
+}
+
+pub async fn fifty_concurrent_uses_of_one_key_succeed_once(store: SharedStore) -> StoreResult<()> {
+    let now = now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move { store.use_once("assertion:web:race", now + 300, now).await });
+    }
+    let mut firsts = 0;
+    for result in tasks.join_all().await {
+        firsts += usize::from(result?);
+    }
+    assert_eq!(firsts, 1);
+    Ok(())
+}
+
+pub async fn purging_drops_expired_single_use_markers_only(store: &dyn Store) -> StoreResult<()> {
+    let now = now();
+    assert!(store.use_once("short", now + 10, now).await?);
+    assert!(store.use_once("long", now + 3600, now).await?);
+    store.purge_expired(now + 100).await?;
+    assert!(!store.use_once("long", now + 3600, now + 100).await?);
+    assert!(store.use_once("short", now + 200, now + 100).await?);
     Ok(())
 }

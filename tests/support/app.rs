@@ -156,6 +156,7 @@ impl TestApp {
             grants: grants.iter().copied().collect(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             audiences: audiences.iter().map(|a| a.to_string()).collect(),
+            keys: None,
         };
         let registered = accounts::add_client(&self.change(), id, spec)
             .await

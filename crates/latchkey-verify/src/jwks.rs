@@ -173,21 +173,27 @@ impl JwksCache {
 /// `max-age` of a `Cache-Control` header, within bounds; `no-cache`/`no-store` mean the
 /// shortest.
 fn max_age(header: Option<&reqwest::header::HeaderValue>) -> Duration {
-    let Some(value) = header.and_then(|v| v.to_str().ok()) else {
-        return DEFAULT_MAX_AGE;
-    };
+    header
+        .and_then(|v| v.to_str().ok())
+        .and_then(declared_max_age)
+        .unwrap_or(DEFAULT_MAX_AGE)
+        .clamp(MIN_MAX_AGE, MAX_MAX_AGE)
+}
+
+/// The lifetime a `Cache-Control` value declares: its `max-age`, zero for `no-cache` or
+/// `no-store`, `None` when it says neither. Callers bound it as suits what they cache.
+pub fn declared_max_age(value: &str) -> Option<Duration> {
     let mut age = None;
     for directive in value.split(',').map(str::trim) {
         let lower = directive.to_ascii_lowercase();
         if lower == "no-cache" || lower == "no-store" {
-            return MIN_MAX_AGE;
+            return Some(Duration::ZERO);
         }
         if let Some(seconds) = lower.strip_prefix("max-age=") {
             age = seconds.trim_matches('"').parse::<u64>().ok();
         }
     }
-    age.map_or(DEFAULT_MAX_AGE, Duration::from_secs)
-        .clamp(MIN_MAX_AGE, MAX_MAX_AGE)
+    age.map(Duration::from_secs)
 }
 
 #[cfg(test)]

@@ -62,7 +62,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use bearer::bearer_token;
 pub use error::{SetupError, VerifyError};
-pub use keys::Algorithm;
+pub use jwks::declared_max_age;
+// `VerifyKey` is public for the issuer, which checks client assertions (RFC 7523) with the same
+// key parsing: one algorithm per key, taken from the key and never from a header.
+pub use keys::{Algorithm, VerifyKey};
 pub use token::{AccessToken, require_actor, require_role, require_scope};
 
 use jwks::JwksCache;

@@ -17,7 +17,7 @@ use crate::api::errors::{
 };
 use crate::api::{ApiTags, examples};
 use crate::domain::{GrantType, limits};
-use crate::store::ClientRecord;
+use crate::store::{ClientKeys, ClientRecord};
 
 /// A grant type a client may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -58,8 +58,17 @@ fn grant_set(grants: Vec<Grant>) -> BTreeSet<GrantType> {
 #[oai(example)]
 pub struct AdminClient {
     pub client_id: String,
-    /// A public client has no secret.
+    /// A public client has no secret and no keys.
     pub public: bool,
+    /// `client_secret_basic` (HTTP Basic or `client_secret_post`), `private_key_jwt` (a
+    /// client registered with keys) or `none` (a public client).
+    pub token_endpoint_auth_method: String,
+    /// The client's public keys, when registered as a JWK Set.
+    #[oai(skip_serializing_if_is_none)]
+    pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes its keys, when registered so.
+    #[oai(skip_serializing_if_is_none)]
+    pub jwks_uri: Option<String>,
     /// The grants the client may use.
     pub grants: Vec<Grant>,
     /// The scopes the client may request; a request may narrow them, never widen them.
@@ -75,6 +84,9 @@ impl Example for AdminClient {
         AdminClient {
             client_id: "reports".into(),
             public: false,
+            token_endpoint_auth_method: "client_secret_basic".into(),
+            jwks: None,
+            jwks_uri: None,
             grants: vec![Grant::ClientCredentials],
             scopes: vec!["reports:read".into()],
             audiences: vec!["https://reports.example.com".into()],
@@ -85,9 +97,17 @@ impl Example for AdminClient {
 
 impl From<ClientRecord> for AdminClient {
     fn from(client: ClientRecord) -> Self {
+        let (jwks, jwks_uri) = match &client.keys {
+            Some(ClientKeys::Jwks(set)) => (Some(set.clone()), None),
+            Some(ClientKeys::JwksUri(uri)) => (None, Some(uri.clone())),
+            None => (None, None),
+        };
         AdminClient {
             client_id: client.client_id.to_string(),
             public: client.is_public(),
+            token_endpoint_auth_method: accounts::auth_method(&client).to_owned(),
+            jwks,
+            jwks_uri,
             grants: client.grants.iter().map(|g| Grant::from(*g)).collect(),
             scopes: client.scope.iter().map(str::to_owned).collect(),
             audiences: client.audiences.into_iter().collect(),
@@ -114,6 +134,9 @@ impl Example for ClientPage {
                 AdminClient {
                     client_id: "web".into(),
                     public: true,
+                    token_endpoint_auth_method: "none".into(),
+                    jwks: None,
+                    jwks_uri: None,
                     grants: vec![Grant::Password, Grant::RefreshToken],
                     scopes: vec!["read".into(), "write".into()],
                     audiences: Vec::new(),
@@ -147,6 +170,14 @@ pub struct NewClient {
     /// printable ASCII characters other than space, quote and backslash (a URI or a name).
     #[oai(default, validator(max_items = 32, min_length = 1, max_length = 256))]
     pub audiences: Vec<String>,
+    /// The client's public keys as an RFC 7517 JWK Set (RSA of 2048 bits or more, P-256 or
+    /// Ed25519; no private or symmetric keys): the client gets no secret and authenticates
+    /// with signed assertions (`private_key_jwt`, RFC 7523 §2.2).
+    pub jwks: Option<serde_json::Value>,
+    /// Instead of `jwks`: where the client publishes its JWK Set (https; http only for a
+    /// loopback address), fetched and cached by the service.
+    #[oai(validator(max_length = 2048))]
+    pub jwks_uri: Option<String>,
 }
 
 // The validators above and below state the limits of `domain::limits` in the document.
@@ -165,7 +196,24 @@ impl Example for NewClient {
             grants: vec![Grant::ClientCredentials],
             scopes: vec!["reports:read".into()],
             audiences: vec!["https://reports.example.com".into()],
+            jwks: None,
+            jwks_uri: None,
         }
+    }
+}
+
+/// The keys of a `NewClient` or a `ClientUpdate`: at most one of `jwks` and `jwks_uri`.
+fn keys_of(
+    jwks: Option<serde_json::Value>,
+    jwks_uri: Option<String>,
+) -> Result<Option<ClientKeys>, crate::error::ServiceError> {
+    match (jwks, jwks_uri) {
+        (Some(_), Some(_)) => Err(crate::error::ServiceError::InvalidRequest(
+            "give jwks or jwks_uri, not both".into(),
+        )),
+        (Some(set), None) => Ok(Some(ClientKeys::Jwks(set))),
+        (None, Some(uri)) => Ok(Some(ClientKeys::JwksUri(uri))),
+        (None, None) => Ok(None),
     }
 }
 
@@ -182,6 +230,11 @@ pub struct ClientUpdate {
     /// backslash.
     #[oai(validator(max_items = 32, min_length = 1, max_length = 256))]
     pub audiences: Option<Vec<String>>,
+    /// New keys for a client registered with keys (a JWK Set, as at registration).
+    pub jwks: Option<serde_json::Value>,
+    /// A new `jwks_uri` for a client registered with keys.
+    #[oai(validator(max_length = 2048))]
+    pub jwks_uri: Option<String>,
 }
 
 impl Example for ClientUpdate {
@@ -190,6 +243,8 @@ impl Example for ClientUpdate {
             grants: None,
             scopes: Some(vec!["reports:read".into(), "reports:write".into()]),
             audiences: None,
+            jwks: None,
+            jwks_uri: None,
         }
     }
 }
@@ -306,7 +361,8 @@ error_list!(
         400,
         "`invalid_request`: a client id, scope or audience that breaks the rules, more than \
          32 scopes or audiences, grants a client cannot have (none for a public client, or \
-         `client_credentials` for one), or a body that is not a `NewClient` (JSON with a \
+         `client_credentials` for one), a `jwks` with a private, symmetric or unsupported key, \
+         a `jwks_uri` that is not https (or loopback http), both of them, or a body that is not a `NewClient` (JSON with a \
          member given twice is not).",
         "invalid_request",
         "a public client cannot use client_credentials",
@@ -448,6 +504,7 @@ impl ClientsApi {
             grants: grant_set(new.grants),
             scopes: new.scopes,
             audiences: new.audiences.into_iter().collect(),
+            keys: keys_of(new.jwks, new.jwks_uri)?,
         };
         let authority = &self.0.authority;
         accounts::check_reserved_audiences(
@@ -509,6 +566,7 @@ impl ClientsApi {
             grants: update.grants.map(grant_set),
             scopes: update.scopes,
             audiences: update.audiences.map(|a| a.into_iter().collect()),
+            keys: keys_of(update.jwks, update.jwks_uri)?,
         };
         if let Some(audiences) = &changes.audiences {
             let authority = &self.0.authority;

@@ -13,6 +13,8 @@ use crate::store::{StoreError, StoreResult};
 /// both kinds, since revoking too much is the safe side.
 ///
 /// 2 → 3: attempt counters remember their last attempt, for back-off between attempts.
+///
+/// 3 → 4: single-use markers (the `jti` of client assertions), kept until they expire.
 const MIGRATIONS: &[&str] = &[
     r"
 CREATE TABLE users (
@@ -67,6 +69,13 @@ UPDATE revoked_subjects SET subject = 'user:' || subject
 ",
     r"
 ALTER TABLE login_failures ADD COLUMN last_at INTEGER NOT NULL DEFAULT 0;
+",
+    r"
+CREATE TABLE used_once (
+    key        TEXT PRIMARY KEY NOT NULL,
+    expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX used_once_expiry ON used_once (expires_at);
 ",
 ];
 

@@ -51,6 +51,10 @@ impl Keys {
     pub(super) fn failures(&self, key: &str) -> String {
         format!("{}failures:{{{key}}}", self.prefix)
     }
+    /// A single-use marker (see `Store::use_once`).
+    pub(super) fn once(&self, key: &str) -> String {
+        format!("{}once:{{{key}}}", self.prefix)
+    }
     /// When a counter's last attempt was made; in the counter's slot.
     pub(super) fn last_attempt(&self, key: &str) -> String {
         format!("{}failures:{{{key}}}:last", self.prefix)

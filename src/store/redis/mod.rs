@@ -23,6 +23,7 @@
 //! | `P{feed}:deadlines`         | sorted set | stream id -> retention deadline         | as the stream |
 //! | `Pfailures:{<key>}`         | string     | failed-login count, or attempts reserved | the window |
 //! | `Pfailures:{<key>}:last`    | string     | when the last attempt was reserved      | the window |
+//! | `Ponce:{<key>}`             | string     | a single-use marker's `expires_at`      | that time |
 //!
 //! Family hash fields: `id sub cid scope aud jti iat exp` (the current generation is `jti iat
 //! exp`), `prev` and `rot` (the replaced jti and when, in ms) once rotated, `rev` (`1` when
@@ -522,6 +523,22 @@ impl Store for RedisStore {
             };
             self.append_event(&mut conn, &event).await?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn use_once(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<bool> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let (ttl, _) = self.retention(expires_at);
+            let first: i64 = ONCE_USE
+                .key(self.keys.once(key))
+                .arg(expires_at)
+                .arg(now)
+                .arg(ttl)
+                .invoke_async(&mut conn)
+                .await?;
+            Ok(first == 1)
         })
         .await
     }

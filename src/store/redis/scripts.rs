@@ -29,3 +29,4 @@ script!(FAILURE_RECORD, "failure_record.lua");
 script!(NAME_CLAIM, "name_claim.lua");
 script!(ATTEMPT_RESERVE, "attempt_reserve.lua");
 script!(ATTEMPT_RELEASE, "attempt_release.lua");
+script!(ONCE_USE, "once_use.lua");
