@@ -355,6 +355,11 @@ class Latchkey:
         self.secret = svc["client_secret"]
         self.cli("clients", "add", "web", "--public", "--grant", "password", "--grant",
                  "refresh_token", "--scope", "read", "--scope", "write")
+        # A client with a key pair (private_key_jwt): each token costs one more RSA verification.
+        self.client_key = OUT / f"{self.name}-client-key.der"
+        jwks = OUT / f"{self.name}-client-jwks.json"
+        run([BIN / "assertions", "keygen", "--key", self.client_key, "--jwks", jwks])
+        self.cli("clients", "add", "svc-key", "--jwks", jwks, "--scope", "read")
         self.cli("users", "add", "alice", "--password-stdin", "--role", "user", stdin=PASSWORD + "\n")
         # The pool user's hash is cheap (its parameters travel in the hash), so pre-issuing
         # thousands of refresh tokens does not take minutes of argon2.
@@ -424,6 +429,13 @@ def latchkey_scenarios(lk, tag, redis=None):
     token_urls = [u + "/oauth/token" for u in urls]
     cc = signed_around("client_credentials", token_urls, method="POST",
                        headers=[FORM, basic("svc", lk.secret)], body="grant_type=client_credentials")
+    assertions = OUT / f"assertions-{tag}.txt"
+    run([BIN / "assertions", "sign", "--key", lk.client_key, "--client", "svc-key",
+         "--audience", lk.issuer, "--count", pool_size(cc["rps"]), "--out", assertions])
+    signed_around("client_credentials_private_key_jwt", token_urls, method="POST", headers=[FORM],
+                  vars_file=assertions, body="grant_type=client_credentials&client_assertion_type="
+                  "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+                  "&client_assertion={var}")
     measure("password", token_urls, method="POST", headers=[FORM], body=PASSWORD_FORM)
     pool = issue_pool(tag, token_urls, POOL_FORM, pool_size(cc["rps"] / 2))
     signed_around("refresh", token_urls, method="POST", headers=[FORM], vars_file=pool,

@@ -165,6 +165,12 @@ def budgets(d):
             rows.append([f"client_credentials CPU per token ({store})", f"≤ {CC_BUDGET} × one raw signature",
                          f"{cpu / sign:.2f}× ({cpu:.0f} µs vs {sign:.0f} µs)", ok(cpu / sign <= CC_BUDGET)])
             rows += around_rows(f"client_credentials CPU per token ({store})", cc, 1, CC_BUDGET)
+        pk = d.scenario(phase, "client_credentials_private_key_jwt")
+        if pk and sign and pk["ok"]:
+            cpu = pk["server"]["cpu_us_per_ok"]
+            rows.append([f"client_credentials with private_key_jwt, CPU per token ({store})",
+                         "reported (one more RSA verification)",
+                         f"{cpu / sign:.2f}× ({cpu:.0f} µs vs {sign:.0f} µs)", "–"])
         if cc and oidc:
             rows.append([f"client_credentials rate vs oidc-provider ({store})", "≥ 1.5×",
                          f"{cc['rps'] / oidc[1]['rps']:.2f}× ({cc['rps']:.0f} vs {oidc[1]['rps']:.0f}/s, {oidc[0]})",
