@@ -7,6 +7,7 @@
 //! removes, and `POST` to a credential sub-resource (`.../password`, `.../secret`) replaces that
 //! credential, which also revokes what the old one gave.
 
+mod client_objects;
 mod clients;
 mod import;
 mod users;
