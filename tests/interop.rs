@@ -1,5 +1,6 @@
 //! Interop: Latchkey's tokens and endpoints as seen by client and resource-server libraries
-//! nobody here wrote (PyJWT, authlib, jose), client authentication by private_key_jwt included. Each test spawns the service, registers what the
+//! nobody here wrote (PyJWT, authlib, jose, openid-client), client authentication by
+//! private_key_jwt included. Each test spawns the service, registers what the
 //! script needs, and runs the script as a subprocess; the script's output is shown on failure.
 //!
 //! The interpreters and packages come from `scripts/setup-interop`, which the README's test
@@ -38,12 +39,14 @@ fn python() -> PathBuf {
 /// `tests/interop/node`, once its `node_modules` is installed; else a failure saying how.
 fn node_dir() -> PathBuf {
     let dir = interop_dir().join("node");
-    let jose = dir.join("node_modules/jose/package.json");
-    assert!(
-        jose.is_file(),
-        "the interop Node packages are missing ({} not found): {SETUP_HINT}",
-        jose.display()
-    );
+    for package in ["jose", "openid-client"] {
+        let manifest = dir.join("node_modules").join(package).join("package.json");
+        assert!(
+            manifest.is_file(),
+            "the interop Node packages are missing ({} not found): {SETUP_HINT}",
+            manifest.display()
+        );
+    }
     dir
 }
 
@@ -226,10 +229,11 @@ fn ed25519_pkcs8_v1(v2_pem: &str) -> String {
     pem::encode(&pem::Pem::new("PRIVATE KEY", v1))
 }
 
-#[tokio::test]
-async fn authlib_authenticates_by_private_key_jwt_with_rsa_p256_and_ed25519_keys() {
+/// Registers one client_credentials client per key type, each with a key pair made here;
+/// returns (client id, algorithm, kid, PKCS#8 PEM of the private key).
+async fn key_pair_clients(app: &TestApp) -> Vec<(&'static str, &'static str, String, String)> {
     use latchkey::keys::{Algorithm, SigningKey};
-    let app = TestApp::spawn().await;
+    let mut clients = Vec::new();
     for (client, algorithm) in [
         ("signer-rsa", Algorithm::RS256),
         ("signer-ec", Algorithm::ES256),
@@ -248,22 +252,45 @@ async fn authlib_authenticates_by_private_key_jwt_with_rsa_p256_and_ed25519_keys
         latchkey::accounts::add_client(&app.change(), client, spec)
             .await
             .expect("client added");
-        let outcome = run_python(
-            "authlib_private_key_jwt.py",
-            &[
-                "--issuer",
-                &app.address,
-                "--client",
-                client,
-                "--alg",
-                algorithm.as_str(),
-                "--kid",
-                key.kid(),
-            ],
-            Vec::new(),
-            pem,
-        )
-        .await;
+        clients.push((client, algorithm.as_str(), key.kid().to_owned(), pem));
+    }
+    clients
+}
+
+#[tokio::test]
+async fn authlib_authenticates_by_private_key_jwt_with_rsa_p256_and_ed25519_keys() {
+    let app = TestApp::spawn().await;
+    for (client, alg, kid, pem) in key_pair_clients(&app).await {
+        let args = [
+            "--issuer",
+            &app.address,
+            "--client",
+            client,
+            "--alg",
+            alg,
+            "--kid",
+            &kid,
+        ];
+        let outcome = run_python("authlib_private_key_jwt.py", &args, Vec::new(), pem).await;
+        outcome.assert_success();
+    }
+}
+
+#[tokio::test]
+async fn openid_client_authenticates_by_private_key_jwt_with_rsa_p256_and_ed25519_keys() {
+    let app = TestApp::spawn().await;
+    for (client, alg, kid, pem) in key_pair_clients(&app).await {
+        let args = [
+            "--issuer",
+            &app.address,
+            "--client",
+            client,
+            "--alg",
+            alg,
+            "--kid",
+            &kid,
+        ];
+        let outcome = run_node("private_key_jwt.mjs", &args, pem).await;
         outcome.assert_success();
     }
 }

@@ -575,7 +575,7 @@ async fn the_metadata_lists_private_key_jwt_and_its_algorithms() {
         );
         assert_eq!(
             metadata[format!("{endpoint}_endpoint_auth_signing_alg_values_supported")],
-            json!(["RS256", "ES256", "EdDSA"]),
+            json!(["RS256", "ES256", "EdDSA", "Ed25519"]),
             "{endpoint}"
         );
     }

@@ -203,7 +203,9 @@ impl ServerMetadata {
 fn assertion_algorithms() -> Vec<String> {
     CLIENT_KEY_ALGORITHMS
         .iter()
-        .map(|a| a.as_str().to_owned())
+        .map(|a| a.as_str())
+        .chain([crate::oauth::ED25519])
+        .map(str::to_owned)
         .collect()
 }
 

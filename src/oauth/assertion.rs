@@ -13,6 +13,9 @@ use serde_json::{Map, Value};
 use crate::credentials::{CLIENT_KEY_ALGORITHMS, ClientKeySet};
 use crate::domain::{UnixTime, limits};
 
+/// RFC 9864's fully specified name of EdDSA with Ed25519, accepted as `EdDSA`.
+pub const ED25519: &str = "Ed25519";
+
 /// `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -140,7 +143,12 @@ impl Assertion {
         expected: &Expected<'_>,
         now: UnixTime,
     ) -> Result<VerifiedAssertion, String> {
-        let alg = self.header.alg.as_str();
+        // RFC 9864 names EdDSA over Ed25519 `Ed25519` (openid-client sends that); both are the one
+        // algorithm of an Ed25519 key.
+        let alg = match self.header.alg.as_str() {
+            ED25519 => "EdDSA",
+            alg => alg,
+        };
         if !CLIENT_KEY_ALGORITHMS.iter().any(|a| a.as_str() == alg) {
             return Err(format!("the algorithm {alg:?} is not accepted"));
         }

@@ -21,7 +21,7 @@ use crate::keys::KeyRing;
 use crate::store::SharedStore;
 use crate::tokens::TokenVerifier;
 
-pub use assertion::ASSERTION_TYPE;
+pub use assertion::{ASSERTION_TYPE, ED25519};
 pub use client_auth::{ClientAssertion, ClientCredentials};
 pub use feed::{FEED_POLL_AFTER, FeedAnswer};
 pub use grants::{IssuedTokens, TokenRequest};
