@@ -17,37 +17,22 @@ import authlib
 import requests
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 
-
-class CheckFailed(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise CheckFailed(message)
-
-
-def ok(message):
-    print(f"ok: {message}")
+from checks import CheckFailed, check, metadata, ok
 
 
 def discover(issuer):
-    url = issuer.rstrip("/") + "/.well-known/oauth-authorization-server"
-    response = requests.get(url, timeout=10)
-    check(response.status_code == 200, f"GET {url}: HTTP {response.status_code}")
-    metadata = response.json()
-    check(metadata.get("issuer") == issuer, f"metadata issuer {metadata.get('issuer')!r} != {issuer!r}")
+    found = metadata(issuer)
     for key in ("token_endpoint", "revocation_endpoint", "introspection_endpoint"):
-        check(key in metadata, f"metadata lacks {key}: {metadata}")
+        check(key in found, f"metadata lacks {key}: {found}")
     for method in ("client_secret_basic", "client_secret_post", "none"):
         check(
-            method in metadata.get("token_endpoint_auth_methods_supported", []),
+            method in found.get("token_endpoint_auth_methods_supported", []),
             f"token_endpoint_auth_methods_supported lacks {method}",
         )
     for grant in ("password", "client_credentials", "refresh_token"):
-        check(grant in metadata.get("grant_types_supported", []), f"grant_types_supported lacks {grant}")
-    ok(f"discovered endpoints from {url}")
-    return metadata
+        check(grant in found.get("grant_types_supported", []), f"grant_types_supported lacks {grant}")
+    ok(f"discovered endpoints from {issuer}")
+    return found
 
 
 class RequestRecorder:

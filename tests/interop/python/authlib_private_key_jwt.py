@@ -13,23 +13,11 @@ import argparse
 import sys
 import time
 
-import requests
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-
-class CheckFailed(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise CheckFailed(message)
-
-
-def ok(message):
-    print(f"ok: {message}")
+from checks import CheckFailed, check, metadata, ok
 
 
 class ShortLived(PrivateKeyJWT):
@@ -57,15 +45,14 @@ def session(args, key, method):
 
 
 def run(args, key):
-    metadata_url = args.issuer.rstrip("/") + "/.well-known/oauth-authorization-server"
-    metadata = requests.get(metadata_url, timeout=10).json()
+    found = metadata(args.issuer)
     for endpoint in ("token", "revocation", "introspection"):
-        methods = metadata.get(f"{endpoint}_endpoint_auth_methods_supported", [])
+        methods = found.get(f"{endpoint}_endpoint_auth_methods_supported", [])
         check("private_key_jwt" in methods, f"{endpoint}: private_key_jwt not in {methods}")
-        algs = metadata.get(f"{endpoint}_endpoint_auth_signing_alg_values_supported", [])
+        algs = found.get(f"{endpoint}_endpoint_auth_signing_alg_values_supported", [])
         check(args.alg in algs, f"{endpoint}: {args.alg} not in {algs}")
     ok("the metadata lists private_key_jwt and the key's algorithm")
-    token_url = metadata["token_endpoint"]
+    token_url = found["token_endpoint"]
 
     # authlib's own default: an assertion an hour long.
     hour = session(args, key, PrivateKeyJWT(token_url, headers={"kid": args.kid}, alg=args.alg))
@@ -86,14 +73,14 @@ def run(args, key):
     ok(f"client_credentials with a {args.alg} assertion issued tokens, twice")
 
     access = token["access_token"]
-    answer = s.introspect_token(metadata["introspection_endpoint"], token=access)
+    answer = s.introspect_token(found["introspection_endpoint"], token=access)
     check(answer.status_code == 200, f"introspection: HTTP {answer.status_code} {answer.text}")
     check(answer.json().get("active") is True, f"introspection: {answer.json()}")
     ok("introspection with an assertion reports the token active")
 
-    revoked = s.revoke_token(metadata["revocation_endpoint"], token=access)
+    revoked = s.revoke_token(found["revocation_endpoint"], token=access)
     check(revoked.status_code == 200, f"revocation: HTTP {revoked.status_code} {revoked.text}")
-    answer = s.introspect_token(metadata["introspection_endpoint"], token=access)
+    answer = s.introspect_token(found["introspection_endpoint"], token=access)
     check(answer.json().get("active") is False, f"after revocation: {answer.json()}")
     ok("revocation with an assertion revoked the token")
 
