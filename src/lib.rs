@@ -14,6 +14,7 @@ pub mod healthcheck;
 pub mod keys;
 pub mod metrics;
 pub mod oauth;
+pub mod outbound;
 pub mod security;
 pub mod shutdown;
 pub mod slow_clients;

@@ -32,6 +32,12 @@ pub struct SecuritySettings {
     /// Origins allowed to call the API from a browser; empty (the default) turns CORS off.
     #[serde(default, deserialize_with = "string_list")]
     pub cors_origins: Vec<String>,
+    /// Private address blocks a client's `jwks_uri` may lead to, beside public addresses (a key
+    /// server inside the cluster, say); as `trusted_proxies` is given. Empty by default: a
+    /// `jwks_uri` whose name resolves into a private network, the host or link-local space
+    /// (a cloud's metadata service) is not fetched.
+    #[serde(default, deserialize_with = "string_list")]
+    pub jwks_uri_networks: Vec<String>,
 }
 
 impl Default for SecuritySettings {
@@ -45,6 +51,7 @@ impl Default for SecuritySettings {
             failed_login_window: 900,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
+            jwks_uri_networks: Vec::new(),
         }
     }
 }
@@ -66,6 +73,8 @@ impl SecuritySettings {
         }
         TrustedProxies::parse(&self.trusted_proxies)
             .map_err(|e| ("security.trusted_proxies", e))?;
+        AddressBlocks::parse(&self.jwks_uri_networks)
+            .map_err(|e| ("security.jwks_uri_networks", e))?;
         for origin in &self.cors_origins {
             let scheme_ok = origin.starts_with("https://") || origin.starts_with("http://");
             if !scheme_ok || origin.ends_with('/') || origin.contains('*') {
@@ -189,24 +198,39 @@ impl Cidr {
     }
 }
 
-/// The proxies whose `X-Forwarded-For` is believed.
+/// A list of address blocks, as the settings give them.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<Cidr>);
+pub struct AddressBlocks(Vec<Cidr>);
 
-impl TrustedProxies {
-    pub fn parse(list: &[String]) -> Result<TrustedProxies, String> {
+impl AddressBlocks {
+    pub fn parse(list: &[String]) -> Result<AddressBlocks, String> {
         list.iter()
             .map(|entry| {
                 Cidr::parse(entry.trim())
                     .ok_or_else(|| format!("'{entry}' is not an address or CIDR block"))
             })
             .collect::<Result<Vec<_>, _>>()
-            .map(TrustedProxies)
+            .map(AddressBlocks)
+    }
+
+    /// Whether `ip` is in one of the blocks.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|cidr| cidr.contains(ip))
+    }
+}
+
+/// The proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(AddressBlocks);
+
+impl TrustedProxies {
+    pub fn parse(list: &[String]) -> Result<TrustedProxies, String> {
+        AddressBlocks::parse(list).map(TrustedProxies)
     }
 
     /// Whether `ip` is one of the trusted proxies.
     pub fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|cidr| cidr.contains(ip))
+        self.0.contains(ip)
     }
 
     /// The address of the client: the peer itself unless it is a trusted proxy; behind trusted

@@ -580,3 +580,62 @@ async fn the_metadata_lists_private_key_jwt_and_its_algorithms() {
         );
     }
 }
+
+/// A listener on every interface that counts the connections made to it, and answers none.
+async fn canary() -> (u16, std::sync::Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&hits);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (port, hits)
+}
+
+/// The machine's own name: it resolves to a loopback or private address of this host, as
+/// a name an attacker points at a network they should not reach would.
+fn own_name() -> String {
+    use std::net::ToSocketAddrs;
+    let name = std::process::Command::new("hostname").output().unwrap();
+    let name = String::from_utf8(name.stdout).unwrap().trim().to_owned();
+    let addrs: Vec<_> = (name.as_str(), 0).to_socket_addrs().unwrap().collect();
+    assert!(
+        !addrs.is_empty() && addrs.iter().all(|a| !latchkey::outbound::is_public(a.ip())),
+        "the test needs the host name {name} to resolve to this host's own, non-public \
+         addresses; it resolves to {addrs:?}"
+    );
+    name
+}
+
+#[tokio::test]
+async fn a_jwks_uri_whose_name_leads_into_a_private_network_is_not_connected_to_unless_allowed() {
+    let key = ClientKey::new(Algorithm::EdDSA);
+    let (port, hits) = canary().await;
+    let uri = format!("https://{}:{port}/jwks.json", own_name());
+
+    let guarded = TestApp::spawn().await;
+    register(&guarded, "inside", ClientKeys::JwksUri(uri.clone())).await;
+    let response = token_with(&guarded, &key.sign(&claims("inside", &guarded.address))).await;
+    assert_invalid_client(response, "a name resolving to this host").await;
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "no connection was made");
+
+    let allowed = TestApp::spawn_with(|s| {
+        s.security.jwks_uri_networks = ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12"]
+            .into_iter()
+            .chain(["192.168.0.0/16", "::1/128", "fc00::/7"])
+            .map(str::to_owned)
+            .collect();
+    })
+    .await;
+    register(&allowed, "inside", ClientKeys::JwksUri(uri)).await;
+    let response = token_with(&allowed, &key.sign(&claims("inside", &allowed.address))).await;
+    assert_invalid_client(response, "no TLS there").await;
+    assert!(
+        hits.load(Ordering::SeqCst) > 0,
+        "with the network allowed, the key server is reached"
+    );
+}

@@ -378,6 +378,10 @@ fn every_validation_error_names_its_own_key() {
             &[("LATCHKEY_SECURITY__TRUSTED_PROXIES", "nope")],
             "security.trusted_proxies",
         ),
+        (
+            &[("LATCHKEY_SECURITY__JWKS_URI_NETWORKS", "10.0.0.0/33")],
+            "security.jwks_uri_networks",
+        ),
     ];
     for (pairs, key) in cases {
         let message = error_for(pairs);

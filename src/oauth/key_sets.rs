@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::credentials::{ClientKeySet, check_jwks_uri};
 use crate::domain::ClientId;
+use crate::outbound::OutboundPolicy;
 use crate::store::{ClientKeys, ClientRecord};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -43,14 +44,19 @@ struct Cached {
 pub struct ClientKeySets {
     /// The client for every fetch; an error (no TLS roots, say) is answered to each fetch.
     http: Result<reqwest::Client, String>,
+    /// Checks the addresses URLs name; names are checked by the client's resolver.
+    policy: Arc<OutboundPolicy>,
     /// One entry per client, each behind its own lock: a fetch holds only its client's, so
     /// concurrent requests of one client wait for one fetch instead of each starting theirs.
     cache: Mutex<HashMap<ClientId, Arc<tokio::sync::Mutex<Cached>>>>,
 }
 
 impl ClientKeySets {
-    pub fn new() -> ClientKeySets {
+    /// Fetches go only where `policy` admits (see [`crate::outbound`]).
+    pub fn new(policy: OutboundPolicy) -> ClientKeySets {
+        let policy = Arc::new(policy);
         let http = reqwest::Client::builder()
+            .dns_resolver(policy.resolver())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(FETCH_TIMEOUT)
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
@@ -70,6 +76,7 @@ impl ClientKeySets {
             .map_err(|e| format!("cannot build the HTTP client for jwks_uri: {e}"));
         ClientKeySets {
             http,
+            policy,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -157,11 +164,13 @@ impl ClientKeySets {
     async fn fetch(&self, uri: &str) -> Result<(ClientKeySet, Duration), String> {
         // Checked at registration too; checked again in case the rules tightened since.
         check_jwks_uri(uri)?;
+        let url = reqwest::Url::parse(uri).map_err(|e| format!("not a URL: {e}"))?;
+        self.policy.check_url(&url)?;
         let mut response = self
             .http
             .as_ref()
             .map_err(Clone::clone)?
-            .get(uri)
+            .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await

@@ -43,6 +43,15 @@ pub struct Authority {
     client_keys: key_sets::ClientKeySets,
 }
 
+/// The addresses a `jwks_uri` may lead to; the setting was checked when it was loaded.
+fn outbound_policy(
+    security: &crate::security::SecuritySettings,
+) -> crate::outbound::OutboundPolicy {
+    let allowed =
+        crate::security::AddressBlocks::parse(&security.jwks_uri_networks).unwrap_or_default();
+    crate::outbound::OutboundPolicy::new(allowed)
+}
+
 impl Authority {
     pub fn new(
         settings: &Settings,
@@ -60,7 +69,7 @@ impl Authority {
             passwords,
             catalog: catalog::GrantCatalog::default(),
             security: settings.security.clone(),
-            client_keys: key_sets::ClientKeySets::new(),
+            client_keys: key_sets::ClientKeySets::new(outbound_policy(&settings.security)),
         }
     }
 
