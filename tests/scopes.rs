@@ -194,7 +194,7 @@ async fn a_refresh_may_ask_for_an_allowed_audience_and_loses_one_the_client_lost
         grants: None,
         keys: None,
     };
-    accounts::update_client(&app.change(), "web", changes)
+    accounts::update_client(&app.change(), &app.settings.tokens, "web", changes)
         .await
         .unwrap();
     let response = app.refresh(body["refresh_token"].as_str().unwrap()).await;
@@ -279,7 +279,7 @@ async fn a_refresh_never_moves_a_session_to_another_audience_the_client_may_use(
         grants: None,
         keys: None,
     };
-    accounts::update_client(&app.change(), "web", changes)
+    accounts::update_client(&app.change(), &app.settings.tokens, "web", changes)
         .await
         .unwrap();
     let (body, _) =

@@ -119,10 +119,13 @@ pub async fn list_clients(
     Ok(paginate(clients, limit, |c| c.client_id.to_string()))
 }
 
-/// Replaces a client's grants, scopes or audiences. Tokens already issued keep what they
-/// were given until they expire; refresh tokens are narrowed to the new permissions.
+/// Replaces a client's grants, scopes, audiences or keys. Tokens already issued keep what they
+/// were given until they expire; refresh tokens are narrowed to the new permissions. Keys given
+/// to a client with a secret replace the secret: it stops working at once and, as with a
+/// rotation, every token issued through the client is revoked.
 pub async fn update_client(
     change: &Change<'_>,
+    tokens: &TokenSettings,
     client_id: &str,
     changes: ClientChanges,
 ) -> Result<ClientRecord, ServiceError> {
@@ -136,17 +139,28 @@ pub async fn update_client(
     if let Some(audiences) = changes.audiences {
         client.audiences = checked_audiences(audiences)?;
     }
+    let mut secret_retired = false;
     if let Some(keys) = changes.keys {
-        if client.keys.is_none() {
-            // A secret that stayed valid beside keys would be a second way in; a client
-            // moves to keys by being registered anew.
+        if client.is_public() {
             return Err(ServiceError::InvalidRequest(
-                "only a client registered with keys can have its keys replaced".into(),
+                "a public client has no keys: keys make a client confidential".into(),
             ));
         }
+        // A secret that stayed valid beside keys would be a second way in.
+        secret_retired = client.secret_hash.take().is_some();
         client.keys = Some(checked_keys(keys)?);
     }
     change.store.update_client(&client).await?;
+    if secret_retired {
+        // What the secret gave dies with it, as a rotation's does: the move to keys is often
+        // made because a secret was shared too widely.
+        revoke_subject(
+            change.store,
+            tokens,
+            &Subject::Client(client.client_id.clone()),
+        )
+        .await?;
+    }
     audit::change(change.by, Event::ClientUpdated, client.client_id.as_str());
     Ok(client)
 }

@@ -114,10 +114,12 @@ pub enum ClientsCommand {
         /// Take every audience away (the default audience stays).
         #[arg(long, conflicts_with = "audiences")]
         clear_audiences: bool,
-        /// Replace the keys of a client registered with keys by this JWK Set file.
+        /// Authenticate the client with the keys of this JWK Set file from now on. A client's
+        /// secret is replaced: it stops working and every token issued through the client is
+        /// revoked.
         #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
         jwks: Option<PathBuf>,
-        /// Replace the keys of a client registered with keys by this URL.
+        /// As `--jwks`, with the keys published at this URL.
         #[arg(long, value_name = "URL")]
         jwks_uri: Option<String>,
     },
@@ -355,7 +357,7 @@ pub async fn clients_command(settings: &Settings, command: ClientsCommand) -> an
                     &settings.admin.audience,
                 )?;
             }
-            let client = accounts::update_client(&change, &id, changes)
+            let client = accounts::update_client(&change, &settings.tokens, &id, changes)
                 .await
                 .with_context(|| format!("cannot update client '{id}'"))?;
             print_json(&client_json(&client))

@@ -344,7 +344,7 @@ async fn an_admin_session_ends_when_its_client_loses_the_admin_scope() {
         scopes: Some(vec!["read".into()]),
         ..Default::default()
     };
-    latchkey::accounts::update_client(&app.change(), ADMIN_CONSOLE, changes)
+    latchkey::accounts::update_client(&app.change(), &app.settings.tokens, ADMIN_CONSOLE, changes)
         .await
         .unwrap();
     let refused = app

@@ -491,7 +491,7 @@ async fn a_client_registered_with_public_keys_gets_no_secret_and_private_keys_ar
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["jwks_uri"], uri);
 
-    // Keys are replaced on a client with keys, never added to one with a secret.
+    // Keys are replaced on a client with keys, and replace the secret of one with a secret.
     let (status, _) = answer(
         call(
             &app,
@@ -512,7 +512,7 @@ async fn a_client_registered_with_public_keys_gets_no_secret_and_private_keys_ar
         &[],
     )
     .await;
-    let (status, _) = answer(
+    let (status, body) = answer(
         call(
             &app,
             Method::PATCH,
@@ -523,5 +523,6 @@ async fn a_client_registered_with_public_keys_gets_no_secret_and_private_keys_ar
         .await,
     )
     .await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_endpoint_auth_method"], "private_key_jwt");
 }

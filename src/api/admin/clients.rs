@@ -276,10 +276,12 @@ impl ClientsApi {
         Ok(ClientResponse::Ok(Json(client.into())))
     }
 
-    /// Change a client's grants, scopes or audiences
+    /// Change a client's grants, scopes, audiences or keys
     ///
     /// Each list given replaces the client's. Refresh tokens issued before are narrowed to
-    /// the new scopes and audiences when they are next used.
+    /// the new scopes and audiences when they are next used. Keys given to a client with a
+    /// secret replace the secret (moving it to `private_key_jwt`): the secret stops working and
+    /// every token issued through the client is revoked.
     #[oai(
         path = "/clients/:client_id",
         method = "patch",
@@ -308,7 +310,9 @@ impl ClientsApi {
                 authority.admin_audience(),
             )?;
         }
-        let client = accounts::update_client(&self.0.change(&admin), &client_id.0, changes).await?;
+        let tokens = self.0.authority.tokens();
+        let change = self.0.change(&admin);
+        let client = accounts::update_client(&change, tokens, &client_id.0, changes).await?;
         self.0.authority.clients_changed();
         Ok(ClientResponse::Ok(Json(client.into())))
     }
