@@ -344,6 +344,8 @@ mod fixtures {
             audiences: BTreeSet::from(["api".to_owned()]),
             created_at: now,
             keys: None,
+            redirect_uris: Default::default(),
+            first_party: false,
         }
     }
 

@@ -160,12 +160,13 @@ async fn finish(response: Response, oauth: bool) -> Response {
 
 fn is_plain_error(response: &Response) -> bool {
     let status = response.status();
-    let json = response
+    // JSON is the handlers' own error; HTML only the sign-in pages make, for a browser.
+    let made = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    (status.is_client_error() || status.is_server_error()) && !json
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    (status.is_client_error() || status.is_server_error()) && !made
 }
 
 /// Turns an error made outside the handlers (routing, parsing, panics) into the JSON form the

@@ -2,6 +2,7 @@
 
 mod account;
 mod admin;
+mod authorize;
 mod document;
 pub mod errors;
 mod examples;
@@ -15,6 +16,7 @@ pub mod observe;
 mod optional_body;
 pub mod origin;
 mod revocations;
+mod sign_in_page;
 mod strict_json;
 mod well_known;
 
@@ -45,6 +47,7 @@ pub enum ApiTags {
 
 pub type Api = document::Documented<(
     oauth::OAuthApi,
+    authorize::AuthorizeApi,
     well_known::WellKnownApi,
     account::AccountApi,
     health::HealthApi,
@@ -56,6 +59,9 @@ pub type Api = document::Documented<(
 pub fn service(authority: Arc<Authority>, settings: &Settings) -> OpenApiService<Api, ()> {
     let api = document::Documented((
         oauth::OAuthApi {
+            authority: authority.clone(),
+        },
+        authorize::AuthorizeApi {
             authority: authority.clone(),
         },
         well_known::WellKnownApi {

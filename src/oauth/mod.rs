@@ -2,8 +2,10 @@
 //! introspection and bearer-token checks.
 
 mod assertion;
+pub mod authorize;
 mod catalog;
 mod client_auth;
+mod code_grant;
 mod cut_off;
 mod feed;
 mod grants;

@@ -102,6 +102,20 @@ impl TokenVerifier {
         self.verify(keys, token, TokenKind::Refresh, Some(&self.issuer), now)
     }
 
+    /// A sign-in form's pending authorization request, signed by this issuer for itself and
+    /// live at `now`.
+    pub fn verify_sign_in_at<C>(
+        &self,
+        keys: &KeySet,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<C, TokenError>
+    where
+        C: DeserializeOwned + std::ops::Deref<Target = Claims>,
+    {
+        self.verify(keys, token, TokenKind::SignIn, Some(&self.issuer), now)
+    }
+
     fn verify<C>(
         &self,
         keys: &KeySet,
@@ -123,6 +137,8 @@ impl TokenVerifier {
             return Err(TokenError::WrongKind(match kind {
                 TokenKind::Access => "access token",
                 TokenKind::Refresh => "refresh token",
+                TokenKind::Id => "ID token",
+                TokenKind::SignIn => "sign-in form",
             }));
         }
         if header.foreign_key {
