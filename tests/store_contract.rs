@@ -266,6 +266,24 @@ macro_rules! store_contract {
                 let (store, _guard) = $open.await;
                 contract::fifty_concurrent_rotations_of_one_token_yield_one_successor(store).await
             }
+
+            #[tokio::test]
+            async fn a_code_is_redeemed_once_and_a_replay_gets_the_first_family() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                codes::a_code_is_redeemed_once_and_a_replay_gets_the_first_family(&*store).await
+            }
+
+            #[tokio::test]
+            async fn a_code_expires_by_the_caller_s_clock() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                codes::a_code_expires_by_the_caller_s_clock(&*store).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn fifty_concurrent_redemptions_of_one_code_succeed_once() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                codes::fifty_concurrent_redemptions_of_one_code_succeed_once(store).await
+            }
         }
     };
 }
@@ -412,6 +430,10 @@ mod fixtures {
 /// The contract bodies, one per test, each against a fresh store.
 #[path = "store_contract/contract.rs"]
 mod contract;
+
+/// The contract of authorization codes.
+#[path = "store_contract/codes.rs"]
+mod codes;
 
 // ---- Embedded-only tests ----
 
