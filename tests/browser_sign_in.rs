@@ -7,7 +7,7 @@
 //! `scripts/setup-browser` (run by `scripts/test`) installs. Without them this test fails: it
 //! never passes by skipping.
 //!
-//! With `LATCHKEY_UPDATE_SCREENSHOT=1` the page, at 360 px wide, is saved to
+//! With `UPDATE_SIGN_IN_SCREENSHOT=1` the page, at 360 px wide, is saved to
 //! `docs/sign-in.png` (the README shows it).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -296,7 +296,7 @@ async fn a_user_signs_in_with_the_keyboard_in_headless_chromium_and_the_app_rede
     let screenshot = browser.get("/screenshot").await;
     let png = STANDARD.decode(screenshot.as_str().unwrap()).unwrap();
     assert_eq!(png_width(&png), 360);
-    if std::env::var_os("LATCHKEY_UPDATE_SCREENSHOT").is_some() {
+    if std::env::var_os("UPDATE_SIGN_IN_SCREENSHOT").is_some() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/sign-in.png");
         std::fs::write(path, &png).unwrap();
     }

@@ -117,6 +117,8 @@ async fn sign_in_through(library: Library) {
         grants: [GrantType::AuthorizationCode, GrantType::RefreshToken].into(),
         scopes: vec!["read".into()],
         redirect_uris: vec![REDIRECT.into()],
+        // The operator's own app: no consent page between the sign-in and the redirect.
+        first_party: true,
         ..Default::default()
     };
     latchkey::accounts::add_client(&app.change(), CLIENT, spec)

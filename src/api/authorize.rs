@@ -22,11 +22,14 @@ use crate::domain::{Secret, now};
 use crate::error::ServiceError;
 use crate::oauth::Authority;
 use crate::oauth::authorize::{
-    AuthorizationRequest, AuthorizeError, FORM_LIFETIME, PendingAuthorization, SignIn,
+    AuthorizationRequest, AuthorizeError, FORM_LIFETIME, PendingAuthorization, SignedIn,
 };
+use crate::oauth::sign_in::{SESSION_LIFETIME, SignIn};
 
 /// The cookie that carries the sign-in form's CSRF token.
 const CSRF_COOKIE: &str = "latchkey_csrf";
+/// The cookie of the browser's sign-in session.
+pub(super) const SESSION_COOKIE: &str = "latchkey_session";
 /// What a refused sign-in says: the same for an unknown user, a wrong password and a disabled
 /// account, so the form tells nobody which usernames exist.
 const REFUSED: &str = "The username or password is not right.";
@@ -44,6 +47,8 @@ pub struct SignInParams {
     pub csrf_token: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// On the consent page: `allow` or `deny`.
+    pub decision: Option<String>,
 }
 
 #[derive(ApiResponse)]
@@ -61,7 +66,14 @@ pub enum AuthorizeResponse {
     /// Back to the client's redirect URI: with `code`, `state` and `iss` after a sign-in,
     /// or with `error`, `error_description`, `state` and `iss` (RFC 6749 §4.1.2.1, RFC 9207).
     #[oai(status = 303)]
-    Redirect(#[oai(header = "Location")] String),
+    Redirect(
+        #[oai(header = "Location")] String,
+        /// After a sign-in: the sign-in session cookie `latchkey_session` (`HttpOnly`,
+        /// `SameSite=Lax`, `Secure` unless the issuer is http on a loopback address), with
+        /// which a later authorization skips the page.
+        #[oai(header = "Set-Cookie")]
+        Option<String>,
+    ),
     /// A page that says why the request cannot go on: an unknown client, a redirect URI it
     /// did not register, or a form that expired or was not posted from its page.
     #[oai(status = 400)]
@@ -95,7 +107,7 @@ impl From<AuthorizeError> for AuthorizeResponse {
     fn from(error: AuthorizeError) -> Self {
         match error {
             AuthorizeError::Shown(message) => stopped(&message),
-            AuthorizeError::Redirected(location) => AuthorizeResponse::Redirect(location),
+            AuthorizeError::Redirected(location) => AuthorizeResponse::Redirect(location, None),
             AuthorizeError::Service(ServiceError::TooManyRequests { retry_after }) => {
                 AuthorizeResponse::Throttled(
                     sign_in_page::stopped(
@@ -127,7 +139,7 @@ impl From<AuthorizeError> for AuthorizeResponse {
 }
 
 /// The value of the cookie `name` in the request, if sent once.
-fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+pub(super) fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     let mut found = req
         .headers()
         .get_all(header::COOKIE)
@@ -148,18 +160,74 @@ fn origin_of(url: &str) -> Option<String> {
     Some(url.origin().ascii_serialization()).filter(|o| o != "null")
 }
 
+/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, and `Secure` unless the issuer is http on
+/// a loopback address, where browsers would drop a `Secure` cookie set over http.
+pub(super) fn set_cookie(issuer: &str, name: &str, value: &str, max_age: i64) -> String {
+    let secure = reqwest::Url::parse(issuer)
+        .map(|url| url.scheme() == "https" || !crate::credentials::is_loopback(&url))
+        .unwrap_or(true);
+    format!(
+        "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
 impl AuthorizeApi {
-    /// `Secure` unless the issuer is http on a loopback address, where browsers would drop a
-    /// `Secure` cookie set over http.
     fn csrf_cookie(&self, token: &str) -> String {
-        let issuer = self.authority.issuer();
-        let secure = reqwest::Url::parse(issuer)
-            .map(|url| url.scheme() == "https" || !crate::credentials::is_loopback(&url))
-            .unwrap_or(true);
-        format!(
-            "{CSRF_COOKIE}={token}; Path=/; Max-Age={FORM_LIFETIME}; HttpOnly; SameSite=Lax{}",
-            if secure { "; Secure" } else { "" }
+        set_cookie(self.authority.issuer(), CSRF_COOKIE, token, FORM_LIFETIME)
+    }
+
+    /// The consent page, for a client that is not the operator's own, once the user signed in.
+    fn consent(
+        &self,
+        pending: &PendingAuthorization,
+        session: Option<String>,
+    ) -> AuthorizeResponse {
+        let Some(signed_in) = &pending.signed_in else {
+            return stopped("The sign-in is missing.");
+        };
+        let sealed = match self.authority.seal_pending(pending) {
+            Ok(sealed) => sealed,
+            Err(error) => return AuthorizeError::Service(error).into(),
+        };
+        let page = sign_in_page::consent(&sign_in_page::ConsentForm {
+            client_id: &pending.client_id,
+            username: signed_in.username.as_str(),
+            scopes: pending.scope.split(' ').filter(|s| !s.is_empty()).collect(),
+            request: &sealed,
+            csrf_token: pending.csrf_token(),
+            redirect_origin: origin_of(&pending.redirect_uri),
+        });
+        // The session cookie, when there is one to set, matters more than a fresh CSRF cookie:
+        // the one set with the sign-in page is still good for this form.
+        AuthorizeResponse::Page(
+            page,
+            session.or_else(|| Some(self.csrf_cookie(pending.csrf_token()))),
         )
+    }
+
+    /// After a sign-in (or with a live session): a code for a first-party client, the consent
+    /// page for any other.
+    async fn conclude(
+        &self,
+        mut pending: PendingAuthorization,
+        signed_in: SignedIn,
+        session: Option<String>,
+        req: &Request,
+        now: i64,
+    ) -> AuthorizeResponse {
+        if pending.first_party {
+            return match self
+                .authority
+                .grant_code(&pending, &signed_in, &origin(req), now)
+                .await
+            {
+                Ok(location) => AuthorizeResponse::Redirect(location, session),
+                Err(error) => error.into(),
+            };
+        }
+        pending.signed_in = Some(signed_in);
+        self.consent(&pending, session)
     }
 
     fn form(
@@ -212,6 +280,10 @@ impl AuthorizeApi {
         code_challenge_method: Query<Option<String>>,
         /// OpenID Connect: copied into the ID token.
         nonce: Query<Option<String>>,
+        /// OpenID Connect: `login` shows the sign-in page even to a signed-in browser; `none`
+        /// never shows a page (without a sign-in session: `login_required`).
+        prompt: Query<Option<String>>,
+        req: &Request,
     ) -> AuthorizeResponse {
         let request = AuthorizationRequest {
             response_type: response_type.0,
@@ -223,10 +295,36 @@ impl AuthorizeApi {
             code_challenge_method: code_challenge_method.0,
             nonce: nonce.0,
         };
-        match self.authority.check_authorization(&request, now()).await {
-            Ok(pending) => self.form(&pending, "", None),
-            Err(error) => error.into(),
+        let now = now();
+        let pending = match self.authority.check_authorization(&request, now).await {
+            Ok(pending) => pending,
+            Err(error) => return error.into(),
+        };
+        let prompt = prompt.0.unwrap_or_default();
+        let prompts: Vec<&str> = prompt.split(' ').filter(|p| !p.is_empty()).collect();
+        if !prompts.contains(&"login")
+            && let Some(cookie) = cookie(req, SESSION_COOKIE)
+        {
+            match self.authority.session(cookie, now).await {
+                Ok(Some(signed_in)) if !prompts.contains(&"none") || pending.first_party => {
+                    return self.conclude(pending, signed_in, None, req, now).await;
+                }
+                Ok(_) => {}
+                Err(error) => return AuthorizeError::Service(error).into(),
+            }
         }
+        if prompts.contains(&"none") {
+            let (error, why) = if prompts.len() > 1 {
+                ("invalid_request", "prompt=none goes alone")
+            } else if pending.first_party {
+                ("login_required", "the user is not signed in")
+            } else {
+                ("consent_required", "the user must sign in and consent")
+            };
+            let location = pending.error_location(self.authority.issuer(), error, why);
+            return AuthorizeResponse::Redirect(location, None);
+        }
+        self.form(&pending, "", None)
     }
 
     /// Sign in (the sign-in page's form)
@@ -272,6 +370,11 @@ impl AuthorizeApi {
         if !bound {
             return stopped(expired);
         }
+        if pending.signed_in.is_some() {
+            return self
+                .decided(pending, form.decision.as_deref(), req, now)
+                .await;
+        }
         let username = form.username.unwrap_or_default();
         let password = form.password.unwrap_or_default();
         if username.is_empty() || password.is_empty() {
@@ -291,9 +394,52 @@ impl AuthorizeApi {
                 now,
             )
             .await;
-        match outcome {
-            Ok(SignIn::Redirect(location)) => AuthorizeResponse::Redirect(location),
-            Ok(SignIn::Refused) => self.form(&pending, &username, Some(REFUSED)),
+        let signed_in = match outcome {
+            Ok(SignIn::Done(signed_in)) => signed_in,
+            Ok(SignIn::Refused) => return self.form(&pending, &username, Some(REFUSED)),
+            Err(error) => return error.into(),
+        };
+        let session = match self
+            .authority
+            .open_session(&signed_in, &pending.client_id, now)
+        {
+            Ok(value) => set_cookie(
+                self.authority.issuer(),
+                SESSION_COOKIE,
+                &value,
+                SESSION_LIFETIME,
+            ),
+            Err(error) => return AuthorizeError::Service(error).into(),
+        };
+        self.conclude(pending, signed_in, Some(session), req, now)
+            .await
+    }
+
+    /// The consent page's answer: a code on `allow`, `access_denied` on anything else.
+    async fn decided(
+        &self,
+        pending: PendingAuthorization,
+        decision: Option<&str>,
+        req: &Request,
+        now: i64,
+    ) -> AuthorizeResponse {
+        let Some(signed_in) = pending.signed_in.clone() else {
+            return stopped("The sign-in is missing.");
+        };
+        if decision != Some("allow") {
+            let location = pending.error_location(
+                self.authority.issuer(),
+                "access_denied",
+                "the user did not allow access",
+            );
+            return AuthorizeResponse::Redirect(location, None);
+        }
+        match self
+            .authority
+            .grant_code(&pending, &signed_in, &origin(req), now)
+            .await
+        {
+            Ok(location) => AuthorizeResponse::Redirect(location, None),
             Err(error) => error.into(),
         }
     }

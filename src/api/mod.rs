@@ -9,6 +9,7 @@ mod examples;
 mod health;
 pub mod jwks;
 pub mod limits;
+mod logout;
 pub mod metrics;
 pub mod middleware;
 mod oauth;
@@ -48,6 +49,7 @@ pub enum ApiTags {
 pub type Api = document::Documented<(
     oauth::OAuthApi,
     authorize::AuthorizeApi,
+    logout::LogoutApi,
     well_known::WellKnownApi,
     account::AccountApi,
     health::HealthApi,
@@ -62,6 +64,9 @@ pub fn service(authority: Arc<Authority>, settings: &Settings) -> OpenApiService
             authority: authority.clone(),
         },
         authorize::AuthorizeApi {
+            authority: authority.clone(),
+        },
+        logout::LogoutApi {
             authority: authority.clone(),
         },
         well_known::WellKnownApi {

@@ -34,6 +34,8 @@ input:focus,button:focus{outline:3px solid #2563eb;outline-offset:2px}\
 button{display:block;width:100%;margin-top:1.5rem;font:inherit;font-weight:600;\
 padding:.7rem;border:0;border-radius:6px;background:#1d4ed8;color:#fff;cursor:pointer}\
 button:hover{background:#1e40af}\
+button.secondary{margin-top:.75rem;background:#fff;color:#1d4ed8;border:1px solid #1d4ed8}\
+ul{margin:0 0 1rem;padding-left:1.25rem}\
 .error{border-left:4px solid #b91c1c;background:#fef2f2;color:#7f1d1d;padding:.6rem .8rem;\
 border-radius:4px}\
 footer{margin-top:1rem;font-size:.875rem;color:#4b5563;text-align:center}";
@@ -180,6 +182,65 @@ pub fn sign_in(form: &SignInForm<'_>) -> SignInPage {
     SignInPage {
         html: page("Sign in", &body),
         redirect_origin: form.redirect_origin.clone(),
+    }
+}
+
+/// What the consent page shows and carries.
+pub struct ConsentForm<'a> {
+    pub client_id: &'a str,
+    pub username: &'a str,
+    /// The scopes asked for, one per line.
+    pub scopes: Vec<&'a str>,
+    /// The signed pending request, with the sign-in (hidden field `request`).
+    pub request: &'a str,
+    pub csrf_token: &'a str,
+    pub redirect_origin: Option<String>,
+}
+
+/// The consent page, for clients that are not the operator's own: the scopes, Allow or Deny.
+pub fn consent(form: &ConsentForm<'_>) -> SignInPage {
+    let mut body = String::new();
+    body.push_str("<h1>Allow access?</h1>\n");
+    let _ = writeln!(
+        body,
+        "<p class=\"for\"><strong>{}</strong> asks to act for you, <strong>{}</strong>.</p>",
+        escape(form.client_id),
+        escape(form.username)
+    );
+    if form.scopes.is_empty() {
+        body.push_str("<p>It asks for no particular permission.</p>\n");
+    } else {
+        body.push_str("<p>It asks for:</p>\n<ul>\n");
+        for scope in &form.scopes {
+            let _ = writeln!(body, "<li><code>{}</code></li>", escape(scope));
+        }
+        body.push_str("</ul>\n");
+    }
+    let _ = write!(
+        body,
+        "<form method=\"post\" action=\"authorize\">\n\
+         <input type=\"hidden\" name=\"request\" value=\"{request}\">\n\
+         <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\n\
+         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\n\
+         <button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button>\n\
+         </form>\n",
+        request = escape(form.request),
+        csrf = escape(form.csrf_token),
+    );
+    SignInPage {
+        html: page("Allow access", &body),
+        redirect_origin: form.redirect_origin.clone(),
+    }
+}
+
+/// The page after a logout that has nowhere to return to.
+pub fn signed_out() -> SignInPage {
+    SignInPage {
+        html: page(
+            "Signed out",
+            "<h1>Signed out</h1>\n<p>You are signed out. You may close this page.</p>\n",
+        ),
+        redirect_origin: None,
     }
 }
 

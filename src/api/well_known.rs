@@ -115,6 +115,8 @@ pub struct ServerMetadata {
     /// Sign-in in a browser: the authorization code grant with PKCE (OAuth 2.1 §4.1).
     pub authorization_endpoint: String,
     pub token_endpoint: String,
+    /// OpenID Connect RP-Initiated Logout: ends the browser's sign-in session.
+    pub end_session_endpoint: String,
     pub revocation_endpoint: String,
     pub introspection_endpoint: String,
     pub userinfo_endpoint: String,
@@ -180,6 +182,7 @@ impl ServerMetadata {
             issuer: issuer.to_owned(),
             authorization_endpoint: url("/oauth/authorize"),
             token_endpoint: url("/oauth/token"),
+            end_session_endpoint: url("/oauth/logout"),
             revocation_endpoint: url("/oauth/revoke"),
             introspection_endpoint: url("/oauth/introspect"),
             userinfo_endpoint: url("/userinfo"),

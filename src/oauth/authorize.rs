@@ -14,10 +14,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use super::Authority;
-use crate::audit::{Event, Origin, Record};
-use crate::domain::{ClientId, GrantType, Scope, Secret, UnixTime, random_token};
+use crate::domain::{ClientId, GrantType, Scope, UnixTime, Username, random_token};
 use crate::error::ServiceError;
-use crate::store::{AuthorizationCode, ClientRecord};
+use crate::store::ClientRecord;
 use crate::tokens::{Claims, TokenKind, sign};
 
 /// How long a sign-in form may be posted after it was shown, in seconds.
@@ -67,16 +66,6 @@ impl From<crate::store::StoreError> for AuthorizeError {
     }
 }
 
-/// What a sign-in came to.
-#[derive(Debug)]
-pub enum SignIn {
-    /// Signed in: the `Location` that takes the browser back to the client with its code.
-    Redirect(String),
-    /// A wrong username or password (or a disabled account): show the form again, saying
-    /// only that.
-    Refused,
-}
-
 /// An authorization request that passed every check, waiting for the user to sign in. Signed
 /// into the form as a `signin+jwt`: `sub` and `client_id` are the client, `aud` the issuer,
 /// `scope` the scope to grant, and `jti` the CSRF token.
@@ -94,6 +83,19 @@ pub struct PendingAuthorization {
     /// refused rather than left out).
     #[serde(default)]
     pub explicit_scope: bool,
+    /// The client is the operator's own: its users are not asked for consent.
+    #[serde(default)]
+    pub first_party: bool,
+    /// Who signed in, once someone has: the consent page's form carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_in: Option<SignedIn>,
+}
+
+/// A user's sign-in: who, and when the password was checked (OpenID Connect `auth_time`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub username: Username,
+    pub auth_time: UnixTime,
 }
 
 impl std::ops::Deref for PendingAuthorization {
@@ -128,7 +130,7 @@ impl PendingAuthorization {
 }
 
 /// `redirect_uri` with `params` added to its query, and `iss` (RFC 9207).
-fn location(redirect_uri: &str, issuer: &str, params: &[(&str, &str)]) -> String {
+pub(super) fn location(redirect_uri: &str, issuer: &str, params: &[(&str, &str)]) -> String {
     match reqwest::Url::parse(redirect_uri) {
         Ok(mut url) => {
             {
@@ -305,11 +307,13 @@ impl Authority {
             state,
             nonce: request.nonce.clone(),
             explicit_scope: request.scope.is_some(),
+            first_party: client.first_party,
+            signed_in: None,
         })
     }
 
     /// The client named by `client_id`, if it exists and has redirect URIs.
-    async fn browser_client(
+    pub(super) async fn browser_client(
         &self,
         client_id: Option<&str>,
     ) -> Result<ClientRecord, AuthorizeError> {
@@ -374,7 +378,7 @@ impl Authority {
         now: UnixTime,
     ) -> Result<PendingAuthorization, AuthorizeError> {
         self.verifier
-            .verify_sign_in_at(&self.keys.current(), sealed, now)
+            .verify_own_at(&self.keys.current(), sealed, TokenKind::SignIn, now)
             .map_err(|_| {
                 AuthorizeError::Shown(
                     "This sign-in form has expired or was not issued here. Go back to the \
@@ -382,93 +386,6 @@ impl Authority {
                         .into(),
                 )
             })
-    }
-
-    /// Signs the user in with a password, under the limits of the password grant, and on
-    /// success issues a code for the pending request. The client is read again: it may have
-    /// been removed, or lost the redirect URI, since the form was shown.
-    pub async fn sign_in(
-        &self,
-        pending: &PendingAuthorization,
-        username: &str,
-        password: Secret,
-        origin: &Origin,
-        now: UnixTime,
-    ) -> Result<SignIn, AuthorizeError> {
-        let client = self.browser_client(Some(&pending.client_id)).await?;
-        if !client.redirect_uris.contains(&pending.redirect_uri) {
-            return Err(AuthorizeError::Shown(
-                "The application may no longer return to the address it asked for.".into(),
-            ));
-        }
-        if !client.grants.contains(&GrantType::AuthorizationCode) {
-            return Err(AuthorizeError::Redirected(pending.error_location(
-                &self.issuer,
-                "unauthorized_client",
-                "this client may not use the authorization_code grant",
-            )));
-        }
-        // Before the password: a refused attempt costs no argon2 time.
-        let attempt = self
-            .reserve_login(username, client.client_id.as_str(), origin, now)
-            .await?;
-        let (user, _) = self.check_password(username, password, now).await?;
-        let Some(user) = user else {
-            Record::new(
-                Event::LoginFailed,
-                &super::grants::truncate(username),
-                origin,
-            )
-            .client(client.client_id.as_str())
-            .emit();
-            return Ok(SignIn::Refused);
-        };
-        self.login_succeeded(&attempt).await?;
-        let asked =
-            Scope::parse(&pending.scope).map_err(|e| ServiceError::InvalidScope(e.to_string()))?;
-        let openid = asked.contains(OPENID);
-        let rest = asked.filter(|token| token != OPENID);
-        let scope = match self.scope_for_user(&user, rest, pending.explicit_scope, &client, origin)
-        {
-            Ok(scope) => scope,
-            Err(error) => {
-                return Err(AuthorizeError::Redirected(pending.error_location(
-                    &self.issuer,
-                    "access_denied",
-                    &error.to_string(),
-                )));
-            }
-        };
-        let scope = if openid {
-            Scope::parse(&format!("{scope} {OPENID}"))
-                .map_err(|e| ServiceError::InvalidScope(e.to_string()))?
-        } else {
-            scope
-        };
-        Record::new(Event::Login, user.username.as_str(), origin)
-            .client(client.client_id.as_str())
-            .emit();
-        let code = random_token(32);
-        let record = AuthorizationCode {
-            client_id: client.client_id.clone(),
-            redirect_uri: pending.redirect_uri.clone(),
-            code_challenge: pending.code_challenge.clone(),
-            scope,
-            nonce: pending.nonce.clone(),
-            username: user.username.clone(),
-            auth_time: now,
-            expires_at: now + CODE_LIFETIME,
-        };
-        self.store.create_code(&code_key(&code), &record).await?;
-        let mut params = vec![("code", code.as_str())];
-        if let Some(state) = pending.state.as_deref() {
-            params.push(("state", state));
-        }
-        Ok(SignIn::Redirect(location(
-            &pending.redirect_uri,
-            &self.issuer,
-            &params,
-        )))
     }
 }
 

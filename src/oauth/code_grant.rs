@@ -1,7 +1,7 @@
 //! The `authorization_code` grant (OAuth 2.1 §4.1.3, RFC 7636 §4.6) and the OpenID Connect ID
 //! token it issues for scope `openid`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Authority;
 use super::authorize::{OPENID, code_key, is_code_verifier, verifier_matches};
@@ -12,22 +12,28 @@ use crate::audit::{Event, Record};
 use crate::domain::{GrantType, TokenId, UnixTime};
 use crate::error::ServiceError;
 use crate::store::{AuthorizationCode, CodeRedemption, Family};
-use crate::tokens::{TokenKind, sign};
+use crate::tokens::{Claims, TokenKind, sign};
 
-/// OpenID Connect Core §2 ID token claims.
-#[derive(Debug, Serialize)]
-struct IdClaims<'a> {
-    iss: &'a str,
-    sub: &'a str,
-    aud: &'a str,
-    exp: UnixTime,
-    iat: UnixTime,
-    auth_time: UnixTime,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    nonce: Option<&'a str>,
+/// OpenID Connect Core §2 ID token claims. Besides the registered ones it carries the
+/// issuer's usual `nbf`, `jti`, `client_id` and `scope` (relying parties ignore them), so that
+/// the issuer reads its own ID tokens (a logout's `id_token_hint`) as it reads its other tokens.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IdClaims {
+    #[serde(flatten)]
+    pub claims: Claims,
+    pub auth_time: UnixTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
     /// The session (the refresh-token family): the `sid` of the access tokens too.
-    sid: &'a str,
-    azp: &'a str,
+    pub sid: String,
+    pub azp: String,
+}
+
+impl std::ops::Deref for IdClaims {
+    type Target = Claims;
+    fn deref(&self) -> &Claims {
+        &self.claims
+    }
 }
 
 fn invalid_code() -> ServiceError {
@@ -156,15 +162,21 @@ impl Authority {
         now: UnixTime,
     ) -> Result<String, ServiceError> {
         let claims = IdClaims {
-            iss: &self.issuer,
-            sub: code.username.as_str(),
-            aud: code.client_id.as_str(),
-            exp: now + self.tokens.access_ttl as i64,
-            iat: now,
+            claims: Claims {
+                iss: self.issuer.clone(),
+                sub: code.username.to_string(),
+                aud: code.client_id.to_string(),
+                exp: now + self.tokens.access_ttl as i64,
+                iat: now,
+                nbf: now,
+                jti: TokenId::generate().to_string(),
+                client_id: code.client_id.to_string(),
+                scope: code.scope.to_string(),
+            },
             auth_time: code.auth_time,
-            nonce: code.nonce.as_deref(),
-            sid: session.as_str(),
-            azp: code.client_id.as_str(),
+            nonce: code.nonce.clone(),
+            sid: session.to_string(),
+            azp: code.client_id.to_string(),
         };
         let keys = self.keys.current();
         Ok(sign(keys.signer(), TokenKind::Id, &claims)?)

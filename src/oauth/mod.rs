@@ -13,6 +13,7 @@ mod key_auth;
 mod key_sets;
 mod roles;
 mod sessions;
+pub mod sign_in;
 mod throttle;
 
 use std::sync::Arc;

@@ -25,6 +25,9 @@ pub enum TokenKind {
     /// A sign-in form's pending authorization request (`oauth::authorize`), signed so that the
     /// form carries it without the store; accepted only by the sign-in form's handler.
     SignIn,
+    /// A browser's sign-in session (the `latchkey_session` cookie); accepted only by the
+    /// authorization and logout endpoints.
+    Session,
 }
 
 impl TokenKind {
@@ -34,6 +37,7 @@ impl TokenKind {
             TokenKind::Refresh => "rt+jwt",
             TokenKind::Id => "JWT",
             TokenKind::SignIn => "signin+jwt",
+            TokenKind::Session => "session+jwt",
         }
     }
 }

@@ -102,9 +102,23 @@ impl TokenVerifier {
         self.verify(keys, token, TokenKind::Refresh, Some(&self.issuer), now)
     }
 
-    /// A sign-in form's pending authorization request, signed by this issuer for itself and
-    /// live at `now`.
-    pub fn verify_sign_in_at<C>(
+    /// A token of `kind` that this issuer signed for itself (a sign-in form's pending request,
+    /// a browser's sign-in session), live at `now`.
+    pub fn verify_own_at<C>(
+        &self,
+        keys: &KeySet,
+        token: &str,
+        kind: TokenKind,
+        now: UnixTime,
+    ) -> Result<C, TokenError>
+    where
+        C: DeserializeOwned + std::ops::Deref<Target = Claims>,
+    {
+        self.verify(keys, token, kind, Some(&self.issuer), now)
+    }
+
+    /// An ID token this issuer signed, for any client (its `aud`), live at `now`.
+    pub fn verify_id_token_at<C>(
         &self,
         keys: &KeySet,
         token: &str,
@@ -113,7 +127,7 @@ impl TokenVerifier {
     where
         C: DeserializeOwned + std::ops::Deref<Target = Claims>,
     {
-        self.verify(keys, token, TokenKind::SignIn, Some(&self.issuer), now)
+        self.verify(keys, token, TokenKind::Id, None, now)
     }
 
     fn verify<C>(
@@ -139,6 +153,7 @@ impl TokenVerifier {
                 TokenKind::Refresh => "refresh token",
                 TokenKind::Id => "ID token",
                 TokenKind::SignIn => "sign-in form",
+                TokenKind::Session => "sign-in session",
             }));
         }
         if header.foreign_key {
