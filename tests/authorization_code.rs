@@ -630,3 +630,18 @@ async fn the_metadata_describes_the_browser_sign_in() {
             .contains(&"authorization_code".into())
     );
 }
+
+#[tokio::test]
+async fn a_sign_in_posted_without_a_form_gets_a_page_not_json() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .http
+        .post(app.url("/oauth/authorize"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let content_type = response.headers()["content-type"].to_str().unwrap();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
+}

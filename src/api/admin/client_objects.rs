@@ -72,7 +72,6 @@ pub struct AdminClient {
     /// Audiences the client may request besides the default one (`audience` or `resource`).
     pub audiences: Vec<String>,
     /// Where sign-in in a browser (`authorization_code`) may return to, compared exactly.
-    #[oai(skip_serializing_if_is_empty)]
     pub redirect_uris: Vec<String>,
     /// A client of the operator's own: its users are not asked for consent.
     pub first_party: bool,
