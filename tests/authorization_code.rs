@@ -6,13 +6,11 @@
 
 mod support;
 
-use aws_lc_rs::digest;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey::domain::{ClientId, GrantType, Scope, Username, now};
 use latchkey::store::AuthorizationCode;
 use serde_json::Value;
 use support::redis_server::RedisServer;
+use support::sign_in::{self, hidden};
 use support::*;
 
 const CLIENT: &str = "spa";
@@ -21,9 +19,8 @@ const PASSWORD: &str = "correct horse battery";
 
 /// A PKCE pair: a random verifier and its S256 challenge.
 fn pkce() -> (String, String) {
-    let verifier = latchkey::domain::random_token(32);
-    let challenge = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
-    (verifier, challenge)
+    let pair = sign_in::pkce();
+    (pair.verifier, pair.challenge)
 }
 
 /// A public browser client and the user alice.
@@ -74,13 +71,6 @@ struct Form {
     request: String,
     csrf_token: String,
     cookie: String,
-}
-
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).expect("hidden field") + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_owned()
 }
 
 async fn form_of(response: reqwest::Response) -> Form {

@@ -6,32 +6,13 @@
 
 mod support;
 
-use aws_lc_rs::digest;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use support::assert_oauth_error;
 use support::process::{Service, Workdir};
 use support::redis_server::RedisServer;
+use support::sign_in::{cookie_of, hidden, pkce};
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 const ISSUER: &str = "http://latchkey.test";
-
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).expect("hidden field") + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_owned()
-}
-
-fn cookie_of(response: &reqwest::Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(|v| v.split(';').next().unwrap().to_owned())
-}
 
 fn code_of(response: &reqwest::Response) -> String {
     assert_eq!(response.status(), 303);
@@ -115,8 +96,8 @@ async fn a_page_from_one_replica_signs_in_on_another_and_the_session_and_its_log
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let verifier = latchkey::domain::random_token(32);
-    let challenge = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
+    let pair = pkce();
+    let (verifier, challenge) = (pair.verifier, pair.challenge);
 
     // The page from replica 0, the form posted to replica 1, the code redeemed at replica 2.
     let page = authorize(&http, &replicas[0], &challenge, None).await;

@@ -7,13 +7,11 @@
 
 mod support;
 
-use aws_lc_rs::digest;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey::domain::{GrantType, Username, now};
 use latchkey::store::Subject;
 use serde_json::Value;
 use support::redis_server::RedisServer;
+use support::sign_in::{Pkce, cookie_of, hidden, pkce, set_cookie_header};
 use support::*;
 
 const FIRST_PARTY: &str = "notes";
@@ -36,20 +34,6 @@ async fn setup(app: &TestApp) {
             .expect("client added");
     }
     app.add_user("alice", PASSWORD, &["user"]).await;
-}
-
-struct Pkce {
-    verifier: String,
-    challenge: String,
-}
-
-fn pkce() -> Pkce {
-    let verifier = latchkey::domain::random_token(32);
-    let challenge = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
-    Pkce {
-        verifier,
-        challenge,
-    }
 }
 
 async fn authorize(
@@ -76,24 +60,6 @@ async fn authorize(
     request.send().await.unwrap()
 }
 
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).expect("hidden field") + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_owned()
-}
-
-/// The `name=value` of the cookie `name` a response sets, and the whole header.
-fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(|v| (v.split(';').next().unwrap().to_owned(), v.to_owned()))
-}
-
 /// Posts a page's form (its hidden fields, with the CSRF cookie) with `fields` added.
 async fn post_page(
     app: &TestApp,
@@ -101,7 +67,7 @@ async fn post_page(
     fields: &[(&str, &str)],
 ) -> reqwest::Response {
     assert_eq!(page.status(), 200);
-    let (csrf_cookie, _) = set_cookie(&page, "latchkey_csrf").expect("the CSRF cookie");
+    let csrf_cookie = cookie_of(&page, "latchkey_csrf").expect("the CSRF cookie");
     let html = page.text().await.unwrap();
     let mut form = vec![
         ("request".to_owned(), hidden(&html, "request")),
@@ -154,7 +120,7 @@ async fn signed_in(app: &TestApp) -> (String, Value) {
     let pkce = pkce();
     let page = authorize(app, FIRST_PARTY, &pkce, &[], None).await;
     let response = sign_in(app, page).await;
-    let (session, _) = set_cookie(&response, "latchkey_session").expect("a session cookie");
+    let session = cookie_of(&response, "latchkey_session").expect("a session cookie");
     let code = param(&query(&response), "code").unwrap();
     let tokens = redeem(app, FIRST_PARTY, &code, &pkce)
         .await
@@ -168,7 +134,8 @@ async fn a_second_authorization_with_the_session_skips_the_page(app: &TestApp) {
     let pkce1 = pkce();
     let page = authorize(app, FIRST_PARTY, &pkce1, &[], None).await;
     let response = sign_in(app, page).await;
-    let (session, header) = set_cookie(&response, "latchkey_session").unwrap();
+    let session = cookie_of(&response, "latchkey_session").unwrap();
+    let header = set_cookie_header(&response, "latchkey_session").unwrap();
     assert!(
         header.contains("HttpOnly") && header.contains("SameSite=Lax"),
         "{header}"
@@ -235,7 +202,7 @@ async fn a_client_that_is_not_first_party_gets_a_consent_page(app: &TestApp) {
     let consent = sign_in(app, page).await;
     assert_eq!(consent.status(), 200);
     assert!(consent.headers()["x-frame-options"] == "DENY");
-    let (session, _) = set_cookie(&consent, "latchkey_session").unwrap();
+    let session = cookie_of(&consent, "latchkey_session").unwrap();
     let html = consent.text().await.unwrap();
     assert!(
         html.contains("Allow access?") && html.contains("<code>read</code>"),
@@ -300,7 +267,8 @@ async fn logout_ends_the_browser_session_and_the_client_session(app: &TestApp) {
         response.headers()["location"].to_str().unwrap(),
         format!("{REDIRECT}?state=bye")
     );
-    let (cleared, header) = set_cookie(&response, "latchkey_session").unwrap();
+    let cleared = cookie_of(&response, "latchkey_session").unwrap();
+    let header = set_cookie_header(&response, "latchkey_session").unwrap();
     assert_eq!(cleared, "latchkey_session=");
     assert!(header.contains("Max-Age=0"));
 

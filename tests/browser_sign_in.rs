@@ -17,9 +17,8 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use aws_lc_rs::digest;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use latchkey::domain::GrantType;
 use serde_json::{Value, json};
 use support::redis_server::free_port;
@@ -250,8 +249,10 @@ async fn a_user_signs_in_with_the_keyboard_in_headless_chromium_and_the_app_rede
     app.add_user("alice", "correct horse battery", &["user"])
         .await;
 
-    let verifier = latchkey::domain::random_token(32);
-    let challenge = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
+    let support::sign_in::Pkce {
+        verifier,
+        challenge,
+    } = support::sign_in::pkce();
     let mut url = reqwest::Url::parse(&app.url("/oauth/authorize")).unwrap();
     url.query_pairs_mut()
         .append_pair("response_type", "code")

@@ -18,6 +18,7 @@ use latchkey::domain::GrantType;
 use serde_json::Value;
 use support::TestApp;
 use support::script::{Outcome, Script, repo, venv_python};
+use support::sign_in::{cookie_of, hidden};
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 const SETUP_HINT: &str = "run the README's test command, `scripts/test` (it runs \
@@ -73,25 +74,12 @@ impl Library {
     }
 }
 
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).expect("hidden field") + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_owned()
-}
-
 /// What a browser does between the library's two steps: opens the authorization URL, signs
 /// in on the page, and returns the URL it is redirected to.
 async fn browse(app: &TestApp, url: &str) -> String {
     let page = app.http.get(url).send().await.unwrap();
     assert_eq!(page.status(), 200, "the sign-in page");
-    let cookie = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = cookie_of(&page, "latchkey_csrf").expect("the CSRF cookie");
     let html = page.text().await.unwrap();
     let signed_in = app
         .http
