@@ -200,6 +200,11 @@ async fn a_user_signs_in_and_the_client_redeems_the_code_for_tokens(app: &TestAp
         ])
         .await;
     assert_eq!(refreshed.status(), 200);
+    let refreshed: Value = refreshed.json().await.unwrap();
+    assert_eq!(
+        refreshed["scope"], "openid read",
+        "openid stays with the session"
+    );
     assert_eq!(
         app.userinfo(body["access_token"].as_str().unwrap())
             .await

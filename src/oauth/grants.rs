@@ -336,7 +336,9 @@ impl Authority {
         let granted = Scope::parse(&claims.scope)
             .map_err(|_| ServiceError::InvalidGrant("invalid refresh token".into()))?;
         // What the client may still have: an admin may have narrowed it since the login.
-        let granted = granted.intersection(&client.scope);
+        // `openid` (a browser sign-in's) is not one of a client's scopes, and stays.
+        let granted = granted
+            .filter(|token| token == super::authorize::OPENID || client.scope.contains(token));
         let scope = requested_scope(request.scope.as_deref(), &granted)?;
         let (user, user_cut_offs) = self.live_subject(&claims.sub, now).await?;
         // A change of roles ends access tokens, not the session: the refresh token answers to
