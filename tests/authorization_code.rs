@@ -640,3 +640,55 @@ async fn a_sign_in_posted_without_a_form_gets_a_page_not_json() {
     assert!(content_type.starts_with("text/html"), "{content_type}");
     assert_eq!(response.headers()["x-frame-options"], "DENY");
 }
+
+#[tokio::test]
+async fn the_admin_api_registers_redirect_uris_and_refuses_ones_that_cannot_be_matched_safely() {
+    let app = TestApp::spawn().await;
+    app.with_admin_console().await;
+    app.add_user("root", "root password", &["admin"]).await;
+    let token = app.admin_token("root", "root password").await;
+    let create = |body: Value| {
+        app.http
+            .post(app.url("/admin/clients"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let created = create(serde_json::json!({
+        "client_id": "spa",
+        "public": true,
+        "redirect_uris": ["https://app.example/cb", "http://127.0.0.1:8400/cb"],
+        "first_party": true,
+    }))
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(
+        created["grants"],
+        serde_json::json!(["refresh_token", "authorization_code"])
+    );
+    assert_eq!(
+        created["redirect_uris"],
+        serde_json::json!(["http://127.0.0.1:8400/cb", "https://app.example/cb"])
+    );
+    assert_eq!(created["first_party"], true);
+    for refused in [
+        serde_json::json!({"client_id": "a", "public": true, "redirect_uris": ["https://app.example/cb#x"]}),
+        serde_json::json!({"client_id": "b", "public": true, "redirect_uris": ["http://app.example/cb"]}),
+        serde_json::json!({"client_id": "c", "public": true, "grants": ["authorization_code"]}),
+    ] {
+        let response = create(refused.clone()).await.unwrap();
+        assert_eq!(response.status(), 400, "{refused}");
+    }
+    // Taking the redirect URIs away needs the grant taken away too.
+    let update = app
+        .http
+        .patch(app.url("/admin/clients/spa"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"redirect_uris": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(update.status(), 400);
+}
