@@ -600,3 +600,27 @@ fn an_embedded_database_from_a_newer_version_is_refused() {
         Err(StoreError::Internal(_))
     ));
 }
+
+#[tokio::test]
+async fn the_embedded_sweeper_drops_a_spent_code_once_its_memory_ends() -> StoreResult<()> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = EmbeddedStore::open(dir.path())?;
+    let now = now();
+    let issued = codes::code(now);
+    store.create_code("spent", &issued).await?;
+    let family = tid("fam");
+    store.redeem_code("spent", &family, now).await?;
+    // Kept while a replay could still revoke the session...
+    store.purge_expired(issued.keep_until() - 1).await?;
+    assert!(matches!(
+        store.redeem_code("spent", &tid("other"), now).await?,
+        latchkey::store::CodeRedemption::Spent { .. }
+    ));
+    // ...and gone after.
+    store.purge_expired(issued.keep_until() + 1).await?;
+    assert_eq!(
+        store.redeem_code("spent", &tid("other"), now).await?,
+        latchkey::store::CodeRedemption::Invalid
+    );
+    Ok(())
+}

@@ -8,7 +8,7 @@ use latchkey::store::{
     AuthorizationCode, CodeRedemption, SharedStore, Store, StoreError, StoreResult,
 };
 
-fn code(now: UnixTime) -> AuthorizationCode {
+pub fn code(now: UnixTime) -> AuthorizationCode {
     AuthorizationCode {
         client_id: ClientId::parse("spa").expect("client id"),
         redirect_uri: "https://app.example/cb".into(),
