@@ -76,6 +76,8 @@ pub enum Event {
     Refresh,
     RefreshRepeated,
     RefreshReuseDetected,
+    /// An authorization code presented a second time: the session it opened is revoked.
+    CodeReuseDetected,
     Revoke,
     Logout,
     AdminDenied,
@@ -101,6 +103,7 @@ impl Event {
             Event::Refresh => "refresh",
             Event::RefreshRepeated => "refresh_repeated",
             Event::RefreshReuseDetected => "refresh_reuse_detected",
+            Event::CodeReuseDetected => "code_reuse_detected",
             Event::Revoke => "revoke",
             Event::Logout => "logout",
             Event::AdminDenied => "admin_denied",
@@ -138,6 +141,7 @@ impl Event {
             Event::LoginFailed
                 | Event::ClientAuthFailed
                 | Event::RefreshReuseDetected
+                | Event::CodeReuseDetected
                 | Event::AdminDenied
                 | Event::RateLimited
         )

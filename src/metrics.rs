@@ -43,7 +43,7 @@ struct Metrics {
     http_duration: HistogramVec,
     http_in_flight: IntGauge,
     /// Indexed like [`GrantType::ALL`].
-    tokens_issued: [IntCounter; 3],
+    tokens_issued: [IntCounter; GrantType::ALL.len()],
     refreshes_rotated: IntCounter,
     refreshes_repeated: IntCounter,
     reuse_detected: IntCounter,

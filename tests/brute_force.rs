@@ -424,6 +424,7 @@ async fn a_refused_login_spends_no_password_verification() {
         scopes: Default::default(),
         audiences: Default::default(),
         keys: None,
+        ..Default::default()
     };
     accounts::add_client(&change, "web", spec)
         .await

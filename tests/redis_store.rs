@@ -54,6 +54,8 @@ fn client(id: &str) -> ClientRecord {
         audiences: BTreeSet::from(["api".to_owned()]),
         created_at: now(),
         keys: None,
+        redirect_uris: Default::default(),
+        first_party: false,
     }
 }
 

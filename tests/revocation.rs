@@ -323,6 +323,7 @@ async fn a_name_held_by_a_client_cannot_be_registered_by_a_user_nor_the_other_wa
         scopes: Default::default(),
         audiences: Default::default(),
         keys: None,
+        ..Default::default()
     };
     let taken = accounts::add_client(&app.change(), "Alice", spec.clone()).await;
     let message = taken.err().expect("a user's name").to_string();

@@ -193,6 +193,7 @@ async fn a_refresh_may_ask_for_an_allowed_audience_and_loses_one_the_client_lost
         audiences: Some(Default::default()),
         grants: None,
         keys: None,
+        ..Default::default()
     };
     accounts::update_client(&app.change(), &app.settings.tokens, "web", changes)
         .await
@@ -218,7 +219,7 @@ async fn the_metadata_lists_the_password_grant_only_while_some_client_has_it() {
         .await;
     assert_eq!(
         advertised_grants(&app).await,
-        json!(["client_credentials", "refresh_token"])
+        json!(["client_credentials", "refresh_token", "authorization_code"])
     );
 
     // Through the admin API the metadata follows at once.
@@ -239,7 +240,7 @@ async fn the_metadata_lists_the_password_grant_only_while_some_client_has_it() {
     assert_eq!(narrowed.status(), 200);
     assert_eq!(
         advertised_grants(&app).await,
-        json!(["client_credentials", "refresh_token"])
+        json!(["client_credentials", "refresh_token", "authorization_code"])
     );
     let created = app
         .http
@@ -252,7 +253,12 @@ async fn the_metadata_lists_the_password_grant_only_while_some_client_has_it() {
     assert_eq!(created.status(), 201);
     assert_eq!(
         advertised_grants(&app).await,
-        json!(["password", "client_credentials", "refresh_token"])
+        json!([
+            "password",
+            "client_credentials",
+            "refresh_token",
+            "authorization_code"
+        ])
     );
 }
 
@@ -278,6 +284,7 @@ async fn a_refresh_never_moves_a_session_to_another_audience_the_client_may_use(
         audiences: Some(["billing".to_owned(), "payroll".to_owned()].into()),
         grants: None,
         keys: None,
+        ..Default::default()
     };
     accounts::update_client(&app.change(), &app.settings.tokens, "web", changes)
         .await

@@ -266,6 +266,24 @@ macro_rules! store_contract {
                 let (store, _guard) = $open.await;
                 contract::fifty_concurrent_rotations_of_one_token_yield_one_successor(store).await
             }
+
+            #[tokio::test]
+            async fn a_code_is_redeemed_once_and_a_replay_gets_the_first_family() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                codes::a_code_is_redeemed_once_and_a_replay_gets_the_first_family(&*store).await
+            }
+
+            #[tokio::test]
+            async fn a_code_expires_by_the_caller_s_clock() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                codes::a_code_expires_by_the_caller_s_clock(&*store).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn fifty_concurrent_redemptions_of_one_code_succeed_once() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                codes::fifty_concurrent_redemptions_of_one_code_succeed_once(store).await
+            }
         }
     };
 }
@@ -344,6 +362,8 @@ mod fixtures {
             audiences: BTreeSet::from(["api".to_owned()]),
             created_at: now,
             keys: None,
+            redirect_uris: Default::default(),
+            first_party: false,
         }
     }
 
@@ -410,6 +430,10 @@ mod fixtures {
 /// The contract bodies, one per test, each against a fresh store.
 #[path = "store_contract/contract.rs"]
 mod contract;
+
+/// The contract of authorization codes.
+#[path = "store_contract/codes.rs"]
+mod codes;
 
 // ---- Embedded-only tests ----
 
@@ -575,4 +599,28 @@ fn an_embedded_database_from_a_newer_version_is_refused() {
         EmbeddedStore::open(dir.path()),
         Err(StoreError::Internal(_))
     ));
+}
+
+#[tokio::test]
+async fn the_embedded_sweeper_drops_a_spent_code_once_its_memory_ends() -> StoreResult<()> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = EmbeddedStore::open(dir.path())?;
+    let now = now();
+    let issued = codes::code(now);
+    store.create_code("spent", &issued).await?;
+    let family = tid("fam");
+    store.redeem_code("spent", &family, now).await?;
+    // Kept while a replay could still revoke the session...
+    store.purge_expired(issued.keep_until() - 1).await?;
+    assert!(matches!(
+        store.redeem_code("spent", &tid("other"), now).await?,
+        latchkey::store::CodeRedemption::Spent { .. }
+    ));
+    // ...and gone after.
+    store.purge_expired(issued.keep_until() + 1).await?;
+    assert_eq!(
+        store.redeem_code("spent", &tid("other"), now).await?,
+        latchkey::store::CodeRedemption::Invalid
+    );
+    Ok(())
 }

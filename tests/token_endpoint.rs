@@ -262,9 +262,13 @@ async fn missing_and_unknown_grant_types_are_refused_as_rfc_6749_says() {
     let missing = app.token(&[("client_id", "web")]).await;
     assert_oauth_error(missing, 400, "invalid_request").await;
     let unknown = app
-        .token(&[("grant_type", "authorization_code"), ("client_id", "web")])
+        .token(&[("grant_type", "implicit"), ("client_id", "web")])
         .await;
     assert_oauth_error(unknown, 400, "unsupported_grant_type").await;
+    let not_registered = app
+        .token(&[("grant_type", "authorization_code"), ("client_id", "web")])
+        .await;
+    assert_oauth_error(not_registered, 400, "unauthorized_client").await;
     let no_password = app
         .token(&[
             ("grant_type", "password"),

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use super::{Change, Page, conflict_or, invalid, paginate, revoke_subject};
 use crate::audit::{self, Event};
 use crate::configuration::TokenSettings;
-use crate::credentials::{ClientKeySet, ClientSecret, check_jwks_uri};
+use crate::credentials::{ClientKeySet, ClientSecret, check_jwks_uri, check_redirect_uris};
 use crate::domain::{ClientId, GrantType, Scope, Secret};
 use crate::error::ServiceError;
 use crate::store::{ClientKeys, ClientRecord, Store, Subject};
@@ -20,6 +20,10 @@ pub struct ClientSpec {
     /// Public keys instead of a secret: the client authenticates with signed assertions
     /// (`private_key_jwt`).
     pub keys: Option<ClientKeys>,
+    /// Where a browser sign-in may return to (`authorization_code`), compared exactly.
+    pub redirect_uris: Vec<String>,
+    /// A client of the operator's own: no consent page for its users.
+    pub first_party: bool,
 }
 
 /// What an administrator may change about a client; `None` leaves a field as it is. Each
@@ -31,6 +35,10 @@ pub struct ClientChanges {
     pub audiences: Option<BTreeSet<String>>,
     /// New keys, for a client that has keys already (a key rotation).
     pub keys: Option<ClientKeys>,
+    /// New redirect URIs (an empty list takes them all away, and with them the grant
+    /// `authorization_code`, which must then be taken away too).
+    pub redirect_uris: Option<Vec<String>>,
+    pub first_party: Option<bool>,
 }
 
 /// A registered client and, for a confidential one, its secret, shown this once.
@@ -39,8 +47,9 @@ pub struct RegisteredClient {
     pub secret: Option<Secret>,
 }
 
-/// Registers a client. Without grants, a confidential client gets `client_credentials`; a public
-/// client must name its grants, since it can use neither that nor anything by default. A client
+/// Registers a client. Without grants, a client with redirect URIs gets `authorization_code` and
+/// `refresh_token`, any other confidential client `client_credentials`; a public client must
+/// name its grants, since it can use neither that nor anything by default. A client
 /// registered with keys gets no secret.
 pub async fn add_client(
     change: &Change<'_>,
@@ -49,10 +58,16 @@ pub async fn add_client(
 ) -> Result<RegisteredClient, ServiceError> {
     let client_id = ClientId::parse(client_id).map_err(invalid)?;
     let mut grants = spec.grants;
+    if grants.is_empty() && !spec.redirect_uris.is_empty() {
+        // A client registered with redirect URIs signs users in through a browser.
+        grants.extend([GrantType::AuthorizationCode, GrantType::RefreshToken]);
+    }
     if grants.is_empty() && !spec.public {
         grants.insert(GrantType::ClientCredentials);
     }
+    let redirect_uris = check_redirect_uris(&spec.redirect_uris).map_err(invalid)?;
     let grants = checked_grants(spec.public, grants)?;
+    check_browser_grant(&grants, &redirect_uris)?;
     let scope = Scope::from_tokens(&spec.scopes).map_err(invalid)?;
     let audiences = checked_audiences(spec.audiences)?;
     if spec.public && spec.keys.is_some() {
@@ -70,6 +85,8 @@ pub async fn add_client(
         audiences,
         created_at: change.now,
         keys,
+        redirect_uris,
+        first_party: spec.first_party,
     };
     change
         .store
@@ -150,6 +167,13 @@ pub async fn update_client(
         secret_retired = client.secret_hash.take().is_some();
         client.keys = Some(checked_keys(keys)?);
     }
+    if let Some(uris) = changes.redirect_uris {
+        client.redirect_uris = check_redirect_uris(&uris).map_err(invalid)?;
+    }
+    if let Some(first_party) = changes.first_party {
+        client.first_party = first_party;
+    }
+    check_browser_grant(&client.grants, &client.redirect_uris)?;
     change.store.update_client(&client).await?;
     if secret_retired {
         // What the secret gave dies with it, as a rotation's does: the move to keys is often
@@ -222,7 +246,8 @@ fn checked_grants(
 ) -> Result<BTreeSet<GrantType>, ServiceError> {
     if grants.is_empty() {
         return Err(ServiceError::InvalidRequest(if public {
-            "a public client needs at least one grant (password, refresh_token)".into()
+            "a public client needs at least one grant (authorization_code, password, refresh_token)"
+                .into()
         } else {
             "a client needs at least one grant".into()
         }));
@@ -233,6 +258,20 @@ fn checked_grants(
         ));
     }
     Ok(grants)
+}
+
+/// `authorization_code` sends the user's browser back to the client: only to a redirect URI
+/// registered for it, so a client without one cannot have the grant.
+fn check_browser_grant(
+    grants: &BTreeSet<GrantType>,
+    redirect_uris: &BTreeSet<String>,
+) -> Result<(), ServiceError> {
+    if grants.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
+        return Err(ServiceError::InvalidRequest(
+            "the authorization_code grant needs at least one redirect URI".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses the audiences only the issuer itself may name: its own URL (the audience of refresh

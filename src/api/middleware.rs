@@ -19,9 +19,11 @@ use super::strict_json;
 /// normalisation and default headers.
 pub async fn harden<E: Endpoint>(next: E, mut req: Request, max_body: usize) -> Result<Response> {
     let oauth = req.uri().path().starts_with("/oauth/");
+    // The browser's pages: a request they cannot read is answered with a page too.
+    let browser = matches!(req.uri().path(), "/oauth/authorize" | "/oauth/logout");
     let withheld = match limit_body(&mut req, max_body).await {
         Ok(withheld) => withheld,
-        Err(response) => return Ok(finish(response, oauth).await),
+        Err(response) => return Ok(finish(response, oauth, browser).await),
     };
     let mut response = match next.call(req).await {
         Ok(output) => output.into_response(),
@@ -46,7 +48,7 @@ pub async fn harden<E: Endpoint>(next: E, mut req: Request, max_body: usize) -> 
             response.set_data(pattern);
         }
     }
-    Ok(finish(response, oauth).await)
+    Ok(finish(response, oauth, browser).await)
 }
 
 /// Reads the body up to `max` bytes, so no handler ever sees more. A body the handler must not
@@ -134,8 +136,26 @@ impl AsyncRead for RefusedBody {
     }
 }
 
-async fn finish(response: Response, oauth: bool) -> Response {
-    let mut response = if is_plain_error(&response) {
+async fn finish(response: Response, oauth: bool, browser: bool) -> Response {
+    let unreadable = matches!(
+        response.status(),
+        StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    let mut response = if browser && unreadable && is_plain_error(&response) {
+        // A sign-in form posted without a body, or with one that is not a form: a page that
+        // says so, as every other answer of these endpoints is.
+        let pattern = response.data::<PathPattern>().cloned();
+        let mut page = super::sign_in_page::stopped(
+            "Sign-in cannot continue",
+            "The request could not be read.",
+        )
+        .into_response();
+        page.set_status(StatusCode::BAD_REQUEST);
+        if let Some(pattern) = pattern {
+            page.set_data(pattern);
+        }
+        page
+    } else if is_plain_error(&response) {
         // The route template labels the request's metrics; the fresh error response keeps it.
         let pattern = response.data::<PathPattern>().cloned();
         let mut fresh = normalise_error(response, oauth).await;
@@ -160,12 +180,13 @@ async fn finish(response: Response, oauth: bool) -> Response {
 
 fn is_plain_error(response: &Response) -> bool {
     let status = response.status();
-    let json = response
+    // JSON is the handlers' own error; HTML only the sign-in pages make, for a browser.
+    let made = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    (status.is_client_error() || status.is_server_error()) && !json
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    (status.is_client_error() || status.is_server_error()) && !made
 }
 
 /// Turns an error made outside the handlers (routing, parsing, panics) into the JSON form the

@@ -2,12 +2,14 @@
 
 mod account;
 mod admin;
+mod authorize;
 mod document;
 pub mod errors;
 mod examples;
 mod health;
 pub mod jwks;
 pub mod limits;
+mod logout;
 pub mod metrics;
 pub mod middleware;
 mod oauth;
@@ -15,6 +17,7 @@ pub mod observe;
 mod optional_body;
 pub mod origin;
 mod revocations;
+mod sign_in_page;
 mod strict_json;
 mod well_known;
 
@@ -45,6 +48,8 @@ pub enum ApiTags {
 
 pub type Api = document::Documented<(
     oauth::OAuthApi,
+    authorize::AuthorizeApi,
+    logout::LogoutApi,
     well_known::WellKnownApi,
     account::AccountApi,
     health::HealthApi,
@@ -56,6 +61,12 @@ pub type Api = document::Documented<(
 pub fn service(authority: Arc<Authority>, settings: &Settings) -> OpenApiService<Api, ()> {
     let api = document::Documented((
         oauth::OAuthApi {
+            authority: authority.clone(),
+        },
+        authorize::AuthorizeApi {
+            authority: authority.clone(),
+        },
+        logout::LogoutApi {
             authority: authority.clone(),
         },
         well_known::WellKnownApi {

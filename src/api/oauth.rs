@@ -24,8 +24,15 @@ use crate::oauth::{Authority, ClientCredentials, Introspection, TokenHint, Token
 #[derive(Debug, Default, Deserialize, Object)]
 #[oai(example)]
 pub struct TokenParams {
-    /// `password`, `client_credentials` or `refresh_token`.
+    /// `password`, `client_credentials`, `refresh_token` or `authorization_code`.
     pub grant_type: Option<String>,
+    /// For `authorization_code`: the code from the redirect.
+    pub code: Option<String>,
+    /// For `authorization_code`: the redirect URI the code was issued for, exactly.
+    pub redirect_uri: Option<String>,
+    /// For `authorization_code`: the PKCE verifier (RFC 7636), 43 to 128 characters of
+    /// `A-Z a-z 0-9 - . _ ~`.
+    pub code_verifier: Option<String>,
     /// For `password`.
     pub username: Option<String>,
     /// For `password`.
@@ -93,6 +100,10 @@ pub struct TokenIssued {
     pub refresh_token: Option<String>,
     /// The granted scope.
     pub scope: String,
+    /// An OpenID Connect ID token (`authorization_code` with scope `openid`): RS256, `aud` the
+    /// client id, with `nonce`, `auth_time` and `sid`.
+    #[oai(skip_serializing_if_is_none)]
+    pub id_token: Option<String>,
 }
 
 impl Example for TokenIssued {
@@ -103,6 +114,7 @@ impl Example for TokenIssued {
             expires_in: 900,
             refresh_token: Some(examples::REFRESH_TOKEN.into()),
             scope: "read write".into(),
+            id_token: None,
         }
     }
 }
@@ -401,6 +413,9 @@ impl OAuthApi {
             scope: params.scope,
             audience: params.audience,
             resource: params.resource,
+            code: params.code,
+            redirect_uri: params.redirect_uri,
+            code_verifier: params.code_verifier,
             client,
         };
         let issued = self.authority.exchange(request, now_ms()).await?;
@@ -411,6 +426,7 @@ impl OAuthApi {
                 expires_in: issued.expires_in,
                 refresh_token: issued.refresh_token,
                 scope: issued.scope.to_string(),
+                id_token: issued.id_token,
             }),
             "no-store".into(),
             "no-cache".into(),

@@ -112,13 +112,28 @@ impl Example for JsonWebKeySet {
 #[oai(example)]
 pub struct ServerMetadata {
     pub issuer: String,
+    /// Sign-in in a browser: the authorization code grant with PKCE (OAuth 2.1 §4.1).
+    pub authorization_endpoint: String,
     pub token_endpoint: String,
+    /// OpenID Connect RP-Initiated Logout: ends the browser's sign-in session.
+    pub end_session_endpoint: String,
     pub revocation_endpoint: String,
     pub introspection_endpoint: String,
     pub userinfo_endpoint: String,
     pub jwks_uri: String,
     pub grant_types_supported: Vec<String>,
+    /// `code` only.
     pub response_types_supported: Vec<String>,
+    /// `S256` only: PKCE is required, and `plain` refused.
+    pub code_challenge_methods_supported: Vec<String>,
+    /// RFC 9207: redirects from the authorization endpoint carry `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
+    /// `openid`, for an ID token; the other scopes are each client's own.
+    pub scopes_supported: Vec<String>,
+    /// OpenID Connect: `public` (`sub` is the username).
+    pub subject_types_supported: Vec<String>,
+    /// OpenID Connect: the algorithms of the published keys, which sign ID tokens.
+    pub id_token_signing_alg_values_supported: Vec<String>,
     /// Includes `private_key_jwt` (RFC 7523 §2.2) for clients registered with keys.
     pub token_endpoint_auth_methods_supported: Vec<String>,
     /// The algorithms a `private_key_jwt` client assertion may be signed with; each key
@@ -165,13 +180,25 @@ impl ServerMetadata {
         let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         ServerMetadata {
             issuer: issuer.to_owned(),
+            authorization_endpoint: url("/oauth/authorize"),
             token_endpoint: url("/oauth/token"),
+            end_session_endpoint: url("/oauth/logout"),
             revocation_endpoint: url("/oauth/revoke"),
             introspection_endpoint: url("/oauth/introspect"),
             userinfo_endpoint: url("/userinfo"),
             jwks_uri: url("/.well-known/jwks.json"),
-            grant_types_supported: strings(&["password", "client_credentials", "refresh_token"]),
-            response_types_supported: Vec::new(),
+            grant_types_supported: strings(&[
+                "password",
+                "client_credentials",
+                "refresh_token",
+                "authorization_code",
+            ]),
+            response_types_supported: strings(&["code"]),
+            code_challenge_methods_supported: strings(&["S256"]),
+            authorization_response_iss_parameter_supported: true,
+            scopes_supported: strings(&["openid"]),
+            subject_types_supported: strings(&["public"]),
+            id_token_signing_alg_values_supported: algorithms.clone(),
             token_endpoint_auth_methods_supported: strings(&[
                 "client_secret_basic",
                 "client_secret_post",

@@ -73,9 +73,18 @@ pub enum ClientsCommand {
         /// A public client (no secret), such as a mobile or single-page app.
         #[arg(long)]
         public: bool,
-        /// A grant the client may use: password, client_credentials, refresh_token.
+        /// A grant the client may use: authorization_code, password, client_credentials,
+        /// refresh_token.
         #[arg(long = "grant")]
         grants: Vec<String>,
+        /// A redirect URI for sign-in in a browser (exact match; https, or http for a loopback
+        /// host; no fragment); repeat for several. Without --grant, the client then gets
+        /// authorization_code and refresh_token.
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+        /// A client of this service's operator: its users are not asked for consent.
+        #[arg(long)]
+        first_party: bool,
         /// A scope the client may request.
         #[arg(long = "scope")]
         scopes: Vec<String>,
@@ -122,6 +131,9 @@ pub enum ClientsCommand {
         /// As `--jwks`, with the keys published at this URL.
         #[arg(long, value_name = "URL")]
         jwks_uri: Option<String>,
+        /// Replace the client's redirect URIs; repeat for several.
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
     },
     /// Give a confidential client a new secret, printed this once; the old one stops working.
     RotateSecret { id: String },
@@ -153,6 +165,12 @@ fn client_json(client: &ClientRecord) -> Value {
         "audiences": client.audiences,
         "created_at": client.created_at,
     });
+    if !client.redirect_uris.is_empty() {
+        shown["redirect_uris"] = json!(client.redirect_uris);
+    }
+    if client.first_party {
+        shown["first_party"] = json!(true);
+    }
     match &client.keys {
         Some(ClientKeys::Jwks(set)) => shown["jwks"] = set.clone(),
         Some(ClientKeys::JwksUri(uri)) => shown["jwks_uri"] = json!(uri),
@@ -283,6 +301,8 @@ pub async fn clients_command(settings: &Settings, command: ClientsCommand) -> an
             audiences,
             jwks,
             jwks_uri,
+            redirect_uris,
+            first_party,
         } => {
             let spec = ClientSpec {
                 public,
@@ -290,6 +310,8 @@ pub async fn clients_command(settings: &Settings, command: ClientsCommand) -> an
                 scopes,
                 audiences: audiences.into_iter().collect(),
                 keys: keys_from(jwks, jwks_uri)?,
+                redirect_uris,
+                first_party,
             };
             accounts::check_reserved_audiences(
                 &spec.audiences,
@@ -333,9 +355,12 @@ pub async fn clients_command(settings: &Settings, command: ClientsCommand) -> an
             clear_audiences,
             jwks,
             jwks_uri,
+            redirect_uris,
         } => {
             let changes = ClientChanges {
                 keys: keys_from(jwks, jwks_uri)?,
+                redirect_uris: (!redirect_uris.is_empty()).then_some(redirect_uris),
+                first_party: None,
                 grants: (!grants.is_empty())
                     .then(|| parse_grants(&grants))
                     .transpose()?,
@@ -347,8 +372,12 @@ pub async fn clients_command(settings: &Settings, command: ClientsCommand) -> an
                 && changes.scopes.is_none()
                 && changes.audiences.is_none()
                 && changes.keys.is_none()
+                && changes.redirect_uris.is_none()
             {
-                bail!("nothing to change: give --grant, --scope, --audience, --jwks or --jwks-uri");
+                bail!(
+                    "nothing to change: give --grant, --scope, --audience, --jwks, --jwks-uri or \
+                     --redirect-uri"
+                );
             }
             if let Some(audiences) = &changes.audiences {
                 accounts::check_reserved_audiences(

@@ -394,13 +394,16 @@ pub enum GrantType {
     Password,
     ClientCredentials,
     RefreshToken,
+    /// OAuth 2.1 authorization code with PKCE, for clients registered with redirect URIs.
+    AuthorizationCode,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] = [
+    pub const ALL: [GrantType; 4] = [
         GrantType::Password,
         GrantType::ClientCredentials,
         GrantType::RefreshToken,
+        GrantType::AuthorizationCode,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -408,6 +411,7 @@ impl GrantType {
             GrantType::Password => "password",
             GrantType::ClientCredentials => "client_credentials",
             GrantType::RefreshToken => "refresh_token",
+            GrantType::AuthorizationCode => "authorization_code",
         }
     }
 

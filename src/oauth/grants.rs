@@ -16,6 +16,11 @@ use crate::tokens::{AccessClaims, Claims, RefreshClaims, TokenKind, sign};
 #[derive(Debug, Default)]
 pub struct TokenRequest {
     pub grant_type: Option<String>,
+    /// For `authorization_code`: the code, the redirect URI it was issued for, and the PKCE
+    /// verifier.
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub refresh_token: Option<String>,
@@ -32,16 +37,18 @@ pub struct IssuedTokens {
     pub expires_in: u64,
     pub refresh_token: Option<String>,
     pub scope: Scope,
+    /// An OpenID Connect ID token, for the `authorization_code` grant with scope `openid`.
+    pub id_token: Option<String>,
 }
 
 /// What an access token is about, before it is signed.
-struct Grant<'a> {
-    subject: &'a str,
-    client_id: &'a ClientId,
-    audience: &'a str,
-    scope: &'a Scope,
-    roles: Option<Vec<String>>,
-    session: Option<&'a TokenId>,
+pub(super) struct Grant<'a> {
+    pub(super) subject: &'a str,
+    pub(super) client_id: &'a ClientId,
+    pub(super) audience: &'a str,
+    pub(super) scope: &'a Scope,
+    pub(super) roles: Option<Vec<String>>,
+    pub(super) session: Option<&'a TokenId>,
 }
 
 impl Authority {
@@ -77,6 +84,7 @@ impl Authority {
                     .await
             }
             GrantType::RefreshToken => self.refresh_grant(&authenticated, request, now_ms).await,
+            GrantType::AuthorizationCode => self.code_grant(&authenticated, request, now).await,
         };
         if issued.is_ok() {
             crate::metrics::token_issued(grant);
@@ -161,7 +169,7 @@ impl Authority {
     /// leaves this login's tokens dead on arrival, since they are dated by when the credentials
     /// were read. Say so instead of handing them out: the caller signs in again, with the
     /// credentials now in force.
-    async fn refuse_if_revoked_meanwhile(
+    pub(super) async fn refuse_if_revoked_meanwhile(
         &self,
         username: &Username,
         client: &ClientRecord,
@@ -192,7 +200,7 @@ impl Authority {
     /// The user, if the password is theirs and the account is enabled, and the cut-off of the
     /// user's tokens as it stood when the password hash was read. An unknown or malformed
     /// username costs one argon2 verification like a wrong password does.
-    async fn check_password(
+    pub(super) async fn check_password(
         &self,
         username: &str,
         password: Secret,
@@ -328,7 +336,9 @@ impl Authority {
         let granted = Scope::parse(&claims.scope)
             .map_err(|_| ServiceError::InvalidGrant("invalid refresh token".into()))?;
         // What the client may still have: an admin may have narrowed it since the login.
-        let granted = granted.intersection(&client.scope);
+        // `openid` (a browser sign-in's) is not one of a client's scopes, and stays.
+        let granted = granted
+            .filter(|token| token == super::authorize::OPENID || client.scope.contains(token));
         let scope = requested_scope(request.scope.as_deref(), &granted)?;
         let (user, user_cut_offs) = self.live_subject(&claims.sub, now).await?;
         // A change of roles ends access tokens, not the session: the refresh token answers to
@@ -442,7 +452,7 @@ impl Authority {
         Ok((user, cut_offs))
     }
 
-    fn next_generation(&self, now: UnixTime) -> RefreshGeneration {
+    pub(super) fn next_generation(&self, now: UnixTime) -> RefreshGeneration {
         RefreshGeneration {
             jti: TokenId::generate(),
             issued_at: now,
@@ -452,7 +462,7 @@ impl Authority {
 
     /// Signs the access token and, for a family, the refresh token of its current generation.
     /// Signing is deterministic, so a repeat inside the grace window gets the very same token.
-    fn issue(
+    pub(super) fn issue(
         &self,
         grant: &Grant<'_>,
         family: Option<&Family>,
@@ -501,6 +511,7 @@ impl Authority {
             expires_in: self.tokens.access_ttl,
             refresh_token,
             scope: grant.scope.clone(),
+            id_token: None,
         })
     }
 
@@ -564,7 +575,11 @@ impl Authority {
     /// The scope a password or client_credentials request gets: what it asks for, which may
     /// narrow the client's scope but never widen it; without `scope`, all of the client's
     /// scopes but the admin ones, which are granted only when asked for.
-    fn scope_asked(&self, requested: Option<&str>, allowed: &Scope) -> Result<Scope, ServiceError> {
+    pub(super) fn scope_asked(
+        &self,
+        requested: Option<&str>,
+        allowed: &Scope,
+    ) -> Result<Scope, ServiceError> {
         match requested {
             None => Ok(self.without_admin_scopes(allowed)),
             Some(_) => requested_scope(requested, allowed),
@@ -572,7 +587,7 @@ impl Authority {
     }
 }
 
-fn changed_while_signing_in() -> ServiceError {
+pub(super) fn changed_while_signing_in() -> ServiceError {
     ServiceError::InvalidGrant("the account changed while signing in; sign in again".into())
 }
 

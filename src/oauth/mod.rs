@@ -2,8 +2,10 @@
 //! introspection and bearer-token checks.
 
 mod assertion;
+pub mod authorize;
 mod catalog;
 mod client_auth;
+mod code_grant;
 mod cut_off;
 mod feed;
 mod grants;
@@ -11,6 +13,7 @@ mod key_auth;
 mod key_sets;
 mod roles;
 mod sessions;
+pub mod sign_in;
 mod throttle;
 
 use std::sync::Arc;

@@ -18,11 +18,13 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::attempts::{self, AttemptRule, AttemptState, Reservation};
 use super::{
-    ClientRead, ClientRecord, Family, FeedPage, RevocationEvent, Rotation, RotationOutcome, Store,
-    StoreError, StoreResult, Subject, SubjectKind, UserCutOffs, UserRecord,
+    AuthorizationCode, ClientRead, ClientRecord, CodeRedemption, Family, FeedPage, RevocationEvent,
+    Rotation, RotationOutcome, Store, StoreError, StoreResult, Subject, SubjectKind, UserCutOffs,
+    UserRecord,
 };
 use crate::domain::{self, ClientId, TokenId, UnixTime, Username};
 
+mod codes;
 mod schema;
 mod sql;
 mod writer;
@@ -657,6 +659,27 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn create_code(&self, key: &str, code: &AuthorizationCode) -> StoreResult<()> {
+        let (key, code) = (key.to_owned(), code.clone());
+        self.write(move |tx| codes::create(tx, &key, &code)).await
+    }
+
+    async fn redeem_code(
+        &self,
+        key: &str,
+        family: &TokenId,
+        now: UnixTime,
+    ) -> StoreResult<CodeRedemption> {
+        let (key, family) = (key.to_owned(), family.clone());
+        self.write(move |tx| codes::redeem(tx, &key, &family, now))
+            .await
+    }
+
+    async fn code_replayed(&self, key: &str) -> StoreResult<bool> {
+        let key = key.to_owned();
+        self.read(move |conn| codes::replayed(conn, &key)).await
+    }
+
     async fn purge_expired(&self, now: UnixTime) -> StoreResult<u64> {
         self.write(move |tx| {
             let mut deleted = 0;
@@ -667,6 +690,7 @@ impl Store for EmbeddedStore {
                 "DELETE FROM revocation_feed WHERE expires_at < ?1",
                 "DELETE FROM login_failures WHERE window_ends <= ?1",
                 "DELETE FROM used_once WHERE expires_at < ?1",
+                "DELETE FROM authorization_codes WHERE keep_until < ?1",
             ] {
                 deleted += tx.execute_cached(sql, [now]).db()?;
             }

@@ -14,10 +14,12 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{ClientId, GrantType, Scope, TokenId, UnixTime, Username};
 
 pub mod attempts;
+pub mod codes;
 pub mod embedded;
 pub mod redis;
 
 pub use attempts::{AttemptRule, Reservation};
+pub use codes::{AuthorizationCode, CodeRedemption};
 
 /// A registered user. The password is held as an argon2id PHC string, or, for a user imported
 /// with another system's hash, as that hash until the user's next sign-in replaces it.
@@ -57,6 +59,13 @@ pub struct ClientRecord {
     /// §2.2). Optional, so that records written before keys existed still load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<ClientKeys>,
+    /// The redirect URIs of a client that signs users in through a browser
+    /// (`authorization_code`), compared exactly. Empty for records written before them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub redirect_uris: BTreeSet<String>,
+    /// A client of the issuer's own operator: its users are not asked for consent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub first_party: bool,
 }
 
 impl ClientRecord {
@@ -451,6 +460,24 @@ pub trait Store: Send + Sync + 'static {
     /// `jti`) is refused by its own expiry by then.
     async fn use_once(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<bool>;
 
+    // Authorization codes.
+    /// Stores a new code under `key` (the SHA-256 of the code, hex) until
+    /// [`AuthorizationCode::keep_until`]; `Conflict` if the key exists.
+    async fn create_code(&self, key: &str, code: &AuthorizationCode) -> StoreResult<()>;
+    /// Redeems a code atomically across replicas: the first use of a live code spends it and
+    /// records `family`, the session its tokens open; any later use gets that family back
+    /// (and marks the code replayed); an unknown code, or one expired at `now` unused, is
+    /// `Invalid`.
+    async fn redeem_code(
+        &self,
+        key: &str,
+        family: &TokenId,
+        now: UnixTime,
+    ) -> StoreResult<CodeRedemption>;
+    /// Whether a spent code was presented again: the first redemption asks once its session
+    /// exists, so that a replay that came before the session was stored still revokes it.
+    async fn code_replayed(&self, key: &str) -> StoreResult<bool>;
+
     /// Drops entries that expired before `now`; returns how many. Backends whose entries expire
     /// by themselves (Redis TTLs) have nothing to do.
     async fn purge_expired(&self, _now: UnixTime) -> StoreResult<u64> {
@@ -519,5 +546,7 @@ mod tests {
         let client: ClientRecord = serde_json::from_str(stored).unwrap();
         assert_eq!(client.keys, None);
         assert!(client.is_public());
+        assert!(client.redirect_uris.is_empty());
+        assert!(!client.first_party);
     }
 }

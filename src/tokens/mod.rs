@@ -19,6 +19,15 @@ pub enum TokenKind {
     /// RFC 9068 access token.
     Access,
     Refresh,
+    /// OpenID Connect ID token: `typ` `JWT`, as relying parties expect. Never accepted by the
+    /// issuer as a credential (its `aud` is a client, and no verifier here takes `JWT`).
+    Id,
+    /// A sign-in form's pending authorization request (`oauth::authorize`), signed so that the
+    /// form carries it without the store; accepted only by the sign-in form's handler.
+    SignIn,
+    /// A browser's sign-in session (the `latchkey_session` cookie); accepted only by the
+    /// authorization and logout endpoints.
+    Session,
 }
 
 impl TokenKind {
@@ -26,6 +35,9 @@ impl TokenKind {
         match self {
             TokenKind::Access => "at+jwt",
             TokenKind::Refresh => "rt+jwt",
+            TokenKind::Id => "JWT",
+            TokenKind::SignIn => "signin+jwt",
+            TokenKind::Session => "session+jwt",
         }
     }
 }

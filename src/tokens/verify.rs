@@ -102,6 +102,34 @@ impl TokenVerifier {
         self.verify(keys, token, TokenKind::Refresh, Some(&self.issuer), now)
     }
 
+    /// A token of `kind` that this issuer signed for itself (a sign-in form's pending request,
+    /// a browser's sign-in session), live at `now`.
+    pub fn verify_own_at<C>(
+        &self,
+        keys: &KeySet,
+        token: &str,
+        kind: TokenKind,
+        now: UnixTime,
+    ) -> Result<C, TokenError>
+    where
+        C: DeserializeOwned + std::ops::Deref<Target = Claims>,
+    {
+        self.verify(keys, token, kind, Some(&self.issuer), now)
+    }
+
+    /// An ID token this issuer signed, for any client (its `aud`), live at `now`.
+    pub fn verify_id_token_at<C>(
+        &self,
+        keys: &KeySet,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<C, TokenError>
+    where
+        C: DeserializeOwned + std::ops::Deref<Target = Claims>,
+    {
+        self.verify(keys, token, TokenKind::Id, None, now)
+    }
+
     fn verify<C>(
         &self,
         keys: &KeySet,
@@ -123,6 +151,9 @@ impl TokenVerifier {
             return Err(TokenError::WrongKind(match kind {
                 TokenKind::Access => "access token",
                 TokenKind::Refresh => "refresh token",
+                TokenKind::Id => "ID token",
+                TokenKind::SignIn => "sign-in form",
+                TokenKind::Session => "sign-in session",
             }));
         }
         if header.foreign_key {

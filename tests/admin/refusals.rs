@@ -206,6 +206,7 @@ async fn a_client_cannot_take_an_admin_s_name_and_a_client_s_token_is_refused() 
         scopes: Default::default(),
         audiences: Default::default(),
         keys: None,
+        ..Default::default()
     };
     let taken = latchkey::accounts::add_client(&app.change(), "root", spec).await;
     assert!(taken.is_err(), "a client named like the administrator");

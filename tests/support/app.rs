@@ -157,6 +157,7 @@ impl TestApp {
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             audiences: audiences.iter().map(|a| a.to_string()).collect(),
             keys: None,
+            ..Default::default()
         };
         let registered = accounts::add_client(&self.change(), id, spec)
             .await

@@ -8,5 +8,6 @@ pub mod app;
 pub mod process;
 pub mod redis_server;
 pub mod script;
+pub mod sign_in;
 
 pub use app::*;

@@ -19,6 +19,8 @@ pub enum Grant {
     Password,
     ClientCredentials,
     RefreshToken,
+    /// Sign-in in a browser with PKCE; only for clients with redirect URIs.
+    AuthorizationCode,
 }
 
 impl From<Grant> for GrantType {
@@ -27,6 +29,7 @@ impl From<Grant> for GrantType {
             Grant::Password => GrantType::Password,
             Grant::ClientCredentials => GrantType::ClientCredentials,
             Grant::RefreshToken => GrantType::RefreshToken,
+            Grant::AuthorizationCode => GrantType::AuthorizationCode,
         }
     }
 }
@@ -37,6 +40,7 @@ impl From<GrantType> for Grant {
             GrantType::Password => Grant::Password,
             GrantType::ClientCredentials => Grant::ClientCredentials,
             GrantType::RefreshToken => Grant::RefreshToken,
+            GrantType::AuthorizationCode => Grant::AuthorizationCode,
         }
     }
 }
@@ -67,6 +71,10 @@ pub struct AdminClient {
     pub scopes: Vec<String>,
     /// Audiences the client may request besides the default one (`audience` or `resource`).
     pub audiences: Vec<String>,
+    /// Where sign-in in a browser (`authorization_code`) may return to, compared exactly.
+    pub redirect_uris: Vec<String>,
+    /// A client of the operator's own: its users are not asked for consent.
+    pub first_party: bool,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -82,6 +90,8 @@ impl Example for AdminClient {
             grants: vec![Grant::ClientCredentials],
             scopes: vec!["reports:read".into()],
             audiences: vec!["https://reports.example.com".into()],
+            redirect_uris: Vec::new(),
+            first_party: false,
             created_at: examples::ISSUED_AT,
         }
     }
@@ -103,6 +113,8 @@ impl From<ClientRecord> for AdminClient {
             grants: client.grants.iter().map(|g| Grant::from(*g)).collect(),
             scopes: client.scope.iter().map(str::to_owned).collect(),
             audiences: client.audiences.into_iter().collect(),
+            redirect_uris: client.redirect_uris.into_iter().collect(),
+            first_party: client.first_party,
             created_at: client.created_at,
         }
     }
@@ -129,9 +141,11 @@ impl Example for ClientPage {
                     token_endpoint_auth_method: "none".into(),
                     jwks: None,
                     jwks_uri: None,
-                    grants: vec![Grant::Password, Grant::RefreshToken],
+                    grants: vec![Grant::AuthorizationCode, Grant::RefreshToken],
                     scopes: vec!["read".into(), "write".into()],
                     audiences: Vec::new(),
+                    redirect_uris: vec!["https://app.example.com/callback".into()],
+                    first_party: true,
                     created_at: examples::ISSUED_AT - 86_400,
                 },
             ],
@@ -170,6 +184,14 @@ pub struct NewClient {
     /// loopback address), fetched and cached by the service.
     #[oai(validator(max_length = 2048))]
     pub jwks_uri: Option<String>,
+    /// Where sign-in in a browser may return to: at most 16, each an https URL (http only for
+    /// a loopback host) without a fragment, compared exactly. Without `grants`, a client with
+    /// redirect URIs gets `authorization_code` and `refresh_token`.
+    #[oai(default, validator(max_items = 16, min_length = 1, max_length = 2048))]
+    pub redirect_uris: Vec<String>,
+    /// A client of the operator's own: its users are not asked for consent.
+    #[oai(default)]
+    pub first_party: bool,
 }
 
 // The validators above and below state the limits of `domain::limits` in the document.
@@ -190,6 +212,8 @@ impl Example for NewClient {
             audiences: vec!["https://reports.example.com".into()],
             jwks: None,
             jwks_uri: None,
+            redirect_uris: Vec::new(),
+            first_party: false,
         }
     }
 }
@@ -229,6 +253,10 @@ pub struct ClientUpdate {
     /// A new `jwks_uri`; replaces a secret as `jwks` does.
     #[oai(validator(max_length = 2048))]
     pub jwks_uri: Option<String>,
+    /// New redirect URIs (as at registration); an empty list takes them away.
+    #[oai(validator(max_items = 16, min_length = 1, max_length = 2048))]
+    pub redirect_uris: Option<Vec<String>>,
+    pub first_party: Option<bool>,
 }
 
 impl Example for ClientUpdate {
@@ -239,6 +267,8 @@ impl Example for ClientUpdate {
             audiences: None,
             jwks: None,
             jwks_uri: None,
+            redirect_uris: None,
+            first_party: None,
         }
     }
 }

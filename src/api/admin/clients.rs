@@ -237,6 +237,8 @@ impl ClientsApi {
             scopes: new.scopes,
             audiences: new.audiences.into_iter().collect(),
             keys: keys_of(new.jwks, new.jwks_uri)?,
+            redirect_uris: new.redirect_uris,
+            first_party: new.first_party,
         };
         let authority = &self.0.authority;
         accounts::check_reserved_audiences(
@@ -301,6 +303,8 @@ impl ClientsApi {
             scopes: update.scopes,
             audiences: update.audiences.map(|a| a.into_iter().collect()),
             keys: keys_of(update.jwks, update.jwks_uri)?,
+            redirect_uris: update.redirect_uris,
+            first_party: update.first_party,
         };
         if let Some(audiences) = &changes.audiences {
             let authority = &self.0.authority;

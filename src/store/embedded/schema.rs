@@ -15,6 +15,9 @@ use crate::store::{StoreError, StoreResult};
 /// 2 → 3: attempt counters remember their last attempt, for back-off between attempts.
 ///
 /// 3 → 4: single-use markers (the `jti` of client assertions), kept until they expire.
+///
+/// 4 → 5: authorization codes, under the SHA-256 of the code: `family` is set when the code is
+/// redeemed, `replayed` when it is presented again.
 const MIGRATIONS: &[&str] = &[
     r"
 CREATE TABLE users (
@@ -76,6 +79,17 @@ CREATE TABLE used_once (
     expires_at INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX used_once_expiry ON used_once (expires_at);
+",
+    r"
+CREATE TABLE authorization_codes (
+    key        TEXT PRIMARY KEY NOT NULL,
+    expires_at INTEGER NOT NULL,
+    keep_until INTEGER NOT NULL,
+    family     TEXT,
+    replayed   INTEGER NOT NULL DEFAULT 0,
+    data       TEXT NOT NULL
+) STRICT;
+CREATE INDEX authorization_codes_expiry ON authorization_codes (keep_until);
 ",
 ];
 

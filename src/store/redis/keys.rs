@@ -55,6 +55,10 @@ impl Keys {
     pub(super) fn once(&self, key: &str) -> String {
         format!("{}once:{{{key}}}", self.prefix)
     }
+    /// An authorization code, by the SHA-256 of the code.
+    pub(super) fn code(&self, key: &str) -> String {
+        format!("{}code:{{{key}}}", self.prefix)
+    }
     /// When a counter's last attempt was made; in the counter's slot.
     pub(super) fn last_attempt(&self, key: &str) -> String {
         format!("{}failures:{{{key}}}:last", self.prefix)

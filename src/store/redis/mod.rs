@@ -62,6 +62,7 @@
 //! (Sentinel failover is asynchronous replication: writes that the old master acknowledged just
 //! before it failed can be lost; `min-replicas-to-write` on the servers bounds that.)
 
+mod codes;
 mod conn;
 mod encoding;
 mod keys;
@@ -82,8 +83,9 @@ use self::records::{parse_not_before, parse_record};
 use self::scripts::*;
 use super::attempts::{AttemptRule, Reservation};
 use super::{
-    ClientRead, ClientRecord, Family, FeedPage, RevocationEvent, Rotation, RotationOutcome, Store,
-    StoreError, StoreResult, Subject, SubjectKind, UserCutOffs, UserRecord,
+    AuthorizationCode, ClientRead, ClientRecord, CodeRedemption, Family, FeedPage, RevocationEvent,
+    Rotation, RotationOutcome, Store, StoreError, StoreResult, Subject, SubjectKind, UserCutOffs,
+    UserRecord,
 };
 use crate::domain::{ClientId, TokenId, UnixTime, Username};
 
@@ -541,6 +543,23 @@ impl Store for RedisStore {
             Ok(first == 1)
         })
         .await
+    }
+
+    async fn create_code(&self, key: &str, code: &AuthorizationCode) -> StoreResult<()> {
+        self.code_create(key, code).await
+    }
+
+    async fn redeem_code(
+        &self,
+        key: &str,
+        family: &TokenId,
+        now: UnixTime,
+    ) -> StoreResult<CodeRedemption> {
+        self.code_redeem(key, family, now).await
+    }
+
+    async fn code_replayed(&self, key: &str) -> StoreResult<bool> {
+        self.code_was_replayed(key).await
     }
 
     async fn is_token_revoked(&self, jti: &TokenId, now: UnixTime) -> StoreResult<bool> {

@@ -30,3 +30,5 @@ script!(NAME_CLAIM, "name_claim.lua");
 script!(ATTEMPT_RESERVE, "attempt_reserve.lua");
 script!(ATTEMPT_RELEASE, "attempt_release.lua");
 script!(ONCE_USE, "once_use.lua");
+script!(CODE_CREATE, "code_create.lua");
+script!(CODE_REDEEM, "code_redeem.lua");
