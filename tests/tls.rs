@@ -32,8 +32,7 @@ async fn the_service_speaks_https_over_http1_and_http2_with_a_configured_certifi
     let https = app.address.replace("http://", "https://");
     let root = reqwest::Certificate::from_pem(pem.as_bytes()).expect("ca");
     let client = |version: reqwest::Version| {
-        let builder = reqwest::Client::builder()
-            .tls_certs_only([root.clone()]);
+        let builder = reqwest::Client::builder().tls_certs_only([root.clone()]);
         let builder = match version {
             reqwest::Version::HTTP_2 => builder.http2_prior_knowledge(),
             _ => builder.http1_only(),

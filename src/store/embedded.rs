@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 
-use super::attempts::{self, AttemptRule, AttemptState, Reservation};
+use super::attempts::{AttemptRule, Reservation};
 use super::{
     AuthorizationCode, ClientRead, ClientRecord, CodeRedemption, Family, FeedPage, RevocationEvent,
     Rotation, RotationOutcome, Store, StoreError, StoreResult, Subject, SubjectKind, UserCutOffs,
@@ -25,6 +25,8 @@ use super::{
 use crate::domain::{self, ClientId, TokenId, UnixTime, Username};
 
 mod codes;
+mod feed;
+mod limits;
 mod schema;
 mod sql;
 mod writer;
@@ -34,10 +36,9 @@ mod tests;
 
 pub use schema::SCHEMA_VERSION;
 use sql::{
-    Cached, DbResult, access_key, append_event, cut_off, failure_count, from_json, get_json,
-    in_one_read, insert_account, insert_error, list_json, load_family, non_negative, not_before,
-    parse_cursor, raise_cut_off, revoke_loaded_family, rotate, sql_limit, subject_key, to_json,
-    update_existing,
+    Cached, DbResult, access_key, append_event, cut_off, failure_count, get_json, in_one_read,
+    insert_account, insert_error, list_json, load_family, not_before, parse_cursor, raise_cut_off,
+    revoke_loaded_family, rotate, sql_limit, subject_key, to_json, update_existing,
 };
 
 /// The database file inside the data directory.
@@ -486,67 +487,14 @@ impl Store for EmbeddedStore {
     ) -> StoreResult<FeedPage> {
         let after = parse_cursor(cursor)?;
         let asked = cursor.unwrap_or("0").to_owned();
-        self.run(move |conn| {
-            // A cursor past the highest sequence number ever handed out (a store that was
-            // replaced or wiped) would make its follower skip the new events silently.
-            if after > 0 {
-                let highest: i64 = conn
-                    .query_row_cached(
-                        "SELECT COALESCE((SELECT seq FROM sqlite_sequence \
-                         WHERE name = 'revocation_feed'), 0)",
-                        [],
-                        |row| row.get(0),
-                    )
-                    .db()?;
-                if after > highest {
-                    return Err(StoreError::InvalidCursor);
-                }
-            }
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT seq, data FROM revocation_feed WHERE seq > ?1 AND expires_at >= ?2 \
-                     ORDER BY seq LIMIT ?3",
-                )
-                .db()?;
-            let rows = stmt
-                .query_map(params![after, now, sql_limit(limit)], |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
-                })
-                .db()?;
-            let mut events = Vec::new();
-            for row in rows {
-                let (seq, data) = row.db()?;
-                events.push((seq.to_string(), from_json(&data)?));
-            }
-            let next_cursor = events.last().map_or(asked, |(c, _)| c.clone());
-            Ok(FeedPage {
-                events,
-                next_cursor,
-            })
-        })
-        .await
+        self.run(move |conn| feed::page(conn, after, &asked, limit, now))
+            .await
     }
 
     async fn record_failure(&self, key: &str, window_secs: u64) -> StoreResult<(u64, u64)> {
         let key = key.to_owned();
-        let window = i64::try_from(window_secs).unwrap_or(i64::MAX);
-        self.run(move |conn| {
-            let now = domain::now();
-            // One statement, so atomic: a window that has ended starts over at this failure.
-            let (count, ends): (i64, i64) = conn
-                .query_row_cached(
-                    "INSERT INTO login_failures (key, count, window_ends) VALUES (?1, 1, ?3) \
-                     ON CONFLICT (key) DO UPDATE SET \
-                     count = CASE WHEN window_ends > ?2 THEN count + 1 ELSE 1 END, \
-                     window_ends = CASE WHEN window_ends > ?2 THEN window_ends ELSE ?3 END \
-                     RETURNING count, window_ends",
-                    params![key, now, now.saturating_add(window)],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .db()?;
-            Ok((non_negative(count), non_negative(ends - now)))
-        })
-        .await
+        self.run(move |conn| limits::record_failure(conn, &key, window_secs, domain::now()))
+            .await
     }
 
     async fn client_and_failures(
@@ -578,12 +526,7 @@ impl Store for EmbeddedStore {
 
     async fn clear_failures(&self, key: &str) -> StoreResult<()> {
         let key = key.to_owned();
-        self.run(move |conn| {
-            conn.execute_cached("DELETE FROM login_failures WHERE key = ?1", [key])
-                .db()?;
-            Ok(())
-        })
-        .await
+        self.run(move |conn| limits::clear(conn, &key)).await
     }
 
     async fn reserve_attempt(
@@ -593,70 +536,19 @@ impl Store for EmbeddedStore {
         now: UnixTime,
     ) -> StoreResult<Reservation> {
         let (key, rule) = (key.to_owned(), *rule);
-        self.write(move |tx| {
-            let stored: Option<(i64, i64, i64)> = tx
-                .query_row_cached(
-                    "SELECT count, window_ends, last_at FROM login_failures WHERE key = ?1",
-                    [&key],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-                )
-                .optional()
-                .db()?;
-            let state = stored.map(|(count, window_ends, last)| AttemptState {
-                count: count.max(0).unsigned_abs(),
-                window_ends,
-                last,
-            });
-            let (decision, next) = attempts::reserve(&rule, state, now);
-            if let Some(next) = next {
-                tx.execute_cached(
-                    "INSERT INTO login_failures (key, count, window_ends, last_at) \
-                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key) DO UPDATE SET \
-                     count = excluded.count, window_ends = excluded.window_ends, \
-                     last_at = excluded.last_at",
-                    params![
-                        key,
-                        i64::try_from(next.count).unwrap_or(i64::MAX),
-                        next.window_ends,
-                        next.last
-                    ],
-                )
-                .db()?;
-            }
-            Ok(decision)
-        })
-        .await
+        self.write(move |tx| limits::reserve(tx, &key, &rule, now))
+            .await
     }
 
     async fn release_attempt(&self, key: &str) -> StoreResult<()> {
         let key = key.to_owned();
-        self.write(move |tx| {
-            tx.execute_cached(
-                "UPDATE login_failures SET count = max(count - 1, 0) WHERE key = ?1",
-                [key],
-            )
-            .db()?;
-            Ok(())
-        })
-        .await
+        self.write(move |tx| limits::release(tx, &key)).await
     }
 
     async fn use_once(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<bool> {
         let key = key.to_owned();
-        self.write(move |tx| {
-            // One statement: a new key is inserted, an expired one taken over, a live one left
-            // alone (no row changed).
-            let changed = tx
-                .execute_cached(
-                    "INSERT INTO used_once (key, expires_at) VALUES (?1, ?2) \
-                     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
-                     WHERE used_once.expires_at < ?3",
-                    params![key, expires_at, now],
-                )
-                .db()?;
-            Ok(changed == 1)
-        })
-        .await
+        self.write(move |tx| limits::use_once(tx, &key, expires_at, now))
+            .await
     }
 
     async fn create_code(&self, key: &str, code: &AuthorizationCode) -> StoreResult<()> {

@@ -65,7 +65,9 @@
 mod codes;
 mod conn;
 mod encoding;
+mod families;
 mod keys;
+mod limits;
 mod records;
 mod scripts;
 
@@ -77,7 +79,7 @@ use futures_util::FutureExt;
 use redis::{RedisError, Value};
 
 use self::conn::{Backend, Conn, Target, map_error};
-use self::encoding::{START_CURSOR, family_fields, family_from_pairs, parse_cursor};
+use self::encoding::{START_CURSOR, parse_cursor};
 use self::keys::Keys;
 use self::records::{parse_not_before, parse_record};
 use self::scripts::*;
@@ -404,107 +406,19 @@ impl Store for RedisStore {
     }
 
     async fn create_family(&self, family: &Family) -> StoreResult<()> {
-        self.run(async {
-            let mut conn = self.conn().await?;
-            let (ttl, _) = self.retention(family.current.expires_at);
-            let mut invocation = FAMILY_CREATE.key(self.keys.family(family.id.as_str()));
-            invocation.arg(ttl);
-            for (field, value) in family_fields(family) {
-                invocation.arg(field).arg(value);
-            }
-            let created: i64 = invocation.invoke_async(&mut conn).await?;
-            if created == 1 {
-                Ok(())
-            } else {
-                Err(StoreError::Conflict.into())
-            }
-        })
-        .await
+        self.family_create(family).await
     }
 
     async fn get_family(&self, id: &TokenId) -> StoreResult<Option<Family>> {
-        self.run(async {
-            let mut conn = self.conn().await?;
-            let pairs: Vec<String> = redis::cmd("HGETALL")
-                .arg(self.keys.family(id.as_str()))
-                .query_async(&mut conn)
-                .await?;
-            if pairs.is_empty() {
-                return Ok(None);
-            }
-            family_from_pairs(&pairs).map(Some)
-        })
-        .await
+        self.family_get(id).await
     }
 
     async fn rotate_refresh(&self, rotation: &Rotation) -> StoreResult<RotationOutcome> {
-        self.run(async {
-            let mut conn = self.conn().await?;
-            let successor = &rotation.successor;
-            let (ttl, _) = self.retention(successor.expires_at);
-            let reply: Vec<String> = FAMILY_ROTATE
-                .key(self.keys.family(rotation.family.as_str()))
-                .arg(rotation.presented.as_str())
-                .arg(successor.jti.as_str())
-                .arg(successor.issued_at)
-                .arg(successor.expires_at)
-                .arg(rotation.now_ms)
-                .arg(rotation.now_ms.div_euclid(1000))
-                .arg(rotation.grace_ms)
-                .arg(ttl)
-                .invoke_async(&mut conn)
-                .await?;
-            let (outcome, pairs) = reply
-                .split_first()
-                .ok_or_else(|| internal("empty reply from the rotation script"))?;
-            match outcome.as_str() {
-                "inactive" => Ok(RotationOutcome::Inactive),
-                "inactive_owed" => {
-                    // A reuse or revocation whose feed event was never confirmed: finish it.
-                    let family = family_from_pairs(pairs)?;
-                    self.append_family_event(&mut conn, &family).await?;
-                    Ok(RotationOutcome::Inactive)
-                }
-                "rotated" => Ok(RotationOutcome::Rotated(family_from_pairs(pairs)?)),
-                "repeated" => Ok(RotationOutcome::Repeated(family_from_pairs(pairs)?)),
-                "reused" => {
-                    let family = family_from_pairs(pairs)?;
-                    self.append_family_event(&mut conn, &family).await?;
-                    Ok(RotationOutcome::Reused(family))
-                }
-                other => Err(internal(format!("rotation script answered {other:?}"))),
-            }
-        })
-        .await
+        self.family_rotate(rotation).await
     }
 
     async fn revoke_family(&self, id: &TokenId, now: UnixTime) -> StoreResult<bool> {
-        self.run(async {
-            let mut conn = self.conn().await?;
-            let reply: Vec<String> = FAMILY_REVOKE
-                .key(self.keys.family(id.as_str()))
-                .arg(now)
-                .invoke_async(&mut conn)
-                .await?;
-            let (outcome, pairs) = reply
-                .split_first()
-                .ok_or_else(|| internal("empty reply from the revocation script"))?;
-            match outcome.as_str() {
-                "unknown" | "already" => Ok(false),
-                "owed" => {
-                    self.append_family_event(&mut conn, &family_from_pairs(pairs)?)
-                        .await?;
-                    Ok(false)
-                }
-                "revoked" => {
-                    self.append_family_event(&mut conn, &family_from_pairs(pairs)?)
-                        .await?;
-                    Ok(true)
-                }
-                other => Err(internal(format!("revocation script answered {other:?}"))),
-            }
-        })
-        .await
+        self.family_revoke(id, now).await
     }
 
     async fn revoke_token(&self, jti: &TokenId, expires_at: UnixTime) -> StoreResult<()> {
@@ -525,22 +439,6 @@ impl Store for RedisStore {
             };
             self.append_event(&mut conn, &event).await?;
             Ok(())
-        })
-        .await
-    }
-
-    async fn use_once(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<bool> {
-        self.run(async {
-            let mut conn = self.conn().await?;
-            let (ttl, _) = self.retention(expires_at);
-            let first: i64 = ONCE_USE
-                .key(self.keys.once(key))
-                .arg(expires_at)
-                .arg(now)
-                .arg(ttl)
-                .invoke_async(&mut conn)
-                .await?;
-            Ok(first == 1)
         })
         .await
     }
@@ -667,59 +565,6 @@ impl Store for RedisStore {
         self.run(self.read_feed(position, asked, limit, now)).await
     }
 
-    async fn record_failure(&self, key: &str, window_secs: u64) -> StoreResult<(u64, u64)> {
-        self.run(async {
-            let mut conn = self.conn().await?;
-            let window = i64::try_from(window_secs.max(1)).unwrap_or(i64::MAX / 4);
-            let (count, ttl): (i64, i64) = FAILURE_RECORD
-                .key(self.keys.failures(key))
-                .arg(window)
-                .invoke_async(&mut conn)
-                .await?;
-            Ok((count.max(0).unsigned_abs(), ttl.max(0).unsigned_abs()))
-        })
-        .await
-    }
-
-    async fn reserve_attempt(
-        &self,
-        key: &str,
-        rule: &AttemptRule,
-        now: UnixTime,
-    ) -> StoreResult<Reservation> {
-        self.run(async {
-            let mut conn = self.conn().await?;
-            let wait: i64 = ATTEMPT_RESERVE
-                .key(self.keys.failures(key))
-                .key(self.keys.last_attempt(key))
-                .arg(now)
-                .arg(rule.free)
-                .arg(rule.base)
-                .arg(rule.cap)
-                .arg(rule.window.max(1))
-                .invoke_async(&mut conn)
-                .await?;
-            Ok(match u64::try_from(wait) {
-                Ok(0) => Reservation::Granted,
-                Err(_) => Reservation::Refused { retry_after: 1 },
-                Ok(retry_after) => Reservation::Refused { retry_after },
-            })
-        })
-        .await
-    }
-
-    async fn release_attempt(&self, key: &str) -> StoreResult<()> {
-        self.run(async {
-            let mut conn = self.conn().await?;
-            let _: i64 = ATTEMPT_RELEASE
-                .key(self.keys.failures(key))
-                .invoke_async(&mut conn)
-                .await?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn client_and_failures(
         &self,
         client_id: Option<&ClientId>,
@@ -738,15 +583,28 @@ impl Store for RedisStore {
             .await
     }
 
+    async fn use_once(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<bool> {
+        self.once_use(key, expires_at, now).await
+    }
+
+    async fn record_failure(&self, key: &str, window_secs: u64) -> StoreResult<(u64, u64)> {
+        self.failure_record(key, window_secs).await
+    }
+
+    async fn reserve_attempt(
+        &self,
+        key: &str,
+        rule: &AttemptRule,
+        now: UnixTime,
+    ) -> StoreResult<Reservation> {
+        self.attempt_reserve(key, rule, now).await
+    }
+
+    async fn release_attempt(&self, key: &str) -> StoreResult<()> {
+        self.attempt_release(key).await
+    }
+
     async fn clear_failures(&self, key: &str) -> StoreResult<()> {
-        self.run(async {
-            let mut conn = self.conn().await?;
-            let _: i64 = redis::cmd("DEL")
-                .arg(self.keys.failures(key))
-                .query_async(&mut conn)
-                .await?;
-            Ok(())
-        })
-        .await
+        self.failures_clear(key).await
     }
 }
