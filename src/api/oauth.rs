@@ -18,13 +18,18 @@ use super::optional_body::{OptionalTokenBody, OptionalTokenParamBody};
 use super::origin::origin;
 use super::{ApiTags, examples};
 use crate::domain::{Secret, now, now_ms};
-use crate::oauth::{Authority, ClientCredentials, Introspection, TokenHint, TokenRequest};
+use crate::oauth::{
+    Authority, ClientCredentials, ExchangeParams, Introspection, TokenHint, TokenRequest,
+};
 
-/// Token request parameters (RFC 6749 §4.3, §4.4, §6; RFC 8707 `resource`).
+/// Token request parameters (RFC 6749 §4.3, §4.4, §6; RFC 8707 `resource`; RFC 8693 §2.1 token
+/// exchange).
 #[derive(Debug, Default, Deserialize, Object)]
 #[oai(example)]
 pub struct TokenParams {
-    /// `password`, `client_credentials` or `refresh_token`.
+    /// `password`, `client_credentials`, `refresh_token` or
+    /// `urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693, for confidential clients
+    /// registered with the grant `token-exchange`).
     pub grant_type: Option<String>,
     /// For `password`.
     pub username: Option<String>,
@@ -38,10 +43,26 @@ pub struct TokenParams {
     /// and carries its audience (`admin_audience` in the metadata).
     pub scope: Option<String>,
     /// The audience (`aud`) wanted for the access token. The admin audience goes with an admin
-    /// scope only, and an admin scope with no other audience.
+    /// scope only, and an admin scope with no other audience. For token exchange, one of the
+    /// exchanging client's audiences (or the default one, which is also the default).
     pub audience: Option<String>,
     /// RFC 8707 resource indicator; the same as `audience`.
     pub resource: Option<String>,
+    /// For token exchange (required): an access token of this issuer, live (not expired, not
+    /// revoked) and not one for the admin API. The issued token keeps its `sub`, `roles` and
+    /// session (`sid`), and expires no later than it.
+    pub subject_token: Option<String>,
+    /// For token exchange (required): always `urn:ietf:params:oauth:token-type:access_token`.
+    pub subject_token_type: Option<String>,
+    /// For token exchange (optional): a client's own access token (`client_credentials`) of
+    /// this issuer; its subject becomes the actor (`act.sub`) in place of the exchanging
+    /// client.
+    pub actor_token: Option<String>,
+    /// With `actor_token`: always `urn:ietf:params:oauth:token-type:access_token`.
+    pub actor_token_type: Option<String>,
+    /// For token exchange (optional): `urn:ietf:params:oauth:token-type:access_token`, the only
+    /// type issued.
+    pub requested_token_type: Option<String>,
     /// Client authentication in the body, when HTTP Basic is not used.
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
@@ -88,11 +109,14 @@ pub struct TokenIssued {
     pub token_type: String,
     /// Lifetime of the access token in seconds.
     pub expires_in: u64,
-    /// A rotating refresh token, for grants that issue one.
+    /// A rotating refresh token, for grants that issue one (never for token exchange).
     #[oai(skip_serializing_if_is_none)]
     pub refresh_token: Option<String>,
     /// The granted scope.
     pub scope: String,
+    /// For token exchange (RFC 8693 §2.2.1): `urn:ietf:params:oauth:token-type:access_token`.
+    #[oai(skip_serializing_if_is_none)]
+    pub issued_token_type: Option<String>,
 }
 
 impl Example for TokenIssued {
@@ -103,6 +127,7 @@ impl Example for TokenIssued {
             expires_in: 900,
             refresh_token: Some(examples::REFRESH_TOKEN.into()),
             scope: "read write".into(),
+            issued_token_type: None,
         }
     }
 }
@@ -134,7 +159,12 @@ const TOKEN_REFUSED: ErrorDoc = ErrorDoc::new(
      client or the refresh token allows, an admin scope for a non-admin or a client, or an \
      admin scope with other scopes) or `invalid_target` (an audience the client may not ask \
      for, another audience with an admin scope, the admin audience without one, or on a \
-     refresh another audience than the session's).",
+     refresh another audience than the session's). Token exchange (RFC 8693 §2.2.2) answers \
+     `invalid_request` for a missing, unsupported or invalid `subject_token` or `actor_token` \
+     (expired, revoked, not an access token of this issuer, one for the admin API, an actor \
+     token that is not a client's own, or a chain of actors too long), `invalid_scope` for a \
+     scope beyond what both the subject token and the client hold, and `invalid_target` for \
+     an audience the exchanging client may not ask for.",
     "invalid_grant",
     "invalid username or password",
 );
@@ -366,7 +396,9 @@ impl OAuthApi {
     /// Issue tokens
     ///
     /// Exchanges credentials for an access token and, for the `password` and `refresh_token`
-    /// grants, a rotating refresh token. Clients authenticate with HTTP Basic or with
+    /// grants, a rotating refresh token. Token exchange (RFC 8693) trades a live access token
+    /// (`subject_token`) for a narrower one that names the exchanging client, or the subject
+    /// of `actor_token`, as the actor (`act`), nested for chains; it issues no refresh token. Clients authenticate with HTTP Basic or with
     /// `client_id` and `client_secret` in the body, or clients registered with keys with a
     /// signed `client_assertion` (`private_key_jwt`); public clients send only `client_id`.
     /// A refresh token presented again within the grace window returns the same successor;
@@ -401,6 +433,13 @@ impl OAuthApi {
             scope: params.scope,
             audience: params.audience,
             resource: params.resource,
+            exchange: ExchangeParams {
+                subject_token: params.subject_token,
+                subject_token_type: params.subject_token_type,
+                actor_token: params.actor_token,
+                actor_token_type: params.actor_token_type,
+                requested_token_type: params.requested_token_type,
+            },
             client,
         };
         let issued = self.authority.exchange(request, now_ms()).await?;
@@ -411,6 +450,7 @@ impl OAuthApi {
                 expires_in: issued.expires_in,
                 refresh_token: issued.refresh_token,
                 scope: issued.scope.to_string(),
+                issued_token_type: issued.issued_token_type.map(str::to_owned),
             }),
             "no-store".into(),
             "no-cache".into(),

@@ -73,7 +73,8 @@ pub enum ClientsCommand {
         /// A public client (no secret), such as a mobile or single-page app.
         #[arg(long)]
         public: bool,
-        /// A grant the client may use: password, client_credentials, refresh_token.
+        /// A grant the client may use: password, client_credentials, refresh_token,
+        /// token-exchange.
         #[arg(long = "grant")]
         grants: Vec<String>,
         /// A scope the client may request.
@@ -378,6 +379,6 @@ pub async fn clients_command(settings: &Settings, command: ClientsCommand) -> an
 fn parse_grants(grants: &[String]) -> anyhow::Result<BTreeSet<GrantType>> {
     grants
         .iter()
-        .map(|g| GrantType::parse(g).with_context(|| format!("unknown grant '{g}'")))
+        .map(|g| GrantType::from_name(g).with_context(|| format!("unknown grant '{g}'")))
         .collect()
 }

@@ -48,8 +48,9 @@ impl GrantCatalog {
 }
 
 impl Authority {
-    /// The grants to list in the metadata, in [`GrantType::ALL`] order. `client_credentials`
-    /// and `refresh_token` are always offered; `password` only when a client has it.
+    /// The grants to list in the metadata, in [`GrantType::ALL`] order. `client_credentials`,
+    /// `refresh_token` and token exchange are always offered; `password` only when a client
+    /// has it.
     pub async fn advertised_grants(&self) -> Vec<GrantType> {
         if let Some(grants) = self.catalog.fresh() {
             return grants;
@@ -102,7 +103,11 @@ mod tests {
         assert_eq!(grants_with(true), GrantType::ALL.to_vec());
         assert_eq!(
             grants_with(false),
-            vec![GrantType::ClientCredentials, GrantType::RefreshToken]
+            vec![
+                GrantType::ClientCredentials,
+                GrantType::RefreshToken,
+                GrantType::TokenExchange
+            ]
         );
     }
 

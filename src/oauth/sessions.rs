@@ -120,7 +120,7 @@ impl Authority {
         Ok(claims)
     }
 
-    async fn access_is_live(
+    pub(super) async fn access_is_live(
         &self,
         claims: &AccessClaims,
         now: UnixTime,
@@ -143,7 +143,45 @@ impl Authority {
         } else {
             TokenUse::ClientAccess
         };
-        self.subject_is_live(claims, kind, now).await
+        if !self.subject_is_live(claims, kind, now).await? {
+            return Ok(false);
+        }
+        // An exchanged token went through more clients than its `client_id`: the removal of
+        // any of them ends it (design §8).
+        self.delegation_is_live(claims, now).await
+    }
+
+    /// Whether no client of an exchanged token's chain (its actors and the client the chain
+    /// began with) has been revoked since the token's `iat`. Its `client_id` is checked with
+    /// the subject.
+    async fn delegation_is_live(
+        &self,
+        claims: &AccessClaims,
+        now: UnixTime,
+    ) -> Result<bool, ServiceError> {
+        if claims.act.is_none() && claims.subject_client_id.is_none() {
+            return Ok(true);
+        }
+        let mut subjects = Vec::new();
+        for client in claims.clients() {
+            if client == claims.client_id {
+                continue;
+            }
+            let Ok(client) = ClientId::parse(client) else {
+                return Ok(false);
+            };
+            subjects.push(Subject::Client(client));
+        }
+        let cut_offs = futures_util::future::try_join_all(
+            subjects
+                .iter()
+                .map(|subject| self.store.subject_not_before(subject, now)),
+        )
+        .await?;
+        Ok(cut_offs
+            .into_iter()
+            .flatten()
+            .all(|cut_off| claims.iat >= cut_off))
     }
 
     /// Whether a token's user (for a user's token) is still enabled, and neither that user nor

@@ -19,6 +19,10 @@ pub enum Grant {
     Password,
     ClientCredentials,
     RefreshToken,
+    /// RFC 8693 token exchange, for confidential clients: a service that holds a user's access
+    /// token trades it for a narrower one naming the service as the actor.
+    #[oai(rename = "token-exchange")]
+    TokenExchange,
 }
 
 impl From<Grant> for GrantType {
@@ -27,6 +31,7 @@ impl From<Grant> for GrantType {
             Grant::Password => GrantType::Password,
             Grant::ClientCredentials => GrantType::ClientCredentials,
             Grant::RefreshToken => GrantType::RefreshToken,
+            Grant::TokenExchange => GrantType::TokenExchange,
         }
     }
 }
@@ -37,6 +42,7 @@ impl From<GrantType> for Grant {
             GrantType::Password => Grant::Password,
             GrantType::ClientCredentials => Grant::ClientCredentials,
             GrantType::RefreshToken => Grant::RefreshToken,
+            GrantType::TokenExchange => Grant::TokenExchange,
         }
     }
 }
