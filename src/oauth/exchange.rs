@@ -254,3 +254,137 @@ pub(super) fn exchanged_scope(
     }
     Ok(scope)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ClientId;
+    use crate::oauth::issue::access_claims;
+    use crate::tokens::Claims;
+
+    fn subject(scope: &str, act: Option<Act>) -> AccessClaims {
+        AccessClaims {
+            claims: Claims {
+                iss: "https://issuer.test".into(),
+                sub: "alice".into(),
+                aud: "api".into(),
+                exp: 1_000,
+                iat: 100,
+                nbf: 100,
+                jti: "j".into(),
+                client_id: "gateway".into(),
+                scope: scope.into(),
+            },
+            roles: Some(vec!["user".into()]),
+            sid: Some("s".into()),
+            act,
+            subject_client_id: None,
+        }
+    }
+
+    fn scope(value: &str) -> Scope {
+        Scope::parse(value).unwrap()
+    }
+
+    fn is_admin(token: &str) -> bool {
+        token == "admin"
+    }
+
+    #[test]
+    fn a_new_actor_goes_outermost_and_the_earlier_chain_nests_inside() {
+        let first = chain("orders", None).unwrap();
+        let second = chain("payments", Some(&first)).unwrap();
+        assert_eq!(
+            serde_json::to_value(&second).unwrap(),
+            serde_json::json!({"sub": "payments", "act": {"sub": "orders"}})
+        );
+        assert_eq!(second.actors().collect::<Vec<_>>(), ["payments", "orders"]);
+    }
+
+    #[test]
+    fn a_chain_longer_than_verifiers_read_is_refused() {
+        let mut act = chain("a0", None).unwrap();
+        for n in 1..MAX_ACTORS {
+            act = chain(&format!("a{n}"), Some(&act)).unwrap();
+        }
+        assert_eq!(act.depth(), MAX_ACTORS);
+        assert!(matches!(
+            chain("one-more", Some(&act)),
+            Err(ServiceError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn without_scope_an_exchange_gets_what_subject_and_client_share_less_admin_scopes() {
+        let held = subject("read write admin profile", None);
+        let got = exchanged_scope(None, &held, &scope("read write admin"), is_admin).unwrap();
+        assert_eq!(got.to_string(), "read write");
+    }
+
+    #[test]
+    fn a_scope_beyond_the_subject_or_the_client_or_an_admin_scope_is_refused() {
+        let held = subject("read profile", None);
+        let client = scope("read write admin");
+        assert_eq!(
+            exchanged_scope(Some("read"), &held, &client, is_admin)
+                .unwrap()
+                .to_string(),
+            "read"
+        );
+        for asked in ["write", "profile", "admin", "read write"] {
+            assert!(
+                matches!(
+                    exchanged_scope(Some(asked), &held, &client, is_admin),
+                    Err(ServiceError::InvalidScope(_))
+                ),
+                "{asked}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_exchanged_token_carries_the_chain_and_never_outlives_its_subject() {
+        let client = ClientId::parse("orders").unwrap();
+        let scope = scope("read");
+        let held = subject("read", None);
+        let grant = Grant {
+            subject: &held.sub,
+            client_id: &client,
+            audience: "orders-api",
+            scope: &scope,
+            roles: held.roles.clone(),
+            session: None,
+            delegation: Some(Delegation {
+                act: chain("orders", None).unwrap(),
+                subject_client_id: held.client_id.clone(),
+                expires_at: held.exp,
+            }),
+        };
+        let claims = access_claims(&grant, "https://issuer.test", 900, 900 + 900);
+        assert_eq!(claims.exp, 1_000, "the subject token's exp comes first");
+        assert_eq!(claims.subject_client_id.as_deref(), Some("gateway"));
+        assert_eq!(claims.clients(), ["gateway", "orders"]);
+        let json = serde_json::to_value(&claims).unwrap();
+        assert_eq!(json["act"], serde_json::json!({"sub": "orders"}));
+        assert_eq!(json["client_id"], "orders");
+        let later = access_claims(&grant, "https://issuer.test", 50, 60);
+        assert_eq!(later.exp, 60, "the access lifetime when it ends first");
+    }
+
+    #[test]
+    fn tokens_from_other_grants_carry_neither_act_nor_subject_client_id() {
+        let client = ClientId::parse("web").unwrap();
+        let scope = scope("read");
+        let grant = Grant {
+            subject: "alice",
+            client_id: &client,
+            audience: "api",
+            scope: &scope,
+            roles: None,
+            session: None,
+            delegation: None,
+        };
+        let json = serde_json::to_value(access_claims(&grant, "i", 1, 2)).unwrap();
+        assert!(json.get("act").is_none() && json.get("subject_client_id").is_none());
+    }
+}
