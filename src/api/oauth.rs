@@ -44,7 +44,7 @@ pub struct TokenParams {
     pub scope: Option<String>,
     /// The audience (`aud`) wanted for the access token. The admin audience goes with an admin
     /// scope only, and an admin scope with no other audience. For token exchange, one of the
-    /// exchanging client's audiences (or the default one, which is also the default).
+    /// exchanging client's audiences; without it, the default audience.
     pub audience: Option<String>,
     /// RFC 8707 resource indicator; the same as `audience`.
     pub resource: Option<String>,
