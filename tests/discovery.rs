@@ -112,7 +112,12 @@ async fn the_metadata_is_served_at_both_well_known_paths_and_matches_the_tokens(
     );
     assert_eq!(
         metadata["grant_types_supported"],
-        json!(["password", "client_credentials", "refresh_token"])
+        json!([
+            "password",
+            "client_credentials",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
     let methods = metadata["token_endpoint_auth_methods_supported"]
         .as_array()

@@ -218,7 +218,11 @@ async fn the_metadata_lists_the_password_grant_only_while_some_client_has_it() {
         .await;
     assert_eq!(
         advertised_grants(&app).await,
-        json!(["client_credentials", "refresh_token"])
+        json!([
+            "client_credentials",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
 
     // Through the admin API the metadata follows at once.
@@ -239,7 +243,11 @@ async fn the_metadata_lists_the_password_grant_only_while_some_client_has_it() {
     assert_eq!(narrowed.status(), 200);
     assert_eq!(
         advertised_grants(&app).await,
-        json!(["client_credentials", "refresh_token"])
+        json!([
+            "client_credentials",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
     let created = app
         .http
@@ -252,7 +260,12 @@ async fn the_metadata_lists_the_password_grant_only_while_some_client_has_it() {
     assert_eq!(created.status(), 201);
     assert_eq!(
         advertised_grants(&app).await,
-        json!(["password", "client_credentials", "refresh_token"])
+        json!([
+            "password",
+            "client_credentials",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
 }
 

@@ -194,6 +194,9 @@ async fn an_exchanged_token_keeps_the_user_and_session_and_names_the_exchanging_
     );
     assert!(claims["exp"].as_i64().unwrap() <= subject["exp"].as_i64().unwrap());
     assert!(active(app, &orders, access(&body)).await);
+    let metadata = app.metadata().await;
+    let grants = metadata["grant_types_supported"].as_array().unwrap();
+    assert!(grants.contains(&json!(EXCHANGE)), "{grants:?}");
     // Without `audience`, the default one, as the other grants choose it.
     let body = exchanged(exchange(app, "orders", &orders, access(&signed_in), &[]).await).await;
     assert_eq!(
