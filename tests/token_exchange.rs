@@ -242,7 +242,9 @@ async fn a_chain_of_two_exchanges_nests_the_earlier_actor_inside_the_newer(app: 
         "where the chain began"
     );
     assert_eq!(claims["scope"], "payments:charge");
-    assert!(active(app, &orders, access(&second)).await);
+    let introspected = app.introspect_as("orders", &orders, access(&second)).await;
+    assert_eq!(introspected["active"], true);
+    assert_eq!(introspected["act"], claims["act"], "RFC 8693 §4.1");
     // latchkey-verify reads the chain, the newest actor first.
     let verifier = latchkey_verify::Verifier::builder(&app.address, "ledger-api")
         .feed_client("orders", &orders)

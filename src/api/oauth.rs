@@ -279,6 +279,10 @@ pub struct IntrospectionBody {
     pub nbf: Option<i64>,
     #[oai(skip_serializing_if_is_none)]
     pub jti: Option<String>,
+    /// For a token obtained by token exchange (RFC 8693 §4.1): the actor acting for `sub`,
+    /// `{"sub": ...}`, with the actor it acted for nested as `act`, and so on.
+    #[oai(skip_serializing_if_is_none)]
+    pub act: Option<serde_json::Value>,
 }
 
 impl Example for IntrospectionBody {
@@ -296,6 +300,7 @@ impl Example for IntrospectionBody {
             iat: Some(examples::ISSUED_AT),
             nbf: Some(examples::ISSUED_AT),
             jti: Some(examples::JTI.into()),
+            act: None,
         }
     }
 }
@@ -351,6 +356,7 @@ impl From<Introspection> for IntrospectionBody {
             iat: i.iat,
             nbf: i.nbf,
             jti: i.jti,
+            act: i.act.and_then(|act| serde_json::to_value(act).ok()),
         }
     }
 }

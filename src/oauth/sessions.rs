@@ -41,6 +41,8 @@ pub struct Introspection {
     pub iat: Option<i64>,
     pub nbf: Option<i64>,
     pub jti: Option<String>,
+    /// RFC 8693 §4.1: the actor chain of an exchanged access token.
+    pub act: Option<crate::tokens::Act>,
 }
 
 impl Introspection {
@@ -58,6 +60,7 @@ impl Introspection {
             iat: Some(c.iat),
             nbf: Some(c.nbf),
             jti: Some(c.jti),
+            act: None,
         }
     }
 }
@@ -293,7 +296,10 @@ impl Authority {
         let answer = match self.identify(token, hint) {
             Some(Verified::Access(c)) if self.access_is_live(&c, now).await? => {
                 let username = c.roles.is_some().then(|| c.sub.clone());
-                Introspection::describe("access_token", username, c.claims)
+                Introspection {
+                    act: c.act,
+                    ..Introspection::describe("access_token", username, c.claims)
+                }
             }
             Some(Verified::Refresh(c)) if self.refresh_is_live(&c, now_ms).await? => {
                 let username = Some(c.sub.clone());
