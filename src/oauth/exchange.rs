@@ -119,6 +119,12 @@ impl Authority {
             })
             .await?;
         }
+        if subject.exp <= issued_at {
+            // Waiting for a cut-off outlasted the subject token: the new one would be born dead.
+            return Err(ServiceError::InvalidRequest(
+                "invalid subject_token: the token has expired".into(),
+            ));
+        }
         let session = subject.sid.as_deref().map(TokenId::from_trusted);
         let grant = Grant {
             subject: &subject.sub,
