@@ -153,8 +153,9 @@ impl Authority {
                 }
                 other => other,
             })?;
-        // A revocation of the subject token answered while this exchange ran leaves the new
-        // token dead or it must not be handed out: check once more, as the password grant does.
+        // A revocation of the subject token answered while this exchange ran (its `jti`, which
+        // the new token does not carry) must still stop it: check once more before handing the
+        // new token out, as the password grant does.
         if !self.access_is_live(&subject, now).await? {
             return Err(ServiceError::InvalidRequest(
                 "the subject_token was revoked during the exchange".into(),
@@ -183,15 +184,15 @@ impl Authority {
             .verifier
             .verify_access_at(&self.keys.current(), token, now)
             .map_err(|e| ServiceError::InvalidRequest(format!("invalid {name}: {e}")))?;
-        if !self.access_is_live(&claims, now).await? {
-            return Err(ServiceError::InvalidRequest(format!(
-                "invalid {name}: the token has been revoked"
-            )));
-        }
         if claims.aud == self.admin_audience {
             // Admin tokens are good for the admin API and nothing else, this exchange included.
             return Err(ServiceError::InvalidRequest(format!(
                 "invalid {name}: a token for the admin API is never exchanged"
+            )));
+        }
+        if !self.access_is_live(&claims, now).await? {
+            return Err(ServiceError::InvalidRequest(format!(
+                "invalid {name}: the token has been revoked"
             )));
         }
         Ok(claims)
