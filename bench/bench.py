@@ -360,6 +360,11 @@ class Latchkey:
         jwks = OUT / f"{self.name}-client-jwks.json"
         run([BIN / "assertions", "keygen", "--key", self.client_key, "--jwks", jwks])
         self.cli("clients", "add", "svc-key", "--jwks", jwks, "--scope", "read")
+        # A service that exchanges users' tokens (RFC 8693): one RSA verification of the subject
+        # token and one signature per exchanged token.
+        exchanger = json.loads(self.cli("clients", "add", "orders", "--grant", "token-exchange",
+                                        "--scope", "read").stdout)
+        self.exchange_secret = exchanger["client_secret"]
         self.cli("users", "add", "alice", "--password-stdin", "--role", "user", stdin=PASSWORD + "\n")
         # The pool user's hash is cheap (its parameters travel in the hash), so pre-issuing
         # thousands of refresh tokens does not take minutes of argon2.
@@ -442,6 +447,13 @@ def latchkey_scenarios(lk, tag, redis=None):
                   body="grant_type=refresh_token&client_id=web&refresh_token={var}")
     measure("jwks", [u + "/.well-known/jwks.json" for u in urls])
     access = lk.user_token()
+    # Every request exchanges the same live user token: no state changes, so the figure is the
+    # exchange itself (verification, the revocation checks, one signature).
+    signed_around("token_exchange", token_urls, method="POST",
+                  headers=[FORM, basic("orders", lk.exchange_secret)],
+                  body="grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange"
+                  "&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token"
+                  f"&subject_token={access}")
     measure("introspection", [u + "/oauth/introspect" for u in urls], method="POST",
             headers=[FORM, basic("svc", lk.secret)], body=f"token={access}")
     measure("userinfo", [u + "/userinfo" for u in urls], headers=[f"Authorization: Bearer {access}"])

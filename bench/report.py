@@ -171,6 +171,12 @@ def budgets(d):
             rows.append([f"client_credentials with private_key_jwt, CPU per token ({store})",
                          "reported (one more RSA verification)",
                          f"{cpu / sign:.2f}× ({cpu:.0f} µs vs {sign:.0f} µs)", "–"])
+        tx = d.scenario(phase, "token_exchange")
+        if tx and sign and tx["ok"]:
+            cpu = tx["server"]["cpu_us_per_ok"]
+            rows.append([f"token exchange, CPU per token ({store})",
+                         "reported (one RSA verification of the subject token, one signature)",
+                         f"{cpu / sign:.2f}× ({cpu:.0f} µs vs {sign:.0f} µs)", "–"])
         if cc and oidc:
             rows.append([f"client_credentials rate vs oidc-provider ({store})", "≥ 1.5×",
                          f"{cc['rps'] / oidc[1]['rps']:.2f}× ({cc['rps']:.0f} vs {oidc[1]['rps']:.0f}/s, {oidc[0]})",

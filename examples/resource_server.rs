@@ -2,6 +2,10 @@
 //!
 //! - `GET /protected`: any valid access token for this audience;
 //! - `GET /admin/report`: only a token whose subject has the role `admin`;
+//! - `GET /payments/charge`: the last hop of a gateway → orders → payments chain: a user's
+//!   token only as the `orders` service presents it, obtained by token exchange (RFC 8693), so
+//!   its `act.sub` is `orders` (`RESOURCE_SERVER_REQUIRED_ACTOR` names another). A user's own
+//!   token, straight from the gateway, is refused with 403;
 //! - `GET /healthz`: no token; reports what the verifier holds.
 //!
 //! Refusals follow RFC 6750: 401 with `WWW-Authenticate: Bearer error="invalid_token"`, 403 with
@@ -53,6 +57,20 @@ fn admin_report(token: AccessToken) -> Result<Json<Value>, VerifyError> {
     Ok(Json(
         json!({"report": "all systems nominal", "requested_by": token.subject}),
     ))
+}
+
+/// Payments acts on a user's behalf only when the orders service asked: the token names the
+/// user (`sub`) and, as its current actor, the service that exchanged it. The whole chain is
+/// there for the audit, newest actor first.
+#[handler]
+fn charge(token: AccessToken) -> Result<Json<Value>, VerifyError> {
+    token.require_actor(&env("RESOURCE_SERVER_REQUIRED_ACTOR", "orders"))?;
+    Ok(Json(json!({
+        "charged": token.subject,
+        "actors": token.actors,
+        "client_id": token.client_id,
+        "chain_began_with": token.subject_client_id,
+    })))
 }
 
 #[handler]
@@ -108,6 +126,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Route::new()
         .at("/protected", get(protected))
         .at("/admin/report", get(admin_report))
+        .at("/payments/charge", get(charge))
         .at("/healthz", get(health))
         .data(verifier);
     let acceptor = TcpListener::bind(bind.as_str()).into_acceptor().await?;

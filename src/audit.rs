@@ -73,6 +73,7 @@ pub enum Event {
     LoginFailed,
     ClientAuthFailed,
     TokenIssued,
+    TokenExchanged,
     Refresh,
     RefreshRepeated,
     RefreshReuseDetected,
@@ -100,6 +101,7 @@ impl Event {
             Event::LoginFailed => "login_failed",
             Event::ClientAuthFailed => "client_auth_failed",
             Event::TokenIssued => "token_issued",
+            Event::TokenExchanged => "token_exchanged",
             Event::Refresh => "refresh",
             Event::RefreshRepeated => "refresh_repeated",
             Event::RefreshReuseDetected => "refresh_reuse_detected",
@@ -159,6 +161,10 @@ pub struct Record<'a> {
     pub origin: &'a Origin,
     /// For `rate_limited`: which limit refused, and the seconds until it lets the next try.
     pub limit: Option<(&'static str, u64)>,
+    /// For `token_exchanged`: the `act` chain, space-separated, the current actor first.
+    pub actors: Option<&'a str>,
+    /// For `token_exchanged`: the `aud` of the issued token.
+    pub audience: Option<&'a str>,
 }
 
 impl<'a> Record<'a> {
@@ -170,6 +176,8 @@ impl<'a> Record<'a> {
             subject: None,
             origin,
             limit: None,
+            actors: None,
+            audience: None,
         }
     }
 
@@ -185,6 +193,22 @@ impl<'a> Record<'a> {
     pub fn subject(self, subject: &'a str) -> Record<'a> {
         Record {
             subject: Some(subject),
+            ..self
+        }
+    }
+
+    /// The delegation chain of an exchanged token, the current actor first.
+    pub fn actors(self, actors: &'a str) -> Record<'a> {
+        Record {
+            actors: Some(actors),
+            ..self
+        }
+    }
+
+    /// The audience of the token issued.
+    pub fn audience(self, audience: &'a str) -> Record<'a> {
+        Record {
+            audience: Some(audience),
             ..self
         }
     }
@@ -210,10 +234,18 @@ impl<'a> Record<'a> {
         let source = self.origin.source.as_deref();
         let request_id = self.origin.request_id.as_deref();
         let (limit, retry_after) = self.limit.unzip();
+        // Actors are client ids, the chain at most a few of them: bounded like the names.
+        let actors = self.actors.map(|a| {
+            a.chars()
+                .filter(|c| !c.is_control())
+                .take(2048)
+                .collect::<String>()
+        });
+        let audience = self.audience.map(printable);
         if self.what.is_alarm() {
             tracing::warn!(target: "audit", what, who, client_id, subject, source, request_id, limit, retry_after, "{what}");
         } else {
-            tracing::info!(target: "audit", what, who, client_id, subject, source, request_id, "{what}");
+            tracing::info!(target: "audit", what, who, client_id, subject, actors, audience, source, request_id, "{what}");
         }
     }
 }

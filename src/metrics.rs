@@ -184,7 +184,7 @@ impl Metrics {
                 HTTP_BUCKETS,
             ),
             http_in_flight,
-            tokens_issued: GrantType::ALL.map(|grant| tokens.with_label_values(&[grant.as_str()])),
+            tokens_issued: GrantType::ALL.map(|grant| tokens.with_label_values(&[grant.name()])),
             refreshes_rotated: refreshes.with_label_values(&["rotated"]),
             refreshes_repeated: refreshes.with_label_values(&["repeated"]),
             reuse_detected: counter(

@@ -116,7 +116,8 @@ async fn the_metadata_is_served_at_both_well_known_paths_and_matches_the_tokens(
             "password",
             "client_credentials",
             "refresh_token",
-            "authorization_code"
+            "authorization_code",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
         ])
     );
     let methods = metadata["token_endpoint_auth_methods_supported"]

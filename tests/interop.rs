@@ -1,6 +1,6 @@
 //! Interop: Latchkey's tokens and endpoints as seen by client and resource-server libraries
 //! nobody here wrote (PyJWT, authlib, jose, openid-client), client authentication by
-//! private_key_jwt included. Each test spawns the service, registers what the
+//! private_key_jwt and token exchange included. Each test spawns the service, registers what the
 //! script needs, and runs the script as a subprocess; the script's output is shown on failure.
 //!
 //! The interpreters and packages come from `scripts/setup-interop`, which the README's test
@@ -334,4 +334,38 @@ async fn jose_verification_fails_for_another_issuer() {
     )
     .await;
     outcome.assert_failure_mentioning("(claim iss)");
+}
+
+#[tokio::test]
+async fn openid_client_exchanges_a_users_token_for_one_naming_its_service_as_actor() {
+    let app = TestApp::spawn().await;
+    app.with_user_and_web_client().await;
+    let secret = app
+        .add_client(
+            "orders",
+            false,
+            &[GrantType::TokenExchange],
+            &["read"],
+            &["orders-api"],
+        )
+        .await
+        .expect("a confidential client has a secret");
+    let login = app.login().await;
+    let subject = login["access_token"].as_str().expect("access_token");
+    let args = [
+        "--issuer",
+        &app.address,
+        "--client",
+        "orders",
+        "--subject-token",
+        subject,
+        "--audience",
+        "orders-api",
+        "--scope",
+        "read",
+        "--user",
+        USER,
+    ];
+    let outcome = run_node("token_exchange.mjs", &args, secret).await;
+    outcome.assert_success();
 }

@@ -306,3 +306,51 @@ async fn tokens_signed_by_a_new_key_are_accepted_without_restarting_the_resource
     let health: Value = setup.get("/healthz", None).await.json().await.unwrap();
     assert!(health["keys"].as_u64().unwrap() >= 2, "{health}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_takes_a_users_token_only_as_the_orders_service_exchanged_it() {
+    let setup = Setup::start();
+    let orders = ["clients", "add", "orders", "--grant", "token-exchange"];
+    let orders: Value = serde_json::from_str(&run_ok(&setup.dir, &orders, None)).unwrap();
+    let secret = orders["client_secret"].as_str().unwrap();
+    let signed_in = setup.login("alice", "correct horse").await;
+    let response = setup
+        .http
+        .post(setup.issuer().url("/oauth/token"))
+        .basic_auth("orders", Some(secret))
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", access(&signed_in)),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "orders exchanges alice's token");
+    let exchanged: Value = response.json().await.unwrap();
+
+    let response = setup
+        .get("/payments/charge", Some(access(&exchanged)))
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["charged"], "alice");
+    assert_eq!(body["actors"], serde_json::json!(["orders"]));
+    assert_eq!(body["chain_began_with"], "web");
+    let response = setup
+        .get("/payments/charge", Some(access(&signed_in)))
+        .await;
+    assert_eq!(
+        response.status(),
+        403,
+        "alice's own token, not through orders"
+    );
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("insufficient_scope"), "{challenge}");
+}

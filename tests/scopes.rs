@@ -219,7 +219,12 @@ async fn the_metadata_lists_the_password_grant_only_while_some_client_has_it() {
         .await;
     assert_eq!(
         advertised_grants(&app).await,
-        json!(["client_credentials", "refresh_token", "authorization_code"])
+        json!([
+            "client_credentials",
+            "refresh_token",
+            "authorization_code",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
 
     // Through the admin API the metadata follows at once.
@@ -240,7 +245,12 @@ async fn the_metadata_lists_the_password_grant_only_while_some_client_has_it() {
     assert_eq!(narrowed.status(), 200);
     assert_eq!(
         advertised_grants(&app).await,
-        json!(["client_credentials", "refresh_token", "authorization_code"])
+        json!([
+            "client_credentials",
+            "refresh_token",
+            "authorization_code",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
     let created = app
         .http
@@ -257,7 +267,8 @@ async fn the_metadata_lists_the_password_grant_only_while_some_client_has_it() {
             "password",
             "client_credentials",
             "refresh_token",
-            "authorization_code"
+            "authorization_code",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
         ])
     );
 }

@@ -257,6 +257,12 @@ fn checked_grants(
             "a public client cannot use client_credentials".into(),
         ));
     }
+    if public && grants.contains(&GrantType::TokenExchange) {
+        // An exchange acts on someone else's token: the actor must prove who it is.
+        return Err(ServiceError::InvalidRequest(
+            "a public client cannot use token-exchange".into(),
+        ));
+    }
     Ok(grants)
 }
 

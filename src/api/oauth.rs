@@ -18,13 +18,18 @@ use super::optional_body::{OptionalTokenBody, OptionalTokenParamBody};
 use super::origin::origin;
 use super::{ApiTags, examples};
 use crate::domain::{Secret, now, now_ms};
-use crate::oauth::{Authority, ClientCredentials, Introspection, TokenHint, TokenRequest};
+use crate::oauth::{
+    Authority, ClientCredentials, ExchangeParams, Introspection, TokenHint, TokenRequest,
+};
 
-/// Token request parameters (RFC 6749 §4.3, §4.4, §6; RFC 8707 `resource`).
+/// Token request parameters (RFC 6749 §4.3, §4.4, §6; RFC 8707 `resource`; RFC 8693 §2.1 token
+/// exchange).
 #[derive(Debug, Default, Deserialize, Object)]
 #[oai(example)]
 pub struct TokenParams {
-    /// `password`, `client_credentials`, `refresh_token` or `authorization_code`.
+    /// `password`, `client_credentials`, `refresh_token`, `authorization_code` or
+    /// `urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693, for confidential clients
+    /// registered with the grant `token-exchange`).
     pub grant_type: Option<String>,
     /// For `authorization_code`: the code from the redirect.
     pub code: Option<String>,
@@ -45,10 +50,26 @@ pub struct TokenParams {
     /// and carries its audience (`admin_audience` in the metadata).
     pub scope: Option<String>,
     /// The audience (`aud`) wanted for the access token. The admin audience goes with an admin
-    /// scope only, and an admin scope with no other audience.
+    /// scope only, and an admin scope with no other audience. For token exchange, one of the
+    /// exchanging client's audiences; without it, the default audience.
     pub audience: Option<String>,
     /// RFC 8707 resource indicator; the same as `audience`.
     pub resource: Option<String>,
+    /// For token exchange (required): an access token of this issuer, live (not expired, not
+    /// revoked) and not one for the admin API. The issued token keeps its `sub`, `roles` and
+    /// session (`sid`), and expires no later than it.
+    pub subject_token: Option<String>,
+    /// For token exchange (required): always `urn:ietf:params:oauth:token-type:access_token`.
+    pub subject_token_type: Option<String>,
+    /// For token exchange (optional): a client's own access token (`client_credentials`) of
+    /// this issuer; its subject becomes the actor (`act.sub`) in place of the exchanging
+    /// client.
+    pub actor_token: Option<String>,
+    /// With `actor_token`: always `urn:ietf:params:oauth:token-type:access_token`.
+    pub actor_token_type: Option<String>,
+    /// For token exchange (optional): `urn:ietf:params:oauth:token-type:access_token`, the only
+    /// type issued.
+    pub requested_token_type: Option<String>,
     /// Client authentication in the body, when HTTP Basic is not used.
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
@@ -95,7 +116,7 @@ pub struct TokenIssued {
     pub token_type: String,
     /// Lifetime of the access token in seconds.
     pub expires_in: u64,
-    /// A rotating refresh token, for grants that issue one.
+    /// A rotating refresh token, for grants that issue one (never for token exchange).
     #[oai(skip_serializing_if_is_none)]
     pub refresh_token: Option<String>,
     /// The granted scope.
@@ -104,6 +125,9 @@ pub struct TokenIssued {
     /// client id, with `nonce`, `auth_time` and `sid`.
     #[oai(skip_serializing_if_is_none)]
     pub id_token: Option<String>,
+    /// For token exchange (RFC 8693 §2.2.1): `urn:ietf:params:oauth:token-type:access_token`.
+    #[oai(skip_serializing_if_is_none)]
+    pub issued_token_type: Option<String>,
 }
 
 impl Example for TokenIssued {
@@ -115,6 +139,7 @@ impl Example for TokenIssued {
             refresh_token: Some(examples::REFRESH_TOKEN.into()),
             scope: "read write".into(),
             id_token: None,
+            issued_token_type: None,
         }
     }
 }
@@ -146,7 +171,12 @@ const TOKEN_REFUSED: ErrorDoc = ErrorDoc::new(
      client or the refresh token allows, an admin scope for a non-admin or a client, or an \
      admin scope with other scopes) or `invalid_target` (an audience the client may not ask \
      for, another audience with an admin scope, the admin audience without one, or on a \
-     refresh another audience than the session's).",
+     refresh another audience than the session's). Token exchange (RFC 8693 §2.2.2) answers \
+     `invalid_request` for a missing, unsupported or invalid `subject_token` or `actor_token` \
+     (expired, revoked, not an access token of this issuer, one for the admin API, an actor \
+     token that is not a client's own, or a chain of actors too long), `invalid_scope` for a \
+     scope beyond what both the subject token and the client hold, and `invalid_target` for \
+     an audience the exchanging client may not ask for.",
     "invalid_grant",
     "invalid username or password",
 );
@@ -261,6 +291,10 @@ pub struct IntrospectionBody {
     pub nbf: Option<i64>,
     #[oai(skip_serializing_if_is_none)]
     pub jti: Option<String>,
+    /// For a token obtained by token exchange (RFC 8693 §4.1): the actor acting for `sub`,
+    /// `{"sub": ...}`, with the actor it acted for nested as `act`, and so on.
+    #[oai(skip_serializing_if_is_none)]
+    pub act: Option<serde_json::Value>,
 }
 
 impl Example for IntrospectionBody {
@@ -278,6 +312,7 @@ impl Example for IntrospectionBody {
             iat: Some(examples::ISSUED_AT),
             nbf: Some(examples::ISSUED_AT),
             jti: Some(examples::JTI.into()),
+            act: None,
         }
     }
 }
@@ -333,6 +368,7 @@ impl From<Introspection> for IntrospectionBody {
             iat: i.iat,
             nbf: i.nbf,
             jti: i.jti,
+            act: i.act.and_then(|act| serde_json::to_value(act).ok()),
         }
     }
 }
@@ -378,7 +414,9 @@ impl OAuthApi {
     /// Issue tokens
     ///
     /// Exchanges credentials for an access token and, for the `password` and `refresh_token`
-    /// grants, a rotating refresh token. Clients authenticate with HTTP Basic or with
+    /// grants, a rotating refresh token. Token exchange (RFC 8693) trades a live access token
+    /// (`subject_token`) for a narrower one that names the exchanging client, or the subject
+    /// of `actor_token`, as the actor (`act`), nested for chains; it issues no refresh token. Clients authenticate with HTTP Basic or with
     /// `client_id` and `client_secret` in the body, or clients registered with keys with a
     /// signed `client_assertion` (`private_key_jwt`); public clients send only `client_id`.
     /// A refresh token presented again within the grace window returns the same successor;
@@ -416,6 +454,13 @@ impl OAuthApi {
             code: params.code,
             redirect_uri: params.redirect_uri,
             code_verifier: params.code_verifier,
+            exchange: ExchangeParams {
+                subject_token: params.subject_token,
+                subject_token_type: params.subject_token_type,
+                actor_token: params.actor_token,
+                actor_token_type: params.actor_token_type,
+                requested_token_type: params.requested_token_type,
+            },
             client,
         };
         let issued = self.authority.exchange(request, now_ms()).await?;
@@ -427,6 +472,7 @@ impl OAuthApi {
                 refresh_token: issued.refresh_token,
                 scope: issued.scope.to_string(),
                 id_token: issued.id_token,
+                issued_token_type: issued.issued_token_type.map(str::to_owned),
             }),
             "no-store".into(),
             "no-cache".into(),

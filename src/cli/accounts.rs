@@ -74,7 +74,7 @@ pub enum ClientsCommand {
         #[arg(long)]
         public: bool,
         /// A grant the client may use: authorization_code, password, client_credentials,
-        /// refresh_token.
+        /// refresh_token, token-exchange.
         #[arg(long = "grant")]
         grants: Vec<String>,
         /// A redirect URI for sign-in in a browser (exact match; https, or http for a loopback
@@ -409,6 +409,6 @@ pub async fn clients_command(settings: &Settings, command: ClientsCommand) -> an
 fn parse_grants(grants: &[String]) -> anyhow::Result<BTreeSet<GrantType>> {
     grants
         .iter()
-        .map(|g| GrantType::parse(g).with_context(|| format!("unknown grant '{g}'")))
+        .map(|g| GrantType::from_name(g).with_context(|| format!("unknown grant '{g}'")))
         .collect()
 }

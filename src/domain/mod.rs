@@ -388,6 +388,10 @@ impl From<Scope> for String {
 }
 
 /// The grant types Latchkey implements.
+///
+/// Each has a wire name (`grant_type`, the metadata's `grant_types_supported`) and a short name
+/// for registrations (`clients add --grant`, the admin API, the store): the same for the RFC 6749
+/// grants, `token-exchange` for RFC 8693's, whose wire name is a URN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantType {
@@ -396,27 +400,52 @@ pub enum GrantType {
     RefreshToken,
     /// OAuth 2.1 authorization code with PKCE, for clients registered with redirect URIs.
     AuthorizationCode,
+    /// RFC 8693 token exchange.
+    #[serde(rename = "token-exchange")]
+    TokenExchange,
 }
 
+/// The `grant_type` of RFC 8693 token exchange.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
 impl GrantType {
-    pub const ALL: [GrantType; 4] = [
+    pub const ALL: [GrantType; 5] = [
         GrantType::Password,
         GrantType::ClientCredentials,
         GrantType::RefreshToken,
         GrantType::AuthorizationCode,
+        GrantType::TokenExchange,
     ];
 
+    /// The wire name: what `grant_type` says and the metadata lists.
     pub fn as_str(self) -> &'static str {
         match self {
             GrantType::Password => "password",
             GrantType::ClientCredentials => "client_credentials",
             GrantType::RefreshToken => "refresh_token",
             GrantType::AuthorizationCode => "authorization_code",
+            GrantType::TokenExchange => TOKEN_EXCHANGE_GRANT,
         }
     }
 
+    /// The short name a registration uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            GrantType::TokenExchange => "token-exchange",
+            other => other.as_str(),
+        }
+    }
+
+    /// A grant by its wire name (`grant_type`).
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|g| g.as_str() == value)
+    }
+
+    /// A grant by its short name or its wire name, as a registration may give it.
+    pub fn from_name(value: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|g| g.name() == value || g.as_str() == value)
     }
 }
 

@@ -49,7 +49,8 @@ impl GrantCatalog {
 
 impl Authority {
     /// The grants to list in the metadata, in [`GrantType::ALL`] order. `client_credentials`,
-    /// `refresh_token` and `authorization_code` are always offered; `password` only when a client has it.
+    /// `refresh_token`, `authorization_code` and token exchange are always offered; `password`
+    /// only when a client has it.
     pub async fn advertised_grants(&self) -> Vec<GrantType> {
         if let Some(grants) = self.catalog.fresh() {
             return grants;
@@ -105,7 +106,8 @@ mod tests {
             vec![
                 GrantType::ClientCredentials,
                 GrantType::RefreshToken,
-                GrantType::AuthorizationCode
+                GrantType::AuthorizationCode,
+                GrantType::TokenExchange
             ]
         );
     }

@@ -7,7 +7,8 @@ use super::Authority;
 use super::authorize::{OPENID, code_key, is_code_verifier, verifier_matches};
 use super::client_auth::AuthenticatedClient;
 use super::cut_off::issued_at;
-use super::grants::{Grant, IssuedTokens, TokenRequest, changed_while_signing_in};
+use super::grants::{IssuedTokens, TokenRequest, changed_while_signing_in};
+use super::issue::Grant;
 use crate::audit::{Event, Record};
 use crate::domain::{GrantType, TokenId, UnixTime};
 use crate::error::ServiceError;
@@ -141,6 +142,7 @@ impl Authority {
             scope: &scope,
             roles: Some(user.roles.iter().cloned().collect()),
             session: Some(&family.id),
+            delegation: None,
         };
         let refresh = client.grants.contains(&GrantType::RefreshToken);
         let mut tokens = self.issue(&grant, refresh.then_some(&family), issued_at)?;

@@ -2,15 +2,15 @@
 
 use super::client_auth::AuthenticatedClient;
 use super::cut_off::issued_at;
+use super::exchange::ExchangeParams;
+use super::issue::Grant;
 use super::{Authority, ClientCredentials};
 use crate::audit::{Event, Record};
-use crate::domain::{ClientId, GrantType, Scope, Secret, TokenId, UnixTime, Username};
+use crate::domain::{GrantType, Scope, Secret, TokenId, UnixTime, Username};
 use crate::error::ServiceError;
 use crate::store::{
-    ClientRecord, Family, RefreshGeneration, Rotation, RotationOutcome, Subject, UserCutOffs,
-    UserRecord,
+    ClientRecord, Family, Rotation, RotationOutcome, Subject, UserCutOffs, UserRecord,
 };
-use crate::tokens::{AccessClaims, Claims, RefreshClaims, TokenKind, sign};
 
 /// A token request as received, before any checks.
 #[derive(Debug, Default)]
@@ -27,6 +27,8 @@ pub struct TokenRequest {
     pub scope: Option<String>,
     pub audience: Option<String>,
     pub resource: Option<String>,
+    /// Token exchange (RFC 8693 §2.1).
+    pub exchange: ExchangeParams,
     pub client: ClientCredentials,
 }
 
@@ -39,16 +41,8 @@ pub struct IssuedTokens {
     pub scope: Scope,
     /// An OpenID Connect ID token, for the `authorization_code` grant with scope `openid`.
     pub id_token: Option<String>,
-}
-
-/// What an access token is about, before it is signed.
-pub(super) struct Grant<'a> {
-    pub(super) subject: &'a str,
-    pub(super) client_id: &'a ClientId,
-    pub(super) audience: &'a str,
-    pub(super) scope: &'a Scope,
-    pub(super) roles: Option<Vec<String>>,
-    pub(super) session: Option<&'a TokenId>,
+    /// RFC 8693 `issued_token_type`, for token exchange.
+    pub issued_token_type: Option<&'static str>,
 }
 
 impl Authority {
@@ -85,6 +79,10 @@ impl Authority {
             }
             GrantType::RefreshToken => self.refresh_grant(&authenticated, request, now_ms).await,
             GrantType::AuthorizationCode => self.code_grant(&authenticated, request, now).await,
+            GrantType::TokenExchange => {
+                self.token_exchange_grant(&authenticated, &request, now)
+                    .await
+            }
         };
         if issued.is_ok() {
             crate::metrics::token_issued(grant);
@@ -158,6 +156,7 @@ impl Authority {
             scope: &scope,
             roles,
             session: family.as_ref().map(|f| &f.id),
+            delegation: None,
         };
         let issued = self.issue(&grant, family.as_ref(), issued_at)?;
         self.refuse_if_revoked_meanwhile(&user.username, client, family.as_ref(), issued_at, now)
@@ -292,6 +291,7 @@ impl Authority {
             scope: &scope,
             roles: None,
             session: None,
+            delegation: None,
         };
         let (issued_at, waited) = issued_at(now, [authenticated.not_before]).await?;
         if waited {
@@ -433,6 +433,7 @@ impl Authority {
             scope: &scope,
             roles: Some(user.roles.iter().cloned().collect()),
             session: Some(&family.id),
+            delegation: None,
         };
         // A repeat inside the grace window re-signs the successor as it was first issued.
         self.issue(&grant, Some(&family), family.current.issued_at)
@@ -450,69 +451,6 @@ impl Authority {
         let (user, cut_offs) = self.store.user_and_not_before(&name, now).await?;
         let user = user.filter(|u| !u.disabled).ok_or_else(dead)?;
         Ok((user, cut_offs))
-    }
-
-    pub(super) fn next_generation(&self, now: UnixTime) -> RefreshGeneration {
-        RefreshGeneration {
-            jti: TokenId::generate(),
-            issued_at: now,
-            expires_at: now + self.tokens.refresh_ttl as i64,
-        }
-    }
-
-    /// Signs the access token and, for a family, the refresh token of its current generation.
-    /// Signing is deterministic, so a repeat inside the grace window gets the very same token.
-    pub(super) fn issue(
-        &self,
-        grant: &Grant<'_>,
-        family: Option<&Family>,
-        now: UnixTime,
-    ) -> Result<IssuedTokens, ServiceError> {
-        let keys = self.keys.current();
-        let signer = keys.signer();
-        let access = AccessClaims {
-            claims: Claims {
-                iss: self.issuer.clone(),
-                sub: grant.subject.to_owned(),
-                aud: grant.audience.to_owned(),
-                exp: now + self.tokens.access_ttl as i64,
-                iat: now,
-                nbf: now,
-                jti: TokenId::generate().to_string(),
-                client_id: grant.client_id.to_string(),
-                scope: grant.scope.to_string(),
-            },
-            roles: grant.roles.clone(),
-            sid: grant.session.map(ToString::to_string),
-        };
-        let access_token = sign(signer, TokenKind::Access, &access)?;
-        let refresh_token = match family {
-            Some(family) => {
-                let claims = RefreshClaims {
-                    claims: Claims {
-                        iss: self.issuer.clone(),
-                        sub: family.subject.clone(),
-                        aud: self.issuer.clone(),
-                        exp: family.current.expires_at,
-                        iat: family.current.issued_at,
-                        nbf: family.current.issued_at,
-                        jti: family.current.jti.to_string(),
-                        client_id: family.client_id.to_string(),
-                        scope: family.scope.to_string(),
-                    },
-                    fam: family.id.to_string(),
-                };
-                Some(sign(signer, TokenKind::Refresh, &claims)?)
-            }
-            None => None,
-        };
-        Ok(IssuedTokens {
-            access_token,
-            expires_in: self.tokens.access_ttl,
-            refresh_token,
-            scope: grant.scope.clone(),
-            id_token: None,
-        })
     }
 
     /// The scope and audience of a refreshed access token, from the family's audience, the
@@ -592,7 +530,7 @@ pub(super) fn changed_while_signing_in() -> ServiceError {
 }
 
 /// The audience asked for with `audience` or RFC 8707 `resource`, which must agree.
-fn asked_audience(request: &TokenRequest) -> Result<Option<&str>, ServiceError> {
+pub(super) fn asked_audience(request: &TokenRequest) -> Result<Option<&str>, ServiceError> {
     match (request.audience.as_deref(), request.resource.as_deref()) {
         (Some(a), Some(r)) if a != r => Err(ServiceError::InvalidTarget(
             "audience and resource disagree".into(),
@@ -604,7 +542,10 @@ fn asked_audience(request: &TokenRequest) -> Result<Option<&str>, ServiceError> 
 
 /// The requested scope, which may narrow `allowed` but never widen it; all of `allowed` when
 /// none is asked for.
-fn requested_scope(requested: Option<&str>, allowed: &Scope) -> Result<Scope, ServiceError> {
+pub(super) fn requested_scope(
+    requested: Option<&str>,
+    allowed: &Scope,
+) -> Result<Scope, ServiceError> {
     let Some(requested) = requested else {
         return Ok(allowed.clone());
     };

@@ -7,8 +7,10 @@ mod catalog;
 mod client_auth;
 mod code_grant;
 mod cut_off;
+mod exchange;
 mod feed;
 mod grants;
+mod issue;
 mod key_auth;
 mod key_sets;
 mod roles;
@@ -26,6 +28,7 @@ use crate::tokens::TokenVerifier;
 
 pub use assertion::{ASSERTION_TYPE, ED25519};
 pub use client_auth::{ClientAssertion, ClientCredentials};
+pub use exchange::{ACCESS_TOKEN_TYPE, ExchangeParams, MAX_ACTORS};
 pub use feed::{FEED_POLL_AFTER, FeedAnswer};
 pub use grants::{IssuedTokens, TokenRequest};
 pub use sessions::{Introspection, TokenHint};

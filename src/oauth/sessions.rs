@@ -41,6 +41,8 @@ pub struct Introspection {
     pub iat: Option<i64>,
     pub nbf: Option<i64>,
     pub jti: Option<String>,
+    /// RFC 8693 §4.1: the actor chain of an exchanged access token.
+    pub act: Option<crate::tokens::Act>,
 }
 
 impl Introspection {
@@ -58,6 +60,7 @@ impl Introspection {
             iat: Some(c.iat),
             nbf: Some(c.nbf),
             jti: Some(c.jti),
+            act: None,
         }
     }
 }
@@ -120,7 +123,7 @@ impl Authority {
         Ok(claims)
     }
 
-    async fn access_is_live(
+    pub(super) async fn access_is_live(
         &self,
         claims: &AccessClaims,
         now: UnixTime,
@@ -143,7 +146,45 @@ impl Authority {
         } else {
             TokenUse::ClientAccess
         };
-        self.subject_is_live(claims, kind, now).await
+        if !self.subject_is_live(claims, kind, now).await? {
+            return Ok(false);
+        }
+        // An exchanged token went through more clients than its `client_id`: the removal of
+        // any of them ends it (design §8).
+        self.delegation_is_live(claims, now).await
+    }
+
+    /// Whether no client of an exchanged token's chain (its actors and the client the chain
+    /// began with) has been revoked since the token's `iat`. Its `client_id` is checked with
+    /// the subject.
+    async fn delegation_is_live(
+        &self,
+        claims: &AccessClaims,
+        now: UnixTime,
+    ) -> Result<bool, ServiceError> {
+        if claims.act.is_none() && claims.subject_client_id.is_none() {
+            return Ok(true);
+        }
+        let mut subjects = Vec::new();
+        for client in claims.clients() {
+            if client == claims.client_id {
+                continue;
+            }
+            let Ok(client) = ClientId::parse(client) else {
+                return Ok(false);
+            };
+            subjects.push(Subject::Client(client));
+        }
+        let cut_offs = futures_util::future::try_join_all(
+            subjects
+                .iter()
+                .map(|subject| self.store.subject_not_before(subject, now)),
+        )
+        .await?;
+        Ok(cut_offs
+            .into_iter()
+            .flatten()
+            .all(|cut_off| claims.iat >= cut_off))
     }
 
     /// Whether a token's user (for a user's token) is still enabled, and neither that user nor
@@ -255,7 +296,10 @@ impl Authority {
         let answer = match self.identify(token, hint) {
             Some(Verified::Access(c)) if self.access_is_live(&c, now).await? => {
                 let username = c.roles.is_some().then(|| c.sub.clone());
-                Introspection::describe("access_token", username, c.claims)
+                Introspection {
+                    act: c.act,
+                    ..Introspection::describe("access_token", username, c.claims)
+                }
             }
             Some(Verified::Refresh(c)) if self.refresh_is_live(&c, now_ms).await? => {
                 let username = Some(c.sub.clone());

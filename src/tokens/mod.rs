@@ -59,6 +59,10 @@ pub struct Claims {
 
 /// RFC 9068 access-token claims, plus `roles` for users and `sid` naming the refresh-token
 /// family (the session) the token was issued in, so revoking the family reaches it too.
+///
+/// A token from token exchange (RFC 8693) also carries `act`, the chain of actors, and
+/// `subject_client_id`, the client the chain began with: a client's removal ends every token
+/// issued through it, and these name every client an exchanged token went through.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
     #[serde(flatten)]
@@ -67,6 +71,44 @@ pub struct AccessClaims {
     pub roles: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Act>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_client_id: Option<String>,
+}
+
+impl AccessClaims {
+    /// Every client the token was issued through: its `client_id`, each actor of its `act`
+    /// chain (actors are clients), and the client its exchange chain began with.
+    pub fn clients(&self) -> Vec<&str> {
+        let mut clients = vec![self.claims.client_id.as_str()];
+        clients.extend(self.act.iter().flat_map(Act::actors));
+        clients.extend(self.subject_client_id.as_deref());
+        clients.sort_unstable();
+        clients.dedup();
+        clients
+    }
+}
+
+/// RFC 8693 §4.1 `act`: who acts for the token's subject, and, nested, for whom that actor was
+/// acting in turn (the newest actor outermost).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Act {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Act>>,
+}
+
+impl Act {
+    /// The actors, the current one first.
+    pub fn actors(&self) -> impl Iterator<Item = &str> {
+        std::iter::successors(Some(self), |link| link.act.as_deref()).map(|link| link.sub.as_str())
+    }
+
+    /// How many actors the chain names.
+    pub fn depth(&self) -> usize {
+        self.actors().count()
+    }
 }
 
 /// Refresh-token claims: the audience is the issuer itself, `fam` names the family.

@@ -310,6 +310,8 @@ mod tests {
             claims: claims(now, "api", "j1"),
             roles: Some(vec!["user".into()]),
             sid: None,
+            act: None,
+            subject_client_id: None,
         }
     }
 
@@ -630,6 +632,8 @@ mod tests {
             claims: claims.clone(),
             roles: Some(roles),
             sid: Some(TokenId::generate().to_string()),
+            act: None,
+            subject_client_id: None,
         };
         let token = sign(keys.signer(), TokenKind::Access, &access).unwrap();
         let refresh = RefreshClaims {

@@ -89,6 +89,56 @@ def test_removing_a_client_refuses_every_token_issued_through_it(
     assert verifier.verify(issuer.user_token()), "tokens through other clients still pass"
 
 
+def _exchanged_through(issuer: Issuer, first: str, second: str) -> str:
+    """A user's token from client ``first`` (password grant), exchanged by ``second``."""
+    credentials: dict[str, tuple[str, str]] = {}
+    for client_id, grants in ((first, ["password"]), (second, ["token-exchange"])):
+        registered = issuer.admin(
+            "POST",
+            "/clients",
+            {
+                "client_id": client_id,
+                "public": False,
+                "grants": grants,
+                "scopes": [],
+                "audiences": [],
+            },
+        )
+        credentials[client_id] = (client_id, str(registered["client_secret"]))
+    subject = issuer.token(
+        {
+            "grant_type": "password",
+            "username": env("TEST_LATCHKEY_USER"),
+            "password": env("TEST_LATCHKEY_PASSWORD"),
+        },
+        credentials[first],
+    )
+    exchanged = issuer.token(
+        {
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": str(subject["access_token"]),
+            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        },
+        credentials[second],
+    )
+    return str(exchanged["access_token"])
+
+
+@pytest.mark.parametrize("removed", ["front", "middle"])
+def test_removing_any_client_an_exchanged_token_went_through_refuses_it(
+    verifier: Verifier, issuer: Issuer, removed: str
+) -> None:
+    first, second = f"{removed}-start", f"{removed}-actor"
+    token = _exchanged_through(issuer, first, second)
+    verified = verifier.verify(token)
+    assert verified.actor == second and verified.subject_client_id == first
+    assert verified.clients == (second, second, first)
+    gone = first if removed == "front" else second
+    issuer.admin("DELETE", f"/clients/{gone}")
+    eventually(lambda: refused_as_revoked(verifier, token), BOUND, f"refusing after {gone} left")
+    assert verifier.verify(issuer.user_token()), "tokens through other clients still pass"
+
+
 def test_without_feed_credentials_a_revoked_token_passes_until_it_expires(
     verifier: Verifier, issuer: Issuer
 ) -> None:

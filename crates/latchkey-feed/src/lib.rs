@@ -54,14 +54,16 @@ pub struct SubjectRevoked {
 }
 
 /// Every token issued through a client before a point in time is revoked (the client was
-/// removed or its secret rotated): refuse tokens with this `client_id` whose `iat` is earlier
-/// than `not_before`, users' tokens as well as the client's own.
+/// removed or its secret rotated): refuse tokens issued through this client whose `iat` is
+/// earlier than `not_before`, users' tokens as well as the client's own. A token is issued
+/// through a client when the client is its `client_id`, any `sub` of its `act` chain, or its
+/// `subject_client_id` (the client a token-exchange chain began with).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object), oai(example))]
 pub struct ClientRevoked {
     /// This event's position in the feed.
     pub cursor: String,
-    /// The client (`client_id` claim).
+    /// The client (`client_id`, an `act` chain's `sub`, or `subject_client_id`).
     pub client_id: String,
     /// Unix seconds: tokens issued (`iat`) before this are dead; later ones are not affected.
     pub not_before: i64,

@@ -48,8 +48,9 @@ impl Revocations {
     }
 
     /// Whether the issuer revoked this token: its `jti`, its session, or the tokens of its user
-    /// or of its client issued before a point in time. A user's cut-off applies to users'
-    /// tokens only, a client's to every token with that `client_id`.
+    /// or of its clients issued before a point in time. A user's cut-off applies to users'
+    /// tokens only, a client's to every token issued through it: its `client_id`, and for an
+    /// exchanged token each actor of its `act` chain and its `subject_client_id`.
     pub fn is_revoked(&self, token: &AccessToken) -> bool {
         if self.is_empty() {
             return false;
@@ -64,10 +65,11 @@ impl Revocations {
                     .subjects
                     .get(&token.subject)
                     .is_some_and(|(not_before, _)| token.iat < *not_before)
-            || self
-                .clients
-                .get(&token.client_id)
-                .is_some_and(|(not_before, _)| token.iat < *not_before)
+            || token.clients().any(|client| {
+                self.clients
+                    .get(client)
+                    .is_some_and(|(not_before, _)| token.iat < *not_before)
+            })
     }
 
     /// Forgets entries whose tokens have all expired by `now` (less `leeway`, the clock skew
@@ -140,6 +142,7 @@ mod tests {
             sid: sid.map(str::to_owned),
             jti: jti.into(),
             actors: vec![],
+            subject_client_id: None,
             audience: vec!["api".into()],
             iat,
             exp: iat + 900,
@@ -202,6 +205,25 @@ mod tests {
         );
         own.client_id = "web".into();
         assert!(state.is_revoked(&own));
+    }
+
+    #[test]
+    fn a_client_event_reaches_an_exchanged_token_through_its_actors_and_the_client_it_began_with() {
+        let mut exchanged = token("j1", None, "alice", 10);
+        exchanged.client_id = "payments".into();
+        exchanged.actors = vec!["payments".into(), "orders".into()];
+        exchanged.subject_client_id = Some("web".into());
+        for client in ["payments", "orders", "web"] {
+            let mut state = Revocations::default();
+            state.apply(revoked_client(client, 50, 100));
+            assert!(state.is_revoked(&exchanged), "removal of {client}");
+        }
+        let mut state = Revocations::default();
+        state.apply(revoked_client("billing", 50, 100));
+        assert!(
+            !state.is_revoked(&exchanged),
+            "a client it never went through"
+        );
     }
 
     #[test]

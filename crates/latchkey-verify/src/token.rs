@@ -24,6 +24,9 @@ pub struct AccessToken {
     /// the current actor first (`act.sub`), then the one it was acting for (`act.act.sub`), and
     /// so on; empty when the subject's own client holds the token.
     pub actors: Vec<String>,
+    /// `subject_client_id`: in a token obtained by token exchange, the client the exchange
+    /// chain began with (the `client_id` of the first subject token).
+    pub subject_client_id: Option<String>,
     /// `aud`: every audience the token names (the configured one among them).
     pub audience: Vec<String>,
     /// `iat`, Unix seconds.
@@ -39,6 +42,15 @@ impl AccessToken {
 
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// Every client the token was issued through: its `client_id`, its actors (clients all)
+    /// and the client its exchange chain began with. A client's revocation reaches the token
+    /// through any of them.
+    pub fn clients(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.client_id.as_str())
+            .chain(self.actors.iter().map(String::as_str))
+            .chain(self.subject_client_id.as_deref())
     }
 
     /// The party presenting the token on the subject's behalf (`act.sub`), if any.

@@ -143,6 +143,8 @@ struct Claims<'a> {
     #[serde(borrow)]
     sid: Option<Cow<'a, str>>,
     act: Option<Act>,
+    #[serde(borrow)]
+    subject_client_id: Option<Cow<'a, str>>,
 }
 
 /// RFC 8693 §4.1: who acts for the subject of an exchanged token, and for whom that actor was
@@ -355,6 +357,7 @@ fn check_claims(
         sid: claims.sid.map(Cow::into_owned),
         jti: jti.into_owned(),
         actors,
+        subject_client_id: claims.subject_client_id.map(Cow::into_owned),
         audience,
         iat,
         exp,

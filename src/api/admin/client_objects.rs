@@ -21,6 +21,10 @@ pub enum Grant {
     RefreshToken,
     /// Sign-in in a browser with PKCE; only for clients with redirect URIs.
     AuthorizationCode,
+    /// RFC 8693 token exchange, for confidential clients: a service that holds a user's access
+    /// token trades it for a narrower one naming the service as the actor.
+    #[oai(rename = "token-exchange")]
+    TokenExchange,
 }
 
 impl From<Grant> for GrantType {
@@ -30,6 +34,7 @@ impl From<Grant> for GrantType {
             Grant::ClientCredentials => GrantType::ClientCredentials,
             Grant::RefreshToken => GrantType::RefreshToken,
             Grant::AuthorizationCode => GrantType::AuthorizationCode,
+            Grant::TokenExchange => GrantType::TokenExchange,
         }
     }
 }
@@ -41,6 +46,7 @@ impl From<GrantType> for Grant {
             GrantType::ClientCredentials => Grant::ClientCredentials,
             GrantType::RefreshToken => Grant::RefreshToken,
             GrantType::AuthorizationCode => Grant::AuthorizationCode,
+            GrantType::TokenExchange => Grant::TokenExchange,
         }
     }
 }

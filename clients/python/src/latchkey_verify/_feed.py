@@ -10,7 +10,9 @@ issuer can add kinds without breaking older readers):
   (``iat``) before ``not_before`` (a password change or reset, a disabled account, a change of
   roles);
 - ``client``: ``client_id``, ``not_before``, ``exp``: refuse every token issued through the
-  client before ``not_before`` (the client was removed or its secret rotated).
+  client before ``not_before`` (the client was removed or its secret rotated). A token is issued
+  through a client when the client is its ``client_id``, any ``sub`` of its ``act`` chain, or
+  its ``subject_client_id`` (the client a token-exchange chain began with).
 
 Each entry is kept until no token it concerns can be live (its ``exp``), then pruned.
 """
@@ -70,8 +72,9 @@ class Revocations:
 
     def is_revoked(self, token: AccessToken) -> bool:
         """Whether the issuer revoked this token: its ``jti``, its session, or the tokens of its
-        user or of its client issued before a point in time. A user's cut-off applies to users'
-        tokens only, a client's to every token with that ``client_id``."""
+        user or of its clients issued before a point in time. A user's cut-off applies to users'
+        tokens only, a client's to every token issued through it (``client_id``, the actors of
+        ``act``, ``subject_client_id``)."""
         if token.jti in self.tokens:
             return True
         sid = token.session_id
@@ -82,8 +85,11 @@ class Revocations:
             cut_off = self.subjects.get(token.subject)
             if cut_off is not None and iat < cut_off[0]:
                 return True
-        cut_off = self.clients.get(token.client_id)
-        return cut_off is not None and iat < cut_off[0]
+        for client in token.clients:
+            cut_off = self.clients.get(client)
+            if cut_off is not None and iat < cut_off[0]:
+                return True
+        return False
 
     def prune(self, now: int, leeway: int) -> None:
         """Forgets entries whose tokens have all expired by ``now`` (less ``leeway``)."""

@@ -122,6 +122,24 @@ class AccessToken(Dict[str, Any]):
         return self._actors
 
     @property
+    def subject_client_id(self) -> Optional[str]:
+        """``subject_client_id``: in an exchanged token, the client the exchange chain began
+        with (the ``client_id`` of the first subject token), or ``None``."""
+        value = self.get("subject_client_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def clients(self) -> Tuple[str, ...]:
+        """Every client the token was issued through: its ``client_id``, the actors of its
+        ``act`` chain (clients all) and ``subject_client_id``. A client's revocation reaches the
+        token through any of them."""
+        clients = [self.client_id]
+        clients.extend(actor.subject for actor in self._actors)
+        if self.subject_client_id is not None:
+            clients.append(self.subject_client_id)
+        return tuple(clients)
+
+    @property
     def actor(self) -> Optional[str]:
         """The current actor's subject (``act.sub``), or ``None``."""
         return self._actors[0].subject if self._actors else None
