@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod support;
 
 use latchkey::domain::{ClientId, GrantType, Scope, Username, now};
@@ -485,39 +486,14 @@ async fn a_client_may_not_redeem_another_client_s_code(app: &TestApp) {
     assert_oauth_error(response, 400, "invalid_grant").await;
 }
 
-/// Each check as a test on the embedded store and on a Redis of its own.
-macro_rules! on_both_stores {
-    ($($check:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let app = super::TestApp::spawn_with(super::limits).await;
-                    super::setup(&app).await;
-                    super::$check(&app).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let server = super::RedisServer::start();
-                    let app = super::TestApp::spawn_on_redis(&server.url(), super::limits).await;
-                    super::setup(&app).await;
-                    super::$check(&app).await;
-                }
-            )*
-        }
-    };
-}
-
 /// Low limits, so that the limit test needs few attempts.
 fn limits(settings: &mut latchkey::configuration::Settings) {
     settings.security.max_failed_logins_per_user_address = 3;
 }
 
 on_both_stores!(
+    configure = crate::limits,
+    setup = crate::setup;
     a_user_signs_in_and_the_client_redeems_the_code_for_tokens,
     without_openid_there_is_no_id_token,
     a_wrong_verifier_is_refused_as_invalid_grant,

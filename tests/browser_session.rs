@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod support;
 
 use latchkey::domain::{GrantType, Username, now};
@@ -320,33 +321,8 @@ async fn a_password_change_ends_the_browser_session(app: &TestApp) {
     assert_eq!(after.status(), 200, "the sign-in page again");
 }
 
-macro_rules! on_both_stores {
-    ($($check:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let app = super::TestApp::spawn().await;
-                    super::setup(&app).await;
-                    super::$check(&app).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let server = super::RedisServer::start();
-                    let app = super::TestApp::spawn_on_redis(&server.url(), |_| {}).await;
-                    super::setup(&app).await;
-                    super::$check(&app).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_stores!(
+    setup = crate::setup;
     a_second_authorization_with_the_session_skips_the_page,
     prompt_login_shows_the_page_and_prompt_none_needs_a_session,
     a_client_that_is_not_first_party_gets_a_consent_page,

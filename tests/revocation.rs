@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod support;
 
 use std::sync::Arc;
@@ -18,31 +19,6 @@ use serde_json::Value;
 use support::redis_server::RedisServer;
 use support::{TestApp, assert_oauth_error};
 use tokio::sync::Semaphore;
-
-/// Every test body, run once per store.
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let app = super::TestApp::spawn().await;
-                    super::$name(&app).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let server = super::RedisServer::start();
-                    let app = super::TestApp::spawn_on_redis(&server.url(), |_| {}).await;
-                    super::$name(&app).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_stores!(
     tokens_issued_in_the_second_of_a_password_reset_die_with_it,

@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod support;
 
 #[path = "token_exchange/audit.rs"]
@@ -18,30 +19,6 @@ use support::{TestApp, assert_oauth_error, decode_jwt};
 
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let app = super::TestApp::spawn().await;
-                    super::$name(&app).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let server = super::RedisServer::start();
-                    let app = super::TestApp::spawn_on_redis(&server.url(), |_| {}).await;
-                    super::$name(&app).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_stores!(
     an_exchanged_token_keeps_the_user_and_session_and_names_the_exchanging_client_as_actor,

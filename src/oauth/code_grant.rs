@@ -12,7 +12,7 @@ use super::issue::Grant;
 use crate::audit::{Event, Record};
 use crate::domain::{GrantType, TokenId, UnixTime};
 use crate::error::ServiceError;
-use crate::store::{AuthorizationCode, CodeRedemption, Family};
+use crate::store::{AuthorizationCode, CodeRedemption};
 use crate::tokens::{Claims, TokenKind, sign};
 
 /// OpenID Connect Core §2 ID token claims. Besides the registered ones it carries the
@@ -115,17 +115,14 @@ impl Authority {
         let audience = self.audience_for_scope(client, None, &api_scope)?;
         // The session exists for every sign-in, so that a replayed code can end it and the ID
         // token can name it; only a client with the refresh grant gets its refresh token.
-        let family = Family {
-            id: family_id,
-            subject: user.username.to_string(),
-            client_id: client.client_id.clone(),
-            scope: scope.clone(),
-            audience: audience.clone(),
-            current: self.next_generation(issued_at),
-            previous: None,
-            rotated_at_ms: None,
-            revoked: false,
-        };
+        let family = self.new_family(
+            family_id,
+            user.username.as_str(),
+            &client.client_id,
+            &scope,
+            &audience,
+            issued_at,
+        );
         self.store.create_family(&family).await?;
         // A replay that came between the redemption and the family's creation found nothing to
         // revoke; it marked the code, and this answer revokes instead.

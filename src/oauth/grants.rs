@@ -133,17 +133,14 @@ impl Authority {
                 .await?;
         }
         let family = if client.grants.contains(&GrantType::RefreshToken) {
-            let family = Family {
-                id: TokenId::generate(),
-                subject: user.username.to_string(),
-                client_id: client.client_id.clone(),
-                scope: scope.clone(),
-                audience: audience.clone(),
-                current: self.next_generation(issued_at),
-                previous: None,
-                rotated_at_ms: None,
-                revoked: false,
-            };
+            let family = self.new_family(
+                TokenId::generate(),
+                user.username.as_str(),
+                &client.client_id,
+                &scope,
+                &audience,
+                issued_at,
+            );
             self.store.create_family(&family).await?;
             Some(family)
         } else {

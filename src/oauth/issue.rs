@@ -37,6 +37,30 @@ impl Authority {
         }
     }
 
+    /// A new session (refresh-token family) of `subject` through `client`, its first
+    /// generation issued at `issued_at`.
+    pub(super) fn new_family(
+        &self,
+        id: TokenId,
+        subject: &str,
+        client: &ClientId,
+        scope: &Scope,
+        audience: &str,
+        issued_at: UnixTime,
+    ) -> Family {
+        Family {
+            id,
+            subject: subject.to_owned(),
+            client_id: client.clone(),
+            scope: scope.clone(),
+            audience: audience.to_owned(),
+            current: self.next_generation(issued_at),
+            previous: None,
+            rotated_at_ms: None,
+            revoked: false,
+        }
+    }
+
     /// Signs the access token and, for a family, the refresh token of its current generation.
     /// Signing is deterministic, so a repeat inside the grace window gets the very same token.
     pub(super) fn issue(
