@@ -56,6 +56,7 @@ on_both_stores!(
     removing_the_client_the_chain_began_with_ends_the_exchanged_token,
     removing_the_exchanging_client_ends_the_exchanged_token,
     an_actor_token_makes_its_client_the_actor,
+    a_token_from_an_exchange_with_an_actor_token_is_not_exchanged_again,
 );
 
 const PASSWORD: &str = "correct horse";
@@ -564,5 +565,49 @@ async fn an_actor_token_makes_its_client_the_actor(app: &TestApp) {
         &[("actor_token", access(&own))],
     )
     .await;
+    assert_oauth_error(response, 400, "invalid_request").await;
+}
+
+/// `payments` exchanges alice's token naming `orders` (by its actor token) as the actor: the
+/// token's `client_id` is `payments`, its `act` `orders`. Exchanged again, the new token would
+/// keep the chain (`orders`) and the client it began with (`gateway`) but name `payments`
+/// nowhere, so removing `payments` would not end it. Such a token is not exchanged again.
+async fn a_token_from_an_exchange_with_an_actor_token_is_not_exchanged_again(app: &TestApp) {
+    let (gateway, orders, payments) = services(app).await;
+    let signed_in = sign_in(app, &gateway).await;
+    let response = app
+        .http
+        .post(app.url("/oauth/token"))
+        .basic_auth("orders", Some(&orders))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let own: Value = response.json().await.unwrap();
+    let first = exchanged(
+        exchange(
+            app,
+            "payments",
+            &payments,
+            access(&signed_in),
+            &[
+                ("actor_token", access(&own)),
+                ("actor_token_type", ACCESS_TOKEN_TYPE),
+            ],
+        )
+        .await,
+    )
+    .await;
+    let response = exchange(app, "orders", &orders, access(&first), &[]).await;
+    let status = response.status();
+    if status == 200 {
+        // Were it exchanged again, it went through `payments`: removing `payments` must end it.
+        let second: Value = response.json().await.unwrap();
+        remove(app, "payments").await;
+        let answer = app.introspect_as("orders", &orders, access(&second)).await;
+        assert_eq!(answer["active"], false, "it outlives payments: {answer}");
+        return;
+    }
     assert_oauth_error(response, 400, "invalid_request").await;
 }
