@@ -320,6 +320,45 @@ async fn a_password_change_ends_the_browser_session(app: &TestApp) {
     assert_eq!(after.status(), 200, "the sign-in page again");
 }
 
+/// A change of roles ends the user's access tokens, not the sign-in: the browser's session goes
+/// on and yields codes that redeem into tokens with the new roles. Only a code made before the
+/// change (its scope decided on the old roles) is refused.
+async fn a_change_of_roles_keeps_the_browser_session(app: &TestApp) {
+    let (session, _) = signed_in(app).await;
+    let early = pkce();
+    let before = authorize(app, FIRST_PARTY, &early, &[], Some(&session)).await;
+    let early_code = param(&query(&before), "code").expect("a code without the page");
+    let alice = Username::parse("alice").unwrap();
+    app.store
+        .revoke_user_access(&alice, now(), 3600)
+        .await
+        .unwrap();
+    assert_oauth_error(
+        redeem(app, FIRST_PARTY, &early_code, &early).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    // Past the cut-off's second, a code made now comes after the change.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let pkce = pkce();
+    let after = authorize(app, FIRST_PARTY, &pkce, &[], Some(&session)).await;
+    let code = param(&query(&after), "code").expect("a code without the page");
+    let response = redeem(app, FIRST_PARTY, &code, &pkce).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "the session goes on after a change of roles"
+    );
+    let tokens: Value = response.json().await.unwrap();
+    assert_eq!(
+        app.userinfo(tokens["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+}
+
 macro_rules! on_both_stores {
     ($($check:ident),* $(,)?) => {
         mod embedded {
@@ -353,4 +392,5 @@ on_both_stores!(
     logout_ends_the_browser_session_and_the_client_session,
     logout_never_returns_to_an_unregistered_address,
     a_password_change_ends_the_browser_session,
+    a_change_of_roles_keeps_the_browser_session,
 );
