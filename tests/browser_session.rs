@@ -394,3 +394,68 @@ on_both_stores!(
     a_password_change_ends_the_browser_session,
     a_change_of_roles_keeps_the_browser_session,
 );
+
+/// Over https the cookies carry the `__Host-` prefix, so browsers accept them only from the
+/// issuer's own host. A cookie of the bare name, which a sibling or parent domain can plant
+/// (cookie tossing), is never read: a session planted so does not sign the browser in to the
+/// planter's account, and a planted CSRF cookie does not pass a form posted with it.
+#[tokio::test]
+async fn over_https_the_cookies_are_host_only_and_planted_ones_are_ignored() {
+    let app = TestApp::spawn_with(|s| s.issuer = "https://id.example.test".into()).await;
+    setup(&app).await;
+    let page = authorize(&app, FIRST_PARTY, &pkce(), &[], None).await;
+    assert_eq!(page.status(), 200);
+    let header = set_cookie_header(&page, "__Host-latchkey_csrf").expect("a __Host- CSRF cookie");
+    assert!(
+        header.contains("; Secure") && header.contains("Path=/") && !header.contains("Domain"),
+        "{header}"
+    );
+    let csrf = cookie_of(&page, "__Host-latchkey_csrf").unwrap();
+    let html = page.text().await.unwrap();
+    let post = |cookie: String| {
+        let form = [
+            ("request", hidden(&html, "request")),
+            ("csrf_token", hidden(&html, "csrf_token")),
+            ("username", "alice".to_owned()),
+            ("password", PASSWORD.to_owned()),
+        ];
+        app.http
+            .post(app.url("/oauth/authorize"))
+            .header("cookie", cookie)
+            .form(&form)
+            .send()
+    };
+    // The same token under the bare name, as another domain could plant it, passes nothing.
+    let planted = post(csrf.replacen("__Host-", "", 1)).await.unwrap();
+    assert_eq!(planted.status(), 400, "a planted CSRF cookie");
+    let response = post(csrf.clone()).await.unwrap();
+    assert_eq!(response.status(), 303);
+    let session = cookie_of(&response, "__Host-latchkey_session").expect("a __Host- session");
+
+    let again = authorize(&app, FIRST_PARTY, &pkce(), &[], Some(&session)).await;
+    assert!(
+        param(&query(&again), "code").is_some(),
+        "the session signs in"
+    );
+    let planted = session.replacen("__Host-", "", 1);
+    let page = authorize(&app, FIRST_PARTY, &pkce(), &[], Some(&planted)).await;
+    assert_eq!(
+        page.status(),
+        200,
+        "a planted session shows the sign-in page"
+    );
+
+    let out = app
+        .http
+        .get(app.url("/oauth/logout"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        cookie_of(&out, "__Host-latchkey_session").as_deref(),
+        Some("__Host-latchkey_session=")
+    );
+    let after = authorize(&app, FIRST_PARTY, &pkce(), &[], Some(&session)).await;
+    assert_eq!(after.status(), 200, "logged out");
+}

@@ -8,7 +8,7 @@ use poem_openapi::param::Query;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
-use super::authorize::{SESSION_COOKIE, cookie, set_cookie};
+use super::authorize::{SESSION_COOKIE, cookie, cookie_name, set_cookie};
 use super::sign_in_page::{self, SignInPage};
 use crate::domain::{ClientId, now};
 use crate::error::ServiceError;
@@ -88,7 +88,7 @@ impl LogoutApi {
         let hint = match self
             .authority
             .end_browser_session(
-                cookie(req, SESSION_COOKIE),
+                cookie(req, &cookie_name(&issuer, SESSION_COOKIE)),
                 id_token_hint.0.as_deref(),
                 now(),
             )
