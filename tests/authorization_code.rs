@@ -408,6 +408,19 @@ async fn the_sign_in_page_cannot_be_framed_cached_or_scripted(app: &TestApp) {
     assert!(html.contains("name=\"viewport\""));
 }
 
+/// The redirects that carry a code or an error (after the form, and at once with a session or
+/// for an error) say `Referrer-Policy: no-referrer`, as the pages do.
+async fn the_redirects_with_a_code_or_an_error_send_no_referrer(app: &TestApp) {
+    let (_, challenge) = pkce();
+    let form = form_of(authorize(app, &challenge, &[]).await).await;
+    let signed_in = sign_in(app, &form, "alice", PASSWORD).await;
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()["referrer-policy"], "no-referrer");
+    let refused = authorize(app, &challenge, &[("code_challenge_method", "plain")]).await;
+    assert_eq!(refused.status(), 303);
+    assert_eq!(refused.headers()["referrer-policy"], "no-referrer");
+}
+
 async fn a_wrong_password_shows_the_page_again_without_saying_which(app: &TestApp) {
     let (_, challenge) = pkce();
     let form = form_of(authorize(app, &challenge, &[]).await).await;
@@ -506,6 +519,7 @@ on_both_stores!(
     other_errors_go_back_to_the_redirect_uri,
     a_sign_in_without_the_csrf_token_is_refused,
     the_sign_in_page_cannot_be_framed_cached_or_scripted,
+    the_redirects_with_a_code_or_an_error_send_no_referrer,
     a_wrong_password_shows_the_page_again_without_saying_which,
     too_many_wrong_passwords_get_a_429_page,
     an_expired_code_is_refused,

@@ -102,7 +102,7 @@ async fn a_page_from_one_replica_signs_in_on_another_and_the_session_and_its_log
     // The page from replica 0, the form posted to replica 1, the code redeemed at replica 2.
     let page = authorize(&http, &replicas[0], &challenge, None).await;
     assert_eq!(page.status(), 200);
-    let csrf = cookie_of(&page, "latchkey_csrf").unwrap();
+    let csrf = cookie_of(&page, "__Host-latchkey_csrf").unwrap();
     let html = page.text().await.unwrap();
     let signed_in = http
         .post(replicas[1].url("/oauth/authorize"))
@@ -116,7 +116,7 @@ async fn a_page_from_one_replica_signs_in_on_another_and_the_session_and_its_log
         .send()
         .await
         .unwrap();
-    let session = cookie_of(&signed_in, "latchkey_session").unwrap();
+    let session = cookie_of(&signed_in, "__Host-latchkey_session").unwrap();
     let code = code_of(&signed_in);
     let tokens = redeem(&http, &replicas[2], &code, &verifier).await;
     assert_eq!(tokens.status(), 200);

@@ -321,6 +321,45 @@ async fn a_password_change_ends_the_browser_session(app: &TestApp) {
     assert_eq!(after.status(), 200, "the sign-in page again");
 }
 
+/// A change of roles ends the user's access tokens, not the sign-in: the browser's session goes
+/// on and yields codes that redeem into tokens with the new roles. Only a code made before the
+/// change (its scope decided on the old roles) is refused.
+async fn a_change_of_roles_keeps_the_browser_session(app: &TestApp) {
+    let (session, _) = signed_in(app).await;
+    let early = pkce();
+    let before = authorize(app, FIRST_PARTY, &early, &[], Some(&session)).await;
+    let early_code = param(&query(&before), "code").expect("a code without the page");
+    let alice = Username::parse("alice").unwrap();
+    app.store
+        .revoke_user_access(&alice, now(), 3600)
+        .await
+        .unwrap();
+    assert_oauth_error(
+        redeem(app, FIRST_PARTY, &early_code, &early).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    // Past the cut-off's second, a code made now comes after the change.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let pkce = pkce();
+    let after = authorize(app, FIRST_PARTY, &pkce, &[], Some(&session)).await;
+    let code = param(&query(&after), "code").expect("a code without the page");
+    let response = redeem(app, FIRST_PARTY, &code, &pkce).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "the session goes on after a change of roles"
+    );
+    let tokens: Value = response.json().await.unwrap();
+    assert_eq!(
+        app.userinfo(tokens["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+}
+
 on_both_stores!(
     setup = crate::setup;
     a_second_authorization_with_the_session_skips_the_page,
@@ -329,4 +368,70 @@ on_both_stores!(
     logout_ends_the_browser_session_and_the_client_session,
     logout_never_returns_to_an_unregistered_address,
     a_password_change_ends_the_browser_session,
+    a_change_of_roles_keeps_the_browser_session,
 );
+
+/// Over https the cookies carry the `__Host-` prefix, so browsers accept them only from the
+/// issuer's own host. A cookie of the bare name, which a sibling or parent domain can plant
+/// (cookie tossing), is never read: a session planted so does not sign the browser in to the
+/// planter's account, and a planted CSRF cookie does not pass a form posted with it.
+#[tokio::test]
+async fn over_https_the_cookies_are_host_only_and_planted_ones_are_ignored() {
+    let app = TestApp::spawn_with(|s| s.issuer = "https://id.example.test".into()).await;
+    setup(&app).await;
+    let page = authorize(&app, FIRST_PARTY, &pkce(), &[], None).await;
+    assert_eq!(page.status(), 200);
+    let header = set_cookie_header(&page, "__Host-latchkey_csrf").expect("a __Host- CSRF cookie");
+    assert!(
+        header.contains("; Secure") && header.contains("Path=/") && !header.contains("Domain"),
+        "{header}"
+    );
+    let csrf = cookie_of(&page, "__Host-latchkey_csrf").unwrap();
+    let html = page.text().await.unwrap();
+    let post = |cookie: String| {
+        let form = [
+            ("request", hidden(&html, "request")),
+            ("csrf_token", hidden(&html, "csrf_token")),
+            ("username", "alice".to_owned()),
+            ("password", PASSWORD.to_owned()),
+        ];
+        app.http
+            .post(app.url("/oauth/authorize"))
+            .header("cookie", cookie)
+            .form(&form)
+            .send()
+    };
+    // The same token under the bare name, as another domain could plant it, passes nothing.
+    let planted = post(csrf.replacen("__Host-", "", 1)).await.unwrap();
+    assert_eq!(planted.status(), 400, "a planted CSRF cookie");
+    let response = post(csrf.clone()).await.unwrap();
+    assert_eq!(response.status(), 303);
+    let session = cookie_of(&response, "__Host-latchkey_session").expect("a __Host- session");
+
+    let again = authorize(&app, FIRST_PARTY, &pkce(), &[], Some(&session)).await;
+    assert!(
+        param(&query(&again), "code").is_some(),
+        "the session signs in"
+    );
+    let planted = session.replacen("__Host-", "", 1);
+    let page = authorize(&app, FIRST_PARTY, &pkce(), &[], Some(&planted)).await;
+    assert_eq!(
+        page.status(),
+        200,
+        "a planted session shows the sign-in page"
+    );
+
+    let out = app
+        .http
+        .get(app.url("/oauth/logout"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        cookie_of(&out, "__Host-latchkey_session").as_deref(),
+        Some("__Host-latchkey_session=")
+    );
+    let after = authorize(&app, FIRST_PARTY, &pkce(), &[], Some(&session)).await;
+    assert_eq!(after.status(), 200, "logged out");
+}

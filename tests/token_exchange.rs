@@ -32,7 +32,8 @@ on_both_stores!(
     logging_out_of_the_subjects_session_ends_the_exchanged_token,
     removing_the_client_the_chain_began_with_ends_the_exchanged_token,
     removing_the_exchanging_client_ends_the_exchanged_token,
-    an_actor_token_makes_its_client_the_actor,
+    an_actor_token_of_the_exchanging_client_makes_it_the_actor,
+    another_clients_token_is_no_actor_token,
 );
 
 const PASSWORD: &str = "correct horse";
@@ -489,24 +490,17 @@ async fn removing_the_exchanging_client_ends_the_exchanged_token(app: &TestApp) 
     );
 }
 
-async fn an_actor_token_makes_its_client_the_actor(app: &TestApp) {
-    let (gateway, orders, payments) = services(app).await;
+/// `orders`' own client_credentials token as the actor token: the actor is `orders`, as
+/// without one. A user's token, or one without its type, is no actor token.
+async fn an_actor_token_of_the_exchanging_client_makes_it_the_actor(app: &TestApp) {
+    let (gateway, orders, _) = services(app).await;
     let signed_in = sign_in(app, &gateway).await;
-    let response = app
-        .http
-        .post(app.url("/oauth/token"))
-        .basic_auth("orders", Some(&orders))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let own: Value = response.json().await.unwrap();
+    let own = client_token(app, "orders", &orders).await;
     let body = exchanged(
         exchange(
             app,
-            "payments",
-            &payments,
+            "orders",
+            &orders,
             access(&signed_in),
             &[
                 ("actor_token", access(&own)),
@@ -518,13 +512,11 @@ async fn an_actor_token_makes_its_client_the_actor(app: &TestApp) {
     .await;
     let (_, claims) = decode_jwt(access(&body));
     assert_eq!(claims["act"], json!({"sub": "orders"}));
-    assert_eq!(claims["client_id"], "payments");
-    assert_eq!(claims["scope"], "payments:charge");
-    // A user's token is no actor token, and an actor token needs its type.
+    assert_eq!(claims["client_id"], "orders");
     let response = exchange(
         app,
-        "payments",
-        &payments,
+        "orders",
+        &orders,
         access(&signed_in),
         &[
             ("actor_token", access(&signed_in)),
@@ -535,11 +527,46 @@ async fn an_actor_token_makes_its_client_the_actor(app: &TestApp) {
     assert_oauth_error(response, 400, "invalid_request").await;
     let response = exchange(
         app,
-        "payments",
-        &payments,
+        "orders",
+        &orders,
         access(&signed_in),
         &[("actor_token", access(&own))],
     )
     .await;
     assert_oauth_error(response, 400, "invalid_request").await;
+}
+
+/// `orders` calls `payments` with its own token as a bearer. `payments` may not use that token
+/// as an actor token: the exchanged token would name `orders` as the actor, and a resource
+/// server requiring `orders` would take a token `orders` never asked for.
+async fn another_clients_token_is_no_actor_token(app: &TestApp) {
+    let (gateway, orders, payments) = services(app).await;
+    let signed_in = sign_in(app, &gateway).await;
+    let presented = client_token(app, "orders", &orders).await;
+    let response = exchange(
+        app,
+        "payments",
+        &payments,
+        access(&signed_in),
+        &[
+            ("actor_token", access(&presented)),
+            ("actor_token_type", ACCESS_TOKEN_TYPE),
+        ],
+    )
+    .await;
+    assert_oauth_error(response, 400, "invalid_request").await;
+}
+
+/// A client's own client_credentials token response.
+async fn client_token(app: &TestApp, client_id: &str, secret: &str) -> Value {
+    let response = app
+        .http
+        .post(app.url("/oauth/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
 }

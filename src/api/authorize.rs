@@ -43,7 +43,7 @@ pub struct AuthorizeApi {
 pub struct SignInParams {
     /// The signed authorization request the page carries.
     pub request: Option<String>,
-    /// The page's CSRF token; must equal the `latchkey_csrf` cookie set with the page.
+    /// The page's CSRF token; must equal the CSRF cookie set with the page.
     pub csrf_token: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
@@ -54,12 +54,12 @@ pub struct SignInParams {
 #[derive(ApiResponse)]
 pub enum AuthorizeResponse {
     /// The sign-in page (again, after a wrong username or password, saying only that). Sets
-    /// the `latchkey_csrf` cookie its form must be posted with.
+    /// the CSRF cookie its form must be posted with.
     #[oai(status = 200)]
     Page(
         SignInPage,
-        /// The CSRF cookie (`HttpOnly`, `SameSite=Lax`, `Secure` unless the issuer is http on
-        /// a loopback address).
+        /// The CSRF cookie (`HttpOnly`, `SameSite=Lax`; `Secure` and named
+        /// `__Host-latchkey_csrf` unless the issuer is http on a loopback address).
         #[oai(header = "Set-Cookie")]
         Option<String>,
     ),
@@ -68,9 +68,9 @@ pub enum AuthorizeResponse {
     #[oai(status = 303)]
     Redirect(
         #[oai(header = "Location")] String,
-        /// After a sign-in: the sign-in session cookie `latchkey_session` (`HttpOnly`,
-        /// `SameSite=Lax`, `Secure` unless the issuer is http on a loopback address), with
-        /// which a later authorization skips the page.
+        /// After a sign-in: the sign-in session cookie (`HttpOnly`, `SameSite=Lax`; `Secure` and
+        /// named `__Host-latchkey_session` unless the issuer is http on a loopback address,
+        /// where it is `latchkey_session`), with which a later authorization skips the page.
         #[oai(header = "Set-Cookie")]
         Option<String>,
     ),
@@ -160,15 +160,38 @@ fn origin_of(url: &str) -> Option<String> {
     Some(url.origin().ascii_serialization()).filter(|o| o != "null")
 }
 
-/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, and `Secure` unless the issuer is http on
-/// a loopback address, where browsers would drop a `Secure` cookie set over http.
-pub(super) fn set_cookie(issuer: &str, name: &str, value: &str, max_age: i64) -> String {
-    let secure = reqwest::Url::parse(issuer)
+/// Whether the issuer's cookies are `Secure`: always, unless the issuer is http on a loopback
+/// address, where browsers would drop a `Secure` cookie set over http.
+fn secure_cookies(issuer: &str) -> bool {
+    reqwest::Url::parse(issuer)
         .map(|url| url.scheme() == "https" || !crate::credentials::is_loopback(&url))
-        .unwrap_or(true);
+        .unwrap_or(true)
+}
+
+/// The name a cookie is set and read by: with the `__Host-` prefix when it is `Secure`, so that
+/// browsers take it only from this host, over https, for `Path=/` and without `Domain`. A
+/// cookie of the bare name, which a sibling or parent domain can plant, is never read: it
+/// could sign a browser in to the planter's account (a planted session) or pass a form posted
+/// from that domain (a planted CSRF token).
+pub(super) fn cookie_name(issuer: &str, name: &str) -> String {
+    if secure_cookies(issuer) {
+        format!("__Host-{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, and `Secure` (with the `__Host-` prefix)
+/// unless the issuer is http on a loopback address.
+pub(super) fn set_cookie(issuer: &str, name: &str, value: &str, max_age: i64) -> String {
     format!(
-        "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
-        if secure { "; Secure" } else { "" }
+        "{}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
+        cookie_name(issuer, name),
+        if secure_cookies(issuer) {
+            "; Secure"
+        } else {
+            ""
+        }
     )
 }
 
@@ -303,7 +326,7 @@ impl AuthorizeApi {
         let prompt = prompt.0.unwrap_or_default();
         let prompts: Vec<&str> = prompt.split(' ').filter(|p| !p.is_empty()).collect();
         if !prompts.contains(&"login")
-            && let Some(cookie) = cookie(req, SESSION_COOKIE)
+            && let Some(cookie) = cookie(req, &cookie_name(self.authority.issuer(), SESSION_COOKIE))
         {
             match self.authority.session(cookie, now).await {
                 Ok(Some(signed_in)) if !prompts.contains(&"none") || pending.first_party => {
@@ -361,7 +384,8 @@ impl AuthorizeApi {
             Err(error) => return error.into(),
         };
         // The CSRF token: the form's and the cookie's must both be this form's.
-        let bound = match (form.csrf_token.as_deref(), cookie(req, CSRF_COOKIE)) {
+        let csrf_cookie = cookie_name(self.authority.issuer(), CSRF_COOKIE);
+        let bound = match (form.csrf_token.as_deref(), cookie(req, &csrf_cookie)) {
             (Some(field), Some(cookie)) => {
                 pending.csrf_matches(field) && pending.csrf_matches(cookie)
             }

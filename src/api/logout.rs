@@ -8,7 +8,7 @@ use poem_openapi::param::Query;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
-use super::authorize::{SESSION_COOKIE, cookie, set_cookie};
+use super::authorize::{SESSION_COOKIE, cookie, cookie_name, set_cookie};
 use super::sign_in_page::{self, SignInPage};
 use crate::domain::{ClientId, now};
 use crate::error::ServiceError;
@@ -24,7 +24,7 @@ pub enum LogoutResponse {
     #[oai(status = 200)]
     SignedOut(
         SignInPage,
-        /// Clears `latchkey_session`.
+        /// Clears the sign-in session cookie.
         #[oai(header = "Set-Cookie")]
         String,
     ),
@@ -32,7 +32,7 @@ pub enum LogoutResponse {
     #[oai(status = 303)]
     Redirect(
         #[oai(header = "Location")] String,
-        /// Clears `latchkey_session`.
+        /// Clears the sign-in session cookie.
         #[oai(header = "Set-Cookie")]
         String,
     ),
@@ -42,7 +42,7 @@ pub enum LogoutResponse {
     #[oai(status = 400)]
     Refused(
         SignInPage,
-        /// Clears `latchkey_session`.
+        /// Clears the sign-in session cookie.
         #[oai(header = "Set-Cookie")]
         String,
     ),
@@ -88,7 +88,7 @@ impl LogoutApi {
         let hint = match self
             .authority
             .end_browser_session(
-                cookie(req, SESSION_COOKIE),
+                cookie(req, &cookie_name(&issuer, SESSION_COOKIE)),
                 id_token_hint.0.as_deref(),
                 now(),
             )

@@ -175,6 +175,12 @@ async fn finish(response: Response, oauth: bool, browser: bool) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     headers.remove(header::SERVER);
+    if browser {
+        // The pages set it themselves; the redirects that carry a code or an error too.
+        headers
+            .entry(header::REFERRER_POLICY)
+            .or_insert(HeaderValue::from_static("no-referrer"));
+    }
     response
 }
 

@@ -61,9 +61,9 @@ pub struct TokenParams {
     pub subject_token: Option<String>,
     /// For token exchange (required): always `urn:ietf:params:oauth:token-type:access_token`.
     pub subject_token_type: Option<String>,
-    /// For token exchange (optional): a client's own access token (`client_credentials`) of
-    /// this issuer; its subject becomes the actor (`act.sub`) in place of the exchanging
-    /// client.
+    /// For token exchange (optional): the exchanging client's own access token
+    /// (`client_credentials`) of this issuer, as proof of the actor (`act.sub`); another
+    /// client's token is refused.
     pub actor_token: Option<String>,
     /// With `actor_token`: always `urn:ietf:params:oauth:token-type:access_token`.
     pub actor_token_type: Option<String>,
@@ -415,8 +415,8 @@ impl OAuthApi {
     ///
     /// Exchanges credentials for an access token and, for the `password` and `refresh_token`
     /// grants, a rotating refresh token. Token exchange (RFC 8693) trades a live access token
-    /// (`subject_token`) for a narrower one that names the exchanging client, or the subject
-    /// of `actor_token`, as the actor (`act`), nested for chains; it issues no refresh token. Clients authenticate with HTTP Basic or with
+    /// (`subject_token`) for a narrower one that names the exchanging client as the actor
+    /// (`act`), nested for chains; it issues no refresh token. Clients authenticate with HTTP Basic or with
     /// `client_id` and `client_secret` in the body, or clients registered with keys with a
     /// signed `client_assertion` (`private_key_jwt`); public clients send only `client_id`.
     /// A refresh token presented again within the grace window returns the same successor;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Authority;
-use super::authorize::{OPENID, code_key, is_code_verifier, verifier_matches};
+use super::authorize::{CODE_LIFETIME, OPENID, code_key, is_code_verifier, verifier_matches};
 use super::client_auth::AuthenticatedClient;
 use super::cut_off::issued_at;
 use super::grants::{IssuedTokens, TokenRequest, changed_while_signing_in};
@@ -93,10 +93,14 @@ impl Authority {
             .user_and_not_before(&issued.username, now)
             .await?;
         let user = user.filter(|u| !u.disabled).ok_or_else(invalid_code)?;
-        // A password change or a disable after the sign-in ends it, code included.
+        // A password change or a disable after the sign-in ends it, code included. A change of
+        // roles ends access tokens, not the sign-in (its session goes on, as a refresh token's
+        // does): it ends only a code made before it, whose scope was decided on the old roles.
+        let made = issued.expires_at.saturating_sub(CODE_LIFETIME);
         if cut_offs
-            .for_access()
+            .tokens
             .is_some_and(|cut_off| issued.auth_time < cut_off)
+            || cut_offs.for_access().is_some_and(|cut_off| made < cut_off)
         {
             return Err(invalid_code());
         }

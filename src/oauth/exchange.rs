@@ -70,6 +70,17 @@ impl Authority {
         let subject = self
             .exchangeable(subject_token, "subject_token", now)
             .await?;
+        if subject.client_id != client.client_id.as_str() && !names_its_client_in_chain(&subject) {
+            // The token from an exchange with an actor token names that actor, not the client
+            // that exchanged it. Exchanged again by another client, the new token would keep the
+            // chain and the client it began with but lose that client, whose removal would then
+            // not end it.
+            return Err(ServiceError::InvalidRequest(
+                "invalid subject_token: a token obtained with an actor_token is not exchanged \
+                 again"
+                    .into(),
+            ));
+        }
         let actor = match (
             params.actor_token.as_deref(),
             params.actor_token_type.as_deref(),
@@ -78,9 +89,16 @@ impl Authority {
             (Some(token), kind) => {
                 access_token_type("actor_token_type", kind)?;
                 let actor = self.exchangeable(token, "actor_token", now).await?;
-                if actor.roles.is_some() || actor.sub != actor.client_id || actor.act.is_some() {
+                // Only the exchanging client's own token: one that another client presented
+                // to it as a bearer would otherwise let it name that client as the actor, and
+                // a resource server requiring that actor would take a token it never asked for.
+                if actor.roles.is_some()
+                    || actor.sub != actor.client_id
+                    || actor.act.is_some()
+                    || actor.sub != client.client_id.as_str()
+                {
                     return Err(ServiceError::InvalidRequest(
-                        "the actor_token must be a client's own access token \
+                        "the actor_token must be the exchanging client's own access token \
                          (client_credentials)"
                             .into(),
                     ));
@@ -201,6 +219,17 @@ impl Authority {
 
 fn is_refused(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
     matches!(error.downcast_ref::<KeyError>(), Some(KeyError::Refused(_)))
+}
+
+/// Whether what an exchange keeps of `subject` (its `act` chain and the client its chain began
+/// with) names its `client_id`: always, but for a token from an exchange with an actor token.
+fn names_its_client_in_chain(subject: &AccessClaims) -> bool {
+    let Some(act) = &subject.act else {
+        return true;
+    };
+    act.actors()
+        .chain(subject.subject_client_id.as_deref())
+        .any(|client| client == subject.client_id)
 }
 
 /// `value` must be the access-token type; `name` is the parameter, for the message.
