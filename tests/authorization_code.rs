@@ -525,3 +525,50 @@ on_both_stores!(
     an_expired_code_is_refused,
     a_client_may_not_redeem_another_client_s_code,
 );
+
+/// A client at the registration limits (32 scopes of 64 characters, a redirect URI of 2,048)
+/// asked for all its scopes with the longest `state` and `nonce`, each made of characters JSON
+/// doubles: the signed request would pass the size the issuer accepts. The user gets a page that
+/// says so, never a 500.
+#[tokio::test]
+async fn a_request_too_large_for_the_sign_in_form_is_refused_on_a_page() {
+    let app = TestApp::spawn().await;
+    let scopes: Vec<String> = (0..32)
+        .map(|i| format!("{i:02}{}", "s".repeat(62)))
+        .collect();
+    let redirect = format!("http://127.0.0.1:9/{}", "r".repeat(2048 - 19));
+    let spec = latchkey::accounts::ClientSpec {
+        public: true,
+        grants: [GrantType::AuthorizationCode].into(),
+        scopes: scopes.clone(),
+        redirect_uris: vec![redirect.clone()],
+        first_party: true,
+        ..Default::default()
+    };
+    latchkey::accounts::add_client(&app.change(), "wide", spec)
+        .await
+        .expect("a client at the limits");
+    let (_, challenge) = pkce();
+    let scope = scopes.join(" ");
+    let state = "\"".repeat(1024);
+    let nonce = "\\".repeat(256);
+    let response = app
+        .http
+        .get(app.url("/oauth/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "wide"),
+            ("redirect_uri", redirect.as_str()),
+            ("scope", scope.as_str()),
+            ("state", state.as_str()),
+            ("nonce", nonce.as_str()),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("too large"), "{page}");
+}

@@ -211,7 +211,7 @@ impl AuthorizeApi {
         };
         let sealed = match self.authority.seal_pending(pending) {
             Ok(sealed) => sealed,
-            Err(error) => return AuthorizeError::Service(error).into(),
+            Err(error) => return error.into(),
         };
         let page = sign_in_page::consent(&sign_in_page::ConsentForm {
             client_id: &pending.client_id,
@@ -261,7 +261,7 @@ impl AuthorizeApi {
     ) -> AuthorizeResponse {
         let sealed = match self.authority.seal_pending(pending) {
             Ok(sealed) => sealed,
-            Err(error) => return AuthorizeError::Service(error).into(),
+            Err(error) => return error.into(),
         };
         let page = sign_in_page::sign_in(&SignInForm {
             client_id: &pending.client_id,

@@ -366,9 +366,18 @@ impl Authority {
     }
 
     /// Signs the pending request into a token for the form.
-    pub fn seal_pending(&self, pending: &PendingAuthorization) -> Result<String, ServiceError> {
+    /// A request too large to carry (a long `state` and `nonce` beside a client's many long
+    /// scopes and a long redirect URI) is the caller's error, shown on the page.
+    pub fn seal_pending(&self, pending: &PendingAuthorization) -> Result<String, AuthorizeError> {
         let keys = self.keys.current();
-        Ok(sign(keys.signer(), TokenKind::SignIn, pending)?)
+        sign(keys.signer(), TokenKind::SignIn, pending).map_err(|error| match error {
+            crate::keys::KeyError::Refused(_) => AuthorizeError::Shown(
+                "This sign-in request is too large to carry through the sign-in form: its \
+                 state, nonce or scope is too long. Go back to the application and start again."
+                    .into(),
+            ),
+            other => AuthorizeError::Service(other.into()),
+        })
     }
 
     /// The pending request a form carries, if this issuer signed it and it is still live.
