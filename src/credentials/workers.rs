@@ -34,6 +34,10 @@ const NICENESS: i32 = 10;
 pub struct Memory(Vec<Block>);
 
 impl Memory {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// At least `blocks` blocks of scratch memory, allocated only when more are needed.
     pub fn blocks(&mut self, blocks: usize) -> &mut [Block] {
         if self.0.len() < blocks {
@@ -71,7 +75,14 @@ fn work(queue: &Receiver<Job>) {
     lower_priority();
     let mut memory = Memory::default();
     loop {
-        match queue.recv_timeout(IDLE_RELEASE) {
+        // Holding memory, wait a moment for the next hash; holding none, as long as it takes,
+        // so that an idle thread is not woken again and again.
+        let next = if memory.is_empty() {
+            queue.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            queue.recv_timeout(IDLE_RELEASE)
+        };
+        match next {
             Ok(job) => job(&mut memory),
             Err(RecvTimeoutError::Timeout) => memory = Memory::default(),
             Err(RecvTimeoutError::Disconnected) => return,
