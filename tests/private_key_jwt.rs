@@ -362,23 +362,45 @@ async fn a_client_with_a_secret_moves_to_keys_and_its_secret_and_tokens_stop_wor
     assert_invalid_client(refused, "the old secret").await;
     let with_key = token_with(&app, &key.sign(&claims("mover", &app.address))).await;
     assert_eq!(with_key.status(), 200, "the key authenticates");
-    let introspected = post(
-        &app,
-        "/oauth/introspect",
-        &[
-            ("token", old_token.as_str()),
-            ("client_assertion_type", ASSERTION_TYPE),
-            (
-                "client_assertion",
-                &key.sign(&claims("mover", &app.address)),
-            ),
-        ],
-    )
-    .await;
-    let introspected: Value = introspected.json().await.unwrap();
+    let introspect = |token: String| {
+        let assertion = key.sign(&claims("mover", &app.address));
+        let app = &app;
+        async move {
+            let form = [
+                ("token", token.as_str()),
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", assertion.as_str()),
+            ];
+            let answer: Value = post(app, "/oauth/introspect", &form)
+                .await
+                .json()
+                .await
+                .unwrap();
+            answer["active"].clone()
+        }
+    };
     assert_eq!(
-        introspected["active"], false,
-        "what the secret gave is revoked: {introspected}"
+        introspect(old_token).await,
+        false,
+        "what the secret gave is revoked"
+    );
+
+    // Keys given again (a key rotation, or the retry of an update cut short by a 503 after the
+    // store changed) revoke again: what the replaced keys gave dies too.
+    let key_token: Value = with_key.json().await.unwrap();
+    let key_token = key_token["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(introspect(key_token.clone()).await, true);
+    let again = accounts::ClientChanges {
+        keys: Some(ClientKeys::Jwks(key_set(&[&key]))),
+        ..Default::default()
+    };
+    accounts::update_client(&app.change(), &app.settings.tokens, "mover", again)
+        .await
+        .expect("keys replaced");
+    assert_eq!(
+        introspect(key_token).await,
+        false,
+        "what the old keys gave is revoked"
     );
 }
 

@@ -137,9 +137,9 @@ pub async fn list_clients(
 }
 
 /// Replaces a client's grants, scopes, audiences or keys. Tokens already issued keep what they
-/// were given until they expire; refresh tokens are narrowed to the new permissions. Keys given
-/// to a client with a secret replace the secret: it stops working at once and, as with a
-/// rotation, every token issued through the client is revoked.
+/// were given until they expire; refresh tokens are narrowed to the new permissions. Keys
+/// replace the client's credential, its secret or its old keys: that stops working at once and,
+/// as with a rotation, every token issued through the client is revoked.
 pub async fn update_client(
     change: &Change<'_>,
     tokens: &TokenSettings,
@@ -156,7 +156,7 @@ pub async fn update_client(
     if let Some(audiences) = changes.audiences {
         client.audiences = checked_audiences(audiences)?;
     }
-    let mut secret_retired = false;
+    let credential_replaced = changes.keys.is_some();
     if let Some(keys) = changes.keys {
         if client.is_public() {
             return Err(ServiceError::InvalidRequest(
@@ -164,7 +164,7 @@ pub async fn update_client(
             ));
         }
         // A secret that stayed valid beside keys would be a second way in.
-        secret_retired = client.secret_hash.take().is_some();
+        client.secret_hash = None;
         client.keys = Some(checked_keys(keys)?);
     }
     if let Some(uris) = changes.redirect_uris {
@@ -175,9 +175,10 @@ pub async fn update_client(
     }
     check_browser_grant(&client.grants, &client.redirect_uris)?;
     change.store.update_client(&client).await?;
-    if secret_retired {
-        // What the secret gave dies with it, as a rotation's does: the move to keys is often
-        // made because a secret was shared too widely.
+    if credential_replaced {
+        // What the old credential (a secret or keys) gave dies with it, as a rotation's does.
+        // Revoked whenever keys are given, so that the retry of an update cut short by a 503
+        // after the store changed (the secret gone, nothing revoked yet) completes it.
         revoke_subject(
             change.store,
             tokens,

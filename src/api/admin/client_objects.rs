@@ -252,11 +252,11 @@ pub struct ClientUpdate {
     /// backslash.
     #[oai(validator(max_items = 32, min_length = 1, max_length = 256))]
     pub audiences: Option<Vec<String>>,
-    /// New keys (a JWK Set, as at registration). Given to a client with a secret, they replace
-    /// the secret: it stops working at once and every token issued through the client is
-    /// revoked, as with a rotation.
+    /// New keys (a JWK Set, as at registration). They replace the client's credential, its
+    /// secret or its old keys: that stops working at once and every token issued through the
+    /// client is revoked, as with a rotation.
     pub jwks: Option<serde_json::Value>,
-    /// A new `jwks_uri`; replaces a secret as `jwks` does.
+    /// A new `jwks_uri`; replaces the credential as `jwks` does.
     #[oai(validator(max_length = 2048))]
     pub jwks_uri: Option<String>,
     /// New redirect URIs (as at registration); an empty list takes them away.

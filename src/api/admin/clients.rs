@@ -281,8 +281,8 @@ impl ClientsApi {
     /// Change a client's grants, scopes, audiences or keys
     ///
     /// Each list given replaces the client's. Refresh tokens issued before are narrowed to
-    /// the new scopes and audiences when they are next used. Keys given to a client with a
-    /// secret replace the secret (moving it to `private_key_jwt`): the secret stops working and
+    /// the new scopes and audiences when they are next used. Keys replace the client's
+    /// credential, its secret (moving it to `private_key_jwt`) or its old keys: that stops working and
     /// every token issued through the client is revoked.
     #[oai(
         path = "/clients/:client_id",
