@@ -261,6 +261,8 @@ async fn key_pair_clients(app: &TestApp) -> Vec<(&'static str, &'static str, Str
 async fn authlib_authenticates_by_private_key_jwt_with_rsa_p256_and_ed25519_keys() {
     let app = TestApp::spawn().await;
     for (client, alg, kid, pem) in key_pair_clients(&app).await {
+        // A thumbprint may begin with `-`: joined to its option so no parser reads it as one.
+        let kid = format!("--kid={kid}");
         let args = [
             "--issuer",
             &app.address,
@@ -268,7 +270,6 @@ async fn authlib_authenticates_by_private_key_jwt_with_rsa_p256_and_ed25519_keys
             client,
             "--alg",
             alg,
-            "--kid",
             &kid,
         ];
         let outcome = run_python("authlib_private_key_jwt.py", &args, Vec::new(), pem).await;
@@ -280,6 +281,8 @@ async fn authlib_authenticates_by_private_key_jwt_with_rsa_p256_and_ed25519_keys
 async fn openid_client_authenticates_by_private_key_jwt_with_rsa_p256_and_ed25519_keys() {
     let app = TestApp::spawn().await;
     for (client, alg, kid, pem) in key_pair_clients(&app).await {
+        // A thumbprint may begin with `-`: joined to its option so no parser reads it as one.
+        let kid = format!("--kid={kid}");
         let args = [
             "--issuer",
             &app.address,
@@ -287,7 +290,6 @@ async fn openid_client_authenticates_by_private_key_jwt_with_rsa_p256_and_ed2551
             client,
             "--alg",
             alg,
-            "--kid",
             &kid,
         ];
         let outcome = run_node("private_key_jwt.mjs", &args, pem).await;
