@@ -468,6 +468,7 @@ async fn an_expired_code_is_refused(app: &TestApp) {
         nonce: None,
         username: Username::parse("alice").unwrap(),
         auth_time: now - 61,
+        session: None,
         expires_at: now - 1,
     };
     let key = latchkey::oauth::authorize::code_key(code);

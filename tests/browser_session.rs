@@ -424,13 +424,31 @@ async fn over_https_the_cookies_are_host_only_and_planted_ones_are_ignored() {
         "a planted session shows the sign-in page"
     );
 
-    let out = app
+    // A logout without a hint asks first; its form passes with the __Host- CSRF cookie only.
+    let asked = app
         .http
         .get(app.url("/oauth/logout"))
         .header("cookie", &session)
         .send()
         .await
         .unwrap();
+    assert_eq!(asked.status(), 200);
+    let csrf = cookie_of(&asked, "__Host-latchkey_csrf").expect("a __Host- CSRF cookie");
+    let html = asked.text().await.unwrap();
+    let confirm = |cookie: String| {
+        let form = [
+            ("request", hidden(&html, "request")),
+            ("csrf_token", hidden(&html, "csrf_token")),
+        ];
+        app.http
+            .post(app.url("/oauth/logout"))
+            .header("cookie", format!("{session}; {cookie}"))
+            .form(&form)
+            .send()
+    };
+    let planted = confirm(csrf.replacen("__Host-", "", 1)).await.unwrap();
+    assert_eq!(planted.status(), 400, "a planted CSRF cookie");
+    let out = confirm(csrf).await.unwrap();
     assert_eq!(
         cookie_of(&out, "__Host-latchkey_session").as_deref(),
         Some("__Host-latchkey_session=")

@@ -27,7 +27,7 @@ use crate::oauth::authorize::{
 use crate::oauth::sign_in::{SESSION_LIFETIME, SignIn};
 
 /// The cookie that carries the sign-in form's CSRF token.
-const CSRF_COOKIE: &str = "latchkey_csrf";
+pub(super) const CSRF_COOKIE: &str = "latchkey_csrf";
 /// The cookie of the browser's sign-in session.
 pub(super) const SESSION_COOKIE: &str = "latchkey_session";
 /// What a refused sign-in says: the same for an unknown user, a wrong password and a disabled
@@ -155,7 +155,7 @@ pub(super) fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 }
 
 /// The origin (`scheme://host[:port]`) of a URL, as a CSP source.
-fn origin_of(url: &str) -> Option<String> {
+pub(super) fn origin_of(url: &str) -> Option<String> {
     let url = reqwest::Url::parse(url).ok()?;
     Some(url.origin().ascii_serialization()).filter(|o| o != "null")
 }
@@ -418,14 +418,14 @@ impl AuthorizeApi {
                 now,
             )
             .await;
-        let signed_in = match outcome {
+        let mut signed_in = match outcome {
             Ok(SignIn::Done(signed_in)) => signed_in,
             Ok(SignIn::Refused) => return self.form(&pending, &username, Some(REFUSED)),
             Err(error) => return error.into(),
         };
         let session = match self
             .authority
-            .open_session(&signed_in, &pending.client_id, now)
+            .open_session(&mut signed_in, &pending.client_id, now)
         {
             Ok(value) => set_cookie(
                 self.authority.issuer(),

@@ -233,6 +233,77 @@ pub fn consent(form: &ConsentForm<'_>) -> SignInPage {
     }
 }
 
+/// What the logout confirmation page shows and carries.
+pub struct LogoutForm<'a> {
+    /// Who is signed in.
+    pub username: &'a str,
+    /// The client that asked, when the request proved it (a valid hint, a registered return
+    /// address); a client merely named in the URL is not shown, since any site can name one.
+    pub client_id: Option<&'a str>,
+    /// The signed pending logout (hidden field `request`).
+    pub request: &'a str,
+    /// The CSRF token (hidden field `csrf_token`), also set as a cookie.
+    pub csrf_token: &'a str,
+    /// Why the application will not be returned to, when its request was in error.
+    pub error: Option<&'a str>,
+    /// The origin of the address the form returns to.
+    pub redirect_origin: Option<String>,
+}
+
+/// The page that asks a user to confirm a logout that another site may have sent them to:
+/// Sign out, or Stay signed in.
+pub fn confirm_logout(form: &LogoutForm<'_>) -> SignInPage {
+    let mut body = String::new();
+    body.push_str("<h1>Sign out?</h1>\n");
+    let asker = match form.client_id {
+        Some(client) => format!("<strong>{}</strong> asks", escape(client)),
+        None => "You were sent here".to_owned(),
+    };
+    let _ = writeln!(
+        body,
+        "<p class=\"for\">{asker} to sign you, <strong>{}</strong>, out.</p>",
+        escape(form.username)
+    );
+    if let Some(error) = form.error {
+        let _ = writeln!(
+            body,
+            "<p class=\"error\" role=\"alert\">{}</p>",
+            escape(error)
+        );
+    }
+    body.push_str(
+        "<p>Signing out ends your sign-in in this browser: applications will ask you to sign \
+         in again. If you did not ask to sign out, stay signed in.</p>\n",
+    );
+    let _ = write!(
+        body,
+        "<form method=\"post\" action=\"logout\">\n\
+         <input type=\"hidden\" name=\"request\" value=\"{request}\">\n\
+         <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\n\
+         <button type=\"submit\" name=\"decision\" value=\"sign_out\">Sign out</button>\n\
+         <button type=\"submit\" name=\"decision\" value=\"stay\" class=\"secondary\">\
+         Stay signed in</button>\n\
+         </form>\n",
+        request = escape(form.request),
+        csrf = escape(form.csrf_token),
+    );
+    SignInPage {
+        html: page("Sign out", &body),
+        redirect_origin: form.redirect_origin.clone(),
+    }
+}
+
+/// The page after a user chose to stay signed in.
+pub fn still_signed_in() -> SignInPage {
+    SignInPage {
+        html: page(
+            "Still signed in",
+            "<h1>Still signed in</h1>\n<p>You are still signed in. You may close this page.</p>\n",
+        ),
+        redirect_origin: None,
+    }
+}
+
 /// The page after a logout that has nowhere to return to.
 pub fn signed_out() -> SignInPage {
     SignInPage {
@@ -276,6 +347,22 @@ mod tests {
         assert!(!page.html.contains("\"><x"));
         assert!(page.html.contains("&lt;b&gt;"));
         assert!(page.html.contains("a&#39;b"));
+    }
+
+    #[test]
+    fn the_logout_confirmation_escapes_what_it_shows_and_posts_to_logout() {
+        let page = confirm_logout(&LogoutForm {
+            username: "<u>",
+            client_id: Some("<c>"),
+            request: "\"><x",
+            csrf_token: "t",
+            error: Some("<e>"),
+            redirect_origin: None,
+        });
+        assert!(!page.html.contains("<u>") && !page.html.contains("<c>"));
+        assert!(!page.html.contains("\"><x") && !page.html.contains("<e>"));
+        assert!(page.html.contains("action=\"logout\""));
+        assert!(page.html.contains("value=\"stay\""));
     }
 
     #[test]

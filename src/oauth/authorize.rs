@@ -96,6 +96,10 @@ pub struct PendingAuthorization {
 pub struct SignedIn {
     pub username: Username,
     pub auth_time: UnixTime,
+    /// The browser's sign-in session (its cookie's `jti`) once one is open. Codes and ID
+    /// tokens name it, so that a logout can tell a hint from this browser's own session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 impl std::ops::Deref for PendingAuthorization {
@@ -113,8 +117,7 @@ impl PendingAuthorization {
 
     /// Whether `presented` (from the form and from the cookie) is this form's CSRF token.
     pub fn csrf_matches(&self, presented: &str) -> bool {
-        constant_time::verify_slices_are_equal(presented.as_bytes(), self.claims.jti.as_bytes())
-            .is_ok()
+        same_token(presented, &self.claims.jti)
     }
 
     /// The `Location` that tells the client of an error (RFC 6749 §4.1.2.1, RFC 9207).
@@ -127,6 +130,11 @@ impl PendingAuthorization {
             self.state.as_deref(),
         )
     }
+}
+
+/// Whether two tokens are equal, compared in constant time.
+pub(super) fn same_token(presented: &str, expected: &str) -> bool {
+    constant_time::verify_slices_are_equal(presented.as_bytes(), expected.as_bytes()).is_ok()
 }
 
 /// `redirect_uri` with `params` added to its query, and `iss` (RFC 9207).

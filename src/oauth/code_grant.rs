@@ -28,6 +28,10 @@ pub struct IdClaims {
     /// The session (the refresh-token family): the `sid` of the access tokens too.
     pub sid: String,
     pub azp: String,
+    /// The browser's sign-in session the user signed in with: a logout whose hint names the
+    /// browser's own session ends it without asking (`oauth::logout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_sid: Option<String>,
 }
 
 impl std::ops::Deref for IdClaims {
@@ -180,6 +184,7 @@ impl Authority {
             nonce: code.nonce.clone(),
             sid: session.to_string(),
             azp: code.client_id.to_string(),
+            browser_sid: code.session.clone(),
         };
         let keys = self.keys.current();
         Ok(sign(keys.signer(), TokenKind::Id, &claims)?)

@@ -13,6 +13,7 @@ mod grants;
 mod issue;
 mod key_auth;
 mod key_sets;
+pub mod logout;
 mod roles;
 mod sessions;
 pub mod sign_in;

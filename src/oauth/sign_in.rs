@@ -1,6 +1,6 @@
 //! The user's side of sign-in in a browser: the password check (under the password grant's
-//! limits), the code that ends a sign-in, the browser's sign-in session that lets a second
-//! authorization skip the page, and RP-initiated logout.
+//! limits), the code that ends a sign-in, and the browser's sign-in session that lets a second
+//! authorization skip the page (`oauth::logout` ends it).
 //!
 //! The session is a cookie holding a token this issuer signed for itself (`typ`
 //! `session+jwt`): who signed in, when, and the session's id as `jti`. Every replica reads it
@@ -8,15 +8,12 @@
 //! expired (a `jti` nothing else carries), so it ends on every replica at once. A password
 //! change or a disable ends it too: it is dated like a token, by when the password was checked.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use super::Authority;
 use super::authorize::{
     AuthorizeError, CODE_LIFETIME, OPENID, PendingAuthorization, SignedIn, code_key, location,
 };
-use super::code_grant::IdClaims;
 use crate::audit::{Event, Origin, Record};
 use crate::domain::{GrantType, Scope, Secret, TokenId, UnixTime, Username, random_token};
 use crate::error::ServiceError;
@@ -38,7 +35,7 @@ pub enum SignIn {
 /// The session cookie's claims: `sub` the user, `jti` the session id, `aud` the issuer,
 /// `client_id` the client signed in to first.
 #[derive(Debug, Serialize, Deserialize)]
-struct SessionClaims {
+pub(super) struct SessionClaims {
     #[serde(flatten)]
     claims: Claims,
     auth_time: UnixTime,
@@ -49,13 +46,6 @@ impl std::ops::Deref for SessionClaims {
     fn deref(&self) -> &Claims {
         &self.claims
     }
-}
-
-/// What an RP-initiated logout learned from its `id_token_hint`.
-#[derive(Debug, Default)]
-pub struct LogoutHint {
-    /// The client the ID token was issued to.
-    pub client_id: Option<String>,
 }
 
 impl Authority {
@@ -91,6 +81,7 @@ impl Authority {
         Ok(SignIn::Done(SignedIn {
             username: user.username,
             auth_time: now,
+            session: None,
         }))
     }
 
@@ -152,6 +143,7 @@ impl Authority {
             nonce: pending.nonce.clone(),
             username: user.username.clone(),
             auth_time: signed_in.auth_time,
+            session: signed_in.session.clone(),
             expires_at: now + CODE_LIFETIME,
         };
         self.store.create_code(&code_key(&code), &record).await?;
@@ -179,13 +171,14 @@ impl Authority {
         Ok(user.filter(|u| !u.disabled && !revoked))
     }
 
-    /// The value of the session cookie for a sign-in.
+    /// The value of the session cookie for a sign-in, which from now on names the session.
     pub fn open_session(
         &self,
-        signed_in: &SignedIn,
+        signed_in: &mut SignedIn,
         client_id: &str,
         now: UnixTime,
     ) -> Result<String, ServiceError> {
+        let id = TokenId::generate().to_string();
         let claims = SessionClaims {
             claims: Claims {
                 iss: self.issuer.clone(),
@@ -194,14 +187,16 @@ impl Authority {
                 exp: now + SESSION_LIFETIME,
                 iat: signed_in.auth_time,
                 nbf: signed_in.auth_time,
-                jti: TokenId::generate().to_string(),
+                jti: id.clone(),
                 client_id: client_id.to_owned(),
                 scope: String::new(),
             },
             auth_time: signed_in.auth_time,
         };
         let keys = self.keys.current();
-        Ok(sign(keys.signer(), TokenKind::Session, &claims)?)
+        let value = sign(keys.signer(), TokenKind::Session, &claims)?;
+        signed_in.session = Some(id);
+        Ok(value)
     }
 
     /// The sign-in a session cookie stands for, if the cookie is this issuer's, live, not
@@ -227,6 +222,7 @@ impl Authority {
         let signed_in = SignedIn {
             username,
             auth_time: claims.auth_time,
+            session: Some(claims.claims.jti),
         };
         Ok(self
             .signed_in_user(&signed_in, now)
@@ -234,50 +230,9 @@ impl Authority {
             .map(|_| signed_in))
     }
 
-    fn session_claims(&self, cookie: &str, now: UnixTime) -> Option<SessionClaims> {
+    pub(super) fn session_claims(&self, cookie: &str, now: UnixTime) -> Option<SessionClaims> {
         self.verifier
             .verify_own_at(&self.keys.current(), cookie, TokenKind::Session, now)
             .ok()
-    }
-
-    /// RP-initiated logout: ends the browser's session (on every replica: its id goes on the
-    /// revocation list) and, with an ID token of this issuer as the hint, the client's session
-    /// it names (`sid`, the refresh family: its refresh and access tokens).
-    pub async fn end_browser_session(
-        &self,
-        cookie: Option<&str>,
-        id_token_hint: Option<&str>,
-        now: UnixTime,
-    ) -> Result<LogoutHint, ServiceError> {
-        if let Some(claims) = cookie.and_then(|c| self.session_claims(c, now)) {
-            self.store
-                .revoke_token(&TokenId::from_trusted(&claims.jti), claims.exp)
-                .await?;
-        }
-        let Some(hint) = id_token_hint else {
-            return Ok(LogoutHint::default());
-        };
-        // An expired ID token still names its session (OpenID Connect RP-Initiated Logout
-        // §2): it is checked as of when it was issued, its signature and issuer as ever.
-        let issued = hint
-            .split('.')
-            .nth(1)
-            .and_then(|payload| URL_SAFE_NO_PAD.decode(payload).ok())
-            .and_then(|payload| serde_json::from_slice::<serde_json::Value>(&payload).ok())
-            .and_then(|claims| claims["iat"].as_i64())
-            .ok_or_else(|| ServiceError::InvalidRequest("id_token_hint is malformed".into()))?;
-        let claims: IdClaims = self
-            .verifier
-            .verify_id_token_at(&self.keys.current(), hint, issued.min(now))
-            .map_err(|e| ServiceError::InvalidRequest(format!("id_token_hint: {e}")))?;
-        self.store
-            .revoke_family(&TokenId::from_trusted(&claims.sid), now)
-            .await?;
-        Record::new(Event::Logout, &claims.sub, &Origin::default())
-            .client(&claims.azp)
-            .emit();
-        Ok(LogoutHint {
-            client_id: Some(claims.azp.clone()),
-        })
     }
 }

@@ -24,6 +24,9 @@ pub struct AuthorizationCode {
     pub username: Username,
     /// When the user signed in (OpenID Connect `auth_time`).
     pub auth_time: UnixTime,
+    /// The browser's sign-in session the code was made in, named in the ID token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
     /// The code may be redeemed before this second, not at it.
     pub expires_at: UnixTime,
 }

@@ -28,6 +28,9 @@ pub enum TokenKind {
     /// A browser's sign-in session (the `latchkey_session` cookie); accepted only by the
     /// authorization and logout endpoints.
     Session,
+    /// A logout confirmation form's pending logout (`oauth::logout`); accepted only by the
+    /// logout form's handler.
+    Logout,
 }
 
 impl TokenKind {
@@ -38,6 +41,7 @@ impl TokenKind {
             TokenKind::Id => "JWT",
             TokenKind::SignIn => "signin+jwt",
             TokenKind::Session => "session+jwt",
+            TokenKind::Logout => "logout+jwt",
         }
     }
 }

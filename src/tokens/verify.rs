@@ -154,6 +154,7 @@ impl TokenVerifier {
                 TokenKind::Id => "ID token",
                 TokenKind::SignIn => "sign-in form",
                 TokenKind::Session => "sign-in session",
+                TokenKind::Logout => "logout form",
             }));
         }
         if header.foreign_key {

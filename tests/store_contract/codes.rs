@@ -17,6 +17,7 @@ pub fn code(now: UnixTime) -> AuthorizationCode {
         nonce: Some("n".into()),
         username: Username::parse("alice").expect("username"),
         auth_time: now,
+        session: None,
         expires_at: now + 60,
     }
 }
