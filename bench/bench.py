@@ -205,11 +205,18 @@ def load(label, urls, *, method="GET", headers=(), body=None, vars_file=None, co
     if background:
         return subprocess.Popen(argv, stderr=sys.stderr)
     busy0, total0 = machine_busy()
+    times0 = [process_times(pid) for pid in pids]
     limit = warmup + duration + timeout + 30
     subprocess.run(argv, check=True, timeout=limit)
     busy1, total1 = machine_busy()
+    times1 = [process_times(pid) for pid in pids]
     summary = json.loads(out.read_text())
     summary["machine_busy_cores"] = NPROC * (busy1 - busy0) / max(1, total1 - total0)
+    user = sum(b[0] - a[0] for a, b in zip(times0, times1) if a and b)
+    system = sum(b[1] - a[1] for a, b in zip(times0, times1) if a and b)
+    if user + system > 0:
+        # Over warm-up and window together: the share, applied to the window's CPU per request.
+        summary["server"]["kernel_share"] = system / (user + system)
     out.write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -372,18 +379,19 @@ class Latchkey:
                  stdin=POOL_PASSWORD + "\n",
                  env={"LATCHKEY_PASSWORDS__MEMORY_KIB": "8", "LATCHKEY_PASSWORDS__ITERATIONS": "1"})
 
-    def start(self, count=1):
+    def start(self, count=1, wrapper=()):
+        """Starts `count` replicas (under `wrapper`, a command such as valgrind's, if given)."""
         ports = [free_port() for _ in range(count)]
         if self.issuer is None:
             self.issuer = f"http://127.0.0.1:{ports[0]}"
         for i, port in enumerate(ports):
-            proc = Proc(f"{self.name}-{len(self.replicas) + 1}", [LATCHKEY, "serve"],
+            proc = Proc(f"{self.name}-{len(self.replicas) + 1}", [*wrapper, LATCHKEY, "serve"],
                         env={**self.env, "LATCHKEY_SERVER__BIND": f"127.0.0.1:{port}",
                              "LATCHKEY_ISSUER": self.issuer})
             proc.url = f"http://127.0.0.1:{port}"
             self.replicas.append(proc)
         for proc in self.replicas:
-            wait_http(proc.url + "/healthz", proc)
+            wait_http(proc.url + "/healthz", proc, timeout=120 if wrapper else 60)
         return self.replicas
 
     def stop(self):
@@ -531,6 +539,15 @@ def mixed_round(lk, tag, round_no):
     }
 
 
+def process_times(pid):
+    """(utime, stime) of a process and all its threads, in clock ticks; None once it is gone."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]), int(fields[12])
+
+
 def largest_mappings(pid, count=8):
     """The resident KiB of a process's largest mappings, named by what they map (anonymous
     regions as [anon]), from /proc/PID/smaps: where the memory is."""
@@ -572,6 +589,54 @@ def phase_memory(store, redis=None, rounds=3):
             f"{(r['file_kib'] or 0) / 1024:.1f} file), {r['threads']} threads; "
             f"largest {r['largest_mappings_kib']}")
     return {"rounds": figures, "connections": RSS_CONC}
+
+
+def phase_instructions(requests=300, warmup=50):
+    """Instructions per token under callgrind (see bench/instructions.py), embedded store."""
+    import instructions
+    tag = "instructions-embedded"
+    lk = Latchkey(tag)
+    lk.provision()
+    token = lambda: lk.urls[0] + "/oauth/token"
+
+    def start(wrapper):
+        lk.start(1, wrapper=wrapper)
+        return lk.pids[0]
+
+    def driver(name, body, headers, pools=False):
+        """Sends n requests per call; for refresh, each call spends its own pool of tokens, all
+        issued on the first call (the warm-up), so none is issued while counting."""
+        files = []
+
+        def drive(n):
+            if pools and not files:
+                files.extend(issue_pool(f"{tag}-{count}", token(), POOL_FORM, count + 8)
+                             for count in (warmup, requests))
+            summary = load(f"{tag}-{name}-{n}", token(), method="POST", headers=headers, body=body,
+                           vars_file=files.pop(0) if pools else None, conc=4, duration=600,
+                           warmup=0, max_requests=n, timeout=60)
+            return summary["ok_all"] if summary["non_2xx"] == 0 else 0
+        return drive
+
+    scenarios = {
+        "client_credentials": (1, driver("cc", "grant_type=client_credentials",
+                                         [FORM, basic("svc", lk.secret)])),
+        "refresh": (2, driver("refresh", "grant_type=refresh_token&client_id=web&refresh_token={var}",
+                              [FORM], pools=True)),
+    }
+    figures = {}
+    for name, (signatures, drive) in scenarios.items():
+        prefix = OUT / f"callgrind-{name}.out"
+        for old in OUT.glob(f"callgrind-{name}.out*"):
+            old.unlink()
+        try:
+            figures[name] = instructions.measure(start, drive, requests, warmup, signatures, prefix)
+        finally:
+            lk.stop()
+        log(f"  {tag} {name}: {figures[name].get('instructions_per_request', 0) / 1e6:.2f} M "
+            f"instructions per token, {figures[name].get('ratio_to_one_signature') or 0:.3f}× "
+            f"its signatures")
+    return figures
 
 
 def profile_latchkey(lk, tag):
@@ -939,6 +1004,8 @@ def main():
     phase("hello", phase_hello)
     phase("latchkey-embedded", phase_latchkey, "embedded")
     phase("memory-embedded", phase_memory, "embedded")
+    if shutil.which("valgrind") and shutil.which("callgrind_control"):
+        phase("instructions", phase_instructions)
     redis = Redis("redis")
     phase("latchkey-redis", phase_latchkey, "redis", redis)
     phase("memory-redis", phase_memory, "redis", redis)

@@ -237,6 +237,11 @@ def budgets(d):
                 if p and p["ok"]:
                     rows.append([f"{scenario} rate vs {peer} ({store})", "ahead (> 1×)",
                                  f"{s['rps'] / p['rps']:.2f}×", ok(s["rps"] > p["rps"])])
+    for name, f in (d.phase("instructions") or {}).items():
+        if isinstance(f, dict) and f.get("ratio_to_one_signature"):
+            rows.append([f"{name}: user-space instructions per token ÷ one of its signatures "
+                         "(embedded; callgrind, no kernel, no drift)", "reported",
+                         f"{f['ratio_to_one_signature']:.3f}×", "–"])
     return rows
 
 
@@ -302,7 +307,10 @@ def decomposition(d):
             cpu = s["server"]["cpu_us_per_ok"]
             floor = jwks["server"]["cpu_us_per_ok"] if jwks else None
             rest = cpu - signatures * sign - (floor or 0)
-            rows.append([f"{scenario} ({store})", num(cpu), f"{num(signatures * sign)} ({signatures}×)",
+            kernel = s["server"].get("kernel_share")
+            rows.append([f"{scenario} ({store})", num(cpu),
+                         num(kernel * cpu) if kernel is not None else "–",
+                         f"{num(signatures * sign)} ({signatures}×)",
                          num(hello["server"]["cpu_us_per_ok"]) if hello else "–", num(floor),
                          num(rest), num((budget - signatures) * sign),
                          num(cpu - budget * sign)])
@@ -311,9 +319,46 @@ def decomposition(d):
     return ("Split of a grant's server CPU with figures of this run, no profiler involved: the "
             "signatures (raw cost from the limits), Latchkey's cost of serving any request (its JWKS "
             "request: routing, middleware, access log, metrics; a bare poem request for scale), and "
-            "the rest (client authentication, store, claims, JSON, audit).\n\n" +
-            table(["grant", "CPU µs/request", "signatures", "bare poem request", "Latchkey request floor (JWKS)",
+            "the rest (client authentication, store, claims, JSON, audit). The kernel column is the "
+            "server's system time (`stime`) over the same scenario: loopback TCP (whose receive side "
+            "runs in the sender's context, so the server also pays for the generator's receives), "
+            "wake-ups and the store's fsyncs.\n\n" +
+            table(["grant", "CPU µs/request", "of which in the kernel", "signatures", "bare poem request", "Latchkey request floor (JWKS)",
                    "the rest", "budget's allowance beyond the signatures", "over budget by"], rows) + "\n")
+
+
+def instructions_section(d):
+    """Instructions per token under callgrind: Latchkey's own work beside its signatures."""
+    phase = d.phase("instructions")
+    if not phase:
+        return ""
+    out = ["### Instructions per token (callgrind)\n",
+           "User-space instructions the service executes per token, counted by callgrind over "
+           f"{next(iter(phase.values())).get('requests', '?')} requests on the embedded store after "
+           "a warm-up (`bench/instructions.py`). Unlike CPU time this count does not drift with the "
+           "host, and it leaves out the kernel, so it measures exactly what Latchkey's own code adds "
+           "to its signatures. valgrind runs aws-lc's AVX2 code, not AVX-512, so one signature is "
+           "more instructions here than natively.\n"]
+    rows = []
+    for name, f in phase.items():
+        if not isinstance(f, dict) or not f.get("instructions_per_request"):
+            continue
+        total = f["instructions_per_request"]
+        rows.append([f"**{name}**", f"{total / 1e6:.3f} M",
+                     f"{f['ratio_to_one_signature']:.3f}× its {f['signatures']} signature(s)"
+                     if f.get("ratio_to_one_signature") else "–"])
+        named = 0
+        for label, value in f["parts"]:
+            named += value
+            if value < 2000:  # background work that happened to fall in the window
+                continue
+            rows.append([f"  {label}", f"{value / 1e3:,.0f} k", f"{100 * value / total:.1f}%"])
+        rows.append(["  everything else (HTTP, routing, middleware, claims, metrics)",
+                     f"{(total - named) / 1e3:,.0f} k", f"{100 * (total - named) / total:.1f}%"])
+    if not rows:
+        return ""
+    out.append(table(["grant / part", "instructions per token", "share"], rows))
+    return "\n".join(out) + "\n"
 
 
 def fixes_section(d):
@@ -585,6 +630,7 @@ def main():
       "known cost (see `SPECIFIC` in `bench/bench.py`); µs per request apply the share to the "
       "unprofiled run's CPU per request.\n")
     w(decomposition(d))
+    w(instructions_section(d))
     w(breakdown_section(d))
     w("")
     w("### Overhead by cost, largest first: what was done and what remains\n")
