@@ -95,13 +95,7 @@ async fn signed_in(app: &TestApp) -> (String, Value) {
         .unwrap();
     assert_eq!(response.status(), 303);
     let session = cookie_of(&response, "latchkey_session").expect("a session cookie");
-    let location = reqwest::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location
-        .query_pairs()
-        .find(|(name, _)| name == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = code_of(&response);
     let tokens = app
         .token(&[
             ("grant_type", "authorization_code"),
@@ -124,6 +118,27 @@ async fn logout(app: &TestApp, params: &[(&str, &str)], cookies: &str) -> reqwes
         .send()
         .await
         .unwrap()
+}
+
+/// The `code` of an authorization's redirect.
+fn code_of(redirect: &reqwest::Response) -> String {
+    let location = reqwest::Url::parse(redirect.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location.query_pairs().find(|(name, _)| name == "code");
+    code.expect("a code").1.into_owned()
+}
+
+/// What another site can send the browser to: the client's return address and `state`, no hint.
+async fn logout_from_another_site(app: &TestApp, cookies: &str) -> reqwest::Response {
+    logout(
+        app,
+        &[
+            ("client_id", CLIENT),
+            ("post_logout_redirect_uri", REDIRECT),
+            ("state", "bye"),
+        ],
+        cookies,
+    )
+    .await
 }
 
 /// The confirmation page's form: its hidden fields and the CSRF cookie set with it.
@@ -162,16 +177,7 @@ async fn post(app: &TestApp, fields: &[(&str, &str)], cookies: &str) -> reqwest:
 /// The request another site can make: a navigation to the logout endpoint without a hint.
 async fn a_logout_without_a_hint_asks_the_user_and_ends_nothing(app: &TestApp) {
     let (session, mut tokens) = signed_in(app).await;
-    let page = logout(
-        app,
-        &[
-            ("client_id", CLIENT),
-            ("post_logout_redirect_uri", REDIRECT),
-            ("state", "bye"),
-        ],
-        &session,
-    )
-    .await;
+    let page = logout_from_another_site(app, &session).await;
     assert_eq!(page.status(), 200);
     let headers = page.headers().clone();
     let policy = headers["content-security-policy"].to_str().unwrap();
@@ -215,16 +221,7 @@ async fn a_logout_without_a_hint_asks_the_user_and_ends_nothing(app: &TestApp) {
 
 async fn confirming_the_logout_ends_the_session_and_returns_to_the_client(app: &TestApp) {
     let (session, _) = signed_in(app).await;
-    let page = logout(
-        app,
-        &[
-            ("client_id", CLIENT),
-            ("post_logout_redirect_uri", REDIRECT),
-            ("state", "bye"),
-        ],
-        &session,
-    )
-    .await;
+    let page = logout_from_another_site(app, &session).await;
     let form = confirmation(page).await;
     let response = post(
         app,
@@ -450,13 +447,7 @@ async fn an_id_token_from_a_later_authorization_of_the_session_ends_it_at_once(a
     let pkce = pkce();
     let again = authorize(app, &pkce.challenge, Some(&session)).await;
     assert_eq!(again.status(), 303, "the page is skipped");
-    let location = reqwest::Url::parse(again.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location
-        .query_pairs()
-        .find(|(name, _)| name == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = code_of(&again);
     let tokens: Value = app
         .token(&[
             ("grant_type", "authorization_code"),

@@ -21,7 +21,7 @@ use crate::domain::{UnixTime, now};
 use crate::error::ServiceError;
 use crate::oauth::Authority;
 use crate::oauth::authorize::FORM_LIFETIME;
-use crate::oauth::logout::LogoutHint;
+use crate::oauth::logout::{LogoutHint, LogoutReturn};
 
 /// What a refused `id_token_hint` says to the user.
 const BAD_HINT: &str = "The application's sign-out request is not valid (id_token_hint).";
@@ -213,6 +213,22 @@ error_list!(
 );
 
 impl LogoutApi {
+    /// Where the logout `request` may return the browser, for the client of `hint` if any.
+    async fn return_of(
+        &self,
+        hint: Option<&LogoutHint>,
+        request: &LogoutRequest,
+    ) -> Result<Option<LogoutReturn>, &'static str> {
+        self.authority
+            .logout_return(
+                hint.map(|h| h.client_id.as_str()),
+                request.client_id.as_deref(),
+                request.post_logout_redirect_uri.as_deref(),
+                request.state.as_deref(),
+            )
+            .await
+    }
+
     fn session_cookie<'a>(&self, req: &'a Request) -> Option<&'a str> {
         cookie(req, &cookie_name(self.authority.issuer(), SESSION_COOKIE))
     }
@@ -240,15 +256,7 @@ impl LogoutApi {
             Ok(hint) => hint,
             Err(_) => return refused(BAD_HINT),
         };
-        let back = self
-            .authority
-            .logout_return(
-                hint.as_ref().map(|h| h.client_id.as_str()),
-                request.client_id.as_deref(),
-                request.post_logout_redirect_uri.as_deref(),
-                request.state.as_deref(),
-            )
-            .await;
+        let back = self.return_of(hint.as_ref(), request).await;
         match back {
             Ok(Some(back)) => LogoutResponse::Redirect(back.location, cleared),
             Ok(None) => LogoutResponse::Page(sign_in_page::signed_out(), Some(cleared)),
@@ -270,16 +278,7 @@ impl LogoutApi {
         let back = if error.is_some() {
             None
         } else {
-            match self
-                .authority
-                .logout_return(
-                    hint.as_ref().map(|h| h.client_id.as_str()),
-                    request.client_id.as_deref(),
-                    request.post_logout_redirect_uri.as_deref(),
-                    request.state.as_deref(),
-                )
-                .await
-            {
+            match self.return_of(hint.as_ref(), request).await {
                 Ok(back) => back,
                 Err(message) => {
                     error = Some(message);
