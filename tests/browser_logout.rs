@@ -487,3 +487,27 @@ on_both_stores!(
     without_a_session_a_logout_ends_the_client_session_at_once,
     an_id_token_from_a_later_authorization_of_the_session_ends_it_at_once,
 );
+
+/// A store that does not answer is the service's trouble: the logout answers 503 and a page
+/// that says so, never a 400 that blames the application's return address.
+#[tokio::test]
+async fn with_the_store_down_a_logout_is_unavailable_not_refused() {
+    let mut redis = support::redis_server::RedisServer::start();
+    let app = TestApp::spawn_on_redis(&redis.url(), |_| {}).await;
+    setup(&app).await;
+    let (session, tokens) = signed_in(&app).await;
+    let hint = tokens["id_token"].as_str().unwrap().to_owned();
+    redis.stop();
+    let asked = logout_from_another_site(&app, &session).await;
+    assert_eq!(asked.status(), 503, "{}", asked.text().await.unwrap());
+    let hinted = logout(
+        &app,
+        &[
+            ("id_token_hint", &hint),
+            ("post_logout_redirect_uri", REDIRECT),
+        ],
+        &session,
+    )
+    .await;
+    assert_eq!(hinted.status(), 503, "{}", hinted.text().await.unwrap());
+}

@@ -21,7 +21,7 @@ use crate::domain::{UnixTime, now};
 use crate::error::ServiceError;
 use crate::oauth::Authority;
 use crate::oauth::authorize::FORM_LIFETIME;
-use crate::oauth::logout::{LogoutHint, LogoutReturn};
+use crate::oauth::logout::{LogoutHint, LogoutReturn, ReturnRefused};
 
 /// What a refused `id_token_hint` says to the user.
 const BAD_HINT: &str = "The application's sign-out request is not valid (id_token_hint).";
@@ -218,7 +218,7 @@ impl LogoutApi {
         &self,
         hint: Option<&LogoutHint>,
         request: &LogoutRequest,
-    ) -> Result<Option<LogoutReturn>, &'static str> {
+    ) -> Result<Option<LogoutReturn>, ReturnRefused> {
         self.authority
             .logout_return(
                 hint.map(|h| h.client_id.as_str()),
@@ -260,7 +260,19 @@ impl LogoutApi {
         match back {
             Ok(Some(back)) => LogoutResponse::Redirect(back.location, cleared),
             Ok(None) => LogoutResponse::Page(sign_in_page::signed_out(), Some(cleared)),
-            Err(message) => refused(message),
+            Err(ReturnRefused::Refused(message)) => refused(message),
+            // The sessions have ended (the store took their revocation); only the way back
+            // is unknown for now.
+            Err(ReturnRefused::Store(ServiceError::Unavailable { retry_after, .. })) => {
+                LogoutResponse::Unavailable(
+                    sign_in_page::stopped(
+                        "Signed out, but not sent back",
+                        "The service could not check the address to return to.",
+                    ),
+                    retry_after.to_string(),
+                )
+            }
+            Err(ReturnRefused::Store(error)) => error.into(),
         }
     }
 
@@ -280,10 +292,11 @@ impl LogoutApi {
         } else {
             match self.return_of(hint.as_ref(), request).await {
                 Ok(back) => back,
-                Err(message) => {
+                Err(ReturnRefused::Refused(message)) => {
                     error = Some(message);
                     None
                 }
+                Err(ReturnRefused::Store(error)) => return error.into(),
             }
         };
         // The client is named on the page only when the request proved it.

@@ -60,6 +60,15 @@ pub struct LogoutReturn {
     pub location: String,
 }
 
+/// Why a logout cannot return the browser where it asked.
+#[derive(Debug)]
+pub enum ReturnRefused {
+    /// The request is in error; the sentence is for the user.
+    Refused(&'static str),
+    /// The store could not say whether the client registered the address.
+    Store(ServiceError),
+}
+
 /// A logout waiting for the user to confirm it. Signed into the confirmation form as a
 /// `logout+jwt`: `aud` the issuer, `jti` the CSRF token, `sub` and `client_id` the client that
 /// asked (empty when none could be trusted), with what the request asked to end and where it
@@ -128,14 +137,14 @@ impl Authority {
 
     /// Where a logout may return the browser: `target` when it is one of the redirect URIs of
     /// the client (the hint's, or the one named, which must then agree); `Ok(None)` without a
-    /// target. The refusal is a sentence for the user.
+    /// target.
     pub async fn logout_return(
         &self,
         hinted: Option<&str>,
         named: Option<&str>,
         target: Option<&str>,
         state: Option<&str>,
-    ) -> Result<Option<LogoutReturn>, &'static str> {
+    ) -> Result<Option<LogoutReturn>, ReturnRefused> {
         let Some(target) = target else {
             return Ok(None);
         };
@@ -144,21 +153,22 @@ impl Authority {
             (Some(id), _) | (None, Some(id)) => Some(id),
             (None, None) => None,
         };
-        let unregistered = "The application asked to return to an address it has not registered.";
+        let unregistered = ReturnRefused::Refused(
+            "The application asked to return to an address it has not registered.",
+        );
         let Some(Ok(id)) = client.map(ClientId::parse) else {
             return Err(unregistered);
         };
-        let registered = match self.store.get_client(&id).await {
-            Ok(found) => {
-                found.is_some_and(|c| c.redirect_uris.iter().any(|uri| uri.as_str() == target))
-            }
-            Err(_) => false,
-        };
-        if !registered {
+        let found = self
+            .store
+            .get_client(&id)
+            .await
+            .map_err(|e| ReturnRefused::Store(e.into()))?;
+        if !found.is_some_and(|c| c.redirect_uris.iter().any(|uri| uri.as_str() == target)) {
             return Err(unregistered);
         }
-        let mut location =
-            reqwest::Url::parse(target).map_err(|_| "The return address is not a URL.")?;
+        let mut location = reqwest::Url::parse(target)
+            .map_err(|_| ReturnRefused::Refused("The return address is not a URL."))?;
         if let Some(state) = state {
             location.query_pairs_mut().append_pair("state", state);
         }
