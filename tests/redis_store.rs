@@ -610,8 +610,17 @@ async fn through_sentinel_the_store_finds_the_master_and_follows_a_failover() ->
         "writes resumed {:?} after the master crashed",
         started.elapsed()
     );
-    assert!(replica.keys().iter().any(|k| k == "lk:family:{fam-after}"));
-    assert!(store.get_family(&tid("fam")).await?.is_some());
+    let keys = replica.keys();
+    assert!(
+        keys.iter().any(|k| k == "lk:family:{fam-after}"),
+        "{keys:?}"
+    );
+    assert!(
+        store.get_family(&tid("fam")).await?.is_some(),
+        "the family written before the failover is gone from what the store reads; the new \
+         master holds {keys:?}; sentinel: {}",
+        sentinel.log()
+    );
     assert!(store.is_token_revoked(&tid("at1"), now).await?);
     Ok(())
 }
