@@ -195,9 +195,28 @@ pub(super) fn set_cookie(issuer: &str, name: &str, value: &str, max_age: i64) ->
     )
 }
 
+/// The CSRF cookie set with a form's page: the form's token, for as long as the form lives.
+pub(super) fn csrf_cookie(issuer: &str, token: &str) -> String {
+    set_cookie(issuer, CSRF_COOKIE, token, FORM_LIFETIME)
+}
+
+/// Whether a posted form comes from this browser's page: the form's CSRF field and the CSRF
+/// cookie set with its page must both be the form's own token (`is_token`).
+pub(super) fn csrf_bound(
+    req: &Request,
+    issuer: &str,
+    field: Option<&str>,
+    is_token: impl Fn(&str) -> bool,
+) -> bool {
+    match (field, cookie(req, &cookie_name(issuer, CSRF_COOKIE))) {
+        (Some(field), Some(cookie)) => is_token(field) && is_token(cookie),
+        _ => false,
+    }
+}
+
 impl AuthorizeApi {
     fn csrf_cookie(&self, token: &str) -> String {
-        set_cookie(self.authority.issuer(), CSRF_COOKIE, token, FORM_LIFETIME)
+        csrf_cookie(self.authority.issuer(), token)
     }
 
     /// The consent page, for a client that is not the operator's own, once the user signed in.
@@ -383,15 +402,10 @@ impl AuthorizeApi {
             Ok(pending) => pending,
             Err(error) => return error.into(),
         };
-        // The CSRF token: the form's and the cookie's must both be this form's.
-        let csrf_cookie = cookie_name(self.authority.issuer(), CSRF_COOKIE);
-        let bound = match (form.csrf_token.as_deref(), cookie(req, &csrf_cookie)) {
-            (Some(field), Some(cookie)) => {
-                pending.csrf_matches(field) && pending.csrf_matches(cookie)
-            }
-            _ => false,
-        };
-        if !bound {
+        let issuer = self.authority.issuer();
+        if !csrf_bound(req, issuer, form.csrf_token.as_deref(), |t| {
+            pending.csrf_matches(t)
+        }) {
             return stopped(expired);
         }
         if pending.signed_in.is_some() {

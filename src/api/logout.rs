@@ -14,13 +14,14 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
 use super::ApiTags;
-use super::authorize::{CSRF_COOKIE, SESSION_COOKIE, cookie, cookie_name, origin_of, set_cookie};
+use super::authorize::{
+    SESSION_COOKIE, cookie, cookie_name, csrf_bound, csrf_cookie, origin_of, set_cookie,
+};
 use super::errors::{Answer, BODY_TOO_LARGE, error_list};
 use super::sign_in_page::{self, LogoutForm, SignInPage};
 use crate::domain::{UnixTime, now};
 use crate::error::ServiceError;
 use crate::oauth::Authority;
-use crate::oauth::authorize::FORM_LIFETIME;
 use crate::oauth::logout::{LogoutHint, LogoutReturn, ReturnRefused};
 
 /// What a refused `id_token_hint` says to the user.
@@ -329,12 +330,7 @@ impl LogoutApi {
             error,
             redirect_origin: back.as_ref().and_then(|b| origin_of(&b.uri)),
         });
-        let csrf = set_cookie(
-            self.authority.issuer(),
-            CSRF_COOKIE,
-            pending.csrf_token(),
-            FORM_LIFETIME,
-        );
+        let csrf = csrf_cookie(self.authority.issuer(), pending.csrf_token());
         if error.is_some() {
             LogoutResponse::Refused(page, Some(csrf))
         } else {
@@ -360,15 +356,10 @@ impl LogoutApi {
         else {
             return expired;
         };
-        // The CSRF token: the form's and the cookie's must both be this form's.
-        let csrf_cookie = cookie_name(self.authority.issuer(), CSRF_COOKIE);
-        let bound = match (form.csrf_token.as_deref(), cookie(req, &csrf_cookie)) {
-            (Some(field), Some(cookie)) => {
-                pending.csrf_matches(field) && pending.csrf_matches(cookie)
-            }
-            _ => false,
-        };
-        if !bound {
+        let issuer = self.authority.issuer();
+        if !csrf_bound(req, issuer, form.csrf_token.as_deref(), |t| {
+            pending.csrf_matches(t)
+        }) {
             return expired;
         }
         if form.decision.as_deref() == Some("stay") {
