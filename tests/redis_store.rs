@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/redis_fixtures.rs"]
+mod fixtures;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
@@ -12,26 +14,16 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use latchkey::domain::{ClientId, GrantType, Scope, TokenId, UnixTime, Username};
+use latchkey::domain::{ClientId, GrantType, Scope, UnixTime, Username};
 use latchkey::store::Subject;
 use latchkey::store::redis::{RedisOptions, RedisStore};
 use latchkey::store::{
-    ClientRecord, Family, RefreshGeneration, RevocationEvent, Rotation, RotationOutcome, Store,
-    StoreError, StoreResult, UserRecord,
+    ClientRecord, RefreshGeneration, RevocationEvent, Rotation, RotationOutcome, Store, StoreError,
+    StoreResult, UserRecord,
 };
-use redis_server::{
-    RedisCluster, RedisSentinel, RedisServer, RedisServerOptions, free_port, wait_until,
-};
+use redis_server::{RedisCluster, RedisServer, RedisServerOptions, free_port, wait_until};
 
-const HOUR: i64 = 3600;
-
-fn now() -> UnixTime {
-    latchkey::domain::now()
-}
-
-fn tid(id: &str) -> TokenId {
-    TokenId::from_trusted(id)
-}
+use fixtures::{HOUR, eventually, family, now, open, tid};
 
 fn user(name: &str) -> UserRecord {
     UserRecord {
@@ -60,24 +52,6 @@ fn client(id: &str) -> ClientRecord {
 }
 
 /// A family whose current token expires at `expires_at`.
-fn family(id: &str, jti: &str, expires_at: UnixTime) -> Family {
-    Family {
-        id: tid(id),
-        subject: "alice".to_owned(),
-        client_id: ClientId::parse("app").expect("client id"),
-        scope: Scope::parse("read").expect("scope"),
-        audience: "api".to_owned(),
-        current: RefreshGeneration {
-            jti: tid(jti),
-            issued_at: now(),
-            expires_at,
-        },
-        previous: None,
-        rotated_at_ms: None,
-        revoked: false,
-    }
-}
-
 fn rotation(fam: &str, presented: &str, successor: &str, expires_at: UnixTime) -> Rotation {
     Rotation {
         family: tid(fam),
@@ -89,37 +63,6 @@ fn rotation(fam: &str, presented: &str, successor: &str, expires_at: UnixTime) -
         },
         now_ms: now() * 1000,
         grace_ms: 5_000,
-    }
-}
-
-async fn open(url: &str, prefix: &str, expiry_slack: Duration) -> RedisStore {
-    RedisStore::connect_with(
-        url,
-        RedisOptions {
-            prefix: prefix.to_owned(),
-            expiry_slack,
-            ..RedisOptions::default()
-        },
-    )
-    .await
-    .expect("open the redis store")
-}
-
-/// Polls an async condition every 50 ms until it holds or `deadline` passes.
-async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let end = Instant::now() + deadline;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -547,81 +490,6 @@ async fn fifty_concurrent_rotations_on_a_cluster_yield_exactly_one_rotated() -> 
     ));
     let events = store.revocations_after(None, 10, now).await?.events;
     assert_eq!(events.len(), 1);
-    Ok(())
-}
-
-#[tokio::test]
-async fn through_sentinel_the_store_finds_the_master_and_follows_a_failover() -> StoreResult<()> {
-    let mut master = RedisServer::start();
-    let replica = RedisServer::start_with(RedisServerOptions {
-        args: vec![
-            "--replicaof".to_owned(),
-            format!("127.0.0.1 {}", master.port()),
-        ],
-        ..RedisServerOptions::default()
-    });
-    assert!(
-        wait_until(Duration::from_secs(30), || replica
-            .command(&["INFO", "replication"])
-            .is_some_and(|info| info.contains("master_link_status:up"))),
-        "the replica never synced"
-    );
-    let sentinel = RedisSentinel::start(&master, "lkmaster");
-    assert!(
-        wait_until(Duration::from_secs(15), || sentinel
-            .command(&["SENTINEL", "replicas", "lkmaster"])
-            .is_some_and(|r| r.contains(&replica.port().to_string()))),
-        "the sentinel never saw the replica"
-    );
-
-    let store = open(&sentinel.url(), "lk:", Duration::from_secs(60)).await;
-    let now = now();
-    store
-        .create_family(&family("fam", "rt1", now + HOUR))
-        .await?;
-    store.revoke_token(&tid("at1"), now + 900).await?;
-    assert!(master.keys().iter().any(|k| k == "lk:family:{fam}"));
-    // Make sure the replica has the writes before promoting it.
-    assert_eq!(
-        master.command(&["WAIT", "1", "5000"]).as_deref(),
-        Some(":1")
-    );
-
-    // The master crashes; the sentinel notices after a second and promotes the replica.
-    master.stop();
-    let started = Instant::now();
-    assert!(
-        wait_until(Duration::from_secs(30), || sentinel.master_port()
-            == Some(replica.port())),
-        "no failover: {}",
-        sentinel.log()
-    );
-    // Operations fail while the master is gone (each failure makes the store ask the sentinel
-    // again, in the background); once the sentinel names the new master, writes go there.
-    let followed = eventually(Duration::from_secs(20), || async {
-        store
-            .create_family(&family("fam-after", "rt1", now + HOUR))
-            .await
-            .is_ok()
-    })
-    .await;
-    assert!(followed, "the store never followed the failover");
-    eprintln!(
-        "writes resumed {:?} after the master crashed",
-        started.elapsed()
-    );
-    let keys = replica.keys();
-    assert!(
-        keys.iter().any(|k| k == "lk:family:{fam-after}"),
-        "{keys:?}"
-    );
-    assert!(
-        store.get_family(&tid("fam")).await?.is_some(),
-        "the family written before the failover is gone from what the store reads; the new \
-         master holds {keys:?}; sentinel: {}",
-        sentinel.log()
-    );
-    assert!(store.is_token_revoked(&tid("at1"), now).await?);
     Ok(())
 }
 

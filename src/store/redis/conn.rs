@@ -1,12 +1,12 @@
-//! Connections to Redis: standalone, Sentinel or Cluster, all through the `redis` crate's own
-//! clients (`ConnectionManager`, `SentinelClient`, `cluster_async::ClusterConnection`).
+//! Connections to Redis: standalone, Sentinel or Cluster, through the `redis` crate's own
+//! clients (`ConnectionManager`, `SentinelClient` with the connections of [`super::sentinel`],
+//! `cluster_async::ClusterConnection`).
 //!
 //! Every client is built lazily: `connect` never waits for Redis, so a replica starts (and
 //! reports itself unready) while Redis is down, and each client reconnects by itself once Redis
 //! answers again.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -17,6 +17,8 @@ use redis::{
     Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind,
     TlsCertificates, Value,
 };
+
+use super::sentinel::{MasterConn, SentinelBackend};
 
 use crate::store::StoreError;
 
@@ -204,12 +206,9 @@ impl Backend {
                     SentinelServerType::Master,
                 )
                 .map_err(bad_url)?;
-                Ok(Backend::Sentinel(Arc::new(SentinelBackend {
-                    sentinel: tokio::sync::Mutex::new(client),
-                    current: std::sync::Mutex::new(None),
-                    refreshing: AtomicBool::new(false),
-                    timeout,
-                })))
+                Ok(Backend::Sentinel(Arc::new(SentinelBackend::new(
+                    client, timeout,
+                ))))
             }
             Target::Cluster(seeds) => {
                 ensure_tls_provider(&seeds);
@@ -243,19 +242,7 @@ impl Backend {
             Backend::Standalone(manager) => Ok(Conn::Manager(manager.clone())),
             Backend::Cluster(cluster) => Ok(Conn::Cluster(cluster.clone())),
             // Boxed: asking the sentinels is a large future, and every operation holds this one.
-            Backend::Sentinel(sentinel) => Box::pin(sentinel.manager()).await.map(Conn::Manager),
-        }
-    }
-
-    /// Called with every failed operation's error: with Sentinel, a connection failure or a
-    /// `READONLY` answer means the master may have moved, so ask the sentinels again (in the
-    /// background; the failed request is answered 503 and the next one uses the new master).
-    pub(crate) fn observe_error(&self, error: &RedisError) {
-        if let Backend::Sentinel(sentinel) = self
-            && (is_unavailable(error)
-                || error.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly))
-        {
-            SentinelBackend::refresh_in_background(sentinel);
+            Backend::Sentinel(sentinel) => Box::pin(sentinel.connection()).await.map(Conn::Master),
         }
     }
 
@@ -267,76 +254,12 @@ impl Backend {
     }
 }
 
-/// Sentinel: the sentinels name the master, a `ConnectionManager` talks to it. The manager is
-/// replaced whenever the sentinels name a different master.
-pub(crate) struct SentinelBackend {
-    sentinel: tokio::sync::Mutex<SentinelClient>,
-    current: std::sync::Mutex<Option<(String, ConnectionManager)>>,
-    refreshing: AtomicBool,
-    timeout: Duration,
-}
-
-impl SentinelBackend {
-    async fn manager(&self) -> RedisResult<ConnectionManager> {
-        let current = self
-            .current
-            .lock()
-            .map_err(|_| RedisError::from((ErrorKind::Client, "sentinel state poisoned")))?
-            .as_ref()
-            .map(|(_, manager)| manager.clone());
-        match current {
-            Some(manager) => Ok(manager),
-            None => self.resolve().await,
-        }
-    }
-
-    /// Asks the sentinels for the current master and switches to it if it moved.
-    async fn resolve(&self) -> RedisResult<ConnectionManager> {
-        let mut sentinel = self.sentinel.lock().await;
-        let client = tokio::time::timeout(self.timeout, sentinel.async_get_client())
-            .await
-            .map_err(|_| {
-                RedisError::from(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the sentinels did not answer in time",
-                ))
-            })??;
-        let address = client.get_connection_info().addr().to_string();
-        let mut current = self
-            .current
-            .lock()
-            .map_err(|_| RedisError::from((ErrorKind::Client, "sentinel state poisoned")))?;
-        if let Some((known, manager)) = current.as_ref()
-            && *known == address
-        {
-            return Ok(manager.clone());
-        }
-        let manager =
-            ConnectionManager::new_lazy_with_config(client, manager_config(self.timeout))?;
-        tracing::info!(master = %address, "redis sentinel: using master");
-        *current = Some((address, manager.clone()));
-        Ok(manager)
-    }
-
-    fn refresh_in_background(this: &Arc<SentinelBackend>) {
-        if this.refreshing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let this = Arc::clone(this);
-        tokio::spawn(async move {
-            if let Err(error) = this.resolve().await {
-                tracing::warn!(%error, "redis sentinel: could not resolve the master");
-            }
-            this.refreshing.store(false, Ordering::Release);
-        });
-    }
-}
-
 /// One operation's connection: either kind implements the crate's `ConnectionLike`, so scripts
 /// and commands run the same way on every deployment shape.
 #[derive(Clone)]
 pub(crate) enum Conn {
     Manager(ConnectionManager),
+    Master(MasterConn),
     Cluster(ClusterConnection),
 }
 
@@ -344,6 +267,7 @@ impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::Manager(c) => c.req_packed_command(cmd),
+            Conn::Master(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -356,6 +280,7 @@ impl ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::Manager(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Master(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
@@ -363,6 +288,7 @@ impl ConnectionLike for Conn {
     fn get_db(&self) -> i64 {
         match self {
             Conn::Manager(c) => c.get_db(),
+            Conn::Master(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
         }
     }

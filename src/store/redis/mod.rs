@@ -58,7 +58,8 @@
 //! Every operation runs under one deadline (the connection/response timeout plus half a
 //! second); a Redis that is down, black-holed, loading, or refusing writes answers
 //! [`StoreError::Unavailable`], never a hang. The clients reconnect by themselves; with
-//! Sentinel, a failed operation makes the store ask the sentinels for the master again.
+//! Sentinel, a connection that fails is dropped and the next operation asks the sentinels for
+//! the master again (never reconnecting to an address they no longer name).
 //! (Sentinel failover is asynchronous replication: writes that the old master acknowledged just
 //! before it failed can be lost; `min-replicas-to-write` on the servers bounds that.)
 
@@ -70,6 +71,7 @@ mod keys;
 mod limits;
 mod records;
 mod scripts;
+mod sentinel;
 
 use std::future::Future;
 use std::time::Duration;
@@ -211,10 +213,7 @@ impl RedisStore {
     fn settle<T>(&self, outcome: Result<Op<T>, tokio::time::error::Elapsed>) -> StoreResult<T> {
         match outcome {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(OpError::Redis(error))) => {
-                self.backend.observe_error(&error);
-                Err(map_error(error))
-            }
+            Ok(Err(OpError::Redis(error))) => Err(map_error(error)),
             Ok(Err(OpError::Store(error))) => Err(error),
             Err(_) => {
                 self.backend.observe_timeout();
