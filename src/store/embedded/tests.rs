@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
+use crate::store::StoreError;
 
 fn alice() -> UserRecord {
     UserRecord {
