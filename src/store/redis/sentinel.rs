@@ -19,8 +19,6 @@ use redis::{
     Role, ServerErrorKind, Value,
 };
 
-use super::conn::is_unavailable;
-
 pub(crate) struct SentinelBackend {
     sentinel: tokio::sync::Mutex<SentinelClient>,
     current: std::sync::Mutex<Option<Master>>,
@@ -120,11 +118,23 @@ impl SentinelBackend {
     }
 
     /// An operation on connection `number` failed. A connection that cannot reach its server,
-    /// or whose server is no longer the master (`READONLY`), is dropped: the next operation
-    /// asks the sentinels.
+    /// or whose server may no longer be the master (`READONLY`, `MASTERDOWN`, or loading its
+    /// data after a restart), is dropped: the next operation asks the sentinels. A master that
+    /// refuses a write for now (out of memory, a failing disk) keeps its connection.
     fn failed(&self, number: u64, error: &RedisError) {
-        let moved = error.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly);
-        if !(moved || is_unavailable(error)) {
+        let lost = error.is_io_error()
+            || error.is_timeout()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal();
+        let moved = matches!(
+            error.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::ReadOnly
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::BusyLoading
+            )
+        );
+        if !(lost || moved) {
             return;
         }
         if let Ok(mut current) = self.lock_current()
