@@ -26,8 +26,11 @@ pub type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 const IDLE_RELEASE: Duration = Duration::from_millis(300);
 
 /// How much less CPU share than the service's other threads the hashing threads ask for
-/// (a nice value: 10 weighs about a tenth of 0).
+/// (nice values added to the service's own: 10 more weighs about a tenth).
 const NICENESS: i32 = 10;
+
+/// The largest nice value (the lowest priority) Linux has.
+const LOWEST_PRIORITY: i32 = 19;
 
 /// Argon2 blocks kept by one thread, grown to the largest hash it has run.
 #[derive(Default)]
@@ -90,9 +93,25 @@ fn work(queue: &Receiver<Job>) {
     }
 }
 
+/// The nice value of a hashing thread in a service running at `service`: below the service,
+/// never above it (a service started with `nice 15` must not get hashing threads at 10).
+fn hashing_niceness(service: i32) -> i32 {
+    service
+        .saturating_add(NICENESS)
+        .min(LOWEST_PRIORITY)
+        .max(service)
+}
+
 fn lower_priority() {
     let thread = rustix::thread::gettid();
-    if let Err(error) = rustix::process::setpriority_process(Some(thread), NICENESS) {
+    let Ok(own) = rustix::process::getpriority_process(Some(thread)) else {
+        return;
+    };
+    let niceness = hashing_niceness(own);
+    if niceness == own {
+        return;
+    }
+    if let Err(error) = rustix::process::setpriority_process(Some(thread), niceness) {
         // Lowering one's own priority needs no privilege; if a sandbox forbids it anyway,
         // hashing still works, only without the latency protection: say so once.
         static WARNED: std::sync::Once = std::sync::Once::new();
@@ -119,6 +138,15 @@ mod tests {
         assert_eq!(memory.blocks(4).len(), 4);
         assert_eq!(memory.blocks(8).as_ptr(), first, "no reallocation");
         assert_eq!(memory.blocks(16).len(), 16);
+    }
+
+    #[test]
+    fn hashing_threads_are_niced_relative_to_the_service_and_never_above_it() {
+        assert_eq!(hashing_niceness(0), 10);
+        assert_eq!(hashing_niceness(-5), 5);
+        assert_eq!(hashing_niceness(5), 15);
+        assert_eq!(hashing_niceness(15), 19);
+        assert_eq!(hashing_niceness(19), 19);
     }
 
     #[test]
