@@ -104,9 +104,8 @@ fn hashing_niceness(service: i32) -> i32 {
 
 fn lower_priority() {
     let thread = rustix::thread::gettid();
-    let Ok(own) = rustix::process::getpriority_process(Some(thread)) else {
-        return;
-    };
+    // A thread starts at the service's nice value; unreadable, take the usual 0.
+    let own = rustix::process::getpriority_process(Some(thread)).unwrap_or(0);
     let niceness = hashing_niceness(own);
     if niceness == own {
         return;
