@@ -475,3 +475,34 @@ async fn a_refused_login_spends_no_password_verification() {
         "no argon2 verification while limited"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logins_turned_away_by_a_full_hashing_queue_do_not_count_against_the_address() {
+    const LIMIT: usize = 12;
+    let app = TestApp::spawn_with(|s| {
+        s.passwords.memory_kib = 16 * 1024;
+        s.passwords.iterations = 4;
+        s.passwords.max_concurrent = 1;
+        s.passwords.max_queue = 1;
+        s.security.max_failed_logins_per_address = LIMIT as u64;
+        s.security.max_failed_logins_per_user_address = 0;
+        s.security.max_failed_logins_per_user = 0;
+    })
+    .await;
+    app.with_user_and_web_client().await;
+    // Guesses at unknown users all at once (each costs a full hash): most find the queue full.
+    let attempts = (0..24).map(|i| {
+        let app = &app;
+        async move { login_as(app, &format!("nobody{i}"), "wrong password").await }
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let guessed = answers.iter().filter(|r| r.status() == 400).count();
+    let busy = answers.iter().filter(|r| r.status() == 503).count();
+    assert!(
+        guessed < LIMIT && guessed + busy >= LIMIT,
+        "{guessed} checked and {busy} turned away: the limit is not where the test needs it"
+    );
+    // Only the checked ones were guesses: the address is still below its limit.
+    let login = login_as(&app, "alice", "correct horse").await;
+    assert_eq!(login.status(), 200);
+}

@@ -4,6 +4,7 @@ use super::client_auth::AuthenticatedClient;
 use super::cut_off::issued_at;
 use super::exchange::ExchangeParams;
 use super::issue::Grant;
+use super::throttle::LoginAttempt;
 use super::{Authority, ClientCredentials};
 use crate::audit::{Event, Record};
 use crate::domain::{GrantType, Scope, Secret, TokenId, UnixTime, Username};
@@ -112,7 +113,9 @@ impl Authority {
         let attempt = self
             .reserve_login(username, client.client_id.as_str(), origin, now)
             .await?;
-        let (user, user_cut_off) = self.check_password(username, password, now).await?;
+        let (user, user_cut_off) = self
+            .check_password(&attempt, username, password, now)
+            .await?;
         let Some(user) = user else {
             Record::new(Event::LoginFailed, &truncate(username), origin)
                 .client(client.client_id.as_str())
@@ -193,10 +196,34 @@ impl Authority {
         ))
     }
 
+    /// [`Self::judge_password`] for an attempt reserved under the login limits.
+    pub(super) async fn check_password(
+        &self,
+        attempt: &LoginAttempt,
+        username: &str,
+        password: Secret,
+        now: UnixTime,
+    ) -> Result<(Option<UserRecord>, Option<UnixTime>), ServiceError> {
+        match self.judge_password(username, password, now).await {
+            Ok(judged) => Ok(judged),
+            // Never judged (the hashing queue was full, the store failed): the attempt was no
+            // guess, so its reservations go back and an overload never becomes a lockout.
+            Err(error) => {
+                if let Err(release) = self.give_back(attempt).await {
+                    tracing::warn!(
+                        error = %release,
+                        "a login attempt's reservations were not given back"
+                    );
+                }
+                Err(error)
+            }
+        }
+    }
+
     /// The user, if the password is theirs and the account is enabled, and the cut-off of the
     /// user's tokens as it stood when the password hash was read. An unknown or malformed
     /// username costs one argon2 verification like a wrong password does.
-    pub(super) async fn check_password(
+    async fn judge_password(
         &self,
         username: &str,
         password: Secret,

@@ -63,7 +63,9 @@ impl Authority {
         let attempt = self
             .reserve_login(username, client.client_id.as_str(), origin, now)
             .await?;
-        let (user, _) = self.check_password(username, password, now).await?;
+        let (user, _) = self
+            .check_password(&attempt, username, password, now)
+            .await?;
         let Some(user) = user else {
             Record::new(
                 Event::LoginFailed,

@@ -274,8 +274,9 @@ impl Authority {
         Ok(())
     }
 
-    /// Releases what a refused attempt had reserved before one of its limits said no.
-    async fn give_back(&self, attempt: &LoginAttempt) -> Result<(), ServiceError> {
+    /// Releases what an attempt had reserved: one of its limits said no, or its password could
+    /// not be checked.
+    pub(super) async fn give_back(&self, attempt: &LoginAttempt) -> Result<(), ServiceError> {
         for key in attempt.reserved.iter().chain(&attempt.pair) {
             self.store.release_attempt(key).await?;
         }
