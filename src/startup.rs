@@ -320,14 +320,18 @@ pub fn routes(
     let proxies = crate::security::TrustedProxies::parse(&settings.security.trusted_proxies)
         .unwrap_or_default();
     let origins = &settings.security.cors_origins;
-    Route::new()
+    let app = Route::new()
         .at("/metrics", metrics)
         .at("/openapi.json", spec)
         .nest("/docs", Route::new().at("/", docs))
         .nest("/", api)
-        .with(CatchPanic::new())
-        .with_if(!origins.is_empty(), api::limits::cors(origins))
-        .data(proxies)
+        .with(CatchPanic::new());
+    let app = if origins.is_empty() {
+        app.boxed()
+    } else {
+        api::limits::cors(origins, app)
+    };
+    app.data(proxies)
         .around(move |endpoint, request| api::middleware::harden(endpoint, request, max_body))
         .around(move |endpoint, request| api::limits::timeout(endpoint, request, request_timeout))
         .boxed()

@@ -573,3 +573,37 @@ async fn a_request_too_large_for_the_sign_in_form_is_refused_on_a_page() {
     let page = response.text().await.unwrap();
     assert!(page.contains("too large"), "{page}");
 }
+
+#[tokio::test]
+async fn with_cors_on_the_sign_in_form_posted_from_the_issuer_s_own_page_still_signs_in() {
+    let app = TestApp::spawn_with(|s| {
+        s.security.cors_origins = vec!["https://spa.example.com".into()];
+    })
+    .await;
+    setup(&app).await;
+    let (_, challenge) = pkce();
+    let form = form_of(authorize(&app, &challenge, &[]).await).await;
+    // A browser sends the page's origin with the post.
+    let signed_in = app
+        .http
+        .post(app.url("/oauth/authorize"))
+        .header("origin", app.address.as_str())
+        .header("cookie", &form.cookie)
+        .form(&[
+            ("request", form.request.as_str()),
+            ("csrf_token", form.csrf_token.as_str()),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let params = redirect_params(&signed_in);
+    assert!(params.iter().any(|(name, _)| name == "code"), "{params:?}");
+    assert!(
+        signed_in
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}

@@ -158,6 +158,25 @@ async fn cors_is_off_by_default_and_allows_only_the_configured_origins() {
             .is_none()
     );
     assert_eq!(refused.headers()["x-content-type-options"], "nosniff");
+    // Another origin's request is answered, without CORS headers: the browser keeps the
+    // answer from that page. Caches keep answers to different origins apart.
+    for origin in ["https://evil.example", "https://app.example.com"] {
+        let jwks = open
+            .http
+            .get(open.url("/.well-known/jwks.json"))
+            .header("origin", origin)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(jwks.status(), 200);
+        assert_eq!(jwks.headers()["vary"], "origin");
+        let allowed = jwks.headers().get("access-control-allow-origin");
+        assert_eq!(
+            allowed.is_some(),
+            origin == "https://app.example.com",
+            "{origin}: {allowed:?}"
+        );
+    }
 }
 
 #[test]

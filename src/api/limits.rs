@@ -1,12 +1,14 @@
 //! Bounds on how long a request may hold the service: the whole request, body reading
 //! included, gets `server.request_timeout`; past it the caller gets a JSON 503 with
 //! `Retry-After` and the handler is dropped (so a slow upload or a stuck dependency frees its
-//! connection and memory).
+//! connection and memory). And which other origins' pages may read the answers (CORS).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use poem::endpoint::BoxEndpoint;
 use poem::http::{HeaderValue, StatusCode, header};
-use poem::{Endpoint, IntoResponse, Request, Response, Result};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Result};
 
 /// Runs `next` for at most `limit`.
 pub async fn timeout<E: Endpoint>(next: E, req: Request, limit: Duration) -> Result<Response> {
@@ -41,9 +43,28 @@ fn timed_out(limit: Duration) -> Response {
     response
 }
 
-/// CORS for the configured origins only (browsers elsewhere get no CORS headers and so no
-/// access). Credentials stay off: tokens travel in headers the page sets, not in cookies.
-pub fn cors(origins: &[String]) -> poem::middleware::Cors {
+/// CORS for the configured origins only. Credentials stay off: tokens travel in headers the
+/// page sets, not in cookies.
+///
+/// A request from any other origin passes through without CORS headers, so the browser keeps
+/// the answer from the page that asked. It is not refused, as poem's `Cors` alone would do: a
+/// browser sends `Origin` with every form post, the hosted sign-in and logout pages' own
+/// included, and those must keep working when CORS is on.
+pub fn cors<E: Endpoint + 'static>(origins: &[String], inner: E) -> BoxEndpoint<'static> {
+    let inner = Arc::new(inner);
+    let listed = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    ListedCors {
+        listed,
+        cors: Arc::clone(&inner).with(cors_middleware(origins)).boxed(),
+        plain: inner.map_to_response().boxed(),
+    }
+    .boxed()
+}
+
+fn cors_middleware(origins: &[String]) -> poem::middleware::Cors {
     use poem::http::Method;
     poem::middleware::Cors::new()
         .allow_origins(origins.iter().map(String::as_str))
@@ -58,4 +79,32 @@ pub fn cors(origins: &[String]) -> poem::middleware::Cors {
         .expose_headers(["retry-after", "www-authenticate", "x-request-id"])
         .allow_credentials(false)
         .max_age(600)
+}
+
+struct ListedCors {
+    listed: Vec<HeaderValue>,
+    cors: BoxEndpoint<'static>,
+    plain: BoxEndpoint<'static>,
+}
+
+impl Endpoint for ListedCors {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Response> {
+        let listed = req
+            .headers()
+            .get(header::ORIGIN)
+            .is_some_and(|origin| self.listed.contains(origin));
+        let mut response = if listed {
+            self.cors.call(req).await?
+        } else {
+            self.plain.call(req).await?
+        };
+        // Answers differ by origin (JWKS and metadata are cacheable): caches must keep them
+        // apart.
+        response
+            .headers_mut()
+            .append(header::VARY, HeaderValue::from_static("origin"));
+        Ok(response)
+    }
 }
