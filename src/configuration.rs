@@ -257,7 +257,10 @@ pub enum ConfigError {
     #[error("invalid configuration: {0}")]
     Source(config::ConfigError),
     #[error("invalid configuration: {key}: {reason}")]
-    Invalid { key: &'static str, reason: String },
+    Invalid {
+        key: std::borrow::Cow<'static, str>,
+        reason: String,
+    },
     /// Names that are no setting: a misspelt one would otherwise be silently ignored.
     #[error("invalid configuration: unknown {place}: {}", .names.join(", "))]
     Unknown { place: String, names: Vec<String> },
@@ -269,9 +272,12 @@ impl From<config::ConfigError> for ConfigError {
     }
 }
 
-fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+fn invalid(
+    key: impl Into<std::borrow::Cow<'static, str>>,
+    reason: impl Into<String>,
+) -> ConfigError {
     ConfigError::Invalid {
-        key,
+        key: key.into(),
         reason: reason.into(),
     }
 }
@@ -321,7 +327,10 @@ impl Settings {
             .try_parsing(true)
             .source(env.clone());
         let env_source = env;
-        let mut settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
+        let merged = builder.add_source(environment).build()?;
+        let written: config::Map<String, config::Value> = merged.clone().try_deserialize()?;
+        let mut settings: Settings = merged.try_deserialize()?;
+        bounds::check_kinds(&written, &settings)?;
         settings.bootstrap.take_verbatim(env_source.as_ref());
         settings.validated()
     }
@@ -389,6 +398,7 @@ impl Settings {
                 "is required when store.backend is redis",
             ));
         }
+        bounds::check_ranges(&self)?;
         if self.store.tls_ca_file.is_some() {
             let url = self.store.url.as_deref().unwrap_or_default();
             if self.store.backend != StoreBackend::Redis
@@ -581,6 +591,7 @@ impl BootstrapSettings {
     }
 }
 
+mod bounds;
 mod unknown;
 mod warnings;
 #[cfg(test)]
