@@ -363,6 +363,62 @@ async fn a_change_of_roles_keeps_the_browser_session(app: &TestApp) {
     );
 }
 
+/// A consent page left open in the browser ends nothing once that browser has logged out.
+async fn a_consent_form_left_open_gives_no_code_after_the_browser_logs_out(app: &TestApp) {
+    let pkce = pkce();
+    let page = authorize(app, THIRD_PARTY, &pkce, &[], None).await;
+    let consent = sign_in(app, page).await;
+    assert_eq!(consent.status(), 200);
+    let session = cookie_of(&consent, "latchkey_session").unwrap();
+    let html = consent.text().await.unwrap();
+    // The same browser signs out, with an ID token of its own session.
+    let silent = authorize(app, FIRST_PARTY, &pkce, &[], Some(&session)).await;
+    let code = param(&query(&silent), "code").unwrap();
+    let tokens: Value = redeem(app, FIRST_PARTY, &code, &pkce)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let hint = tokens["id_token"].as_str().unwrap();
+    let logout = app
+        .http
+        .get(app.url("/oauth/logout"))
+        .query(&[("id_token_hint", hint)])
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        logout.text().await.unwrap().contains("You are signed out"),
+        "the session ended"
+    );
+    // The consent form still on screen is posted, with the browser's CSRF cookie.
+    let allowed = app
+        .http
+        .post(app.url("/oauth/authorize"))
+        .header(
+            "cookie",
+            format!("latchkey_csrf={}", hidden(&html, "csrf_token")),
+        )
+        .form(&[
+            ("request", hidden(&html, "request")),
+            ("csrf_token", hidden(&html, "csrf_token")),
+            ("decision", "allow".to_owned()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 400);
+    assert!(allowed.headers().get("location").is_none());
+    assert!(
+        allowed
+            .text()
+            .await
+            .unwrap()
+            .contains("Your sign-in has ended")
+    );
+}
+
 on_both_stores!(
     setup = crate::setup;
     a_second_authorization_with_the_session_skips_the_page,
@@ -372,6 +428,7 @@ on_both_stores!(
     logout_never_returns_to_an_unregistered_address,
     a_password_change_ends_the_browser_session,
     a_change_of_roles_keeps_the_browser_session,
+    a_consent_form_left_open_gives_no_code_after_the_browser_logs_out,
 );
 
 /// Over https the cookies carry the `__Host-` prefix, so browsers accept them only from the

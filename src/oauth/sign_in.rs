@@ -156,13 +156,22 @@ impl Authority {
         Ok(location(&pending.redirect_uri, &self.issuer, &params))
     }
 
-    /// The user of a sign-in, if the account is still enabled and no revocation (a password
-    /// change, a disable) came after the sign-in.
+    /// The user of a sign-in, if the account is still enabled, no revocation (a password
+    /// change, a disable) came after the sign-in, and its browser session (once it has one) was
+    /// not logged out: a form still open in that browser ends nothing after a logout.
     async fn signed_in_user(
         &self,
         signed_in: &SignedIn,
         now: UnixTime,
     ) -> Result<Option<UserRecord>, ServiceError> {
+        if let Some(session) = &signed_in.session
+            && self
+                .store
+                .is_token_revoked(&TokenId::from_trusted(session), now)
+                .await?
+        {
+            return Ok(None);
+        }
         let (user, cut_offs) = self
             .store
             .user_and_not_before(&signed_in.username, now)
@@ -211,13 +220,6 @@ impl Authority {
         let Some(claims) = self.session_claims(cookie, now) else {
             return Ok(None);
         };
-        if self
-            .store
-            .is_token_revoked(&TokenId::from_trusted(&claims.jti), now)
-            .await?
-        {
-            return Ok(None);
-        }
         let Ok(username) = Username::parse(&claims.sub) else {
             return Ok(None);
         };
