@@ -301,6 +301,35 @@ async fn a_revocation_whose_feed_event_was_lost_gets_it_on_the_next_attempt() ->
 }
 
 #[tokio::test]
+async fn a_token_revocation_whose_feed_event_failed_gets_it_when_repeated() -> StoreResult<()> {
+    let server = RedisServer::start();
+    let store = open(&server.url(), "lk:", Duration::from_secs(60)).await;
+    let now = now();
+    // The feed cannot take an event: the token is on the list, its event owed.
+    server.command(&["SET", "lk:{feed}:stream", "not a stream"]);
+    assert!(store.revoke_token(&tid("at1"), now + 900).await.is_err());
+    assert!(store.is_token_revoked(&tid("at1"), now).await?);
+    server.command(&["DEL", "lk:{feed}:stream"]);
+    // The caller's retry announces it, once.
+    store.revoke_token(&tid("at1"), now + 900).await?;
+    store.revoke_token(&tid("at1"), now + 900).await?;
+    let events: Vec<_> = store
+        .revocations_after(None, 10, now)
+        .await?
+        .events
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    let expected = RevocationEvent::Token {
+        jti: "at1".to_owned(),
+        exp: now + 900,
+    };
+    assert_eq!(events, [expected]);
+    assert!(!server.keys().iter().any(|k| k.ends_with(":owed")));
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_unreachable_redis_is_unavailable_within_three_seconds() {
     // Nothing listens on this port: connection refused.
     let refused = open(

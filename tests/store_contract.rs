@@ -52,6 +52,12 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
+            async fn repeating_a_revocation_adds_nothing_to_the_feed() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::repeating_a_revocation_adds_nothing_to_the_feed(&*store).await
+            }
+
+            #[tokio::test]
             async fn a_fresh_store_answers_ping() -> StoreResult<()> {
                 let (store, _guard) = $open.await;
                 contract::a_fresh_store_answers_ping(&*store).await

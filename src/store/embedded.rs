@@ -237,13 +237,19 @@ impl Store for EmbeddedStore {
     async fn revoke_token(&self, jti: &TokenId, expires_at: UnixTime) -> StoreResult<()> {
         let jti = jti.as_str().to_owned();
         self.write(move |tx| {
-            tx.execute_cached(
-                "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2) \
-                 ON CONFLICT (jti) DO UPDATE SET \
-                 expires_at = max(expires_at, excluded.expires_at)",
-                params![jti, expires_at],
-            )
-            .db()?;
+            let changed = tx
+                .execute_cached(
+                    "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2) \
+                     ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at \
+                     WHERE excluded.expires_at > revoked_tokens.expires_at",
+                    params![jti, expires_at],
+                )
+                .db()?;
+            // A revocation already recorded (and announced, in the same transaction) adds
+            // nothing to the feed, so repeating one cannot fill it.
+            if changed == 0 {
+                return Ok(());
+            }
             append_event(
                 tx,
                 &RevocationEvent::Token {

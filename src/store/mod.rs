@@ -380,7 +380,8 @@ pub trait Store: Send + Sync + 'static {
 
     // Revocation list and feed.
     /// Puts an access token's `jti` on the revocation list until `expires_at` and appends a
-    /// `Token` event.
+    /// `Token` event, unless the list already holds it until then: repeating a revocation adds
+    /// nothing to the feed.
     async fn revoke_token(&self, jti: &TokenId, expires_at: UnixTime) -> StoreResult<()>;
     async fn is_token_revoked(&self, jti: &TokenId, now: UnixTime) -> StoreResult<bool>;
     /// Declares every token of `subject` issued so far dead: atomically raises its cut-off to

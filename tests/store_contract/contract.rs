@@ -386,6 +386,25 @@ pub async fn a_revoked_token_stays_revoked_until_it_expires(store: &dyn Store) -
     Ok(())
 }
 
+pub async fn repeating_a_revocation_adds_nothing_to_the_feed(store: &dyn Store) -> StoreResult<()> {
+    let now = now();
+    let exp = now + 900;
+    let event = |exp| RevocationEvent::Token {
+        jti: "at1".to_owned(),
+        exp,
+    };
+    store.revoke_token(&tid("at1"), exp).await?;
+    store.revoke_token(&tid("at1"), exp).await?;
+    store.revoke_token(&tid("at1"), exp - 60).await?;
+    assert_eq!(all_events(store, now).await?, [event(exp)]);
+    assert!(store.is_token_revoked(&tid("at1"), exp - 1).await?);
+    // A later expiry is news: the list keeps it and the feed says so.
+    store.revoke_token(&tid("at1"), exp + 60).await?;
+    assert_eq!(all_events(store, now).await?, [event(exp), event(exp + 60)]);
+    assert!(store.is_token_revoked(&tid("at1"), exp + 59).await?);
+    Ok(())
+}
+
 pub async fn a_subject_revocation_cuts_off_at_the_next_second_and_never_lowers_the_cut_off(
     store: &dyn Store,
 ) -> StoreResult<()> {

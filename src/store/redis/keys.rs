@@ -27,6 +27,10 @@ impl Keys {
     pub(super) fn revoked(&self, jti: &str) -> String {
         format!("{}revoked:{{{jti}}}", self.prefix)
     }
+    /// Set with a revocation that changed the list, until its feed event is appended.
+    pub(super) fn revoked_event_owed(&self, jti: &str) -> String {
+        format!("{}revoked:{{{jti}}}:owed", self.prefix)
+    }
     /// A subject's cut-off, in the slot of its record so that both are read in one MGET.
     pub(super) fn not_before(&self, subject: &Subject) -> String {
         match subject {

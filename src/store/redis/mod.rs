@@ -15,6 +15,7 @@
 //! | `P{clients}:index`          | sorted set | client ids, score 0 (lexicographic)     | none   |
 //! | `Pfamily:{<fam>}`           | hash       | one refresh-token family (fields below) | current generation's expiry |
 //! | `Prevoked:{<jti>}`          | string     | the revoked token's latest `exp`        | that `exp` |
+//! | `Prevoked:{<jti>}:owed`     | string     | `1` until that revocation's feed event is in | that `exp` |
 //! | `P{users}:nb:<username>`    | string     | a user's cut-off: `<not_before> <keep_until>` | `keep_until` |
 //! | `P{users}:anb:<username>`   | string     | a user's access-token cut-off (roles changed), the same way | `keep_until` |
 //! | `P{clients}:nb:<id>`        | string     | a client's cut-off, the same way        | `keep_until` |
@@ -424,19 +425,29 @@ impl Store for RedisStore {
         self.run(async {
             let mut conn = self.conn().await?;
             let (ttl, _) = self.retention(expires_at);
-            // The list entry first, then the event (another slot on Cluster): if the append
-            // fails the caller sees Unavailable and retries; both steps are idempotent.
-            let _: i64 = TOKEN_REVOKE
+            // The list entry first, then the event (another slot on Cluster). The entry's owed
+            // mark stays until the event is in: if the append fails the caller sees
+            // Unavailable, and its retry appends again. A revocation already announced
+            // appends nothing, so repeating one cannot fill the feed.
+            let owed_mark = self.keys.revoked_event_owed(jti.as_str());
+            let owed: i64 = TOKEN_REVOKE
                 .key(self.keys.revoked(jti.as_str()))
+                .key(&owed_mark)
                 .arg(expires_at)
                 .arg(ttl)
                 .invoke_async(&mut conn)
                 .await?;
-            let event = RevocationEvent::Token {
-                jti: jti.as_str().to_owned(),
-                exp: expires_at,
-            };
-            self.append_event(&mut conn, &event).await?;
+            if owed == 1 {
+                let event = RevocationEvent::Token {
+                    jti: jti.as_str().to_owned(),
+                    exp: expires_at,
+                };
+                self.append_event(&mut conn, &event).await?;
+                let _: i64 = redis::cmd("DEL")
+                    .arg(&owed_mark)
+                    .query_async(&mut conn)
+                    .await?;
+            }
             Ok(())
         })
         .await
