@@ -253,7 +253,7 @@ impl TrustedProxies {
         for hop in hops.iter().rev() {
             // A trusted proxy writes a valid address; anything else came from the client, so
             // the hop that passed it along is the client as far as anyone can tell.
-            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            let Some(ip) = parse_hop(hop) else {
                 return Some(current);
             };
             current = ip.to_canonical();
@@ -263,6 +263,16 @@ impl TrustedProxies {
         }
         Some(current)
     }
+}
+
+/// One hop of `X-Forwarded-For`: an address, or as some proxies write it, with a port
+/// (`203.0.113.5:4444`, `[2001:db8::1]:443`) or in brackets (`[2001:db8::1]`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
 }
 
 /// The part of an address that one party controls: the address itself for IPv4, the /64 for
@@ -316,6 +326,23 @@ mod tests {
             trusted.client_address(ip("10.0.0.1"), ["nonsense, 10.0.0.2"]),
             ip("10.0.0.2")
         );
+    }
+
+    #[test]
+    fn hops_written_with_a_port_or_in_brackets_are_addresses() {
+        let trusted = proxies(&["10.0.0.0/8"]);
+        for (hop, client) in [
+            ("203.0.113.5:4444", "203.0.113.5"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            (" 198.51.100.7 ", "198.51.100.7"),
+        ] {
+            assert_eq!(
+                trusted.client_address(ip("10.0.0.1"), [hop]),
+                ip(client),
+                "{hop}"
+            );
+        }
     }
 
     #[test]

@@ -506,3 +506,36 @@ async fn logins_turned_away_by_a_full_hashing_queue_do_not_count_against_the_add
     let login = login_as(&app, "alice", "correct horse").await;
     assert_eq!(login.status(), 200);
 }
+
+#[tokio::test]
+async fn a_forwarded_for_header_with_bytes_that_are_not_text_still_names_the_client() {
+    let app = behind_proxy(|s| {
+        s.security.max_failed_logins_per_user_address = 0;
+        s.security.max_failed_logins_per_user = 0;
+        s.security.max_failed_logins_per_address = 2;
+    })
+    .await;
+    // The client wrote a byte that is not text; the proxy appended the client's address.
+    let forwarded = reqwest::header::HeaderValue::from_bytes(b"\xe9, 203.0.113.78").unwrap();
+    for _ in 0..2 {
+        let guess = app
+            .http
+            .post(app.url("/oauth/token"))
+            .header("x-forwarded-for", forwarded.clone())
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "wrong password"),
+                ("client_id", "web"),
+            ])
+            .send()
+            .await
+            .expect("request sent");
+        assert_oauth_error(guess, 400, "invalid_grant").await;
+    }
+    // Those guesses counted against the client's address, not the proxy's.
+    let client = password_from(&app, "203.0.113.78", "alice", "correct horse").await;
+    assert_limited(client, 900).await;
+    let neighbour = password_from(&app, "203.0.113.79", "alice", "correct horse").await;
+    assert_eq!(neighbour.status(), 200);
+}

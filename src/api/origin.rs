@@ -22,12 +22,15 @@ pub fn origin(req: &Request) -> Origin {
     }
     let source = match trusted {
         Some(proxies) => {
-            let hops = req
+            // Bytes that are not text are kept (as replacement characters), not the whole
+            // header dropped: the hops a trusted proxy appended after them still count.
+            let values: Vec<String> = req
                 .headers()
                 .get_all("x-forwarded-for")
                 .iter()
-                .filter_map(|v| v.to_str().ok());
-            proxies.client_address(peer, hops)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect();
+            proxies.client_address(peer, values.iter().map(String::as_str))
         }
         None => peer.map(|ip| ip.to_canonical()),
     };
