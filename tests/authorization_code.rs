@@ -607,3 +607,35 @@ async fn with_cors_on_the_sign_in_form_posted_from_the_issuer_s_own_page_still_s
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn a_parameter_given_twice_is_refused_with_a_page_and_never_redirected() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    let (_, challenge) = pkce();
+    for (name, second) in [
+        ("redirect_uri", "https://evil.example/cb"),
+        ("client_id", "other"),
+        ("state", "st-2"),
+        ("code_challenge", "x"),
+    ] {
+        let mut url = reqwest::Url::parse(&app.url("/oauth/authorize")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", CLIENT)
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("scope", "openid read")
+            .append_pair("state", "st-123")
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair(name, second);
+        let response = app.http.get(url).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{name}");
+        assert!(response.headers().get("location").is_none(), "{name}");
+        let page = response.text().await.unwrap();
+        assert!(
+            page.contains(&format!("gives {name} more than once")),
+            "{page}"
+        );
+    }
+}

@@ -477,6 +477,32 @@ async fn an_id_token_from_a_later_authorization_of_the_session_ends_it_at_once(a
     assert!(!still_signed_in(app, &session).await);
 }
 
+/// A return address given twice is refused; the session goes on.
+async fn a_logout_with_a_parameter_given_twice_ends_nothing(app: &TestApp) {
+    let (session, tokens) = signed_in(app).await;
+    let hint = tokens["id_token"].as_str().unwrap();
+    let response = logout(
+        app,
+        &[
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", REDIRECT),
+            ("post_logout_redirect_uri", "https://evil.example/"),
+        ],
+        &session,
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    assert!(response.headers().get("location").is_none());
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("gives post_logout_redirect_uri more than once")
+    );
+    assert!(still_signed_in(app, &session).await);
+}
+
 on_both_stores!(
     setup = crate::setup;
     a_logout_without_a_hint_asks_the_user_and_ends_nothing,
@@ -486,6 +512,7 @@ on_both_stores!(
     an_invalid_hint_ends_no_live_session,
     without_a_session_a_logout_ends_the_client_session_at_once,
     an_id_token_from_a_later_authorization_of_the_session_ends_it_at_once,
+    a_logout_with_a_parameter_given_twice_ends_nothing,
 );
 
 /// A store that does not answer is the service's trouble: the logout answers 503 and a page

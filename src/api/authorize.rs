@@ -154,6 +154,25 @@ pub(super) fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     if found.next().is_some() { None } else { first }
 }
 
+/// The first of `names` that `query` gives more than once. RFC 6749 §3.1 forbids repeating
+/// a parameter, and a second `redirect_uri` or `client_id` that one reader takes and another
+/// ignores is how mix-ups start. Names are compared decoded, as the handlers read them.
+pub(super) fn repeated_parameter(
+    query: Option<&str>,
+    names: &[&'static str],
+) -> Option<&'static str> {
+    let mut seen = Vec::new();
+    for (name, _) in form_urlencoded::parse(query?.as_bytes()) {
+        if let Some(&known) = names.iter().find(|known| **known == name) {
+            if seen.contains(&known) {
+                return Some(known);
+            }
+            seen.push(known);
+        }
+    }
+    None
+}
+
 /// The origin (`scheme://host[:port]`) of a URL, as a CSP source.
 pub(super) fn origin_of(url: &str) -> Option<String> {
     let url = reqwest::Url::parse(url).ok()?;
@@ -327,6 +346,20 @@ impl AuthorizeApi {
         prompt: Query<Option<String>>,
         req: &Request,
     ) -> AuthorizeResponse {
+        const PARAMETERS: [&str; 9] = [
+            "response_type",
+            "client_id",
+            "redirect_uri",
+            "scope",
+            "state",
+            "code_challenge",
+            "code_challenge_method",
+            "nonce",
+            "prompt",
+        ];
+        if let Some(name) = repeated_parameter(req.uri().query(), &PARAMETERS) {
+            return stopped(&format!("The request gives {name} more than once."));
+        }
         let request = AuthorizationRequest {
             response_type: response_type.0,
             client_id: client_id.0,

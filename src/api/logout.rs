@@ -15,7 +15,8 @@ use serde::Deserialize;
 
 use super::ApiTags;
 use super::authorize::{
-    SESSION_COOKIE, cookie, cookie_name, csrf_bound, csrf_cookie, origin_of, set_cookie,
+    SESSION_COOKIE, cookie, cookie_name, csrf_bound, csrf_cookie, origin_of, repeated_parameter,
+    set_cookie,
 };
 use super::errors::{Answer, BODY_TOO_LARGE, error_list};
 use super::sign_in_page::{self, LogoutForm, SignInPage};
@@ -143,6 +144,21 @@ impl LogoutApi {
         /// Returned as is with the redirect.
         state: Query<Option<String>>,
     ) -> LogoutResponse {
+        const PARAMETERS: [&str; 4] = [
+            "id_token_hint",
+            "post_logout_redirect_uri",
+            "client_id",
+            "state",
+        ];
+        if let Some(name) = repeated_parameter(req.uri().query(), &PARAMETERS) {
+            return LogoutResponse::Refused(
+                sign_in_page::stopped(
+                    "Sign-out cannot continue",
+                    &format!("The request gives {name} more than once. You are still signed in."),
+                ),
+                None,
+            );
+        }
         let now = now();
         let request = LogoutRequest {
             post_logout_redirect_uri: post_logout_redirect_uri.0,
