@@ -173,6 +173,11 @@ async fn the_openapi_document_and_its_docs_page_are_served() {
     }
     let docs = app.http.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(docs.status(), 200);
+    assert_eq!(
+        docs.headers()["x-frame-options"],
+        "DENY",
+        "the docs page is not framed"
+    );
     assert!(docs.text().await.unwrap().contains("openapi"));
 }
 

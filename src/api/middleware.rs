@@ -174,6 +174,15 @@ async fn finish(response: Response, oauth: bool, browser: bool) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // No page is meant to be framed: the docs page neither (the sign-in pages say so too).
+    let page = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|kind| kind.as_bytes().starts_with(b"text/html"));
+    if page {
+        headers
+            .entry(header::X_FRAME_OPTIONS)
+            .or_insert(HeaderValue::from_static("DENY"));
+    }
     headers.remove(header::SERVER);
     if browser {
         // The pages set it themselves; the redirects that carry a code or an error too.
