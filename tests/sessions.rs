@@ -443,6 +443,49 @@ async fn logout_revokes_the_access_token_and_the_session() {
 }
 
 #[tokio::test]
+async fn logout_ends_no_session_of_another_client_of_the_same_user() {
+    let app = TestApp::spawn().await;
+    app.with_user_and_web_client().await;
+    app.add_client(
+        "mobile",
+        true,
+        &[GrantType::Password, GrantType::RefreshToken],
+        &["read"],
+        &[],
+    )
+    .await;
+    let web = app.login().await;
+    let mobile: serde_json::Value = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "correct horse"),
+            ("client_id", "mobile"),
+        ])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let response = app
+        .http
+        .post(app.url("/logout"))
+        .bearer_auth(str_of(&web, "access_token"))
+        .form(&[("refresh_token", str_of(&mobile, "refresh_token"))])
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(response, 400, "invalid_request").await;
+    let refreshed = app
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "mobile"),
+            ("refresh_token", str_of(&mobile, "refresh_token")),
+        ])
+        .await;
+    assert_eq!(refreshed.status(), 200, "the mobile session goes on");
+}
+
+#[tokio::test]
 async fn userinfo_returns_the_profile_and_never_the_password_hash() {
     let app = TestApp::spawn().await;
     app.with_user_and_web_client().await;

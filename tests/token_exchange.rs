@@ -30,6 +30,7 @@ on_both_stores!(
     a_client_without_the_grant_is_unauthorized_and_a_public_one_cannot_have_it,
     missing_and_unsupported_token_types_are_invalid_request,
     logging_out_of_the_subjects_session_ends_the_exchanged_token,
+    a_service_holding_an_exchanged_token_cannot_log_the_user_out,
     removing_the_client_the_chain_began_with_ends_the_exchanged_token,
     removing_the_exchanging_client_ends_the_exchanged_token,
     an_actor_token_of_the_exchanging_client_makes_it_the_actor,
@@ -419,6 +420,31 @@ async fn logging_out_of_the_subjects_session_ends_the_exchanged_token(app: &Test
         .unwrap();
     assert_eq!(response.status(), 204, "logout succeeds");
     assert!(!active(app, &orders, access(&body)).await);
+}
+
+async fn a_service_holding_an_exchanged_token_cannot_log_the_user_out(app: &TestApp) {
+    let (gateway, orders, _) = services(app).await;
+    let signed_in = sign_in(app, &gateway).await;
+    let body = exchanged(exchange(app, "orders", &orders, access(&signed_in), &[]).await).await;
+    let response = app
+        .http
+        .post(app.url("/logout"))
+        .bearer_auth(access(&body))
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(response, 403, "access_denied").await;
+    // The user's session with the gateway goes on.
+    let refresh = signed_in["refresh_token"].as_str().unwrap();
+    let refreshed = app
+        .http
+        .post(app.url("/oauth/token"))
+        .basic_auth("gateway", Some(&gateway))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 200);
 }
 
 async fn remove(app: &TestApp, client: &str) {

@@ -185,12 +185,19 @@ error_list!(
     /// What `POST /logout` can refuse with.
     LogoutErrors: ErrorDoc::new(
         400,
-        "`invalid_request`: the `refresh_token` is not a valid refresh token or belongs to \
-         another user, or the body cannot be read.",
+        "`invalid_request`: the `refresh_token` is not a valid refresh token, belongs to \
+         another user or was issued to another client, or the body cannot be read.",
         "invalid_request",
         "the refresh token belongs to someone else",
     ),
     NOT_A_DEFAULT_AUDIENCE_TOKEN,
+    ErrorDoc::new(
+        403,
+        "The token was obtained by token exchange (it has `act`): a service acting for the \
+         user cannot end the user's session.",
+        "access_denied",
+        "a token obtained by token exchange cannot end the user's session",
+    ),
     BODY_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
     INTERNAL,
@@ -272,7 +279,8 @@ impl AccountApi {
     /// Log out
     ///
     /// Revokes the bearer access token and its session's refresh-token family, and the family
-    /// of a refresh token sent in the body. Takes access tokens for the default audience
+    /// of a refresh token of the same user and client sent in the body. A token obtained by
+    /// token exchange is refused (403). Takes access tokens for the default audience
     /// (`tokens.audience`) only: a token for a named resource (asked for with `audience` or
     /// `resource`) or for the admin API is refused with 401 `invalid_token` (RFC 9068 §4) and
     /// revokes nothing. To end such a session, revoke its refresh token at `/oauth/revoke`.

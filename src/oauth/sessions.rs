@@ -363,7 +363,9 @@ impl Authority {
     }
 
     /// Ends a session: the presented access token, its family, and the family of a refresh
-    /// token given with it (which must belong to the same subject).
+    /// token given with it (which must belong to the same subject and client). Only the user's
+    /// own client may: a token that a service obtained by exchange carries the user's session
+    /// so that ending the session ends it, not so that the service can end the session.
     pub async fn logout(
         &self,
         claims: &AccessClaims,
@@ -371,6 +373,11 @@ impl Authority {
         origin: &Origin,
         now: UnixTime,
     ) -> Result<(), ServiceError> {
+        if claims.act.is_some() {
+            return Err(ServiceError::Forbidden(
+                "a token obtained by token exchange cannot end the user's session".into(),
+            ));
+        }
         let mut families = Vec::new();
         if let Some(token) = refresh_token {
             let refresh = self
@@ -380,6 +387,11 @@ impl Authority {
             if refresh.sub != claims.sub {
                 return Err(ServiceError::InvalidRequest(
                     "the refresh token belongs to someone else".into(),
+                ));
+            }
+            if refresh.client_id != claims.client_id {
+                return Err(ServiceError::InvalidRequest(
+                    "the refresh token was issued to another client".into(),
                 ));
             }
             families.push(refresh.fam);
