@@ -141,8 +141,9 @@ async fn sign_in_through(library: Library) {
         ("--nonce", request["nonce"].as_str().unwrap()),
         ("--user", USER),
     ] {
-        args.push(name.to_owned());
-        args.push(value.to_owned());
+        // `--name=value`: a random value may begin with `-`, which both argument parsers
+        // would otherwise take for an option.
+        args.push(format!("{name}={value}"));
     }
     library.step(&args).await.assert_success();
 }
