@@ -66,6 +66,12 @@ fn rotation(fam: &str, presented: &str, successor: &str, expires_at: UnixTime) -
     }
 }
 
+/// The events of the feed from its start, without their cursors.
+async fn feed_events(store: &RedisStore, now: UnixTime) -> StoreResult<Vec<RevocationEvent>> {
+    let page = store.revocations_after(None, 10, now).await?;
+    Ok(page.events.into_iter().map(|(_, event)| event).collect())
+}
+
 /// Runs every kind of write once.
 async fn exercise(store: &RedisStore) -> StoreResult<()> {
     let now = now();
@@ -279,13 +285,7 @@ async fn a_revocation_whose_feed_event_was_lost_gets_it_on_the_next_attempt() ->
         fam: "fam".to_owned(),
         exp: now + HOUR,
     };
-    let events: Vec<_> = store
-        .revocations_after(None, 10, now)
-        .await?
-        .events
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect();
+    let events = feed_events(&store, now).await?;
     assert_eq!(events, [expected]);
     // Owed no more: a further attempt appends nothing.
     assert_eq!(
@@ -313,13 +313,7 @@ async fn a_token_revocation_whose_feed_event_failed_gets_it_when_repeated() -> S
     // The caller's retry announces it, once.
     store.revoke_token(&tid("at1"), now + 900).await?;
     store.revoke_token(&tid("at1"), now + 900).await?;
-    let events: Vec<_> = store
-        .revocations_after(None, 10, now)
-        .await?
-        .events
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect();
+    let events = feed_events(&store, now).await?;
     let expected = RevocationEvent::Token {
         jti: "at1".to_owned(),
         exp: now + 900,
