@@ -24,13 +24,13 @@ pub fn origin(req: &Request) -> Origin {
         Some(proxies) => {
             // Bytes that are not text are kept (as replacement characters), not the whole
             // header dropped: the hops a trusted proxy appended after them still count.
-            let values: Vec<String> = req
+            let values: Vec<std::borrow::Cow<'_, str>> = req
                 .headers()
                 .get_all("x-forwarded-for")
                 .iter()
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .map(|v| String::from_utf8_lossy(v.as_bytes()))
                 .collect();
-            proxies.client_address(peer, values.iter().map(String::as_str))
+            proxies.client_address(peer, values.iter().map(AsRef::as_ref))
         }
         None => peer.map(|ip| ip.to_canonical()),
     };
