@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod support;
 
 use latchkey::domain::GrantType;
@@ -249,3 +250,30 @@ async fn replicas_on_one_redis_serve_one_feed() {
             .contains("resync")
     );
 }
+
+/// A session's event concerns the access tokens that carry its `sid`; its refresh tokens never
+/// reach a resource server. So it leaves the feed with the last of them, not weeks later.
+async fn a_revoked_session_stays_in_the_feed_as_long_as_its_last_access_token(app: &TestApp) {
+    app.with_user_and_web_client().await;
+    let secret = feed_client(app).await;
+    let login = app.login().await;
+    let refreshed: Value = app
+        .refresh(login["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = claims(refreshed["access_token"].as_str().unwrap());
+    let refresh_token = refreshed["refresh_token"].as_str().unwrap();
+    revoke(app, refresh_token).await;
+
+    let page = feed_page(app, &secret, "").await;
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{page}");
+    assert_eq!(events[0]["type"], "family");
+    assert_eq!(events[0]["fam"], access["sid"]);
+    assert_eq!(events[0]["exp"], access["exp"], "{page}");
+    assert!(access["exp"].as_i64() < claims(refresh_token)["exp"].as_i64());
+}
+
+on_both_stores!(a_revoked_session_stays_in_the_feed_as_long_as_its_last_access_token);

@@ -172,6 +172,26 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
+            async fn a_revoked_family_leaves_the_feed_when_its_last_access_token_expires(
+            ) -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_revoked_family_leaves_the_feed_when_its_last_access_token_expires(
+                    &*store,
+                )
+                .await
+            }
+
+            #[tokio::test]
+            async fn a_family_stored_without_an_access_expiry_stays_in_the_feed_as_long_as_its_refresh_token(
+            ) -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_family_stored_without_an_access_expiry_stays_in_the_feed_as_long_as_its_refresh_token(
+                    &*store,
+                )
+                .await
+            }
+
+            #[tokio::test]
             async fn a_revoked_token_stays_revoked_until_it_expires() -> StoreResult<()> {
                 let (store, _guard) = $open.await;
                 contract::a_revoked_token_stays_revoked_until_it_expires(&*store).await
@@ -330,6 +350,8 @@ mod fixtures {
     use super::*;
 
     pub const HOUR: i64 = 3600;
+    /// The lifetime of the access token issued with each generation.
+    pub const ACCESS_TTL: i64 = 300;
 
     pub fn now() -> UnixTime {
         latchkey::domain::now()
@@ -373,12 +395,14 @@ mod fixtures {
         }
     }
 
-    /// A refresh token issued at `issued_at`, valid for an hour.
+    /// A refresh token issued at `issued_at`, valid for an hour, with an access token valid
+    /// for [`ACCESS_TTL`].
     pub fn generation(jti: &str, issued_at: UnixTime) -> RefreshGeneration {
         RefreshGeneration {
             jti: tid(jti),
             issued_at,
             expires_at: issued_at + HOUR,
+            access_expires_at: Some(issued_at + ACCESS_TTL),
         }
     }
 

@@ -34,6 +34,8 @@ impl Authority {
             jti: TokenId::generate(),
             issued_at: now,
             expires_at: now + self.tokens.refresh_ttl as i64,
+            // `issue` signs the generation's access token at its `issued_at`.
+            access_expires_at: Some(now + self.tokens.access_ttl as i64),
         }
     }
 

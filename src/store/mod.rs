@@ -92,6 +92,12 @@ pub struct RefreshGeneration {
     pub jti: TokenId,
     pub issued_at: UnixTime,
     pub expires_at: UnixTime,
+    /// The `exp` of the access token issued with this generation. Access tokens (and tokens
+    /// exchanged from them) are the only ones that carry the family's `sid` to resource
+    /// servers, so a revoked family's feed event is kept until then, not for the refresh
+    /// token's weeks. Families stored before it was recorded have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_expires_at: Option<UnixTime>,
 }
 
 /// A refresh-token family: the chain of refresh tokens that descend from one login.
@@ -109,6 +115,17 @@ pub struct Family {
     /// When `previous` was redeemed, in Unix milliseconds.
     pub rotated_at_ms: Option<i64>,
     pub revoked: bool,
+}
+
+impl Family {
+    /// Until when the feed event of this family's revocation matters: until the last access
+    /// token issued in it expires (the refresh token's expiry for families stored without it).
+    pub fn feed_expires_at(&self) -> UnixTime {
+        let current = &self.current;
+        current
+            .access_expires_at
+            .map_or(current.expires_at, |access| access.min(current.expires_at))
+    }
 }
 
 /// A request to redeem `presented` and, if it is the family's current token, replace it by

@@ -239,9 +239,10 @@ pub async fn a_repeat_after_the_grace_window_is_reuse_and_revokes_the_family(
     assert_eq!(reused.current, first.successor);
     assert_eq!(store.get_family(&tid("fam")).await?, Some(reused));
 
+    // Kept as long as the last access token, which carries the family's `sid`.
     let expected = RevocationEvent::Family {
         fam: "fam".to_owned(),
-        exp: first.successor.expires_at,
+        exp: first.successor.issued_at + ACCESS_TTL,
     };
     assert_eq!(all_events(store, now).await?, [expected]);
 
@@ -348,6 +349,46 @@ pub async fn fifty_concurrent_rotations_of_one_token_yield_one_successor(
     Ok(())
 }
 
+pub async fn a_revoked_family_leaves_the_feed_when_its_last_access_token_expires(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    store.create_family(&family("fam", "rt1", now)).await?;
+    let rotated = rotation("fam", "rt1", "rt2", now * 1000, GRACE_MS);
+    expect_outcome("rotated", store.rotate_refresh(&rotated).await?);
+    assert!(store.revoke_family(&tid("fam"), now).await?);
+
+    // The access token issued with the last rotation is the last to carry the family's `sid`.
+    let last_access = rotated.successor.issued_at + ACCESS_TTL;
+    let event = RevocationEvent::Family {
+        fam: "fam".to_owned(),
+        exp: last_access,
+    };
+    assert_eq!(all_events(store, now).await?, std::slice::from_ref(&event));
+    assert_eq!(all_events(store, last_access).await?, [event]);
+    assert!(
+        all_events(store, last_access + 1).await?.is_empty(),
+        "gone once no token of the family can be live, weeks before its refresh token expires"
+    );
+    Ok(())
+}
+
+pub async fn a_family_stored_without_an_access_expiry_stays_in_the_feed_as_long_as_its_refresh_token(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    let mut older = family("fam", "rt1", now);
+    older.current.access_expires_at = None;
+    store.create_family(&older).await?;
+    assert!(store.revoke_family(&tid("fam"), now).await?);
+    let event = RevocationEvent::Family {
+        fam: "fam".to_owned(),
+        exp: older.current.expires_at,
+    };
+    assert_eq!(all_events(store, now + ACCESS_TTL + 1).await?, [event]);
+    Ok(())
+}
+
 pub async fn revoking_a_family_reports_true_once_then_false(store: &dyn Store) -> StoreResult<()> {
     let now = now();
     let fam = family("fam", "rt1", now);
@@ -359,7 +400,7 @@ pub async fn revoking_a_family_reports_true_once_then_false(store: &dyn Store) -
     assert!(stored.revoked);
     let expected = RevocationEvent::Family {
         fam: "fam".to_owned(),
-        exp: fam.current.expires_at,
+        exp: now + ACCESS_TTL,
     };
     assert_eq!(
         all_events(store, now).await?,
@@ -626,7 +667,7 @@ pub async fn the_feed_pages_through_events_in_order_with_cursors(
         },
         RevocationEvent::Family {
             fam: "fam".to_owned(),
-            exp,
+            exp: now + ACCESS_TTL,
         },
     ];
 

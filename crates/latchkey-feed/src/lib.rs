@@ -32,8 +32,9 @@ pub struct FamilyRevoked {
     pub cursor: String,
     /// The family id, as in the `sid` claim of the session's access tokens.
     pub fam: String,
-    /// Unix seconds after which no token of the family can be live; the event leaves the feed
-    /// then.
+    /// Unix seconds after which no access token of the session can be live (the last one
+    /// issued in it expires then); the event leaves the feed then. Its refresh tokens never
+    /// reach a resource server.
     pub exp: i64,
 }
 

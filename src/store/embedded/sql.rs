@@ -321,7 +321,7 @@ pub(super) fn revoke_loaded_family(tx: &Transaction<'_>, family: &mut Family) ->
         tx,
         &RevocationEvent::Family {
             fam: family.id.as_str().to_owned(),
-            exp: family.current.expires_at,
+            exp: family.feed_expires_at(),
         },
     )
 }

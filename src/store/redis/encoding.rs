@@ -19,6 +19,9 @@ pub(super) fn family_fields(family: &Family) -> Vec<(&'static str, String)> {
         ("exp", family.current.expires_at.to_string()),
         ("rev", if family.revoked { "1" } else { "0" }.to_owned()),
     ];
+    if let Some(access_expires_at) = family.current.access_expires_at {
+        fields.push(("aexp", access_expires_at.to_string()));
+    }
     if let Some(previous) = &family.previous {
         fields.push(("prev", previous.as_str().to_owned()));
     }
@@ -54,6 +57,10 @@ pub(super) fn family_from_pairs(pairs: &[String]) -> Op<Family> {
             jti: TokenId::from_trusted(text("jti")?),
             issued_at: number("iat")?,
             expires_at: number("exp")?,
+            access_expires_at: match map.get("aexp") {
+                Some(_) => Some(number("aexp")?),
+                None => None,
+            },
         },
         previous: map.get("prev").map(|p| TokenId::from_trusted(*p)),
         rotated_at_ms: match map.get("rot") {
@@ -119,6 +126,7 @@ mod tests {
                 jti: TokenId::from_trusted("j2"),
                 issued_at: 1_700_000_000,
                 expires_at: i64::MAX,
+                access_expires_at: Some(1_700_000_900),
             },
             previous: Some(TokenId::from_trusted("j1")),
             rotated_at_ms: Some(1_700_000_000_123),

@@ -58,6 +58,12 @@ impl RedisStore {
                 .arg(rotation.now_ms.div_euclid(1000))
                 .arg(rotation.grace_ms)
                 .arg(ttl)
+                .arg(
+                    successor
+                        .access_expires_at
+                        .map(|at| at.to_string())
+                        .unwrap_or_default(),
+                )
                 .invoke_async(&mut conn)
                 .await?;
             let (outcome, pairs) = reply

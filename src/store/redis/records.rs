@@ -45,7 +45,7 @@ impl RedisStore {
     pub(super) async fn append_family_event(&self, conn: &mut Conn, family: &Family) -> Op<()> {
         let event = RevocationEvent::Family {
             fam: family.id.as_str().to_owned(),
-            exp: family.current.expires_at,
+            exp: family.feed_expires_at(),
         };
         self.append_event(conn, &event).await?;
         let _: i64 = redis::cmd("HDEL")
