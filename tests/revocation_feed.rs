@@ -277,3 +277,33 @@ async fn a_revoked_session_stays_in_the_feed_as_long_as_its_last_access_token(ap
 }
 
 on_both_stores!(a_revoked_session_stays_in_the_feed_as_long_as_its_last_access_token);
+
+/// A repeat inside the grace window gets the same successor, and an access token that expires
+/// when the first one does: the session's feed event, kept until then, still covers it when
+/// replicas disagree on `tokens.access_ttl` (a rolling change of the setting).
+#[tokio::test]
+async fn a_repeat_on_a_replica_with_another_access_lifetime_keeps_the_first_access_expiry() {
+    let redis = RedisServer::start();
+    let keys = tempfile::tempdir().unwrap();
+    let shared = |s: &mut latchkey::configuration::Settings, access_ttl| {
+        s.keys.dir = keys.path().to_path_buf();
+        s.issuer = "http://latchkey.test".into();
+        s.tokens.access_ttl = access_ttl;
+    };
+    let a = TestApp::spawn_on_redis(&redis.url(), |s| shared(s, 900)).await;
+    let b = TestApp::spawn_on_redis(&redis.url(), |s| shared(s, 300)).await;
+    a.with_user_and_web_client().await;
+    let login = a.login().await;
+    let refresh_token = login["refresh_token"].as_str().unwrap();
+
+    let first: Value = a.refresh(refresh_token).await.json().await.unwrap();
+    let repeat: Value = b.refresh(refresh_token).await.json().await.unwrap();
+    assert_eq!(repeat["refresh_token"], first["refresh_token"], "{repeat}");
+    let first_access = claims(first["access_token"].as_str().unwrap());
+    let repeat_access = claims(repeat["access_token"].as_str().unwrap());
+    let lifetime =
+        |claims: &Value| claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert_eq!(lifetime(&first_access), 900);
+    assert_eq!(repeat_access["exp"], first_access["exp"]);
+    assert_eq!(repeat_access["sid"], first_access["sid"]);
+}

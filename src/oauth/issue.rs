@@ -73,12 +73,12 @@ impl Authority {
     ) -> Result<IssuedTokens, ServiceError> {
         let keys = self.keys.current();
         let signer = keys.signer();
-        let access = access_claims(
-            grant,
-            &self.issuer,
-            now,
-            now + self.tokens.access_ttl as i64,
-        );
+        // A generation's access token expires when recorded with it (its family's feed event is
+        // kept until then), also when a repeat re-signs it on a replica with another lifetime.
+        let expires_at = family
+            .and_then(|family| family.current.access_expires_at)
+            .unwrap_or(now + self.tokens.access_ttl as i64);
+        let access = access_claims(grant, &self.issuer, now, expires_at);
         let expires_in = u64::try_from(access.exp - now).unwrap_or(0);
         let access_token = sign(signer, TokenKind::Access, &access)?;
         let refresh_token = match family {
