@@ -60,7 +60,7 @@ fn rotation(fam: &str, presented: &str, successor: &str, expires_at: UnixTime) -
             jti: tid(successor),
             issued_at: now(),
             expires_at,
-            access_expires_at: None,
+            access_lifetime: None,
         },
         now_ms: now() * 1000,
         grace_ms: 5_000,

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use latchkey::domain::{ClientId, GrantType, Scope, TokenId, UnixTime, Username};
 use latchkey::store::embedded::{DB_FILE, EmbeddedStore, SCHEMA_VERSION};
 use latchkey::store::{
-    AttemptRule, ClientKeys, ClientRead, ClientRecord, Family, RefreshGeneration, Reservation,
-    RevocationEvent, Rotation, RotationOutcome, SharedStore, Store, StoreError, StoreResult,
-    Subject, SubjectKind, UserCutOffs, UserRecord, failure_count, failure_counts,
+    AttemptRule, ClientKeys, ClientRead, ClientRecord, FAMILY_EVENT_MARGIN, Family,
+    RefreshGeneration, Reservation, RevocationEvent, Rotation, RotationOutcome, SharedStore, Store,
+    StoreError, StoreResult, Subject, SubjectKind, UserCutOffs, UserRecord, failure_count,
+    failure_counts,
 };
 
 type Guard = Box<dyn Any + Send>;
@@ -182,10 +183,10 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
-            async fn a_family_stored_without_an_access_expiry_stays_in_the_feed_as_long_as_its_refresh_token(
+            async fn a_family_stored_without_an_access_lifetime_stays_in_the_feed_as_long_as_its_refresh_token(
             ) -> StoreResult<()> {
                 let (store, _guard) = $open.await;
-                contract::a_family_stored_without_an_access_expiry_stays_in_the_feed_as_long_as_its_refresh_token(
+                contract::a_family_stored_without_an_access_lifetime_stays_in_the_feed_as_long_as_its_refresh_token(
                     &*store,
                 )
                 .await
@@ -402,7 +403,7 @@ mod fixtures {
             jti: tid(jti),
             issued_at,
             expires_at: issued_at + HOUR,
-            access_expires_at: Some(issued_at + ACCESS_TTL),
+            access_lifetime: Some(ACCESS_TTL),
         }
     }
 

@@ -35,7 +35,7 @@ impl Authority {
             issued_at: now,
             expires_at: now + self.tokens.refresh_ttl as i64,
             // `issue` signs the generation's access token at its `issued_at`.
-            access_expires_at: Some(now + self.tokens.access_ttl as i64),
+            access_lifetime: Some(self.tokens.access_ttl as i64),
         }
     }
 
@@ -73,11 +73,14 @@ impl Authority {
     ) -> Result<IssuedTokens, ServiceError> {
         let keys = self.keys.current();
         let signer = keys.signer();
-        // A generation's access token expires when recorded with it (its family's feed event is
-        // kept until then), also when a repeat re-signs it on a replica with another lifetime.
-        let expires_at = family
-            .and_then(|family| family.current.access_expires_at)
-            .unwrap_or(now + self.tokens.access_ttl as i64);
+        // No longer than the family has recorded (its feed event is kept that long after the
+        // generation's `issued_at`), also when a repeat re-signs the generation's tokens on a
+        // replica with a longer lifetime.
+        let lifetime = self.tokens.access_ttl as i64;
+        let lifetime = family
+            .and_then(|family| family.current.access_lifetime)
+            .map_or(lifetime, |recorded| recorded.min(lifetime));
+        let expires_at = now + lifetime;
         let access = access_claims(grant, &self.issuer, now, expires_at);
         let expires_in = u64::try_from(access.exp - now).unwrap_or(0);
         let access_token = sign(signer, TokenKind::Access, &access)?;

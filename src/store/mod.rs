@@ -92,12 +92,30 @@ pub struct RefreshGeneration {
     pub jti: TokenId,
     pub issued_at: UnixTime,
     pub expires_at: UnixTime,
-    /// The `exp` of the access token issued with this generation. Access tokens (and tokens
-    /// exchanged from them) are the only ones that carry the family's `sid` to resource
-    /// servers, so a revoked family's feed event is kept until then, not for the refresh
-    /// token's weeks. Families stored before it was recorded have none.
+    /// The longest lifetime, in seconds, of the access tokens issued in the family up to this
+    /// generation. Access tokens (and tokens exchanged from them) are the only ones that carry
+    /// the family's `sid` to resource servers, so a revoked family's feed event is kept until
+    /// the last of them can have expired, not for the refresh token's weeks.
+    ///
+    /// A lifetime rather than a time, and the longest rather than the last: it stays right when
+    /// replicas run with different `tokens.access_ttl` (a change rolling out), and when a
+    /// replica of an older version rotates the family (it moves `issued_at` and leaves this).
+    /// `None` (a family stored before it was recorded) is never replaced by a number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access_expires_at: Option<UnixTime>,
+    pub access_lifetime: Option<i64>,
+}
+
+/// How long a session's feed event outlasts its access tokens: room for the verifiers' clock
+/// leeway, for replicas whose clocks differ, and for a follower that asks a little late.
+pub const FAMILY_EVENT_MARGIN: i64 = 300;
+
+impl RefreshGeneration {
+    /// The lifetime to record for `successor` when it replaces `self` (see `access_lifetime`).
+    pub fn successor_access_lifetime(&self, successor: &RefreshGeneration) -> Option<i64> {
+        self.access_lifetime
+            .zip(successor.access_lifetime)
+            .map(|(before, now)| before.max(now))
+    }
 }
 
 /// A refresh-token family: the chain of refresh tokens that descend from one login.
@@ -118,13 +136,19 @@ pub struct Family {
 }
 
 impl Family {
-    /// Until when the feed event of this family's revocation matters: until the last access
-    /// token issued in it expires (the refresh token's expiry for families stored without it).
+    /// Until when the feed event of this family's revocation matters: until every access
+    /// token issued in it has expired, with [`FAMILY_EVENT_MARGIN`] (the refresh token's
+    /// expiry for families stored without a lifetime).
     pub fn feed_expires_at(&self) -> UnixTime {
         let current = &self.current;
         current
-            .access_expires_at
-            .map_or(current.expires_at, |access| access.min(current.expires_at))
+            .access_lifetime
+            .map_or(current.expires_at, |lifetime| {
+                current
+                    .issued_at
+                    .saturating_add(lifetime)
+                    .saturating_add(FAMILY_EVENT_MARGIN)
+            })
     }
 }
 

@@ -69,7 +69,7 @@ pub async fn a_repeat_after_the_grace_window_is_reuse_and_revokes_the_family(
     // Kept as long as the last access token, which carries the family's `sid`.
     let expected = RevocationEvent::Family {
         fam: "fam".to_owned(),
-        exp: first.successor.issued_at + ACCESS_TTL,
+        exp: first.successor.issued_at + ACCESS_TTL + FAMILY_EVENT_MARGIN,
     };
     assert_eq!(all_events(store, now).await?, [expected]);
 
@@ -180,39 +180,47 @@ pub async fn a_revoked_family_leaves_the_feed_when_its_last_access_token_expires
     store: &dyn Store,
 ) -> StoreResult<()> {
     let now = now();
-    store.create_family(&family("fam", "rt1", now)).await?;
+    // The first generation's access token was issued by a replica with a longer lifetime.
+    let mut first = family("fam", "rt1", now);
+    first.current.access_lifetime = Some(3 * ACCESS_TTL);
+    store.create_family(&first).await?;
     let rotated = rotation("fam", "rt1", "rt2", now * 1000, GRACE_MS);
     expect_outcome("rotated", store.rotate_refresh(&rotated).await?);
     assert!(store.revoke_family(&tid("fam"), now).await?);
 
-    // The access token issued with the last rotation is the last to carry the family's `sid`.
-    let last_access = rotated.successor.issued_at + ACCESS_TTL;
+    // Access tokens carry the family's `sid`; the longest lifetime among them counts, from the
+    // last generation's issue, with the margin for verifiers' leeway.
+    let until = rotated.successor.issued_at + 3 * ACCESS_TTL + FAMILY_EVENT_MARGIN;
     let event = RevocationEvent::Family {
         fam: "fam".to_owned(),
-        exp: last_access,
+        exp: until,
     };
     assert_eq!(all_events(store, now).await?, std::slice::from_ref(&event));
-    assert_eq!(all_events(store, last_access).await?, [event]);
+    assert_eq!(all_events(store, until).await?, [event]);
     assert!(
-        all_events(store, last_access + 1).await?.is_empty(),
-        "gone once no token of the family can be live, weeks before its refresh token expires"
+        all_events(store, until + 1).await?.is_empty(),
+        "gone once no token of the family can be live, long before its refresh token expires"
     );
     Ok(())
 }
 
-pub async fn a_family_stored_without_an_access_expiry_stays_in_the_feed_as_long_as_its_refresh_token(
+pub async fn a_family_stored_without_an_access_lifetime_stays_in_the_feed_as_long_as_its_refresh_token(
     store: &dyn Store,
 ) -> StoreResult<()> {
     let now = now();
     let mut older = family("fam", "rt1", now);
-    older.current.access_expires_at = None;
+    older.current.access_lifetime = None;
     store.create_family(&older).await?;
+    // A rotation by a replica that records lifetimes cannot know the earlier tokens' ones.
+    let rotated = rotation("fam", "rt1", "rt2", now * 1000, GRACE_MS);
+    expect_outcome("rotated", store.rotate_refresh(&rotated).await?);
     assert!(store.revoke_family(&tid("fam"), now).await?);
     let event = RevocationEvent::Family {
         fam: "fam".to_owned(),
-        exp: older.current.expires_at,
+        exp: rotated.successor.expires_at,
     };
-    assert_eq!(all_events(store, now + ACCESS_TTL + 1).await?, [event]);
+    let after_every_access_token = now + 3 * HOUR / 4;
+    assert_eq!(all_events(store, after_every_access_token).await?, [event]);
     Ok(())
 }
 
@@ -227,7 +235,7 @@ pub async fn revoking_a_family_reports_true_once_then_false(store: &dyn Store) -
     assert!(stored.revoked);
     let expected = RevocationEvent::Family {
         fam: "fam".to_owned(),
-        exp: now + ACCESS_TTL,
+        exp: now + ACCESS_TTL + FAMILY_EVENT_MARGIN,
     };
     assert_eq!(
         all_events(store, now).await?,

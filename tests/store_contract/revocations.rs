@@ -74,7 +74,7 @@ pub async fn the_feed_pages_through_events_in_order_with_cursors(
         },
         RevocationEvent::Family {
             fam: "fam".to_owned(),
-            exp: now + ACCESS_TTL,
+            exp: now + ACCESS_TTL + FAMILY_EVENT_MARGIN,
         },
     ];
 

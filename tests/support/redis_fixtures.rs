@@ -29,7 +29,7 @@ pub fn family(id: &str, jti: &str, expires_at: UnixTime) -> Family {
             jti: tid(jti),
             issued_at: now(),
             expires_at,
-            access_expires_at: None,
+            access_lifetime: None,
         },
         previous: None,
         rotated_at_ms: None,

@@ -33,8 +33,8 @@ pub struct FamilyRevoked {
     /// The family id, as in the `sid` claim of the session's access tokens.
     pub fam: String,
     /// Unix seconds after which no access token of the session can be live (the last one
-    /// issued in it expires then); the event leaves the feed then. Its refresh tokens never
-    /// reach a resource server.
+    /// issued in it has expired, with five minutes to spare for clock leeway); the event leaves
+    /// the feed then. Its refresh tokens never reach a resource server.
     pub exp: i64,
 }
 

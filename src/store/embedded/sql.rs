@@ -337,7 +337,11 @@ pub(super) fn rotate(tx: &Transaction<'_>, rotation: &Rotation) -> StoreResult<R
     if rotation.presented == family.current.jti {
         family.previous = Some(rotation.presented.clone());
         family.rotated_at_ms = Some(rotation.now_ms);
+        let access_lifetime = family
+            .current
+            .successor_access_lifetime(&rotation.successor);
         family.current = rotation.successor.clone();
+        family.current.access_lifetime = access_lifetime;
         save_family(tx, &family)?;
         return Ok(RotationOutcome::Rotated(family));
     }

@@ -19,8 +19,8 @@ pub(super) fn family_fields(family: &Family) -> Vec<(&'static str, String)> {
         ("exp", family.current.expires_at.to_string()),
         ("rev", if family.revoked { "1" } else { "0" }.to_owned()),
     ];
-    if let Some(access_expires_at) = family.current.access_expires_at {
-        fields.push(("aexp", access_expires_at.to_string()));
+    if let Some(access_lifetime) = family.current.access_lifetime {
+        fields.push(("attl", access_lifetime.to_string()));
     }
     if let Some(previous) = &family.previous {
         fields.push(("prev", previous.as_str().to_owned()));
@@ -57,8 +57,8 @@ pub(super) fn family_from_pairs(pairs: &[String]) -> Op<Family> {
             jti: TokenId::from_trusted(text("jti")?),
             issued_at: number("iat")?,
             expires_at: number("exp")?,
-            access_expires_at: match map.get("aexp") {
-                Some(_) => Some(number("aexp")?),
+            access_lifetime: match map.get("attl") {
+                Some(_) => Some(number("attl")?),
                 None => None,
             },
         },
@@ -126,7 +126,7 @@ mod tests {
                 jti: TokenId::from_trusted("j2"),
                 issued_at: 1_700_000_000,
                 expires_at: i64::MAX,
-                access_expires_at: Some(1_700_000_900),
+                access_lifetime: Some(900),
             },
             previous: Some(TokenId::from_trusted("j1")),
             rotated_at_ms: Some(1_700_000_000_123),

@@ -60,8 +60,8 @@ impl RedisStore {
                 .arg(ttl)
                 .arg(
                     successor
-                        .access_expires_at
-                        .map(|at| at.to_string())
+                        .access_lifetime
+                        .map(|lifetime| lifetime.to_string())
                         .unwrap_or_default(),
                 )
                 .invoke_async(&mut conn)

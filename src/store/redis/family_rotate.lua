@@ -6,7 +6,8 @@
 -- ARGV[3] successor issued_at    ARGV[4] successor expires_at
 -- ARGV[5] now, Unix ms           ARGV[6] now, Unix s (floor of ARGV[5] / 1000)
 -- ARGV[7] grace window, ms       ARGV[8] TTL in seconds for the rotated family
--- ARGV[9] successor's access-token expiry, Unix s ('' when not known)
+-- ARGV[9] successor's access-token lifetime, s ('' when not known): the family keeps the longest
+--         it has seen, and none once one was not known (`RefreshGeneration::access_lifetime`)
 -- Returns { outcome, field, value, ... } with outcome one of
 --   'inactive'       unknown, revoked or expired family (no fields)
 --   'inactive_owed'  revoked family whose feed event was never confirmed (fields follow)
@@ -34,10 +35,10 @@ end
 if ARGV[1] == family['jti'] then
   redis.call('HSET', key, 'prev', ARGV[1], 'rot', ARGV[5], 'jti', ARGV[2], 'iat', ARGV[3],
     'exp', ARGV[4])
-  if ARGV[9] == '' then
-    redis.call('HDEL', key, 'aexp')
-  else
-    redis.call('HSET', key, 'aexp', ARGV[9])
+  if ARGV[9] == '' or family['attl'] == nil then
+    redis.call('HDEL', key, 'attl')
+  elseif tonumber(ARGV[9]) > tonumber(family['attl']) then
+    redis.call('HSET', key, 'attl', ARGV[9])
   end
   redis.call('EXPIRE', key, ARGV[8])
   return { 'rotated', unpack(redis.call('HGETALL', key)) }
