@@ -301,6 +301,44 @@ async fn a_revocation_whose_feed_event_was_lost_gets_it_on_the_next_attempt() ->
     Ok(())
 }
 
+/// A replica of an older version rotates a family without a word about access lifetimes, and
+/// its tokens may have lived longer than the one recorded for the earlier generation.
+#[tokio::test]
+async fn after_a_rotation_by_an_older_version_a_session_event_lasts_as_its_refresh_token()
+-> StoreResult<()> {
+    let server = RedisServer::start();
+    let store = open(&server.url(), "lk:", Duration::from_secs(60)).await;
+    let now = now();
+    let mut created = family("fam", "rt1", now + HOUR);
+    created.current.access_lifetime = Some(300);
+    store.create_family(&created).await?;
+    // What the older rotation script writes.
+    let (rotated_at, iat, exp) = ((now * 1000).to_string(), now.to_string(), now + 2 * HOUR);
+    let exp_text = exp.to_string();
+    let reply = server.command(&[
+        "HSET",
+        "lk:family:{fam}",
+        "prev",
+        "rt1",
+        "rot",
+        &rotated_at,
+        "jti",
+        "rt2",
+        "iat",
+        &iat,
+        "exp",
+        &exp_text,
+    ]);
+    assert!(reply.is_some(), "the hash was written");
+    assert!(store.revoke_family(&tid("fam"), now).await?);
+    let expected = RevocationEvent::Family {
+        fam: "fam".to_owned(),
+        exp,
+    };
+    assert_eq!(feed_events(&store, now).await?, [expected]);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_token_revocation_whose_feed_event_failed_gets_it_when_repeated() -> StoreResult<()> {
     let server = RedisServer::start();

@@ -97,10 +97,10 @@ pub struct RefreshGeneration {
     /// the family's `sid` to resource servers, so a revoked family's feed event is kept until
     /// the last of them can have expired, not for the refresh token's weeks.
     ///
-    /// A lifetime rather than a time, and the longest rather than the last: it stays right when
-    /// replicas run with different `tokens.access_ttl` (a change rolling out), and when a
-    /// replica of an older version rotates the family (it moves `issued_at` and leaves this).
-    /// `None` (a family stored before it was recorded) is never replaced by a number.
+    /// The longest rather than the last, so that it stays right while replicas run with
+    /// different `tokens.access_ttl` (a change rolling out). `None` (a family stored before it
+    /// was recorded, or rotated since by a replica of such a version) is never replaced by a
+    /// number: the tokens issued before are not known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_lifetime: Option<i64>,
 }

@@ -21,6 +21,7 @@ pub(super) fn family_fields(family: &Family) -> Vec<(&'static str, String)> {
     ];
     if let Some(access_lifetime) = family.current.access_lifetime {
         fields.push(("attl", access_lifetime.to_string()));
+        fields.push(("ajti", family.current.jti.as_str().to_owned()));
     }
     if let Some(previous) = &family.previous {
         fields.push(("prev", previous.as_str().to_owned()));
@@ -57,9 +58,10 @@ pub(super) fn family_from_pairs(pairs: &[String]) -> Op<Family> {
             jti: TokenId::from_trusted(text("jti")?),
             issued_at: number("iat")?,
             expires_at: number("exp")?,
+            // Only for the generation it was recorded with (see `family_rotate.lua`).
             access_lifetime: match map.get("attl") {
-                Some(_) => Some(number("attl")?),
-                None => None,
+                Some(_) if map.get("ajti") == map.get("jti") => Some(number("attl")?),
+                _ => None,
             },
         },
         previous: map.get("prev").map(|p| TokenId::from_trusted(*p)),

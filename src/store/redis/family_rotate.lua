@@ -35,10 +35,19 @@ end
 if ARGV[1] == family['jti'] then
   redis.call('HSET', key, 'prev', ARGV[1], 'rot', ARGV[5], 'jti', ARGV[2], 'iat', ARGV[3],
     'exp', ARGV[4])
-  if ARGV[9] == '' or family['attl'] == nil then
-    redis.call('HDEL', key, 'attl')
-  elseif tonumber(ARGV[9]) > tonumber(family['attl']) then
-    redis.call('HSET', key, 'attl', ARGV[9])
+  -- 'ajti' names the generation 'attl' was recorded for: a replica of an older version rotates
+  -- without either, and the tokens it issued may have lived longer.
+  local attl = family['attl']
+  if family['ajti'] ~= family['jti'] then
+    attl = nil
+  end
+  if ARGV[9] == '' or attl == nil then
+    redis.call('HDEL', key, 'attl', 'ajti')
+  else
+    if tonumber(ARGV[9]) > tonumber(attl) then
+      attl = ARGV[9]
+    end
+    redis.call('HSET', key, 'attl', attl, 'ajti', ARGV[2])
   end
   redis.call('EXPIRE', key, ARGV[8])
   return { 'rotated', unpack(redis.call('HGETALL', key)) }
