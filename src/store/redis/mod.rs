@@ -28,7 +28,9 @@
 //!
 //! Family hash fields: `id sub cid scope aud jti iat exp` (the current generation is `jti iat
 //! exp`), `prev` and `rot` (the replaced jti and when, in ms) once rotated, `rev` (`1` when
-//! revoked) and `feed` (`owed` while a revocation's feed event is unconfirmed).
+//! revoked), `feed` (`owed` while a revocation's feed event is unconfirmed), and `attl` with
+//! `ajti` (the longest access-token lifetime issued in the family, valid while `ajti` is the
+//! current `jti`; see `RefreshGeneration::access_lifetime`).
 //!
 //! Numbers are stored as decimal strings and compared in Lua with `tonumber`; Lua never formats
 //! a number back into a stored field, so no value loses precision.
