@@ -1,9 +1,15 @@
 //! Logging: one tracing subscriber, JSON for machines and pretty text for terminals.
 
+mod lines;
+
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use lines::JsonLines;
 
 use crate::configuration::{LogFormat, LogSettings};
 
@@ -35,22 +41,20 @@ pub fn init(settings: &LogSettings, output: Output) {
         Output::Stdout => BoxMakeWriter::new(std::io::stdout),
         Output::Stderr => BoxMakeWriter::new(std::io::stderr),
     };
-    let _ = if json {
-        // json-subscriber writes the same lines as tracing-subscriber's JSON format, but keeps
-        // each span's fields serialized once instead of re-parsing them for every line: the
-        // access line is on every request's path. The current span carries the request id; the
-        // list of all open spans would repeat it on every line.
-        json_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(writer())
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+    // An error means a subscriber is installed already: the first stays.
+    if json {
+        // Written by hand for the hot path (see `lines`). Each line names its innermost span,
+        // which carries the request id.
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(JsonLines::new(writer()))
             .try_init()
+            .ok();
     } else {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(writer())
             .try_init()
-    };
+            .ok();
+    }
 }
