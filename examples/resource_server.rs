@@ -109,7 +109,8 @@ async fn connect(issuer: &str, audience: &str) -> Result<Verifier, latchkey_veri
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    json_subscriber::fmt()
+    tracing_subscriber::fmt()
+        .json()
         .flatten_event(true)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
