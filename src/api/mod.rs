@@ -3,6 +3,7 @@
 mod account;
 mod admin;
 mod authorize;
+mod direct_json;
 mod document;
 pub mod errors;
 mod examples;

@@ -8,8 +8,9 @@ use poem_openapi::auth::Basic;
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::types::Example;
 use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi, SecurityScheme};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use super::direct_json::DirectJson;
 use super::errors::{
     Answer, ApiError, BODY_TOO_LARGE, ErrorDoc, ErrorHeader, INTERNAL, INVALID_CLIENT, THROTTLED,
     UNAVAILABLE, error_list, unavailable_after_change,
@@ -107,7 +108,7 @@ pub enum TokenBody {
 }
 
 /// A successful token response (RFC 6749 §5.1).
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 #[oai(example)]
 pub struct TokenIssued {
     /// An RS256 JWT access token (RFC 9068).
@@ -118,15 +119,18 @@ pub struct TokenIssued {
     pub expires_in: u64,
     /// A rotating refresh token, for grants that issue one (never for token exchange).
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     /// The granted scope.
     pub scope: String,
     /// An OpenID Connect ID token (`authorization_code` with scope `openid`): RS256, `aud` the
     /// client id, with `nonce`, `auth_time` and `sid`.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
     /// For token exchange (RFC 8693 §2.2.1): `urn:ietf:params:oauth:token-type:access_token`.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_token_type: Option<String>,
 }
 
@@ -149,7 +153,7 @@ pub enum TokenResponse {
     /// Tokens issued. Never cached (`Cache-Control: no-store`, `Pragma: no-cache`).
     #[oai(status = 200)]
     Ok(
-        Json<TokenIssued>,
+        DirectJson<TokenIssued>,
         /// `no-store`.
         #[oai(header = "Cache-Control")]
         String,
@@ -465,7 +469,7 @@ impl OAuthApi {
         };
         let issued = self.authority.exchange(request, now_ms()).await?;
         Ok(TokenResponse::Ok(
-            Json(TokenIssued {
+            DirectJson(TokenIssued {
                 access_token: issued.access_token,
                 token_type: "Bearer".into(),
                 expires_in: issued.expires_in,
