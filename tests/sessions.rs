@@ -90,6 +90,44 @@ async fn a_repeat_inside_the_grace_window_gets_the_same_successor() {
 }
 
 #[tokio::test]
+async fn a_repeat_says_how_long_its_access_token_has_left_not_its_whole_lifetime() {
+    let app = TestApp::spawn().await;
+    app.with_user_and_web_client().await;
+    let first = app.login().await;
+    let a: Value = app
+        .refresh(str_of(&first, "refresh_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (_, claims) = decode_jwt(str_of(&a, "access_token"));
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
+    assert_eq!(a["expires_in"], exp - iat);
+    // Two seconds on the clock after the first answer, well inside the 5 s grace window.
+    while latchkey::domain::now() < iat + 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let b: Value = app
+        .refresh(str_of(&first, "refresh_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["refresh_token"], b["refresh_token"], "a repeat");
+    let (_, repeated) = decode_jwt(str_of(&b, "access_token"));
+    assert_eq!(repeated["exp"], exp, "dated as the first answer");
+    let left = b["expires_in"].as_i64().unwrap();
+    let now = latchkey::domain::now();
+    assert!(
+        (exp - now..=exp - iat - 2).contains(&left),
+        "expires_in {left} for a token expiring at {exp}, answered at {now}"
+    );
+}
+
+#[tokio::test]
 async fn reuse_after_the_grace_window_revokes_the_whole_family() {
     let app = TestApp::spawn_with(|s| s.tokens.refresh_grace = 0).await;
     app.with_user_and_web_client().await;

@@ -115,7 +115,9 @@ pub struct TokenIssued {
     pub access_token: String,
     /// Always `Bearer`.
     pub token_type: String,
-    /// Lifetime of the access token in seconds.
+    /// Seconds the access token has left when answered: its lifetime, less the time since it
+    /// was dated (when the credentials were read; for a refresh repeated within the grace
+    /// window, when the first answer was issued).
     pub expires_in: u64,
     /// A rotating refresh token, for grants that issue one (never for token exchange).
     #[oai(skip_serializing_if_is_none)]

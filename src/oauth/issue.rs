@@ -82,7 +82,9 @@ impl Authority {
             .map_or(lifetime, |recorded| recorded.min(lifetime));
         let expires_at = now + lifetime;
         let access = access_claims(grant, &self.issuer, now, expires_at);
-        let expires_in = u64::try_from(access.exp - now).unwrap_or(0);
+        // What is left when answered: tokens are dated when the credentials were read (before
+        // a password check that may have queued), and a repeat re-signs its first answer's.
+        let expires_in = u64::try_from(access.exp - crate::domain::now().max(now)).unwrap_or(0);
         let access_token = sign(signer, TokenKind::Access, &access)?;
         let refresh_token = match family {
             Some(family) => {
