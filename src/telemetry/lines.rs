@@ -18,6 +18,7 @@ use std::time::SystemTime;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
@@ -79,17 +80,21 @@ where
                 .make_writer_for(event.metadata())
                 .write_all(line);
         };
-        // A value whose formatting logs something itself finds the buffer taken: it gets one of
-        // its own.
-        BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+        // A value whose formatting logs something itself finds the buffer taken, and a thread
+        // that is exiting has none left: either gets a buffer of its own.
+        let kept = BUFFER.try_with(|buffer| match buffer.try_borrow_mut() {
             Ok(mut line) => {
                 write(&mut line);
                 if line.capacity() > KEPT_BUFFER {
                     *line = Vec::new();
                 }
+                true
             }
-            Err(_) => write(&mut Vec::new()),
+            Err(_) => false,
         });
+        if kept != Ok(true) {
+            write(&mut Vec::new());
+        }
     }
 }
 
@@ -98,7 +103,11 @@ fn format_line<S>(line: &mut Vec<u8>, event: &Event<'_>, ctx: &Context<'_, S>, a
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let metadata = event.metadata();
+    // A record of the `log` crate arrives with target `log` and its own target among its
+    // fields: the line names the record's.
+    let normalized = event.normalized_metadata();
+    let from_log = normalized.is_some();
+    let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
     line.extend_from_slice(b"{\"level\":\"");
     line.extend_from_slice(metadata.level().as_str().as_bytes());
     line.push(b'"');
@@ -114,7 +123,9 @@ where
     line.extend_from_slice(b",\"timestamp\":\"");
     let _ = write!(line, "{}", humantime::format_rfc3339_micros(at));
     line.push(b'"');
-    event.record(&mut Members::new(line));
+    let mut members = Members::new(line);
+    members.skip_log_fields = from_log;
+    event.record(&mut members);
     line.extend_from_slice(b"}\n");
 }
 
@@ -129,6 +140,8 @@ struct Members<'a> {
     out: &'a mut Vec<u8>,
     /// For values formatted by `Debug` or `Display` before they are escaped.
     scratch: String,
+    /// Whether to leave out the `log.*` fields by which a `log` record names its origin.
+    skip_log_fields: bool,
 }
 
 impl<'a> Members<'a> {
@@ -136,11 +149,16 @@ impl<'a> Members<'a> {
         Members {
             out,
             scratch: String::new(),
+            skip_log_fields: false,
         }
     }
 
-    fn key(&mut self, field: &Field) {
+    /// Writes the member's key; `false` when the field is left out.
+    fn key(&mut self, field: &Field) -> bool {
         let name = field.name();
+        if self.skip_log_fields && name.starts_with("log.") {
+            return false;
+        }
         self.out.extend_from_slice(b",\"");
         if RESERVED.contains(&name) {
             self.out.extend_from_slice(b"fields.");
@@ -148,25 +166,30 @@ impl<'a> Members<'a> {
         // Field names are Rust identifiers (or dotted paths of them): nothing to escape.
         self.out.extend_from_slice(name.as_bytes());
         self.out.extend_from_slice(b"\":");
+        true
     }
 
     fn formatted(&mut self, field: &Field, value: fmt::Arguments<'_>) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         self.scratch.clear();
         let _ = self.scratch.write_fmt(value);
         push_str(self.out, &self.scratch);
     }
 
     fn number(&mut self, field: &Field, value: impl fmt::Display) {
-        self.key(field);
-        let _ = write!(self.out, "{value}");
+        if self.key(field) {
+            let _ = write!(self.out, "{value}");
+        }
     }
 }
 
 impl Visit for Members<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.key(field);
-        push_str(self.out, value);
+        if self.key(field) {
+            push_str(self.out, value);
+        }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
@@ -200,9 +223,8 @@ impl Visit for Members<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         if value.is_finite() {
             self.number(field, value);
-        } else {
+        } else if self.key(field) {
             // JSON has no NaN or infinity.
-            self.key(field);
             self.out.extend_from_slice(b"null");
         }
     }
@@ -334,6 +356,22 @@ mod tests {
         assert_eq!(lines[0]["bad"], Value::Null);
         assert_eq!(lines[0]["big"].as_u64(), Some(u64::MAX));
         assert_eq!(lines[0]["error"], "disk on fire");
+    }
+
+    #[test]
+    fn a_record_of_the_log_crate_is_a_line_under_its_own_target() {
+        // Process-wide, as the service sets it up (each test runs in a process of its own).
+        let _ = tracing_log::LogTracer::init();
+        let lines = lines(|| tracing_log::log::warn!(target: "rustls::conn", "peer sent {}", 3));
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["target"], "rustls::conn");
+        assert_eq!(lines[0]["level"], "WARN");
+        assert_eq!(lines[0]["message"], "peer sent 3");
+        let names: Vec<&String> = lines[0].as_object().unwrap().keys().collect();
+        assert!(
+            names.iter().all(|name| !name.starts_with("log.")),
+            "{names:?}"
+        );
     }
 
     #[test]
