@@ -21,6 +21,11 @@ fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{key} in {value}"))
 }
 
+/// The JSON answer to a refresh with `token`.
+async fn refreshed(app: &TestApp, token: &str) -> Value {
+    app.refresh(token).await.json().await.unwrap()
+}
+
 async fn introspector(app: &TestApp) -> String {
     app.add_client("rs", false, &[GrantType::ClientCredentials], &[], &[])
         .await
@@ -71,18 +76,8 @@ async fn a_repeat_inside_the_grace_window_gets_the_same_successor() {
     let app = TestApp::spawn().await;
     app.with_user_and_web_client().await;
     let first = app.login().await;
-    let a: Value = app
-        .refresh(str_of(&first, "refresh_token"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let b: Value = app
-        .refresh(str_of(&first, "refresh_token"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let a = refreshed(&app, str_of(&first, "refresh_token")).await;
+    let b = refreshed(&app, str_of(&first, "refresh_token")).await;
     assert_eq!(a["refresh_token"], b["refresh_token"]);
     // The successor is live and rotates normally.
     let c = app.refresh(str_of(&a, "refresh_token")).await;
@@ -94,12 +89,7 @@ async fn a_repeat_says_how_long_its_access_token_has_left_not_its_whole_lifetime
     let app = TestApp::spawn().await;
     app.with_user_and_web_client().await;
     let first = app.login().await;
-    let a: Value = app
-        .refresh(str_of(&first, "refresh_token"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let a = refreshed(&app, str_of(&first, "refresh_token")).await;
     let (_, claims) = decode_jwt(str_of(&a, "access_token"));
     let (iat, exp) = (
         claims["iat"].as_i64().unwrap(),
@@ -110,12 +100,7 @@ async fn a_repeat_says_how_long_its_access_token_has_left_not_its_whole_lifetime
     while latchkey::domain::now() < iat + 2 {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let b: Value = app
-        .refresh(str_of(&first, "refresh_token"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let b = refreshed(&app, str_of(&first, "refresh_token")).await;
     assert_eq!(a["refresh_token"], b["refresh_token"], "a repeat");
     let (_, repeated) = decode_jwt(str_of(&b, "access_token"));
     assert_eq!(repeated["exp"], exp, "dated as the first answer");
@@ -132,12 +117,7 @@ async fn reuse_after_the_grace_window_revokes_the_whole_family() {
     let app = TestApp::spawn_with(|s| s.tokens.refresh_grace = 0).await;
     app.with_user_and_web_client().await;
     let first = app.login().await;
-    let second: Value = app
-        .refresh(str_of(&first, "refresh_token"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let second = refreshed(&app, str_of(&first, "refresh_token")).await;
     let reuse = app.refresh(str_of(&first, "refresh_token")).await;
     let body = assert_oauth_error(reuse, 400, "invalid_grant").await;
     assert!(
@@ -224,12 +204,7 @@ async fn revoking_a_refresh_token_revokes_its_family_and_the_family_s_access_tok
     app.with_user_and_web_client().await;
     let secret = introspector(&app).await;
     let first = app.login().await;
-    let second: Value = app
-        .refresh(str_of(&first, "refresh_token"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let second = refreshed(&app, str_of(&first, "refresh_token")).await;
     let response = app
         .post_form(
             "/oauth/revoke",
@@ -421,12 +396,7 @@ async fn a_rotated_refresh_token_is_inactive_once_its_grace_window_has_passed() 
     app.with_user_and_web_client().await;
     let secret = introspector(&app).await;
     let first = app.login().await;
-    let second: Value = app
-        .refresh(str_of(&first, "refresh_token"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let second = refreshed(&app, str_of(&first, "refresh_token")).await;
     assert_eq!(
         introspect(&app, &secret, str_of(&first, "refresh_token")).await["active"],
         false
