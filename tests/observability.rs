@@ -372,6 +372,15 @@ async fn every_log_line_of_a_request_carries_its_request_id_and_the_response_say
     assert_eq!(access["level"], "INFO");
 
     let logs = service.logs().to_vec();
+    // Every line is one JSON object (the harness keeps any other line as a string).
+    for line in &logs {
+        assert!(
+            ["level", "target", "timestamp"]
+                .iter()
+                .all(|member| line[member].is_string()),
+            "{line}"
+        );
+    }
     let failed_login = lines_of(&logs, "trace-4711.a:b");
     let targets: Vec<&str> = failed_login
         .iter()

@@ -3,18 +3,43 @@
 //! poem-openapi's `Json` turns a value into a `serde_json::Value` tree and then writes the tree:
 //! for the token answer, which carries one or two JWTs of a kilobyte, that is two copies of
 //! every token and a map per answer on the path of every grant. `DirectJson` documents the same
-//! schema (the type's `Object` derive) and writes with the type's `Serialize` derive; a test of
-//! each type so answered checks that both give the same JSON.
+//! schema (the type's `Object` derive) and writes with the type's `Serialize` derive; debug
+//! builds check every answer against what the schema's own writer gives.
+
+use std::marker::PhantomData;
 
 use poem::{IntoResponse, Response};
 use poem_openapi::payload::Payload;
 use poem_openapi::registry::{MetaSchemaRef, Registry};
-use poem_openapi::types::Type;
+use poem_openapi::types::{ToJSON, Type};
 use serde::Serialize;
 
-/// `application/json`, serialized with `serde` rather than through a `serde_json::Value`.
+use crate::error::ServiceError;
+
+/// `application/json` of a `T`, serialized with `serde` rather than through a
+/// `serde_json::Value`. Serialized when made, so that a failure is an error of the handler's
+/// (the response derive answers 200 for whatever the payload turns into).
 #[derive(Debug)]
-pub struct DirectJson<T>(pub T);
+pub struct DirectJson<T> {
+    body: Vec<u8>,
+    kind: PhantomData<T>,
+}
+
+impl<T: Serialize + ToJSON> DirectJson<T> {
+    pub fn new(value: &T) -> Result<DirectJson<T>, ServiceError> {
+        let body = serde_json::to_vec(value).map_err(|e| ServiceError::Internal(Box::new(e)))?;
+        // Every debug build (all the tests) holds each answer to what the schema writes.
+        debug_assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).ok(),
+            value.to_json(),
+            "the serde and OpenAPI views of an answer differ"
+        );
+        Ok(DirectJson {
+            body,
+            kind: PhantomData,
+        })
+    }
+}
 
 impl<T: Type> Payload for DirectJson<T> {
     const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
@@ -28,19 +53,11 @@ impl<T: Type> Payload for DirectJson<T> {
     }
 }
 
-impl<T: Type + Serialize> IntoResponse for DirectJson<T> {
+impl<T: Type> IntoResponse for DirectJson<T> {
     fn into_response(self) -> Response {
-        match serde_json::to_vec(&self.0) {
-            Ok(body) => Response::builder()
-                .content_type(Self::CONTENT_TYPE)
-                .body(body),
-            // Only a map with non-string keys or a failing `Serialize` impl can fail, and the
-            // answered types have neither.
-            Err(error) => {
-                tracing::error!(%error, "an answer could not be serialized");
-                poem::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
-            }
-        }
+        Response::builder()
+            .content_type(Self::CONTENT_TYPE)
+            .body(self.body)
     }
 }
 
@@ -73,7 +90,9 @@ mod tests {
 
     #[test]
     fn a_direct_answer_says_it_is_json() {
-        let response = DirectJson(TokenIssued::example()).into_response();
+        let response = DirectJson::new(&TokenIssued::example())
+            .unwrap()
+            .into_response();
         assert_eq!(response.status(), 200);
         assert_eq!(
             response.headers()["content-type"],

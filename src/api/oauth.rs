@@ -471,7 +471,7 @@ impl OAuthApi {
         };
         let issued = self.authority.exchange(request, now_ms()).await?;
         Ok(TokenResponse::Ok(
-            DirectJson(TokenIssued {
+            DirectJson::new(&TokenIssued {
                 access_token: issued.access_token,
                 token_type: "Bearer".into(),
                 expires_in: issued.expires_in,
@@ -479,7 +479,7 @@ impl OAuthApi {
                 scope: issued.scope.to_string(),
                 id_token: issued.id_token,
                 issued_token_type: issued.issued_token_type.map(str::to_owned),
-            }),
+            })?,
             "no-store".into(),
             "no-cache".into(),
         ))

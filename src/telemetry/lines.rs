@@ -13,7 +13,7 @@
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -23,9 +23,12 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Keys of the line itself; an event field of the same name is written as `fields.<name>`, so
-/// that no line has a member twice.
-const RESERVED: [&str; 4] = ["level", "span", "target", "timestamp"];
+/// Members of the line itself; an event field of the same name is written as
+/// `fields.<name>`, so that no line has a member twice.
+const LINE_MEMBERS: [&str; 4] = ["level", "span", "target", "timestamp"];
+
+/// Members of the `span` object that are not fields: the span's name.
+const SPAN_MEMBERS: [&str; 1] = ["name"];
 
 /// A buffer kept across lines up to this size; one that grew past it (a huge message) is let go.
 const KEPT_BUFFER: usize = 16 * 1024;
@@ -45,8 +48,44 @@ impl<W> JsonLines<W> {
     }
 }
 
-/// A span's fields, formatted as members (`"name":"request","request_id":"…"`).
-struct SpanFields(Vec<u8>);
+/// A span's fields, each value formatted as JSON, and all of them as the members of the line's
+/// `span` object (`"name":"request","request_id":"…"`).
+struct SpanFields {
+    values: SpanValues,
+    members: Vec<u8>,
+}
+
+impl SpanFields {
+    fn new(name: &str, values: SpanValues) -> SpanFields {
+        let mut fields = SpanFields {
+            values,
+            members: Vec::with_capacity(64),
+        };
+        fields.render(name);
+        fields
+    }
+
+    /// Takes `fresh` values, replacing those of fields recorded before.
+    fn update(&mut self, name: &str, fresh: SpanValues) {
+        for (field, value) in fresh.0 {
+            match self.values.0.iter_mut().find(|(known, _)| *known == field) {
+                Some((_, old)) => *old = value,
+                None => self.values.0.push((field, value)),
+            }
+        }
+        self.render(name);
+    }
+
+    fn render(&mut self, name: &str) {
+        self.members.clear();
+        self.members.extend_from_slice(b"\"name\":");
+        push_str(&mut self.members, name);
+        for (field, value) in &self.values.0 {
+            push_key(&mut self.members, field, &SPAN_MEMBERS);
+            self.members.extend_from_slice(value);
+        }
+    }
+}
 
 impl<S, W> Layer<S> for JsonLines<W>
 where
@@ -55,18 +94,20 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut members = Vec::with_capacity(64);
-        members.extend_from_slice(b"\"name\":");
-        push_str(&mut members, attrs.metadata().name());
-        attrs.record(&mut Members::new(&mut members));
-        span.extensions_mut().insert(SpanFields(members));
+        let mut values = Fields::new(SpanValues::default());
+        attrs.record(&mut values);
+        let fields = SpanFields::new(attrs.metadata().name(), values.sink);
+        span.extensions_mut().insert(fields);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut extensions = span.extensions_mut();
-        if let Some(SpanFields(members)) = extensions.get_mut::<SpanFields>() {
-            values.record(&mut Members::new(members));
+        // Formatted before the span's extensions are locked: a value whose formatting logs
+        // in this span would otherwise wait for the lock it holds.
+        let mut fresh = Fields::new(SpanValues::default());
+        values.record(&mut fresh);
+        if let Some(fields) = span.extensions_mut().get_mut::<SpanFields>() {
+            fields.update(span.name(), fresh.sink);
         }
     }
 
@@ -112,19 +153,26 @@ where
     line.extend_from_slice(metadata.level().as_str().as_bytes());
     line.push(b'"');
     if let Some(span) = ctx.event_span(event)
-        && let Some(SpanFields(members)) = span.extensions().get::<SpanFields>()
+        && let Some(fields) = span.extensions().get::<SpanFields>()
     {
         line.extend_from_slice(b",\"span\":{");
-        line.extend_from_slice(members);
+        line.extend_from_slice(&fields.members);
         line.push(b'}');
     }
     line.extend_from_slice(b",\"target\":");
     push_str(line, metadata.target());
     line.extend_from_slice(b",\"timestamp\":\"");
-    let _ = write!(line, "{}", humantime::format_rfc3339_micros(at));
+    // A clock set before 1970 (which Linux refuses) would make the formatter panic.
+    if at.duration_since(UNIX_EPOCH).is_ok() {
+        let _ = write!(line, "{}", humantime::format_rfc3339_micros(at));
+    } else {
+        line.extend_from_slice(b"1970-01-01T00:00:00.000000Z");
+    }
     line.push(b'"');
-    let mut members = Members::new(line);
-    members.skip_log_fields = from_log;
+    let mut members = Fields::new(LineMembers {
+        out: line,
+        skip_log_fields: from_log,
+    });
     event.record(&mut members);
     line.extend_from_slice(b"}\n");
 }
@@ -135,60 +183,97 @@ fn push_str(out: &mut Vec<u8>, value: &str) {
     let _ = serde_json::to_writer(out, value);
 }
 
-/// Writes the fields it visits as JSON members, each after a comma.
-struct Members<'a> {
+/// Appends `,"<field>":`: the field's name as `tracing` spells it (without the `r#` of a raw
+/// identifier), as `fields.<name>` where it would repeat one of `taken`.
+fn push_key(out: &mut Vec<u8>, field: &str, taken: &[&str]) {
+    let name = field.strip_prefix("r#").unwrap_or(field);
+    out.push(b',');
+    if taken.contains(&name) {
+        push_str(out, &format!("fields.{name}"));
+    } else if name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+    {
+        // Identifiers and dotted paths of them, as nearly every name is: nothing to escape.
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'"');
+    } else {
+        // `tracing` also takes names written as string literals.
+        push_str(out, name);
+    }
+    out.push(b':');
+}
+
+/// Where [`Fields`] puts each field's value.
+trait FieldSink {
+    /// The buffer for the value of `field`, its key written already where the sink wants one;
+    /// `None` to leave the field out.
+    fn value_of(&mut self, field: &'static str) -> Option<&mut Vec<u8>>;
+}
+
+/// An event's fields as members of its line.
+struct LineMembers<'a> {
     out: &'a mut Vec<u8>,
-    /// For values formatted by `Debug` or `Display` before they are escaped.
-    scratch: String,
     /// Whether to leave out the `log.*` fields by which a `log` record names its origin.
     skip_log_fields: bool,
 }
 
-impl<'a> Members<'a> {
-    fn new(out: &'a mut Vec<u8>) -> Members<'a> {
-        Members {
-            out,
-            scratch: String::new(),
-            skip_log_fields: false,
+impl FieldSink for LineMembers<'_> {
+    fn value_of(&mut self, field: &'static str) -> Option<&mut Vec<u8>> {
+        if self.skip_log_fields && field.starts_with("log.") {
+            return None;
         }
+        push_key(self.out, field, &LINE_MEMBERS);
+        Some(self.out)
     }
+}
 
-    /// Writes the member's key; `false` when the field is left out.
-    fn key(&mut self, field: &Field) -> bool {
-        let name = field.name();
-        if self.skip_log_fields && name.starts_with("log.") {
-            return false;
+/// A span's fields, by name, each value formatted as JSON.
+#[derive(Default)]
+struct SpanValues(Vec<(&'static str, Vec<u8>)>);
+
+impl FieldSink for SpanValues {
+    fn value_of(&mut self, field: &'static str) -> Option<&mut Vec<u8>> {
+        self.0.push((field, Vec::new()));
+        self.0.last_mut().map(|(_, value)| value)
+    }
+}
+
+/// Formats the fields it visits as JSON values into its sink.
+struct Fields<K> {
+    sink: K,
+    /// For values formatted by `Debug` or `Display` before they are escaped.
+    scratch: String,
+}
+
+impl<K: FieldSink> Fields<K> {
+    fn new(sink: K) -> Fields<K> {
+        Fields {
+            sink,
+            scratch: String::new(),
         }
-        self.out.extend_from_slice(b",\"");
-        if RESERVED.contains(&name) {
-            self.out.extend_from_slice(b"fields.");
-        }
-        // Field names are Rust identifiers (or dotted paths of them): nothing to escape.
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(b"\":");
-        true
     }
 
     fn formatted(&mut self, field: &Field, value: fmt::Arguments<'_>) {
-        if !self.key(field) {
-            return;
-        }
         self.scratch.clear();
         let _ = self.scratch.write_fmt(value);
-        push_str(self.out, &self.scratch);
+        if let Some(out) = self.sink.value_of(field.name()) {
+            push_str(out, &self.scratch);
+        }
     }
 
     fn number(&mut self, field: &Field, value: impl fmt::Display) {
-        if self.key(field) {
-            let _ = write!(self.out, "{value}");
+        if let Some(out) = self.sink.value_of(field.name()) {
+            let _ = write!(out, "{value}");
         }
     }
 }
 
-impl Visit for Members<'_> {
+impl<K: FieldSink> Visit for Fields<K> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if self.key(field) {
-            push_str(self.out, value);
+        if let Some(out) = self.sink.value_of(field.name()) {
+            push_str(out, value);
         }
     }
 
@@ -221,11 +306,10 @@ impl Visit for Members<'_> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if value.is_finite() {
-            self.number(field, value);
-        } else if self.key(field) {
-            // JSON has no NaN or infinity.
-            self.out.extend_from_slice(b"null");
+        if let Some(out) = self.sink.value_of(field.name()) {
+            // serde_json writes `1.0` as `1.0`, and NaN and infinity (which JSON lacks) as
+            // `null`.
+            let _ = serde_json::to_writer(out, &value);
         }
     }
 }
@@ -264,15 +348,20 @@ mod tests {
 
     /// The lines `log` writes, each parsed.
     fn lines(log: impl FnOnce()) -> Vec<Value> {
-        let captured = Captured::default();
-        let subscriber = tracing_subscriber::registry().with(JsonLines::new(captured.clone()));
-        tracing::subscriber::with_default(subscriber, log);
-        let bytes = captured.0.lock().unwrap().clone();
-        let text = String::from_utf8(bytes).unwrap();
+        let text = text(log);
         assert!(text.ends_with('\n'), "{text:?}");
         text.lines()
             .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
             .collect()
+    }
+
+    /// What `log` writes, as text.
+    fn text(log: impl FnOnce()) -> String {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::registry().with(JsonLines::new(captured.clone()));
+        tracing::subscriber::with_default(subscriber, log);
+        let bytes = captured.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
     }
 
     #[test]
@@ -315,6 +404,35 @@ mod tests {
             lines[1]["span"],
             json!({"name": "request", "request_id": "abc", "route": "/oauth/token"})
         );
+    }
+
+    #[test]
+    fn a_span_field_recorded_again_is_replaced_not_repeated() {
+        let text = text(|| {
+            let span = tracing::error_span!("request", route = "first", name = "field");
+            let _entered = span.enter();
+            span.record("route", "second");
+            tracing::info!("x");
+        });
+        assert_eq!(text.matches("\"route\"").count(), 1, "{text}");
+        let line: Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(
+            line["span"],
+            json!({"name": "request", "route": "second", "fields.name": "field"})
+        );
+    }
+
+    #[test]
+    fn field_names_are_written_as_tracing_spells_them_and_escaped_where_needed() {
+        let lines = lines(|| tracing::info!(r#type = "raw", "quote\"d" = 1, "x"));
+        assert_eq!(lines[0]["type"], "raw");
+        assert_eq!(lines[0]["quote\"d"], 1);
+    }
+
+    #[test]
+    fn a_whole_number_float_stays_a_float() {
+        let text = text(|| tracing::info!(latency_ms = 1.0f64, "x"));
+        assert!(text.contains("\"latency_ms\":1.0"), "{text}");
     }
 
     #[test]
