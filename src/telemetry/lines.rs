@@ -348,7 +348,11 @@ mod tests {
 
     /// The lines `log` writes, each parsed.
     fn lines(log: impl FnOnce()) -> Vec<Value> {
-        let text = text(log);
+        parsed(&text(log))
+    }
+
+    /// Each line of `text`, parsed.
+    fn parsed(text: &str) -> Vec<Value> {
         assert!(text.ends_with('\n'), "{text:?}");
         text.lines()
             .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
@@ -490,6 +494,36 @@ mod tests {
             names.iter().all(|name| !name.starts_with("log.")),
             "{names:?}"
         );
+    }
+
+    #[test]
+    fn a_thread_that_is_exiting_still_writes_its_lines() {
+        struct LogsOnDrop;
+        impl Drop for LogsOnDrop {
+            fn drop(&mut self) {
+                tracing::info!("last words");
+            }
+        }
+        thread_local! {
+            static LAST: LogsOnDrop = const { LogsOnDrop };
+        }
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::registry().with(JsonLines::new(captured.clone()));
+        // Process-wide: thread-local defaults are gone by the time a thread's locals drop.
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        std::thread::spawn(|| {
+            // Destroyed in reverse order of first use: the line buffer before `LAST`.
+            LAST.with(|_| {});
+            tracing::info!("first words");
+        })
+        .join()
+        .unwrap();
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let messages: Vec<Value> = parsed(&text)
+            .into_iter()
+            .map(|line| line["message"].clone())
+            .collect();
+        assert_eq!(messages, ["first words", "last words"]);
     }
 
     #[test]
