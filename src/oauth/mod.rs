@@ -14,6 +14,7 @@ mod issue;
 mod key_auth;
 mod key_sets;
 pub mod logout;
+mod refresh;
 mod roles;
 mod sessions;
 pub mod sign_in;
