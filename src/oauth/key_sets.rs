@@ -7,13 +7,21 @@
 //! is not retried for a minute either, so assertions with made-up `kid`s or a dead server
 //! cannot turn the issuer into a request amplifier. Fetches are bounded in time and size and
 //! follow redirects only within the URL's origin (scheme, host and port).
+//!
+//! What is cached belongs to one registration: the URL, the client's creation and its cut-off.
+//! Removing the client or giving it keys (the same URL included) raises its cut-off, so every
+//! replica drops the set it holds at the client's next assertion and fetches again: that is how
+//! an operator makes the service forget a leaked key at once, whatever max-age it came with.
+//!
+//! Fetches never go through a proxy named in the environment (`HTTPS_PROXY` and the like): a
+//! proxy would resolve the name itself, past the address checks of [`crate::outbound`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::credentials::{ClientKeySet, check_jwks_uri};
-use crate::domain::ClientId;
+use crate::domain::{ClientId, UnixTime};
 use crate::outbound::OutboundPolicy;
 use crate::store::{ClientKeys, ClientRecord};
 
@@ -28,10 +36,18 @@ const MAX_MAX_AGE: Duration = Duration::from_secs(86_400);
 /// failed fetch.
 const REFETCH_AFTER: Duration = Duration::from_secs(60);
 
+/// What a cached set was fetched for: a new registration or a raised cut-off starts afresh.
+#[derive(Default, PartialEq, Eq)]
+struct Registration {
+    uri: String,
+    created_at: UnixTime,
+    cut_off: Option<UnixTime>,
+}
+
 /// One client's published set as last fetched.
 #[derive(Default)]
 struct Cached {
-    uri: String,
+    registration: Registration,
     keys: Option<Arc<ClientKeySet>>,
     fresh_until: Option<Instant>,
     /// When a fetch for an unknown `kid` last started.
@@ -57,6 +73,7 @@ impl ClientKeySets {
         let policy = Arc::new(policy);
         let http = reqwest::Client::builder()
             .dns_resolver(policy.resolver())
+            .no_proxy()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(FETCH_TIMEOUT)
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
@@ -81,25 +98,34 @@ impl ClientKeySets {
         }
     }
 
-    /// The keys to check an assertion of `client` with, whose header names `kid`. `Err` says
-    /// why there are none (logged by the caller, answered as `invalid_client`).
+    /// The keys to check an assertion of `client` with, whose header names `kid`; `cut_off`
+    /// is the client's token cut-off as read with the record. `Err` says why there are none
+    /// (logged by the caller, answered as `invalid_client`).
     pub async fn keys_for(
         &self,
         client: &ClientRecord,
+        cut_off: Option<UnixTime>,
         kid: Option<&str>,
     ) -> Result<Arc<ClientKeySet>, String> {
         match &client.keys {
             None => Err("the client has no keys".into()),
             // Checked when registered; parsed per use, which costs far less than the signature.
             Some(ClientKeys::Jwks(set)) => ClientKeySet::parse(set).map(Arc::new),
-            Some(ClientKeys::JwksUri(uri)) => self.published(&client.client_id, uri, kid).await,
+            Some(ClientKeys::JwksUri(uri)) => {
+                let registration = Registration {
+                    uri: uri.clone(),
+                    created_at: client.created_at,
+                    cut_off,
+                };
+                self.published(&client.client_id, registration, kid).await
+            }
         }
     }
 
     async fn published(
         &self,
         client: &ClientId,
-        uri: &str,
+        registration: Registration,
         kid: Option<&str>,
     ) -> Result<Arc<ClientKeySet>, String> {
         let entry = {
@@ -110,13 +136,15 @@ impl ClientKeySets {
             Arc::clone(cache.entry(client.clone()).or_default())
         };
         let mut cached = entry.lock().await;
-        if cached.uri != uri {
-            // Registered anew with another URL: nothing cached applies.
+        if cached.registration != registration {
+            // Registered anew, or its keys given again: nothing cached applies.
             *cached = Cached {
-                uri: uri.to_owned(),
+                registration,
                 ..Cached::default()
             };
         }
+        let uri = cached.registration.uri.clone();
+        let uri = uri.as_str();
         let now = Instant::now();
         let recent =
             |at: Option<Instant>| at.is_some_and(|at| now.duration_since(at) < REFETCH_AFTER);

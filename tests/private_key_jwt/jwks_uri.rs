@@ -3,12 +3,14 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use latchkey::accounts::{self, ClientChanges};
 use latchkey::keys::Algorithm;
 use latchkey::store::ClientKeys;
 use serde_json::json;
 
 use super::key_server::KeyServer;
 use super::support::TestApp;
+use super::support::process::Workdir;
 use super::{ClientKey, assert_invalid_client, claims, key_set, register, token_with};
 
 #[tokio::test]
@@ -38,6 +40,57 @@ async fn a_jwks_uri_is_cached_and_refetched_once_for_an_unknown_kid_then_not_aga
         assert_invalid_client(unknown, "a kid seen within the minute").await;
     }
     assert_eq!(server.fetches(), 2, "no refetch within the minute");
+}
+
+#[tokio::test]
+async fn a_key_dropped_from_a_jwks_uri_is_forgotten_once_the_client_is_given_keys_or_removed() {
+    let app = TestApp::spawn().await;
+    let leaked = ClientKey::new(Algorithm::ES256);
+    let server = KeyServer::start(key_set(&[&leaked]).to_string()).await;
+    register(&app, "svc", ClientKeys::JwksUri(server.url.clone())).await;
+    let signed_with = |key: &ClientKey| key.sign(&claims("svc", &app.address));
+    assert_eq!(token_with(&app, &signed_with(&leaked)).await.status(), 200);
+
+    // The client's server drops the leaked key; the cached set still holds it, for its max-age.
+    let next = ClientKey::new(Algorithm::ES256);
+    *server.body.lock().unwrap() = key_set(&[&next]).to_string();
+    assert_eq!(
+        token_with(&app, &signed_with(&leaked)).await.status(),
+        200,
+        "cached until the set's max-age"
+    );
+    assert_eq!(server.fetches(), 1);
+
+    // The operator gives the client its keys again, the same URL: the cached set is dropped.
+    let again = ClientChanges {
+        keys: Some(ClientKeys::JwksUri(server.url.clone())),
+        ..Default::default()
+    };
+    accounts::update_client(&app.change(), &app.settings.tokens, "svc", again)
+        .await
+        .expect("keys given again");
+    assert_invalid_client(
+        token_with(&app, &signed_with(&leaked)).await,
+        "the leaked key, once the keys are given again",
+    )
+    .await;
+    assert_eq!(server.fetches(), 2, "fetched afresh");
+    assert_eq!(token_with(&app, &signed_with(&next)).await.status(), 200);
+
+    // Removed and registered again at the same URL: nothing of the old registration is kept.
+    let last = ClientKey::new(Algorithm::ES256);
+    *server.body.lock().unwrap() = key_set(&[&last]).to_string();
+    accounts::delete_client(&app.change(), &app.settings.tokens, "svc")
+        .await
+        .expect("removed");
+    register(&app, "svc", ClientKeys::JwksUri(server.url.clone())).await;
+    assert_invalid_client(
+        token_with(&app, &signed_with(&next)).await,
+        "a key of the removed client's set",
+    )
+    .await;
+    assert_eq!(server.fetches(), 3, "fetched afresh");
+    assert_eq!(token_with(&app, &signed_with(&last)).await.status(), 200);
 }
 
 #[tokio::test]
@@ -141,5 +194,48 @@ async fn a_jwks_uri_whose_name_leads_into_a_private_network_is_not_connected_to_
     assert!(
         hits.load(Ordering::SeqCst) > 0,
         "with the network allowed, the key server is reached"
+    );
+}
+
+#[tokio::test]
+async fn a_proxy_named_in_the_environment_does_not_carry_a_jwks_uri_fetch_past_the_address_checks()
+{
+    let key = ClientKey::new(Algorithm::EdDSA);
+    let (proxy, hits) = canary().await;
+    let proxy = format!("http://127.0.0.1:{proxy}");
+    let dir = Workdir::new()
+        .env("HTTPS_PROXY", &proxy)
+        .env("HTTP_PROXY", &proxy)
+        .env("ALL_PROXY", &proxy);
+    let uri = format!("https://{}:9/jwks.json", own_name());
+    let added = dir.run(&["clients", "add", "inside", "--jwks-uri", &uri]);
+    assert!(added.success(), "{}", added.failure());
+    let service = dir.serve();
+    let http = reqwest::Client::new();
+    let metadata: serde_json::Value = http
+        .get(service.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let issuer = metadata["issuer"].as_str().unwrap();
+    let assertion = key.sign(&claims("inside", issuer));
+    let response = http
+        .post(service.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", super::ASSERTION_TYPE),
+            ("client_assertion", assertion.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_invalid_client(response, "a name resolving to this host, through a proxy").await;
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the proxy was not asked to connect"
     );
 }
