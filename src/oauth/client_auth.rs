@@ -151,6 +151,9 @@ fn percent_decode(value: &str) -> Option<String> {
 pub struct AuthenticatedClient {
     pub record: ClientRecord,
     pub not_before: Option<UnixTime>,
+    /// Authenticated by a signed assertion, whose check may have waited on the client's key
+    /// server: long enough for the client to be revoked meanwhile.
+    pub by_assertion: bool,
 }
 
 impl Authority {
@@ -230,6 +233,7 @@ impl Authority {
         Ok(AuthenticatedClient {
             record: client,
             not_before: read.not_before,
+            by_assertion: false,
         })
     }
 

@@ -172,9 +172,13 @@ impl Authority {
                 other => other,
             })?;
         // A revocation of the subject token answered while this exchange ran (its `jti`, which
-        // the new token does not carry) must still stop it: check once more before handing the
-        // new token out, as the password grant does.
-        if !self.access_is_live(&subject, now).await? {
+        // the new token does not carry), or of the exchanging client, must still stop it: check
+        // once more before handing the new token out, as the password grant does.
+        let (live, ()) = tokio::try_join!(
+            self.access_is_live(&subject, now),
+            self.refuse_if_client_revoked_meanwhile(client, issued_at, now),
+        )?;
+        if !live {
             return Err(ServiceError::InvalidRequest(
                 "the subject_token was revoked during the exchange".into(),
             ));

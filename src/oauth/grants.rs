@@ -194,6 +194,25 @@ impl Authority {
         ))
     }
 
+    /// A client removed, or given a new credential, while an issuance that checked its old one
+    /// waited (on the client's key server, say) leaves that issuance's tokens dead on arrival,
+    /// since they are dated by when the credentials were read. Say so instead of handing them
+    /// out: the caller authenticates again, with the credentials now in force.
+    pub(super) async fn refuse_if_client_revoked_meanwhile(
+        &self,
+        client: &ClientRecord,
+        issued_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<(), ServiceError> {
+        let subject = Subject::Client(client.client_id.clone());
+        match self.store.subject_not_before(&subject, now).await? {
+            Some(cut_off) if cut_off > issued_at => Err(ServiceError::InvalidClient(
+                "the client's credentials were revoked while its token was issued".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// [`Self::judge_password`] for an attempt reserved under the login limits.
     pub(super) async fn check_password(
         &self,
@@ -323,6 +342,11 @@ impl Authority {
             .await?;
         }
         let issued = self.issue(&grant, None, issued_at)?;
+        if authenticated.by_assertion {
+            // A secret is checked in an instant; an assertion may have waited on a key fetch.
+            self.refuse_if_client_revoked_meanwhile(client, issued_at, now)
+                .await?;
+        }
         Record::new(
             Event::TokenIssued,
             client.client_id.as_str(),

@@ -54,6 +54,7 @@ impl Authority {
                 Ok(AuthenticatedClient {
                     record: client,
                     not_before: read.not_before,
+                    by_assertion: true,
                 })
             }
             Err(reason) => {

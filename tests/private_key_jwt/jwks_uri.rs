@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use latchkey::accounts::{self, ClientChanges};
+use latchkey::domain::GrantType;
 use latchkey::keys::Algorithm;
 use latchkey::store::ClientKeys;
 use serde_json::json;
@@ -91,6 +92,76 @@ async fn a_key_dropped_from_a_jwks_uri_is_forgotten_once_the_client_is_given_key
     .await;
     assert_eq!(server.fetches(), 3, "fetched afresh");
     assert_eq!(token_with(&app, &signed_with(&last)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_client_removed_while_its_assertion_waits_on_its_key_server_gets_no_token() {
+    let app = TestApp::spawn().await;
+    let key = ClientKey::new(Algorithm::ES256);
+    let server = KeyServer::start(key_set(&[&key]).to_string()).await;
+    register(&app, "svc", ClientKeys::JwksUri(server.url.clone())).await;
+    server.hold();
+    let assertion = key.sign(&claims("svc", &app.address));
+    let (response, ()) = tokio::join!(token_with(&app, &assertion), async {
+        server.arrived().await;
+        accounts::delete_client(&app.change(), &app.settings.tokens, "svc")
+            .await
+            .expect("removed while the key set is being fetched");
+        server.release();
+    });
+    assert_invalid_client(
+        response,
+        "a client removed while its credentials were checked",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_exchanging_client_given_new_keys_while_its_assertion_waits_gets_no_token() {
+    let app = TestApp::spawn().await;
+    app.with_user_and_web_client().await;
+    let subject = app.login().await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = ClientKey::new(Algorithm::ES256);
+    let server = KeyServer::start(key_set(&[&key]).to_string()).await;
+    let spec = accounts::ClientSpec {
+        grants: [GrantType::TokenExchange].into(),
+        scopes: vec!["read".to_owned()],
+        keys: Some(ClientKeys::JwksUri(server.url.clone())),
+        ..Default::default()
+    };
+    accounts::add_client(&app.change(), "orders", spec)
+        .await
+        .expect("exchanging client added");
+    server.hold();
+    let assertion = key.sign(&claims("orders", &app.address));
+    let form = [
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ),
+        ("subject_token", subject.as_str()),
+        (
+            "subject_token_type",
+            "urn:ietf:params:oauth:token-type:access_token",
+        ),
+        ("client_assertion_type", super::ASSERTION_TYPE),
+        ("client_assertion", assertion.as_str()),
+    ];
+    let (response, ()) = tokio::join!(app.token(&form), async {
+        server.arrived().await;
+        let rekeyed = ClientChanges {
+            keys: Some(ClientKeys::JwksUri(server.url.clone())),
+            ..Default::default()
+        };
+        accounts::update_client(&app.change(), &app.settings.tokens, "orders", rekeyed)
+            .await
+            .expect("keys given again while the key set is being fetched");
+        server.release();
+    });
+    assert_invalid_client(response, "an exchange by a client re-keyed meanwhile").await;
 }
 
 #[tokio::test]
