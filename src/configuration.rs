@@ -283,13 +283,14 @@ fn invalid(
 }
 
 /// An audience the service puts in `aud` and names in its answers: 1 to 256 visible ASCII
-/// characters (a name or a URI), and not the issuer, which is the audience of refresh tokens.
+/// characters (a name or a URI), and none the issuer keeps for itself.
 fn check_audience(key: &'static str, audience: &str, issuer: &str) -> Result<(), ConfigError> {
     crate::domain::check_audience(audience).map_err(|e| invalid(key, e.to_string()))?;
-    if audience.trim_end_matches('/') == issuer {
+    if crate::domain::is_issuers_own_audience(audience, issuer) {
         return Err(invalid(
             key,
-            "must differ from the issuer, which is the audience of refresh tokens",
+            "must differ from the issuer and its token, revocation and introspection endpoints, \
+             the audiences of refresh tokens and client assertions",
         ));
     }
     Ok(())

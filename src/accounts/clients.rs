@@ -289,9 +289,11 @@ pub fn check_reserved_audiences<'a>(
     admin_audience: &str,
 ) -> Result<(), ServiceError> {
     for audience in audiences {
-        if audience.trim_end_matches('/') == issuer.trim_end_matches('/') {
+        if crate::domain::is_issuers_own_audience(audience, issuer) {
             return Err(ServiceError::InvalidRequest(
-                "a client's audience may not be the issuer, the audience of refresh tokens".into(),
+                "a client's audience may not be the issuer or its token, revocation or \
+                 introspection endpoint, the audiences of refresh tokens and client assertions"
+                    .into(),
             ));
         }
         if audience == admin_audience {

@@ -551,6 +551,11 @@ fn what_goes_into_every_token_is_bounded_like_an_administrator_s_input() {
         let message = error_for(&[("LATCHKEY_TOKENS__AUDIENCE", &audience)]);
         assert!(message.contains("tokens.audience"), "{message}");
     }
+    // Nor an audience the issuer keeps for itself (refresh tokens, client assertions).
+    for key in ["LATCHKEY_TOKENS__AUDIENCE", "LATCHKEY_ADMIN__AUDIENCE"] {
+        let message = error_for(&[(key, "http://127.0.0.1:8080/oauth/token")]);
+        assert!(message.contains("must differ from the issuer"), "{message}");
+    }
     // The issuer is `iss` of every token and `aud` of refresh tokens.
     let issuer = format!("https://{}", "a".repeat(248));
     assert_eq!(issuer.len(), crate::domain::limits::MAX_ISSUER_LEN);

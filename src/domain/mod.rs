@@ -250,6 +250,18 @@ pub fn check_audience(audience: &str) -> Result<(), InvalidSet> {
     Ok(())
 }
 
+/// Whether `audience` is one the issuer keeps for itself: the issuer (the audience of refresh
+/// tokens) or the endpoint URL a client assertion may name as its audience. Other URLs under the
+/// issuer may be resource servers of the same site.
+pub fn is_issuers_own_audience(audience: &str, issuer: &str) -> bool {
+    const ASSERTION_AUDIENCES: [&str; 4] =
+        ["", "/oauth/token", "/oauth/revoke", "/oauth/introspect"];
+    audience
+        .trim_end_matches('/')
+        .strip_prefix(issuer.trim_end_matches('/'))
+        .is_some_and(|path| ASSERTION_AUDIENCES.contains(&path))
+}
+
 /// A client's audiences: at most [`limits::MAX_AUDIENCES`], each valid.
 pub fn check_audiences<'a>(
     audiences: impl IntoIterator<Item = &'a String>,

@@ -147,3 +147,30 @@ fn grant_types_round_trip_through_their_names() {
     }
     assert_eq!(GrantType::parse("implicit"), None);
 }
+
+#[test]
+fn the_issuer_and_the_endpoints_assertions_may_name_are_its_own_audiences_other_paths_are_not() {
+    let issuer = "https://auth.example.com";
+    for own in [
+        "https://auth.example.com",
+        "https://auth.example.com/",
+        "https://auth.example.com/oauth/token",
+        "https://auth.example.com/oauth/revoke/",
+        "https://auth.example.com/oauth/introspect",
+    ] {
+        assert!(is_issuers_own_audience(own, issuer), "{own}");
+        assert!(
+            is_issuers_own_audience(own, "https://auth.example.com/"),
+            "{own}"
+        );
+    }
+    for other in [
+        "https://auth.example.com/api",
+        "https://auth.example.com/oauth/tokens",
+        "https://auth.example.com.evil",
+        "https://auth.example.comx/oauth/token",
+        "orders",
+    ] {
+        assert!(!is_issuers_own_audience(other, issuer), "{other}");
+    }
+}

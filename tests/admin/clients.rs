@@ -387,6 +387,9 @@ async fn client_audiences_are_validated_like_the_configured_ones() {
         json!(["line\nbreak"]),
         json!([issuer]),
         json!([format!("{issuer}/")]),
+        json!([format!("{issuer}/oauth/token")]),
+        json!([format!("{issuer}/oauth/introspect/")]),
+        json!([format!("{issuer}/oauth/revoke")]),
         json!(["latchkey-admin"]),
     ];
     for (i, audiences) in refused.iter().enumerate() {
