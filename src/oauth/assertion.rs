@@ -7,8 +7,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Number, Value};
 
 use crate::credentials::{CLIENT_KEY_ALGORITHMS, ClientKeySet};
 use crate::domain::{UnixTime, limits};
@@ -63,10 +63,33 @@ struct Claims {
     iss: Option<String>,
     sub: Option<String>,
     aud: Option<Audience>,
+    #[serde(default, deserialize_with = "numeric_date")]
     exp: Option<i64>,
+    #[serde(default, deserialize_with = "numeric_date")]
     iat: Option<i64>,
+    #[serde(default, deserialize_with = "numeric_date")]
     nbf: Option<i64>,
     jti: Option<String>,
+}
+
+/// An RFC 7519 §2 NumericDate: seconds, which a client library may send with a fraction; kept
+/// as whole seconds, rounded down (an `exp` a little earlier, never later).
+fn numeric_date<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    let Some(number) = Option::<Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Some(whole) = number.as_i64() {
+        return Ok(Some(whole));
+    }
+    // Within ±2^62 s, far past any date and exactly convertible, so the cast cannot wrap.
+    const BOUND: f64 = 4_611_686_018_427_387_904.0;
+    match number.as_f64() {
+        Some(seconds) if seconds.is_finite() && seconds.abs() < BOUND => {
+            Ok(Some(seconds.floor() as i64))
+        }
+        _ => Err(D::Error::custom("a date must be a number of seconds")),
+    }
 }
 
 /// A client assertion, parsed but not yet verified.
@@ -270,5 +293,23 @@ mod tests {
             claims.as_object_mut().unwrap().remove(member);
             assert!(check(claims).is_err(), "without {member}");
         }
+    }
+
+    #[test]
+    fn dates_with_a_fraction_of_a_second_are_read_rounded_down_and_huge_ones_refused() {
+        let parse = |exp: &str| {
+            let claims = format!(r#"{{"exp":{exp},"iat":{exp},"nbf":null}}"#);
+            serde_json::from_str::<Claims>(&claims).map(|c| (c.exp, c.iat, c.nbf))
+        };
+        assert_eq!(
+            parse("1700000000.75").unwrap(),
+            (Some(1_700_000_000), Some(1_700_000_000), None)
+        );
+        assert_eq!(parse("1700000000").unwrap().0, Some(1_700_000_000));
+        assert_eq!(parse("-0.5").unwrap().0, Some(-1));
+        for huge in ["1e300", "18446744073709551615", "1180591620717411303424"] {
+            assert!(parse(huge).is_err(), "{huge}");
+        }
+        assert!(parse(r#""1700000000""#).is_err(), "a string is no date");
     }
 }
