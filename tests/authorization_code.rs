@@ -149,9 +149,13 @@ async fn code_for(app: &TestApp, challenge: &str) -> String {
 }
 
 async fn redeem(app: &TestApp, code: &str, verifier: &str) -> reqwest::Response {
+    redeem_as(app, CLIENT, code, verifier).await
+}
+
+async fn redeem_as(app: &TestApp, client: &str, code: &str, verifier: &str) -> reqwest::Response {
     app.token(&[
         ("grant_type", "authorization_code"),
-        ("client_id", CLIENT),
+        ("client_id", client),
         ("code", code),
         ("redirect_uri", REDIRECT),
         ("code_verifier", verifier),
@@ -476,7 +480,12 @@ async fn an_expired_code_is_refused(app: &TestApp) {
     assert_oauth_error(redeem(app, code, &verifier).await, 400, "invalid_grant").await;
 }
 
-async fn a_client_may_not_redeem_another_client_s_code(app: &TestApp) {
+/// Whoever merely saw a code (another client, or a caller without the verifier) is refused
+/// and changes nothing: the code still redeems, and a replay by them after that does not end
+/// the session the code opened.
+async fn a_code_presented_without_its_client_or_verifier_is_refused_and_left_as_it_was(
+    app: &TestApp,
+) {
     let spec = latchkey::accounts::ClientSpec {
         public: true,
         grants: [GrantType::AuthorizationCode].into(),
@@ -488,16 +497,23 @@ async fn a_client_may_not_redeem_another_client_s_code(app: &TestApp) {
         .unwrap();
     let (verifier, challenge) = pkce();
     let code = code_for(app, &challenge).await;
-    let response = app
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", "other"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ])
-        .await;
-    assert_oauth_error(response, 400, "invalid_grant").await;
+    let by_other = redeem_as(app, "other", &code, &verifier);
+    assert_oauth_error(by_other.await, 400, "invalid_grant").await;
+    let (guess, _) = pkce();
+    assert_oauth_error(redeem(app, &code, &guess).await, 400, "invalid_grant").await;
+
+    let tokens: Value = redeem(app, &code, &verifier).await.json().await.unwrap();
+    let access = tokens["access_token"]
+        .as_str()
+        .expect("the code still redeems");
+    let by_other = redeem_as(app, "other", &code, &verifier);
+    assert_oauth_error(by_other.await, 400, "invalid_grant").await;
+    assert_oauth_error(redeem(app, &code, &guess).await, 400, "invalid_grant").await;
+    assert_eq!(
+        app.userinfo(access).await.status(),
+        200,
+        "no replay by them ended the session"
+    );
 }
 
 /// Low limits, so that the limit test needs few attempts.
@@ -524,7 +540,7 @@ on_both_stores!(
     a_wrong_password_shows_the_page_again_without_saying_which,
     too_many_wrong_passwords_get_a_429_page,
     an_expired_code_is_refused,
-    a_client_may_not_redeem_another_client_s_code,
+    a_code_presented_without_its_client_or_verifier_is_refused_and_left_as_it_was,
 );
 
 /// A client at the registration limits (32 scopes of 64 characters, a redirect URI of 2,048)

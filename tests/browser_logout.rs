@@ -419,6 +419,32 @@ async fn an_invalid_hint_ends_no_live_session(app: &TestApp) {
     assert!(!still_signed_in(app, &session).await);
 }
 
+async fn a_code_of_the_session_not_yet_redeemed_when_it_logs_out_is_refused(app: &TestApp) {
+    let (session, _) = signed_in(app).await;
+    let pkce = pkce();
+    let redirect = authorize(app, &pkce.challenge, Some(&session)).await;
+    assert_eq!(redirect.status(), 303, "signed in without the page");
+    let code = code_of(&redirect);
+    let form = confirmation(logout(app, &[], &session).await).await;
+    let response = post(
+        app,
+        &[("request", &form.request), ("csrf_token", &form.csrf_token)],
+        &format!("{session}; {}", form.csrf_cookie),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "signed out");
+    let redeemed = app
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", CLIENT),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &pkce.verifier),
+        ])
+        .await;
+    assert_oauth_error(redeemed, 400, "invalid_grant").await;
+}
+
 async fn without_a_session_a_logout_ends_the_client_session_at_once(app: &TestApp) {
     let (_, mut tokens) = signed_in(app).await;
     let hint = tokens["id_token"].as_str().unwrap().to_owned();
@@ -510,6 +536,7 @@ on_both_stores!(
     a_logout_form_without_this_browser_s_csrf_token_ends_nothing,
     an_id_token_of_another_session_does_not_end_this_browser_s_session,
     an_invalid_hint_ends_no_live_session,
+    a_code_of_the_session_not_yet_redeemed_when_it_logs_out_is_refused,
     without_a_session_a_logout_ends_the_client_session_at_once,
     an_id_token_from_a_later_authorization_of_the_session_ends_it_at_once,
     a_logout_with_a_parameter_given_twice_ends_nothing,

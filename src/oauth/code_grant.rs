@@ -68,6 +68,18 @@ impl Authority {
         }
         let origin = &request.client.origin;
         let key = code_key(&code);
+        // A code is bound to its client, its redirect URI and its PKCE verifier. A request that
+        // does not match all three is refused and leaves the code as it is: it neither spends
+        // the code nor counts as its replay, so whoever merely saw a code (in a log, in a
+        // browser's history) can neither burn it nor end the session it opened. Only a use
+        // that could have redeemed it can. The binding never changes, so it is read first.
+        let bound = self.store.get_code(&key).await?.ok_or_else(invalid_code)?;
+        if bound.client_id != client.client_id
+            || bound.redirect_uri != redirect_uri
+            || !verifier_matches(&verifier, &bound.code_challenge)
+        {
+            return Err(invalid_code());
+        }
         // The family is named before the code is spent, so that the spent code remembers it
         // and a second use can revoke what the first one issued.
         let family_id = TokenId::generate();
@@ -84,14 +96,6 @@ impl Authority {
             }
             CodeRedemption::Invalid => return Err(invalid_code()),
         };
-        // A code is bound to its client, its redirect URI and its PKCE challenge; any mismatch
-        // is the same answer, and the code stays spent.
-        if issued.client_id != client.client_id
-            || issued.redirect_uri != redirect_uri
-            || !verifier_matches(&verifier, &issued.code_challenge)
-        {
-            return Err(invalid_code());
-        }
         let (user, cut_offs) = self
             .store
             .user_and_not_before(&issued.username, now)
@@ -105,6 +109,15 @@ impl Authority {
             .tokens
             .is_some_and(|cut_off| issued.auth_time < cut_off)
             || cut_offs.for_access().is_some_and(|cut_off| made < cut_off)
+        {
+            return Err(invalid_code());
+        }
+        // So does a logout of the browser session the code was made in.
+        if let Some(session) = &issued.session
+            && self
+                .store
+                .is_token_revoked(&TokenId::from_trusted(session), now)
+                .await?
         {
             return Err(invalid_code());
         }

@@ -433,6 +433,11 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn get_code(&self, key: &str) -> StoreResult<Option<AuthorizationCode>> {
+        let key = key.to_owned();
+        self.read(move |conn| codes::get(conn, &key)).await
+    }
+
     async fn code_replayed(&self, key: &str) -> StoreResult<bool> {
         let key = key.to_owned();
         self.read(move |conn| codes::replayed(conn, &key)).await

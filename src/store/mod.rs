@@ -506,6 +506,9 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new code under `key` (the SHA-256 of the code, hex) until
     /// [`AuthorizationCode::keep_until`]; `Conflict` if the key exists.
     async fn create_code(&self, key: &str, code: &AuthorizationCode) -> StoreResult<()>;
+    /// What the code under `key` was issued for, spent or not, while the store remembers it;
+    /// reading it changes nothing.
+    async fn get_code(&self, key: &str) -> StoreResult<Option<AuthorizationCode>>;
     /// Redeems a code atomically across replicas: the first use of a live code spends it and
     /// records `family`, the session its tokens open; any later use gets that family back
     /// (and marks the code replayed); an unknown code, or one expired at `now` unused, is

@@ -1,5 +1,5 @@
 //! The store contract for authorization codes: redeemed once, atomically, by the caller's
-//! clock; a replay gets the first redemption's family back.
+//! clock; a replay gets the first redemption's family back; reading one changes nothing.
 
 use std::sync::Arc;
 
@@ -33,10 +33,11 @@ pub async fn a_code_is_redeemed_once_and_a_replay_gets_the_first_family(
         Err(StoreError::Conflict)
     ));
     assert!(!store.code_replayed("k1").await?);
+    assert_eq!(store.get_code("k1").await?, Some(issued.clone()));
     let first = TokenId::generate();
     assert_eq!(
         store.redeem_code("k1", &first, now).await?,
-        CodeRedemption::Redeemed(issued)
+        CodeRedemption::Redeemed(issued.clone())
     );
     assert!(!store.code_replayed("k1").await?);
     let second = TokenId::generate();
@@ -45,6 +46,12 @@ pub async fn a_code_is_redeemed_once_and_a_replay_gets_the_first_family(
         CodeRedemption::Spent { family: first }
     );
     assert!(store.code_replayed("k1").await?);
+    assert_eq!(
+        store.get_code("k1").await?,
+        Some(issued),
+        "a spent code is still read"
+    );
+    assert_eq!(store.get_code("unknown").await?, None);
     assert_eq!(
         store.redeem_code("unknown", &second, now).await?,
         CodeRedemption::Invalid

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::sql::{Cached, DbResult, from_json, insert_error, to_json};
+use super::sql::{Cached, DbResult, from_json, get_json, insert_error, to_json};
 use crate::domain::{TokenId, UnixTime};
 use crate::store::{AuthorizationCode, CodeRedemption, StoreResult};
 
@@ -54,6 +54,14 @@ pub(super) fn redeem(
     )
     .db()?;
     Ok(CodeRedemption::Redeemed(from_json(&data)?))
+}
+
+pub(super) fn get(conn: &Connection, key: &str) -> StoreResult<Option<AuthorizationCode>> {
+    get_json(
+        conn,
+        "SELECT data FROM authorization_codes WHERE key = ?1",
+        key,
+    )
 }
 
 pub(super) fn replayed(conn: &Connection, key: &str) -> StoreResult<bool> {

@@ -48,6 +48,20 @@ impl RedisStore {
         .await
     }
 
+    pub(super) async fn code_get(&self, key: &str) -> StoreResult<Option<AuthorizationCode>> {
+        self.run(async {
+            let mut conn = self.conn().await?;
+            let data: Option<String> = redis::cmd("HGET")
+                .arg(self.keys.code(key))
+                .arg("data")
+                .query_async(&mut conn)
+                .await?;
+            data.map(|data| serde_json::from_str(&data).map_err(internal))
+                .transpose()
+        })
+        .await
+    }
+
     pub(super) async fn code_was_replayed(&self, key: &str) -> StoreResult<bool> {
         self.run(async {
             let mut conn = self.conn().await?;

@@ -428,6 +428,10 @@ impl Store for RedisStore {
         self.code_redeem(key, family, now).await
     }
 
+    async fn get_code(&self, key: &str) -> StoreResult<Option<AuthorizationCode>> {
+        self.code_get(key).await
+    }
+
     async fn code_replayed(&self, key: &str) -> StoreResult<bool> {
         self.code_was_replayed(key).await
     }
