@@ -197,6 +197,41 @@ async fn prompt_login_shows_the_page_and_prompt_none_needs_a_session(app: &TestA
     );
 }
 
+async fn max_age_shows_the_page_to_an_older_sign_in_and_prompt_none_goes_alone(app: &TestApp) {
+    let (session, _) = signed_in(app).await;
+    let pkce = pkce();
+    let ask = |extra: &'static [(&'static str, &'static str)]| {
+        authorize(app, FIRST_PARTY, &pkce, extra, Some(&session))
+    };
+    let recent = ask(&[("max_age", "3600")]).await;
+    assert!(
+        param(&query(&recent), "code").is_some(),
+        "signed in within the hour"
+    );
+    let older = ask(&[("max_age", "0")]).await;
+    assert_eq!(
+        older.status(),
+        200,
+        "the page, for a password entered again"
+    );
+    let silent = ask(&[("max_age", "0"), ("prompt", "none")]).await;
+    assert_eq!(
+        param(&query(&silent), "error").as_deref(),
+        Some("login_required")
+    );
+    for (extra, why) in [
+        (&[("prompt", "none login")][..], "prompt=none with another"),
+        (&[("max_age", "soon")][..], "max_age not a number"),
+    ] {
+        let refused = ask(extra).await;
+        assert_eq!(
+            param(&query(&refused), "error").as_deref(),
+            Some("invalid_request"),
+            "{why}"
+        );
+    }
+}
+
 async fn a_client_that_is_not_first_party_gets_a_consent_page(app: &TestApp) {
     let pkce = pkce();
     let page = authorize(app, THIRD_PARTY, &pkce, &[], None).await;
@@ -423,6 +458,7 @@ on_both_stores!(
     setup = crate::setup;
     a_second_authorization_with_the_session_skips_the_page,
     prompt_login_shows_the_page_and_prompt_none_needs_a_session,
+    max_age_shows_the_page_to_an_older_sign_in_and_prompt_none_goes_alone,
     a_client_that_is_not_first_party_gets_a_consent_page,
     logout_ends_the_browser_session_and_the_client_session,
     logout_never_returns_to_an_unregistered_address,

@@ -342,11 +342,14 @@ impl AuthorizeApi {
         /// OpenID Connect: copied into the ID token.
         nonce: Query<Option<String>>,
         /// OpenID Connect: `login` shows the sign-in page even to a signed-in browser; `none`
-        /// never shows a page (without a sign-in session: `login_required`).
+        /// never shows a page (without a sign-in session: `login_required`) and goes alone.
         prompt: Query<Option<String>>,
+        /// OpenID Connect: seconds since the user last entered a password beyond which the
+        /// sign-in page is shown again (`0`: always); with `prompt=none`, `login_required`.
+        max_age: Query<Option<String>>,
         req: &Request,
     ) -> AuthorizeResponse {
-        const PARAMETERS: [&str; 9] = [
+        const PARAMETERS: [&str; 10] = [
             "response_type",
             "client_id",
             "redirect_uri",
@@ -356,6 +359,7 @@ impl AuthorizeApi {
             "code_challenge_method",
             "nonce",
             "prompt",
+            "max_age",
         ];
         if let Some(name) = repeated_parameter(req.uri().query(), &PARAMETERS) {
             return stopped(&format!("The request gives {name} more than once."));
@@ -375,13 +379,37 @@ impl AuthorizeApi {
             Ok(pending) => pending,
             Err(error) => return error.into(),
         };
+        let refused = |error: &str, why: &str| {
+            AuthorizeResponse::Redirect(
+                pending.error_location(self.authority.issuer(), error, why),
+                None,
+            )
+        };
         let prompt = prompt.0.unwrap_or_default();
         let prompts: Vec<&str> = prompt.split(' ').filter(|p| !p.is_empty()).collect();
+        if prompts.contains(&"none") && prompts.len() > 1 {
+            return refused("invalid_request", "prompt=none goes alone");
+        }
+        let max_age = match max_age.0.as_deref().map(str::parse::<u64>) {
+            None => None,
+            Some(Ok(seconds)) => Some(i64::try_from(seconds).unwrap_or(i64::MAX)),
+            Some(Err(_)) => {
+                return refused(
+                    "invalid_request",
+                    "max_age must be a whole number of seconds",
+                );
+            }
+        };
         if !prompts.contains(&"login")
             && let Some(cookie) = cookie(req, &cookie_name(self.authority.issuer(), SESSION_COOKIE))
         {
             match self.authority.session(cookie, now).await {
-                Ok(Some(signed_in)) if !prompts.contains(&"none") || pending.first_party => {
+                // A session whose password was entered longer ago than `max_age` signs in again.
+                Ok(Some(signed_in))
+                    if (!prompts.contains(&"none") || pending.first_party)
+                        && max_age
+                            .is_none_or(|age| now.saturating_sub(signed_in.auth_time) < age) =>
+                {
                     return self.conclude(pending, signed_in, None, req, now).await;
                 }
                 Ok(_) => {}
@@ -389,15 +417,12 @@ impl AuthorizeApi {
             }
         }
         if prompts.contains(&"none") {
-            let (error, why) = if prompts.len() > 1 {
-                ("invalid_request", "prompt=none goes alone")
-            } else if pending.first_party {
+            let (error, why) = if pending.first_party {
                 ("login_required", "the user is not signed in")
             } else {
                 ("consent_required", "the user must sign in and consent")
             };
-            let location = pending.error_location(self.authority.issuer(), error, why);
-            return AuthorizeResponse::Redirect(location, None);
+            return refused(error, why);
         }
         self.form(&pending, "", None)
     }
