@@ -504,6 +504,27 @@ async fn an_id_token_from_a_later_authorization_of_the_session_ends_it_at_once(a
 }
 
 /// A return address given twice is refused; the session goes on.
+async fn a_state_longer_than_an_authorization_may_send_is_not_sent_back(app: &TestApp) {
+    let (session, _) = signed_in(app).await;
+    let long = "s".repeat(1025);
+    let params = [
+        ("client_id", CLIENT),
+        ("post_logout_redirect_uri", REDIRECT),
+        ("state", long.as_str()),
+    ];
+    let page = logout(app, &params, "").await;
+    assert_eq!(page.status(), 400, "a page, not a redirect");
+    let confirming = logout(app, &params, &session).await;
+    assert_eq!(confirming.status(), 400, "the confirmation returns nowhere");
+    let fits = "s".repeat(1024);
+    let params = [
+        ("client_id", CLIENT),
+        ("post_logout_redirect_uri", REDIRECT),
+        ("state", fits.as_str()),
+    ];
+    assert_eq!(logout(app, &params, "").await.status(), 303);
+}
+
 async fn a_logout_with_a_parameter_given_twice_ends_nothing(app: &TestApp) {
     let (session, tokens) = signed_in(app).await;
     let hint = tokens["id_token"].as_str().unwrap();
@@ -539,6 +560,7 @@ on_both_stores!(
     a_code_of_the_session_not_yet_redeemed_when_it_logs_out_is_refused,
     without_a_session_a_logout_ends_the_client_session_at_once,
     an_id_token_from_a_later_authorization_of_the_session_ends_it_at_once,
+    a_state_longer_than_an_authorization_may_send_is_not_sent_back,
     a_logout_with_a_parameter_given_twice_ends_nothing,
 );
 

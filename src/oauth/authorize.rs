@@ -26,7 +26,7 @@ pub const CODE_LIFETIME: i64 = 60;
 /// The scope that asks for an ID token (OpenID Connect Core §3.1.2.1).
 pub const OPENID: &str = "openid";
 /// The longest `state` and `nonce` accepted: they travel back in URLs and tokens.
-const MAX_STATE_LEN: usize = 1024;
+pub(super) const MAX_STATE_LEN: usize = 1024;
 const MAX_NONCE_LEN: usize = 256;
 
 /// The parameters of `GET /oauth/authorize`, as received.
@@ -200,7 +200,7 @@ pub fn code_key(code: &str) -> String {
 }
 
 /// Printable ASCII, at most `max` characters: what may go back in a URL or a token as is.
-fn bounded_text(value: &str, max: usize) -> bool {
+pub(super) fn bounded_text(value: &str, max: usize) -> bool {
     value.len() <= max && value.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 

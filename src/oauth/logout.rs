@@ -15,7 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use super::Authority;
-use super::authorize::{FORM_LIFETIME, SignedIn, same_token};
+use super::authorize::{FORM_LIFETIME, MAX_STATE_LEN, SignedIn, bounded_text, same_token};
 use super::code_grant::IdClaims;
 use crate::audit::{Event, Origin, Record};
 use crate::domain::{ClientId, TokenId, UnixTime, random_token};
@@ -148,6 +148,12 @@ impl Authority {
         let Some(target) = target else {
             return Ok(None);
         };
+        // The same bound as an authorization's `state`, which goes back the same way.
+        if state.is_some_and(|state| !bounded_text(state, MAX_STATE_LEN)) {
+            return Err(ReturnRefused::Refused(
+                "The application's state is longer than 1024 printable characters.",
+            ));
+        }
         let client = match (hinted, named) {
             (Some(hinted), Some(named)) if hinted != named => None,
             (Some(id), _) | (None, Some(id)) => Some(id),
