@@ -75,6 +75,10 @@ async fn refreshes(app: &TestApp, tokens: &mut Value) -> bool {
 
 /// Signs alice in, in a browser of its own; returns its session cookie and the tokens.
 async fn signed_in(app: &TestApp) -> (String, Value) {
+    signed_in_as(app, "alice").await
+}
+
+async fn signed_in_as(app: &TestApp, username: &str) -> (String, Value) {
     let pkce = pkce();
     let page = authorize(app, &pkce.challenge, None).await;
     assert_eq!(page.status(), 200);
@@ -87,7 +91,7 @@ async fn signed_in(app: &TestApp) -> (String, Value) {
         .form(&[
             ("request", hidden(&html, "request")),
             ("csrf_token", hidden(&html, "csrf_token")),
-            ("username", "alice".to_owned()),
+            ("username", username.to_owned()),
             ("password", PASSWORD.to_owned()),
         ])
         .send()
@@ -445,7 +449,11 @@ async fn a_code_of_the_session_not_yet_redeemed_when_it_logs_out_is_refused(app:
     assert_oauth_error(redeemed, 400, "invalid_grant").await;
 }
 
-async fn without_a_session_a_logout_ends_the_client_session_at_once(app: &TestApp) {
+/// An ID token is no secret: logout URLs carry it into histories and logs. Without the
+/// browser it was signed in with, it returns the browser to the client and ends nothing.
+async fn without_a_session_a_logout_returns_to_the_client_and_ends_no_client_session(
+    app: &TestApp,
+) {
     let (_, mut tokens) = signed_in(app).await;
     let hint = tokens["id_token"].as_str().unwrap().to_owned();
     let response = logout(
@@ -463,7 +471,30 @@ async fn without_a_session_a_logout_ends_the_client_session_at_once(app: &TestAp
         response.headers()["location"].to_str().unwrap(),
         format!("{REDIRECT}?state=bye")
     );
-    assert!(!refreshes(app, &mut tokens).await);
+    assert!(
+        refreshes(app, &mut tokens).await,
+        "the client's session goes on"
+    );
+
+    // Nor does another user's browser end it, confirmed or not.
+    app.add_user("mallory", PASSWORD, &["user"]).await;
+    let (mallory, _) = signed_in_as(app, "mallory").await;
+    let form = confirmation(logout(app, &[("id_token_hint", &hint)], &mallory).await).await;
+    let response = post(
+        app,
+        &[("request", &form.request), ("csrf_token", &form.csrf_token)],
+        &format!("{mallory}; {}", form.csrf_cookie),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        200,
+        "signed out of mallory's own session"
+    );
+    assert!(
+        refreshes(app, &mut tokens).await,
+        "alice's client session goes on"
+    );
 }
 
 /// Every ID token of the browser's session names it: one from an authorization that skipped
@@ -558,7 +589,7 @@ on_both_stores!(
     an_id_token_of_another_session_does_not_end_this_browser_s_session,
     an_invalid_hint_ends_no_live_session,
     a_code_of_the_session_not_yet_redeemed_when_it_logs_out_is_refused,
-    without_a_session_a_logout_ends_the_client_session_at_once,
+    without_a_session_a_logout_returns_to_the_client_and_ends_no_client_session,
     an_id_token_from_a_later_authorization_of_the_session_ends_it_at_once,
     a_state_longer_than_an_authorization_may_send_is_not_sent_back,
     a_logout_with_a_parameter_given_twice_ends_nothing,

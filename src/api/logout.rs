@@ -126,10 +126,11 @@ impl LogoutApi {
     /// Sign out of the browser's session
     ///
     /// With an `id_token_hint` issued through the browser's sign-in session (an ID token this
-    /// issuer gave the client, expired or not), or when the browser has no live session, ends
-    /// the browser's sign-in session on every replica and the client's session the hint names
-    /// (`sid`: its refresh and access tokens), then returns to `post_logout_redirect_uri` when
-    /// it is one of the client's registered redirect URIs, else shows a page. Any other request
+    /// issuer gave the client, expired or not), ends the browser's sign-in session on every
+    /// replica and the client's session the hint names (`sid`: its refresh and access tokens),
+    /// then returns to `post_logout_redirect_uri` when it is one of the client's registered
+    /// redirect URIs, else shows a page. A browser without a live session returns the same way
+    /// and ends no client session: an ID token alone proves nothing. Any other request
     /// (which another site can send a browser with) ends nothing: it answers a page that asks
     /// the user to confirm, whose form posts to `POST /oauth/logout`.
     #[oai(path = "/oauth/logout", method = "get", operation_id = "end_session")]
@@ -179,7 +180,8 @@ impl LogoutApi {
             .map(|hint| self.authority.read_logout_hint(hint, now))
             .transpose();
         let Some(signed_in) = signed_in else {
-            // No live session: nothing another site could take from the user.
+            // No live session: nothing another site could take from the user, and nothing that
+            // proves the hint's user asked (see `end_sessions`).
             return self.end(session, hint, &request, now).await;
         };
         match hint {
@@ -207,7 +209,8 @@ impl LogoutApi {
     ///
     /// Checks the form's CSRF token against the CSRF cookie set with the page. With
     /// `decision=stay`, ends nothing. Otherwise ends the browser's sign-in session on every
-    /// replica and the client's session the request's `id_token_hint` named, then returns to
+    /// replica and the client's session the request's `id_token_hint` named if the browser is
+    /// signed in as its user, then returns to
     /// the `post_logout_redirect_uri` the request gave (with `state`) or shows a page. A form
     /// without a valid CSRF token is refused with a page, and ends nothing.
     #[oai(

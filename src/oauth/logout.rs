@@ -223,19 +223,28 @@ impl Authority {
     }
 
     /// Ends the browser's session (on every replica: its id goes on the revocation list) and
-    /// the client's session a hint names (its refresh and access tokens).
+    /// the client's session a hint names (its refresh and access tokens) if that browser is
+    /// signed in as the hint's user. An ID token is no secret (logout URLs carry it, into
+    /// histories and logs), so holding one alone ends nothing; a client ends its own session
+    /// by revoking its refresh token.
     pub async fn end_sessions(
         &self,
         cookie: Option<&str>,
         hint: Option<&LogoutHint>,
         now: UnixTime,
     ) -> Result<(), ServiceError> {
-        if let Some(claims) = cookie.and_then(|c| self.session_claims(c, now)) {
+        let browser = cookie.and_then(|c| self.session_claims(c, now));
+        if let Some(claims) = &browser {
             self.store
                 .revoke_token(&TokenId::from_trusted(&claims.jti), claims.exp)
                 .await?;
         }
-        if let Some(hint) = hint {
+        let of_user = |hint: &&LogoutHint| {
+            browser
+                .as_ref()
+                .is_some_and(|claims| hint.subject == claims.sub)
+        };
+        if let Some(hint) = hint.filter(of_user) {
             self.store
                 .revoke_family(&TokenId::from_trusted(&hint.sid), now)
                 .await?;
