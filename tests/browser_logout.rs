@@ -497,6 +497,49 @@ async fn without_a_session_a_logout_returns_to_the_client_and_ends_no_client_ses
     );
 }
 
+/// Single logout: the client signed in to second through the same browser session is logged
+/// out with its own hint once the browser's session has ended, even without the cookie. A
+/// cookie that was logged out, though, proves nothing for another session's hint.
+async fn a_hint_of_a_logged_out_browser_session_ends_its_client_session_and_a_stale_cookie_does_not(
+    app: &TestApp,
+) {
+    let (session, mut first) = signed_in(app).await;
+    let pkce = pkce();
+    let again = authorize(app, &pkce.challenge, Some(&session)).await;
+    let second = app
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", CLIENT),
+            ("code", &code_of(&again)),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &pkce.verifier),
+        ])
+        .await;
+    let mut second: Value = second.json().await.unwrap();
+    let (elsewhere, mut other) = signed_in(app).await;
+    // Refreshing replaces the tokens, and a refresh gives no ID token: the hints first.
+    let [first_hint, second_hint, other_hint] =
+        [&first, &second, &other].map(|tokens| tokens["id_token"].as_str().unwrap().to_owned());
+
+    let ended = logout(app, &[("id_token_hint", &first_hint)], &session).await;
+    assert_eq!(ended.status(), 200, "signed out at once");
+    assert!(!refreshes(app, &mut first).await);
+    assert!(refreshes(app, &mut second).await, "not yet asked to end");
+
+    // The logged-out cookie with another browser's hint: nothing more ends.
+    logout(app, &[("id_token_hint", &other_hint)], &session).await;
+    assert!(
+        refreshes(app, &mut other).await,
+        "a stale cookie proves nothing"
+    );
+    assert!(still_signed_in(app, &elsewhere).await);
+
+    // The second client's logout, after the browser's: its hint alone ends its session.
+    let response = logout(app, &[("id_token_hint", &second_hint)], "").await;
+    assert_eq!(response.status(), 200);
+    assert!(!refreshes(app, &mut second).await, "single logout");
+}
+
 /// Every ID token of the browser's session names it: one from an authorization that skipped
 /// the page ends the session at once as well.
 async fn an_id_token_from_a_later_authorization_of_the_session_ends_it_at_once(app: &TestApp) {
@@ -590,6 +633,7 @@ on_both_stores!(
     an_invalid_hint_ends_no_live_session,
     a_code_of_the_session_not_yet_redeemed_when_it_logs_out_is_refused,
     without_a_session_a_logout_returns_to_the_client_and_ends_no_client_session,
+    a_hint_of_a_logged_out_browser_session_ends_its_client_session_and_a_stale_cookie_does_not,
     an_id_token_from_a_later_authorization_of_the_session_ends_it_at_once,
     a_state_longer_than_an_authorization_may_send_is_not_sent_back,
     a_logout_with_a_parameter_given_twice_ends_nothing,

@@ -130,7 +130,8 @@ impl LogoutApi {
     /// replica and the client's session the hint names (`sid`: its refresh and access tokens),
     /// then returns to `post_logout_redirect_uri` when it is one of the client's registered
     /// redirect URIs, else shows a page. A browser without a live session returns the same way
-    /// and ends no client session: an ID token alone proves nothing. Any other request
+    /// and ends the hint's client session only if the browser session the hint was signed in
+    /// with has been logged out already: an ID token alone proves nothing. Any other request
     /// (which another site can send a browser with) ends nothing: it answers a page that asks
     /// the user to confirm, whose form posts to `POST /oauth/logout`.
     #[oai(path = "/oauth/logout", method = "get", operation_id = "end_session")]

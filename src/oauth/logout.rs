@@ -151,7 +151,7 @@ impl Authority {
         // The same bound as an authorization's `state`, which goes back the same way.
         if state.is_some_and(|state| !bounded_text(state, MAX_STATE_LEN)) {
             return Err(ReturnRefused::Refused(
-                "The application's state is longer than 1024 printable characters.",
+                "The application's state is longer than 1024 characters or not printable ASCII.",
             ));
         }
         let client = match (hinted, named) {
@@ -223,28 +223,41 @@ impl Authority {
     }
 
     /// Ends the browser's session (on every replica: its id goes on the revocation list) and
-    /// the client's session a hint names (its refresh and access tokens) if that browser is
-    /// signed in as the hint's user. An ID token is no secret (logout URLs carry it, into
-    /// histories and logs), so holding one alone ends nothing; a client ends its own session
-    /// by revoking its refresh token.
+    /// the client's session a hint names (its refresh and access tokens) when the user asked:
+    /// the browser is signed in as the hint's user, or the browser session the hint was signed
+    /// in with has been logged out already (a logout at one client, then at the next). An ID
+    /// token is no secret (logout URLs carry it, into histories and logs), so holding one alone
+    /// ends nothing; a client ends its own session by revoking its refresh token.
     pub async fn end_sessions(
         &self,
         cookie: Option<&str>,
         hint: Option<&LogoutHint>,
         now: UnixTime,
     ) -> Result<(), ServiceError> {
-        let browser = cookie.and_then(|c| self.session_claims(c, now));
-        if let Some(claims) = &browser {
+        // Whether the user asked, read before this browser's session ends: a cookie that was
+        // logged out, or outlived a password change, proves nothing.
+        let user = match cookie {
+            Some(cookie) => self.session(cookie, now).await?.map(|s| s.username),
+            None => None,
+        };
+        let asked = match hint {
+            Some(hint) if user.as_ref().is_some_and(|u| u.as_str() == hint.subject) => true,
+            Some(LogoutHint {
+                browser_sid: Some(sid),
+                ..
+            }) => {
+                self.store
+                    .is_token_revoked(&TokenId::from_trusted(sid), now)
+                    .await?
+            }
+            _ => false,
+        };
+        if let Some(claims) = cookie.and_then(|c| self.session_claims(c, now)) {
             self.store
                 .revoke_token(&TokenId::from_trusted(&claims.jti), claims.exp)
                 .await?;
         }
-        let of_user = |hint: &&LogoutHint| {
-            browser
-                .as_ref()
-                .is_some_and(|claims| hint.subject == claims.sub)
-        };
-        if let Some(hint) = hint.filter(of_user) {
+        if let Some(hint) = hint.filter(|_| asked) {
             self.store
                 .revoke_family(&TokenId::from_trusted(&hint.sid), now)
                 .await?;
