@@ -208,6 +208,11 @@ async fn max_age_shows_the_page_to_an_older_sign_in_and_prompt_none_goes_alone(a
         param(&query(&recent), "code").is_some(),
         "signed in within the hour"
     );
+    let empty = ask(&[("max_age", "")]).await;
+    assert!(
+        param(&query(&empty), "code").is_some(),
+        "an empty max_age is none"
+    );
     let older = ask(&[("max_age", "0")]).await;
     assert_eq!(
         older.status(),
@@ -220,7 +225,10 @@ async fn max_age_shows_the_page_to_an_older_sign_in_and_prompt_none_goes_alone(a
         Some("login_required")
     );
     for (extra, why) in [
-        (&[("prompt", "none login")][..], "prompt=none with another"),
+        (
+            &[("prompt", "none consent")][..],
+            "prompt=none with another",
+        ),
         (&[("max_age", "soon")][..], "max_age not a number"),
     ] {
         let refused = ask(extra).await;

@@ -46,6 +46,7 @@ fn client(id: &str) -> ClientRecord {
         audiences: BTreeSet::from(["api".to_owned()]),
         created_at: now(),
         keys: None,
+        keys_version: None,
         redirect_uris: Default::default(),
         first_party: false,
     }

@@ -391,6 +391,7 @@ mod fixtures {
             audiences: BTreeSet::from(["api".to_owned()]),
             created_at: now,
             keys: None,
+            keys_version: None,
             redirect_uris: Default::default(),
             first_party: false,
         }

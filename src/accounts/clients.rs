@@ -6,7 +6,7 @@ use super::{Change, Page, conflict_or, invalid, paginate, revoke_subject};
 use crate::audit::{self, Event};
 use crate::configuration::TokenSettings;
 use crate::credentials::{ClientKeySet, ClientSecret, check_jwks_uri, check_redirect_uris};
-use crate::domain::{ClientId, GrantType, Scope, Secret};
+use crate::domain::{ClientId, GrantType, Scope, Secret, random_token};
 use crate::error::ServiceError;
 use crate::store::{ClientKeys, ClientRecord, Store, Subject};
 
@@ -84,6 +84,7 @@ pub async fn add_client(
         scope,
         audiences,
         created_at: change.now,
+        keys_version: keys.as_ref().map(|_| random_token(16)),
         keys,
         redirect_uris,
         first_party: spec.first_party,
@@ -166,6 +167,7 @@ pub async fn update_client(
         // A secret that stayed valid beside keys would be a second way in.
         client.secret_hash = None;
         client.keys = Some(checked_keys(keys)?);
+        client.keys_version = Some(random_token(16));
     }
     if let Some(uris) = changes.redirect_uris {
         client.redirect_uris = check_redirect_uris(&uris).map_err(invalid)?;

@@ -390,7 +390,13 @@ impl AuthorizeApi {
         if prompts.contains(&"none") && prompts.len() > 1 {
             return refused("invalid_request", "prompt=none goes alone");
         }
-        let max_age = match max_age.0.as_deref().map(str::parse::<u64>) {
+        // A parameter sent without a value is one not sent (RFC 6749 §3.1).
+        let max_age = match max_age
+            .0
+            .as_deref()
+            .filter(|v| !v.is_empty())
+            .map(str::parse::<u64>)
+        {
             None => None,
             Some(Ok(seconds)) => Some(i64::try_from(seconds).unwrap_or(i64::MAX)),
             Some(Err(_)) => {

@@ -7,7 +7,7 @@ use super::assertion::{Assertion, Expected};
 use super::client_auth::{AuthenticatedClient, ClientAssertion, ClientCredentials};
 use super::throttle::Attempt;
 use crate::audit::{Event, Record};
-use crate::domain::{ClientId, UnixTime, now};
+use crate::domain::{ClientId, now};
 use crate::error::ServiceError;
 use crate::store::ClientRecord;
 
@@ -42,8 +42,7 @@ impl Authority {
             (Err(why), _) => Err(why),
             (Ok(_), None) => Err("no such client".to_owned()),
             (Ok(assertion), Some(client)) => {
-                self.check_assertion(&assertion, client, read.not_before, presented)
-                    .await?
+                self.check_assertion(&assertion, client, presented).await?
             }
         };
         match checked {
@@ -79,14 +78,9 @@ impl Authority {
         &self,
         assertion: &Assertion,
         client: ClientRecord,
-        cut_off: Option<UnixTime>,
         presented: &ClientAssertion,
     ) -> Result<Result<ClientRecord, String>, ServiceError> {
-        let keys = match self
-            .client_keys
-            .keys_for(&client, cut_off, assertion.kid())
-            .await
-        {
+        let keys = match self.client_keys.keys_for(&client, assertion.kid()).await {
             Ok(keys) => keys,
             Err(why) => return Ok(Err(why)),
         };

@@ -8,10 +8,11 @@
 //! cannot turn the issuer into a request amplifier. Fetches are bounded in time and size and
 //! follow redirects only within the URL's origin (scheme, host and port).
 //!
-//! What is cached belongs to one registration: the URL, the client's creation and its cut-off.
-//! Removing the client or giving it keys (the same URL included) raises its cut-off, so every
-//! replica drops the set it holds at the client's next assertion and fetches again: that is how
-//! an operator makes the service forget a leaked key at once, whatever max-age it came with.
+//! What is cached belongs to one registration: the URL, the client's creation and the version
+//! of its keys, which changes each time keys are given (the same URL included). So after the
+//! client is removed or given its keys again, every replica drops the set it holds at the
+//! client's next assertion and fetches again: that is how an operator makes the service forget a
+//! leaked key at once, whatever max-age it came with.
 //!
 //! Fetches never go through a proxy named in the environment (`HTTPS_PROXY` and the like): a
 //! proxy would resolve the name itself, past the address checks of [`crate::outbound`].
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::credentials::{ClientKeySet, check_jwks_uri};
 use crate::domain::{ClientId, UnixTime};
+
 use crate::outbound::OutboundPolicy;
 use crate::store::{ClientKeys, ClientRecord};
 
@@ -36,12 +38,12 @@ const MAX_MAX_AGE: Duration = Duration::from_secs(86_400);
 /// failed fetch.
 const REFETCH_AFTER: Duration = Duration::from_secs(60);
 
-/// What a cached set was fetched for: a new registration or a raised cut-off starts afresh.
+/// What a cached set was fetched for: a new registration or new keys start afresh.
 #[derive(Default, PartialEq, Eq)]
 struct Registration {
     uri: String,
     created_at: UnixTime,
-    cut_off: Option<UnixTime>,
+    keys_version: Option<String>,
 }
 
 /// One client's published set as last fetched.
@@ -98,13 +100,11 @@ impl ClientKeySets {
         }
     }
 
-    /// The keys to check an assertion of `client` with, whose header names `kid`; `cut_off`
-    /// is the client's token cut-off as read with the record. `Err` says why there are none
-    /// (logged by the caller, answered as `invalid_client`).
+    /// The keys to check an assertion of `client` with, whose header names `kid`. `Err` says
+    /// why there are none (logged by the caller, answered as `invalid_client`).
     pub async fn keys_for(
         &self,
         client: &ClientRecord,
-        cut_off: Option<UnixTime>,
         kid: Option<&str>,
     ) -> Result<Arc<ClientKeySet>, String> {
         match &client.keys {
@@ -115,7 +115,7 @@ impl ClientKeySets {
                 let registration = Registration {
                     uri: uri.clone(),
                     created_at: client.created_at,
-                    cut_off,
+                    keys_version: client.keys_version.clone(),
                 };
                 self.published(&client.client_id, registration, kid).await
             }

@@ -139,7 +139,14 @@ impl Authority {
             delegation: None,
         };
         // A repeat inside the grace window re-signs the successor as it was first issued.
-        self.issue(&grant, Some(&family), family.current.issued_at)
+        let issued_at = family.current.issued_at;
+        let issued = self.issue(&grant, Some(&family), issued_at)?;
+        if authenticated.by_assertion {
+            // As for client_credentials: the assertion's check may have waited on a key fetch.
+            self.refuse_if_client_revoked_meanwhile(client, issued_at, now)
+                .await?;
+        }
+        Ok(issued)
     }
 
     /// The user behind a refresh token, if the account still exists and is enabled, with the

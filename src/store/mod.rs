@@ -59,6 +59,10 @@ pub struct ClientRecord {
     /// §2.2). Optional, so that records written before keys existed still load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<ClientKeys>,
+    /// A fresh random id each time keys are given (at registration or by an update), so that
+    /// a cached copy of a published set knows a re-keying even at the same URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_version: Option<String>,
     /// The redirect URIs of a client that signs users in through a browser
     /// (`authorization_code`), compared exactly. Empty for records written before them.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]

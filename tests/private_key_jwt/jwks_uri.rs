@@ -50,7 +50,20 @@ async fn a_key_dropped_from_a_jwks_uri_is_forgotten_once_the_client_is_given_key
     let server = KeyServer::start(key_set(&[&leaked]).to_string()).await;
     register(&app, "svc", ClientKeys::JwksUri(server.url.clone())).await;
     let signed_with = |key: &ClientKey| key.sign(&claims("svc", &app.address));
+    let give_keys_again = || async {
+        let again = ClientChanges {
+            keys: Some(ClientKeys::JwksUri(server.url.clone())),
+            ..Default::default()
+        };
+        accounts::update_client(&app.change(), &app.settings.tokens, "svc", again)
+            .await
+            .expect("keys given again");
+    };
     assert_eq!(token_with(&app, &signed_with(&leaked)).await.status(), 200);
+    // Keys given again before the client's server dropped the key: fetched again, still there.
+    give_keys_again().await;
+    assert_eq!(token_with(&app, &signed_with(&leaked)).await.status(), 200);
+    assert_eq!(server.fetches(), 2);
 
     // The client's server drops the leaked key; the cached set still holds it, for its max-age.
     let next = ClientKey::new(Algorithm::ES256);
@@ -60,22 +73,17 @@ async fn a_key_dropped_from_a_jwks_uri_is_forgotten_once_the_client_is_given_key
         200,
         "cached until the set's max-age"
     );
-    assert_eq!(server.fetches(), 1);
+    assert_eq!(server.fetches(), 2);
 
-    // The operator gives the client its keys again, the same URL: the cached set is dropped.
-    let again = ClientChanges {
-        keys: Some(ClientKeys::JwksUri(server.url.clone())),
-        ..Default::default()
-    };
-    accounts::update_client(&app.change(), &app.settings.tokens, "svc", again)
-        .await
-        .expect("keys given again");
+    // The operator gives the client its keys again, the same URL (within the same second,
+    // most likely): the cached set is dropped.
+    give_keys_again().await;
     assert_invalid_client(
         token_with(&app, &signed_with(&leaked)).await,
         "the leaked key, once the keys are given again",
     )
     .await;
-    assert_eq!(server.fetches(), 2, "fetched afresh");
+    assert_eq!(server.fetches(), 3, "fetched afresh");
     assert_eq!(token_with(&app, &signed_with(&next)).await.status(), 200);
 
     // Removed and registered again at the same URL: nothing of the old registration is kept.
@@ -90,7 +98,7 @@ async fn a_key_dropped_from_a_jwks_uri_is_forgotten_once_the_client_is_given_key
         "a key of the removed client's set",
     )
     .await;
-    assert_eq!(server.fetches(), 3, "fetched afresh");
+    assert_eq!(server.fetches(), 4, "fetched afresh");
     assert_eq!(token_with(&app, &signed_with(&last)).await.status(), 200);
 }
 
@@ -114,6 +122,56 @@ async fn a_client_removed_while_its_assertion_waits_on_its_key_server_gets_no_to
         "a client removed while its credentials were checked",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_refresh_by_a_client_removed_while_its_assertion_waits_gets_no_token() {
+    let app = TestApp::spawn().await;
+    app.add_user("alice", "correct horse", &["user"]).await;
+    let key = ClientKey::new(Algorithm::ES256);
+    let server = KeyServer::start(key_set(&[&key]).to_string()).await;
+    let spec = accounts::ClientSpec {
+        grants: [GrantType::Password, GrantType::RefreshToken].into(),
+        scopes: vec!["read".to_owned()],
+        keys: Some(ClientKeys::JwksUri(server.url.clone())),
+        ..Default::default()
+    };
+    accounts::add_client(&app.change(), "svc", spec)
+        .await
+        .expect("client added");
+    let assertion = key.sign(&claims("svc", &app.address));
+    let login = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "correct horse"),
+            ("client_assertion_type", super::ASSERTION_TYPE),
+            ("client_assertion", assertion.as_str()),
+        ])
+        .await;
+    assert_eq!(login.status(), 200);
+    let login: serde_json::Value = login.json().await.unwrap();
+    let refresh_token = login["refresh_token"].as_str().unwrap();
+
+    // Signed with a key the cached set lacks, the refresh's assertion waits on a fetch.
+    let rotated = ClientKey::new(Algorithm::ES256);
+    *server.body.lock().unwrap() = key_set(&[&key, &rotated]).to_string();
+    server.hold();
+    let assertion = rotated.sign(&claims("svc", &app.address));
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+        ("client_assertion_type", super::ASSERTION_TYPE),
+        ("client_assertion", assertion.as_str()),
+    ];
+    let (response, ()) = tokio::join!(app.token(&form), async {
+        server.arrived().await;
+        accounts::delete_client(&app.change(), &app.settings.tokens, "svc")
+            .await
+            .expect("removed while the key set is being fetched");
+        server.release();
+    });
+    assert_invalid_client(response, "a refresh by a client removed meanwhile").await;
 }
 
 #[tokio::test]
@@ -277,7 +335,10 @@ async fn a_proxy_named_in_the_environment_does_not_carry_a_jwks_uri_fetch_past_t
     let dir = Workdir::new()
         .env("HTTPS_PROXY", &proxy)
         .env("HTTP_PROXY", &proxy)
-        .env("ALL_PROXY", &proxy);
+        .env("ALL_PROXY", &proxy)
+        // Nothing of the caller's environment may exempt the name from the proxy.
+        .env("NO_PROXY", "")
+        .env("no_proxy", "");
     let uri = format!("https://{}:9/jwks.json", own_name());
     let added = dir.run(&["clients", "add", "inside", "--jwks-uri", &uri]);
     assert!(added.success(), "{}", added.failure());
