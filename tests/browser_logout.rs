@@ -100,17 +100,21 @@ async fn signed_in_as(app: &TestApp, username: &str) -> (String, Value) {
     assert_eq!(response.status(), 303);
     let session = cookie_of(&response, "latchkey_session").expect("a session cookie");
     let code = code_of(&response);
-    let tokens = app
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", CLIENT),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &pkce.verifier),
-        ])
-        .await;
+    let tokens = redeem(app, &code, &pkce.verifier).await;
     assert_eq!(tokens.status(), 200);
     (session, tokens.json().await.unwrap())
+}
+
+/// The client's redemption of a code.
+async fn redeem(app: &TestApp, code: &str, verifier: &str) -> reqwest::Response {
+    app.token(&[
+        ("grant_type", "authorization_code"),
+        ("client_id", CLIENT),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier),
+    ])
+    .await
 }
 
 /// `GET /oauth/logout` with `params`, from a browser with `cookies`.
@@ -437,15 +441,7 @@ async fn a_code_of_the_session_not_yet_redeemed_when_it_logs_out_is_refused(app:
     )
     .await;
     assert_eq!(response.status(), 200, "signed out");
-    let redeemed = app
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", CLIENT),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &pkce.verifier),
-        ])
-        .await;
+    let redeemed = redeem(app, &code, &pkce.verifier).await;
     assert_oauth_error(redeemed, 400, "invalid_grant").await;
 }
 
@@ -506,15 +502,7 @@ async fn a_hint_of_a_logged_out_browser_session_ends_its_client_session_and_a_st
     let (session, mut first) = signed_in(app).await;
     let pkce = pkce();
     let again = authorize(app, &pkce.challenge, Some(&session)).await;
-    let second = app
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", CLIENT),
-            ("code", &code_of(&again)),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &pkce.verifier),
-        ])
-        .await;
+    let second = redeem(app, &code_of(&again), &pkce.verifier).await;
     let mut second: Value = second.json().await.unwrap();
     let (elsewhere, mut other) = signed_in(app).await;
     // Refreshing replaces the tokens, and a refresh gives no ID token: the hints first.
@@ -548,14 +536,7 @@ async fn an_id_token_from_a_later_authorization_of_the_session_ends_it_at_once(a
     let again = authorize(app, &pkce.challenge, Some(&session)).await;
     assert_eq!(again.status(), 303, "the page is skipped");
     let code = code_of(&again);
-    let tokens: Value = app
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", CLIENT),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &pkce.verifier),
-        ])
+    let tokens: Value = redeem(app, &code, &pkce.verifier)
         .await
         .json()
         .await
