@@ -105,6 +105,21 @@ async fn signed_in_as(app: &TestApp, username: &str) -> (String, Value) {
     (session, tokens.json().await.unwrap())
 }
 
+/// The logout page for `params`, confirmed from the browser signed in with `session`.
+async fn confirmed_logout(
+    app: &TestApp,
+    params: &[(&str, &str)],
+    session: &str,
+) -> reqwest::Response {
+    let form = confirmation(logout(app, params, session).await).await;
+    post(
+        app,
+        &[("request", &form.request), ("csrf_token", &form.csrf_token)],
+        &format!("{session}; {}", form.csrf_cookie),
+    )
+    .await
+}
+
 /// The client's redemption of a code.
 async fn redeem(app: &TestApp, code: &str, verifier: &str) -> reqwest::Response {
     app.token(&[
@@ -254,13 +269,7 @@ async fn confirming_the_logout_ends_the_session_and_returns_to_the_client(app: &
 
     // Without a return address, the confirmed logout shows the signed-out page.
     let (session, _) = signed_in(app).await;
-    let form = confirmation(logout(app, &[], &session).await).await;
-    let response = post(
-        app,
-        &[("request", &form.request), ("csrf_token", &form.csrf_token)],
-        &format!("{session}; {}", form.csrf_cookie),
-    )
-    .await;
+    let response = confirmed_logout(app, &[], &session).await;
     assert_eq!(response.status(), 200);
     assert!(
         response
@@ -433,13 +442,7 @@ async fn a_code_of_the_session_not_yet_redeemed_when_it_logs_out_is_refused(app:
     let redirect = authorize(app, &pkce.challenge, Some(&session)).await;
     assert_eq!(redirect.status(), 303, "signed in without the page");
     let code = code_of(&redirect);
-    let form = confirmation(logout(app, &[], &session).await).await;
-    let response = post(
-        app,
-        &[("request", &form.request), ("csrf_token", &form.csrf_token)],
-        &format!("{session}; {}", form.csrf_cookie),
-    )
-    .await;
+    let response = confirmed_logout(app, &[], &session).await;
     assert_eq!(response.status(), 200, "signed out");
     let redeemed = redeem(app, &code, &pkce.verifier).await;
     assert_oauth_error(redeemed, 400, "invalid_grant").await;
@@ -475,13 +478,7 @@ async fn without_a_session_a_logout_returns_to_the_client_and_ends_no_client_ses
     // Nor does another user's browser end it, confirmed or not.
     app.add_user("mallory", PASSWORD, &["user"]).await;
     let (mallory, _) = signed_in_as(app, "mallory").await;
-    let form = confirmation(logout(app, &[("id_token_hint", &hint)], &mallory).await).await;
-    let response = post(
-        app,
-        &[("request", &form.request), ("csrf_token", &form.csrf_token)],
-        &format!("{mallory}; {}", form.csrf_cookie),
-    )
-    .await;
+    let response = confirmed_logout(app, &[("id_token_hint", &hint)], &mallory).await;
     assert_eq!(
         response.status(),
         200,
