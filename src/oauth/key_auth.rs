@@ -1,15 +1,25 @@
 //! `private_key_jwt` client authentication (RFC 7523 §2.2): the client proves itself with an
 //! assertion signed by one of its keys. Held to the same limits as a secret: a failed
-//! assertion counts against the address exactly as a wrong secret does.
+//! assertion counts against the address exactly as a wrong secret does. A key set that its
+//! client's server fails to give is no failed assertion: it is refused all the same but not
+//! counted, so an outage of that server does not lock its callers' addresses out beyond it.
 
 use super::Authority;
 use super::assertion::{Assertion, Expected};
 use super::client_auth::{AuthenticatedClient, ClientAssertion, ClientCredentials};
+use super::key_sets::NoKeys;
 use super::throttle::Attempt;
 use crate::audit::{Event, Record};
 use crate::domain::{ClientId, now};
 use crate::error::ServiceError;
 use crate::store::ClientRecord;
+
+/// Why an assertion was refused: a failed authentication, which counts against the caller's
+/// address, or a key set its client's server failed to give, which does not.
+enum Refusal {
+    Failed(String),
+    KeysUnavailable(String),
+}
 
 impl Authority {
     /// Checks `presented` and returns the client it authenticates, with its cut-off.
@@ -39,8 +49,8 @@ impl Authority {
             .reserve_if_suspect(&attempt, &read.failures, id, &credentials.origin)
             .await?;
         let checked = match (assertion, read.client) {
-            (Err(why), _) => Err(why),
-            (Ok(_), None) => Err("no such client".to_owned()),
+            (Err(why), _) => Err(Refusal::Failed(why)),
+            (Ok(_), None) => Err(Refusal::Failed("no such client".to_owned())),
             (Ok(assertion), Some(client)) => {
                 self.check_assertion(&assertion, client, presented).await?
             }
@@ -56,10 +66,21 @@ impl Authority {
                     by_assertion: true,
                 })
             }
-            Err(reason) => {
-                if !reserved {
-                    self.count_failure(&attempt).await?;
-                }
+            Err(refusal) => {
+                let reason = match refusal {
+                    Refusal::Failed(reason) => {
+                        if !reserved {
+                            self.count_failure(&attempt).await?;
+                        }
+                        reason
+                    }
+                    Refusal::KeysUnavailable(reason) => {
+                        if reserved {
+                            self.release(&attempt).await?;
+                        }
+                        reason
+                    }
+                };
                 let id: String = id.chars().take(64).collect();
                 tracing::info!(client_id = %id, %reason, "client assertion refused");
                 Record::new(Event::ClientAuthFailed, &id, &credentials.origin)
@@ -79,10 +100,11 @@ impl Authority {
         assertion: &Assertion,
         client: ClientRecord,
         presented: &ClientAssertion,
-    ) -> Result<Result<ClientRecord, String>, ServiceError> {
+    ) -> Result<Result<ClientRecord, Refusal>, ServiceError> {
         let keys = match self.client_keys.keys_for(&client, assertion.kid()).await {
             Ok(keys) => keys,
-            Err(why) => return Ok(Err(why)),
+            Err(NoKeys::Refused(why)) => return Ok(Err(Refusal::Failed(why))),
+            Err(NoKeys::Unavailable(why)) => return Ok(Err(Refusal::KeysUnavailable(why))),
         };
         // RFC 7523 §3 names the token endpoint's URL; clients of revocation and introspection
         // send either it or the URL they call.
@@ -95,13 +117,15 @@ impl Authority {
         let now = now();
         let verified = match assertion.verify(&keys, &expected, now) {
             Ok(verified) => verified,
-            Err(why) => return Ok(Err(why)),
+            Err(why) => return Ok(Err(Refusal::Failed(why))),
         };
         // Once across every replica sharing the store, until the assertion expires (after
         // which its `exp` refuses it anyway).
         let key = format!("assertion:{}:{}", client.client_id, verified.jti);
         if !self.store.use_once(&key, verified.exp, now).await? {
-            return Ok(Err("the assertion's jti was used already".into()));
+            return Ok(Err(Refusal::Failed(
+                "the assertion's jti was used already".into(),
+            )));
         }
         Ok(Ok(client))
     }

@@ -58,6 +58,16 @@ struct Cached {
     failed_at: Option<Instant>,
 }
 
+/// Why there are no keys to check a client's assertion with.
+#[derive(Debug)]
+pub enum NoKeys {
+    /// The client has none, or its registered set is unusable: the assertion fails.
+    Refused(String),
+    /// The set the client publishes could not be fetched, or was unusable: the client's own
+    /// server is at fault, not the caller's assertion.
+    Unavailable(String),
+}
+
 /// The published key sets, per client.
 pub struct ClientKeySets {
     /// The client for every fetch; an error (no TLS roots, say) is answered to each fetch.
@@ -106,18 +116,22 @@ impl ClientKeySets {
         &self,
         client: &ClientRecord,
         kid: Option<&str>,
-    ) -> Result<Arc<ClientKeySet>, String> {
+    ) -> Result<Arc<ClientKeySet>, NoKeys> {
         match &client.keys {
-            None => Err("the client has no keys".into()),
+            None => Err(NoKeys::Refused("the client has no keys".into())),
             // Checked when registered; parsed per use, which costs far less than the signature.
-            Some(ClientKeys::Jwks(set)) => ClientKeySet::parse(set).map(Arc::new),
+            Some(ClientKeys::Jwks(set)) => ClientKeySet::parse(set)
+                .map(Arc::new)
+                .map_err(NoKeys::Refused),
             Some(ClientKeys::JwksUri(uri)) => {
                 let registration = Registration {
                     uri: uri.clone(),
                     created_at: client.created_at,
                     keys_version: client.keys_version.clone(),
                 };
-                self.published(&client.client_id, registration, kid).await
+                self.published(&client.client_id, registration, kid)
+                    .await
+                    .map_err(NoKeys::Unavailable)
             }
         }
     }

@@ -267,6 +267,25 @@ async fn an_unreachable_oversized_malformed_or_redirected_jwks_uri_is_invalid_cl
     );
 }
 
+#[tokio::test]
+async fn a_key_server_that_is_down_does_not_lock_its_clients_address_out() {
+    let app = TestApp::spawn_with(|s| s.security.max_failed_client_auths_per_address = 2).await;
+    let key = ClientKey::new(Algorithm::EdDSA);
+    // A port that was just free: nothing listens there.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/jwks.json", listener.local_addr().unwrap())
+    };
+    register(&app, "down", ClientKeys::JwksUri(closed)).await;
+    for _ in 0..4 {
+        let refused = token_with(&app, &key.sign(&claims("down", &app.address))).await;
+        assert_invalid_client(refused, "no key set to check the assertion with").await;
+    }
+    register(&app, "svc", ClientKeys::Jwks(key_set(&[&key]))).await;
+    let issued = token_with(&app, &key.sign(&claims("svc", &app.address))).await;
+    assert_eq!(issued.status(), 200, "the address is not at its limit");
+}
+
 /// A listener on every interface that counts the connections made to it, and answers none.
 async fn canary() -> (u16, std::sync::Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
