@@ -79,6 +79,9 @@ pub enum Event {
     RefreshReuseDetected,
     /// An authorization code presented a second time: the session it opened is revoked.
     CodeReuseDetected,
+    /// A live or spent authorization code presented without its client, redirect URI or
+    /// verifier: refused, nothing revoked, but the code has been seen by someone else.
+    CodeMisused,
     Revoke,
     Logout,
     AdminDenied,
@@ -106,6 +109,7 @@ impl Event {
             Event::RefreshRepeated => "refresh_repeated",
             Event::RefreshReuseDetected => "refresh_reuse_detected",
             Event::CodeReuseDetected => "code_reuse_detected",
+            Event::CodeMisused => "code_misused",
             Event::Revoke => "revoke",
             Event::Logout => "logout",
             Event::AdminDenied => "admin_denied",
@@ -144,6 +148,7 @@ impl Event {
                 | Event::ClientAuthFailed
                 | Event::RefreshReuseDetected
                 | Event::CodeReuseDetected
+                | Event::CodeMisused
                 | Event::AdminDenied
                 | Event::RateLimited
         )

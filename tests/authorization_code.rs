@@ -6,6 +6,8 @@
 
 #[macro_use]
 mod support;
+#[path = "authorization_code/audit.rs"]
+mod audit;
 
 use latchkey::domain::{ClientId, GrantType, Scope, Username, now};
 use latchkey::store::AuthorizationCode;

@@ -78,6 +78,10 @@ impl Authority {
             || bound.redirect_uri != redirect_uri
             || !verifier_matches(&verifier, &bound.code_challenge)
         {
+            Record::new(Event::CodeMisused, client.client_id.as_str(), origin)
+                .client(client.client_id.as_str())
+                .subject(bound.username.as_str())
+                .emit();
             return Err(invalid_code());
         }
         // The family is named before the code is spent, so that the spent code remembers it
