@@ -23,6 +23,7 @@ use super::sign_in_page::{self, LogoutForm, SignInPage};
 use crate::domain::{UnixTime, now};
 use crate::error::ServiceError;
 use crate::oauth::Authority;
+use crate::oauth::authorize::SignedIn;
 use crate::oauth::logout::{LogoutHint, LogoutReturn, ReturnRefused};
 
 /// What a refused `id_token_hint` says to the user.
@@ -183,11 +184,12 @@ impl LogoutApi {
         let Some(signed_in) = signed_in else {
             // No live session: nothing another site could take from the user, and nothing that
             // proves the hint's user asked (see `end_sessions`).
-            return self.end(session, hint, &request, now).await;
+            return self.end(session, None, hint, &request, now).await;
         };
         match hint {
             Ok(Some(hint)) if hint.is_of(&signed_in) => {
-                self.end(session, Ok(Some(hint)), &request, now).await
+                self.end(session, Some(&signed_in), Ok(Some(hint)), &request, now)
+                    .await
             }
             Ok(hint) => {
                 self.confirmation(signed_in.username.as_str(), hint, &request, None, now)
@@ -254,17 +256,23 @@ impl LogoutApi {
         cookie(req, &cookie_name(self.authority.issuer(), SESSION_COOKIE))
     }
 
-    /// Ends the sessions and answers: back to the client, or a page.
+    /// Ends the sessions and answers: back to the client, or a page. `signed_in` is the
+    /// browser's live sign-in that `session` stands for, if it has one.
     async fn end(
         &self,
         session: Option<&str>,
+        signed_in: Option<&SignedIn>,
         hint: Result<Option<LogoutHint>, ServiceError>,
         request: &LogoutRequest,
         now: UnixTime,
     ) -> LogoutResponse {
         let cleared = set_cookie(self.authority.issuer(), SESSION_COOKIE, "", 0);
         let valid = hint.as_ref().ok().and_then(Option::as_ref);
-        if let Err(error) = self.authority.end_sessions(session, valid, now).await {
+        let ended = self
+            .authority
+            .end_sessions(session, signed_in, valid, now)
+            .await;
+        if let Err(error) = ended {
             return error.into();
         }
         let refused = |message: &str| {
@@ -390,7 +398,15 @@ impl LogoutApi {
             client_id: pending.return_client().map(str::to_owned),
             state: pending.state.clone(),
         };
-        self.end(self.session_cookie(req), Ok(pending.hint), &request, now)
+        let session = self.session_cookie(req);
+        let signed_in = match session {
+            Some(value) => match self.authority.session(value, now).await {
+                Ok(found) => found,
+                Err(error) => return error.into(),
+            },
+            None => None,
+        };
+        self.end(session, signed_in.as_ref(), Ok(pending.hint), &request, now)
             .await
     }
 }

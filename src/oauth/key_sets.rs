@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use crate::credentials::{ClientKeySet, check_jwks_uri};
 use crate::domain::{ClientId, UnixTime};
-
 use crate::outbound::OutboundPolicy;
 use crate::store::{ClientKeys, ClientRecord};
 

@@ -228,20 +228,19 @@ impl Authority {
     /// in with has been logged out already (a logout at one client, then at the next). An ID
     /// token is no secret (logout URLs carry it, into histories and logs), so holding one alone
     /// ends nothing; a client ends its own session by revoking its refresh token.
+    ///
+    /// `signed_in` is the live sign-in the cookie stands for ([`Authority::session`], read before
+    /// the session ends): a cookie that was logged out, or outlived a password change, has none
+    /// and proves nothing.
     pub async fn end_sessions(
         &self,
         cookie: Option<&str>,
+        signed_in: Option<&SignedIn>,
         hint: Option<&LogoutHint>,
         now: UnixTime,
     ) -> Result<(), ServiceError> {
-        // Whether the user asked, read before this browser's session ends: a cookie that was
-        // logged out, or outlived a password change, proves nothing.
-        let user = match cookie {
-            Some(cookie) => self.session(cookie, now).await?.map(|s| s.username),
-            None => None,
-        };
         let asked = match hint {
-            Some(hint) if user.as_ref().is_some_and(|u| u.as_str() == hint.subject) => true,
+            Some(hint) if signed_in.is_some_and(|s| s.username.as_str() == hint.subject) => true,
             Some(LogoutHint {
                 browser_sid: Some(sid),
                 ..

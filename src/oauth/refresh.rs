@@ -139,11 +139,11 @@ impl Authority {
             delegation: None,
         };
         // A repeat inside the grace window re-signs the successor as it was first issued.
-        let issued_at = family.current.issued_at;
-        let issued = self.issue(&grant, Some(&family), issued_at)?;
+        let dated = family.current.issued_at;
+        let issued = self.issue(&grant, Some(&family), dated)?;
         if authenticated.by_assertion {
             // As for client_credentials: the assertion's check may have waited on a key fetch.
-            self.refuse_if_client_revoked_meanwhile(client, issued_at, now)
+            self.refuse_if_client_revoked_meanwhile(client, dated, now)
                 .await?;
         }
         Ok(issued)
