@@ -19,7 +19,7 @@ use crate::keys::{KeyRing, KeySet};
 use crate::oauth::Authority;
 use crate::shutdown::{Drain, DrainingAcceptor};
 use crate::slow_clients::{DeadlineAcceptor, Limits};
-use crate::store::{self, SharedStore};
+use crate::store::{self, SharedStore, TokenLifetimes};
 
 /// How often expired entries are swept from stores that do not expire them by themselves.
 const PURGE_INTERVAL: Duration = Duration::from_secs(300);
@@ -29,9 +29,9 @@ const HASH_SURVEY_INTERVAL: Duration = Duration::from_secs(300);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long closing the store may take at shutdown, on top of the grace.
 const STORE_CLOSE_LIMIT: Duration = Duration::from_secs(2);
-/// The longest wait between two attempts to create the bootstrap admin while the store does
-/// not answer.
-const BOOTSTRAP_RETRY_LIMIT: Duration = Duration::from_secs(5);
+/// The longest wait between two attempts at the start-up work on the store while the store
+/// does not answer.
+const STORE_WORK_RETRY_LIMIT: Duration = Duration::from_secs(5);
 
 /// A service ready to accept connections on its bound address.
 pub struct Application {
@@ -45,8 +45,16 @@ pub struct Application {
     key_reload: Duration,
     connection_limits: Limits,
     tls: Option<poem::listener::RustlsConfig>,
-    /// The bootstrap admin to create once the store answers, and the start-up it holds up.
-    bootstrap: Option<(BootstrapAdmin, api::StartUp)>,
+    /// The start-up work left for when the store answers, and the start-up it holds up.
+    store_work: Option<(StoreWork, api::StartUp)>,
+}
+
+/// What start-up needs the store for, done before the service is ready: recording the token
+/// lifetimes this service issues with, so that a revocation anywhere is remembered for as
+/// long as its tokens live (see `store::lifetimes`), and creating the bootstrap admin.
+struct StoreWork {
+    lifetimes: TokenLifetimes,
+    admin: Option<BootstrapAdmin>,
 }
 
 /// The administrator configured by `bootstrap.*`.
@@ -56,39 +64,58 @@ struct BootstrapAdmin {
     passwords: PasswordHasher,
 }
 
-impl BootstrapAdmin {
-    async fn create(&self, store: &dyn crate::store::Store) -> Result<(), ServiceError> {
+impl StoreWork {
+    async fn run(&self, store: &dyn crate::store::Store) -> Result<(), StartUpError> {
+        store
+            .record_token_lifetimes(self.lifetimes)
+            .await
+            .map_err(|error| StartUpError::Lifetimes(error.into()))?;
+        let Some(admin) = &self.admin else {
+            return Ok(());
+        };
         crate::accounts::bootstrap_admin(
             store,
-            &self.passwords,
-            &self.username,
-            self.password.clone(),
+            &admin.passwords,
+            &admin.username,
+            admin.password.clone(),
             now(),
         )
         .await
         .map(|_| ())
+        .map_err(StartUpError::Admin)
     }
 
-    /// Tries until the store answers and the admin exists (or another does), then declares
-    /// start-up complete.
-    async fn create_when_the_store_answers(self, store: SharedStore, start_up: api::StartUp) {
+    /// Tries until the store answers and the work is done, then declares start-up complete.
+    async fn run_when_the_store_answers(self, store: SharedStore, start_up: api::StartUp) {
         let mut wait = Duration::from_millis(500);
         loop {
             tokio::time::sleep(wait).await;
-            match self.create(store.as_ref()).await {
+            match self.run(store.as_ref()).await {
                 Ok(()) => {
                     start_up.done();
                     tracing::info!("the store answers; start-up is complete");
                     return;
                 }
-                Err(ServiceError::Unavailable { .. }) => {}
-                Err(error) => tracing::error!(
-                    %error,
-                    "cannot create the admin named by bootstrap.admin_username; trying again"
-                ),
+                Err(error) if error.is_unavailable() => {}
+                Err(error) => tracing::error!(%error, "start-up is not complete; trying again"),
             }
-            wait = (wait * 2).min(BOOTSTRAP_RETRY_LIMIT);
+            wait = (wait * 2).min(STORE_WORK_RETRY_LIMIT);
         }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StartUpError {
+    #[error("cannot record the token lifetimes in the store: {0}")]
+    Lifetimes(ServiceError),
+    #[error("cannot create the admin named by bootstrap.admin_username: {0}")]
+    Admin(ServiceError),
+}
+
+impl StartUpError {
+    fn is_unavailable(&self) -> bool {
+        let (StartUpError::Lifetimes(error) | StartUpError::Admin(error)) = self;
+        matches!(error, ServiceError::Unavailable { .. })
     }
 }
 
@@ -180,33 +207,34 @@ impl Application {
             }
         };
         let passwords = PasswordHasher::new(&settings.passwords)?;
-        let mut bootstrap = None;
-        if let Some((username, password)) = settings.bootstrap_admin()? {
-            let admin = BootstrapAdmin {
-                username,
-                password,
-                passwords: passwords.clone(),
+        let work = StoreWork {
+            lifetimes: TokenLifetimes::of(&settings.tokens),
+            admin: settings
+                .bootstrap_admin()?
+                .map(|(username, password)| BootstrapAdmin {
+                    username,
+                    password,
+                    passwords: passwords.clone(),
+                }),
+        };
+        let deferred = !store_answers
+            || match work.run(store.as_ref()).await {
+                Ok(()) => false,
+                Err(error) if error.is_unavailable() => true,
+                Err(error) => return Err(error.into()),
             };
-            let deferred = !store_answers
-                || match admin.create(store.as_ref()).await {
-                    Ok(()) => false,
-                    Err(ServiceError::Unavailable { .. }) => true,
-                    Err(error) => {
-                        return Err(error)
-                            .context("cannot create the admin named by bootstrap.admin_username");
-                    }
-                };
-            if deferred {
-                tracing::warn!(
-                    username = %admin.username,
-                    "the bootstrap admin will be created once the store answers"
-                );
-                bootstrap = Some(admin);
-            }
-        }
-        let start_up = match bootstrap {
-            Some(_) => api::StartUp::pending(),
-            None => api::StartUp::default(),
+        let (start_up, store_work) = if deferred {
+            tracing::warn!(
+                "start-up completes once the store answers: recording the token lifetimes{}",
+                match &work.admin {
+                    Some(_) => " and creating the bootstrap admin",
+                    None => "",
+                }
+            );
+            let start_up = api::StartUp::pending();
+            (start_up.clone(), Some((work, start_up)))
+        } else {
+            (api::StartUp::default(), None)
         };
         let tls = match (&settings.server.tls_cert, &settings.server.tls_key) {
             (Some(cert), Some(key)) => Some(crate::tls::load(cert, key)?),
@@ -242,7 +270,7 @@ impl Application {
                 idle: Duration::from_secs(settings.server.idle_timeout),
             },
             tls,
-            bootstrap: bootstrap.map(|admin| (admin, start_up)),
+            store_work,
         })
     }
 
@@ -271,8 +299,8 @@ impl Application {
             self.store.clone(),
             self.passwords.clone(),
         ));
-        let bootstrap = self.bootstrap.map(|(admin, start_up)| {
-            tokio::spawn(admin.create_when_the_store_answers(self.store.clone(), start_up))
+        let store_work = self.store_work.map(|(work, start_up)| {
+            tokio::spawn(work.run_when_the_store_answers(self.store.clone(), start_up))
         });
         let key_watcher = tokio::spawn(self.keys.clone().watch(self.key_reload));
         // poem waits for every connection; the drain's deadline bounds that wait.
@@ -291,8 +319,8 @@ impl Application {
         sweeper.abort();
         surveyor.abort();
         key_watcher.abort();
-        if let Some(bootstrap) = bootstrap {
-            bootstrap.abort();
+        if let Some(store_work) = store_work {
+            store_work.abort();
         }
         match tokio::time::timeout(STORE_CLOSE_LIMIT, self.store.close()).await {
             Ok(Ok(())) => tracing::info!("store closed"),

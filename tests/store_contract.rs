@@ -17,8 +17,8 @@ use latchkey::store::embedded::{DB_FILE, EmbeddedStore, SCHEMA_VERSION};
 use latchkey::store::{
     AttemptRule, ClientKeys, ClientRead, ClientRecord, FAMILY_EVENT_MARGIN, Family,
     RefreshGeneration, Reservation, RevocationEvent, Rotation, RotationOutcome, SharedStore, Store,
-    StoreError, StoreResult, Subject, SubjectKind, UserCutOffs, UserRecord, failure_count,
-    failure_counts,
+    StoreError, StoreResult, Subject, SubjectKind, TokenLifetimes, UserCutOffs, UserRecord,
+    failure_count, failure_counts,
 };
 
 type Guard = Box<dyn Any + Send>;
@@ -50,6 +50,12 @@ macro_rules! store_contract {
             async fn purging_drops_expired_single_use_markers_only() -> StoreResult<()> {
                 let (store, _guard) = $open.await;
                 contract::purging_drops_expired_single_use_markers_only(&*store).await
+            }
+
+            #[tokio::test]
+            async fn a_revocation_is_remembered_as_long_as_the_longest_token_lifetime_recorded() -> StoreResult<()> {
+                let (store, _guard) = $open.await;
+                contract::a_revocation_is_remembered_as_long_as_the_longest_token_lifetime_recorded(&*store).await
             }
 
             #[tokio::test]

@@ -16,8 +16,9 @@ use rusqlite::params;
 
 use super::attempts::{AttemptRule, Reservation};
 use super::{
-    AuthorizationCode, ClientRead, ClientRecord, CodeRedemption, Family, FeedPage, RevocationEvent,
-    Rotation, RotationOutcome, Store, StoreResult, Subject, SubjectKind, UserCutOffs, UserRecord,
+    AuthorizationCode, ClientRead, ClientRecord, CodeRedemption, CutOffReach, Family, FeedPage,
+    RevocationEvent, Rotation, RotationOutcome, Store, StoreResult, Subject, SubjectKind,
+    TokenLifetimes, UserCutOffs, UserRecord,
 };
 use crate::domain::{self, ClientId, TokenId, UnixTime, Username};
 
@@ -37,7 +38,8 @@ pub use schema::SCHEMA_VERSION;
 use sql::{
     Cached, DbResult, access_key, append_event, cut_off, failure_count, get_json, in_one_read,
     insert_account, insert_error, list_json, load_family, not_before, parse_cursor, raise_cut_off,
-    revoke_loaded_family, rotate, sql_limit, subject_key, to_json, update_existing,
+    record_lifetimes, revoke_loaded_family, rotate, sql_limit, subject_key, to_json,
+    update_existing,
 };
 
 /// The database file inside the data directory.
@@ -274,6 +276,13 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn record_token_lifetimes(
+        &self,
+        lifetimes: TokenLifetimes,
+    ) -> StoreResult<TokenLifetimes> {
+        self.write(move |tx| record_lifetimes(tx, lifetimes)).await
+    }
+
     async fn revoke_subject(
         &self,
         subject: &Subject,
@@ -288,8 +297,9 @@ impl Store for EmbeddedStore {
                 Subject::User(name) => Some(access_key(name.as_str())),
                 Subject::Client(_) => None,
             };
-            let cut_off =
-                raise_cut_off(tx, &subject_key(&subject), floor.as_deref(), now, lifetime)?;
+            let key = subject_key(&subject);
+            let reach = CutOffReach::Every;
+            let cut_off = raise_cut_off(tx, &key, floor.as_deref(), now, lifetime, reach)?;
             append_event(tx, &subject.event(cut_off.0, cut_off.1))?;
             Ok(cut_off.0)
         })
@@ -306,7 +316,8 @@ impl Store for EmbeddedStore {
         self.write(move |tx| {
             let key = access_key(subject.name());
             let floor = subject_key(&subject);
-            let cut_off = raise_cut_off(tx, &key, Some(&floor), now, lifetime)?;
+            let reach = CutOffReach::Access;
+            let cut_off = raise_cut_off(tx, &key, Some(&floor), now, lifetime, reach)?;
             append_event(tx, &subject.event(cut_off.0, cut_off.1))?;
             Ok(cut_off.0)
         })

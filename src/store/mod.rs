@@ -16,10 +16,12 @@ use crate::domain::{ClientId, GrantType, Scope, TokenId, UnixTime, Username};
 pub mod attempts;
 pub mod codes;
 pub mod embedded;
+pub mod lifetimes;
 pub mod redis;
 
 pub use attempts::{AttemptRule, Reservation};
 pub use codes::{AuthorizationCode, CodeRedemption};
+pub use lifetimes::{CutOffReach, TokenLifetimes};
 
 /// A registered user. The password is held as an argon2id PHC string, or, for a user imported
 /// with another system's hash, as that hash until the user's next sign-in replaces it.
@@ -429,10 +431,17 @@ pub trait Store: Send + Sync + 'static {
     /// nothing to the feed.
     async fn revoke_token(&self, jti: &TokenId, expires_at: UnixTime) -> StoreResult<()>;
     async fn is_token_revoked(&self, jti: &TokenId, now: UnixTime) -> StoreResult<bool>;
+    /// Raises the token lifetimes kept (see [`lifetimes`]) to at least `lifetimes`, never
+    /// lowering them, and returns those now kept. A service records its own before it issues.
+    async fn record_token_lifetimes(
+        &self,
+        lifetimes: TokenLifetimes,
+    ) -> StoreResult<TokenLifetimes>;
     /// Declares every token of `subject` issued so far dead: atomically raises its cut-off to
-    /// [`next_not_before`]`(now, cut-off in force)`, remembers it for `lifetime` seconds after
-    /// that (when the last such token has expired), appends the subject's feed event, and
-    /// returns the new cut-off. Tokens whose `iat` is before the cut-off are dead.
+    /// [`next_not_before`]`(now, cut-off in force)`, remembers it after that for `lifetime`
+    /// seconds or the longest lifetime kept, whichever is longer (when the last such token has
+    /// expired), appends the subject's feed event, and returns the new cut-off. Tokens whose
+    /// `iat` is before the cut-off are dead.
     async fn revoke_subject(
         &self,
         subject: &Subject,
@@ -455,8 +464,9 @@ pub trait Store: Send + Sync + 'static {
     /// Declares the user's access tokens issued so far dead, not their sessions: raises the
     /// user's access cut-off to the second after `now`, never below either of the user's
     /// cut-offs in force (as [`Store::revoke_subject`] does for the other), remembers it for
-    /// `lifetime` seconds after that, appends a `Subject` event (resource servers see only
-    /// access tokens), and returns the new cut-off.
+    /// `lifetime` seconds after that or the access lifetime kept, whichever is longer, appends
+    /// a `Subject` event (resource servers see only access tokens), and returns the new
+    /// cut-off.
     async fn revoke_user_access(
         &self,
         username: &Username,

@@ -258,6 +258,48 @@ async fn users_passwd_changes_the_password_and_revokes_earlier_tokens() {
 }
 
 #[tokio::test]
+async fn a_cli_with_shorter_token_lifetimes_revokes_for_as_long_as_the_services_tokens_live() {
+    let mut dir = Workdir::new();
+    add_web_client_and_alice(&dir);
+    let reader = dir.run(&["clients", "add", "reader"]).json();
+    let secret = reader["client_secret"].as_str().expect("secret").to_owned();
+    // The service issues with the defaults: month-long sessions.
+    let service = dir.serve();
+    let session = login(&service).await;
+    let (_, claims) = decode_jwt(session["refresh_token"].as_str().expect("refresh token"));
+    let session_ends = claims["exp"].as_i64().expect("exp");
+
+    // An operator's shell with other lifetimes in its environment.
+    dir.set_env("LATCHKEY_TOKENS__ACCESS_TTL", "60");
+    dir.set_env("LATCHKEY_TOKENS__REFRESH_TTL", "120");
+    dir.run_with_stdin(
+        &["users", "passwd", "alice", "--password-stdin"],
+        Some("a whole new password\n"),
+    )
+    .json();
+
+    let feed = http()
+        .get(service.url("/oauth/revocations"))
+        .basic_auth("reader", Some(&secret))
+        .send()
+        .await
+        .expect("request sent");
+    let (status, feed) = answer(feed).await;
+    assert_eq!(status, 200, "{feed}");
+    let kept_until = feed["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|event| event["type"] == "subject" && event["sub"] == "alice")
+        .and_then(|event| event["exp"].as_i64())
+        .unwrap_or_else(|| panic!("alice's cut-off in {feed}"));
+    assert!(
+        kept_until >= session_ends,
+        "the cut-off is kept until {kept_until}, the session it ended lives until {session_ends}"
+    );
+}
+
+#[tokio::test]
 async fn the_cli_works_on_the_store_while_the_service_runs() {
     let dir = Workdir::new();
     let service = dir.serve();

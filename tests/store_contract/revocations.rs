@@ -186,3 +186,55 @@ pub async fn a_feed_cursor_never_handed_out_is_invalid(store: &dyn Store) -> Sto
     );
     Ok(())
 }
+
+pub async fn a_revocation_is_remembered_as_long_as_the_longest_token_lifetime_recorded(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let now = now();
+    // A service issued month-long sessions and hour-long access tokens; then another process
+    // (an operator's CLI with shorter lifetimes in its environment, a replica rolled out with
+    // lowered ones) records and revokes with its own.
+    let issued = TokenLifetimes {
+        access: 3600,
+        refresh: 30 * 86_400,
+    };
+    assert_eq!(store.record_token_lifetimes(issued).await?, issued);
+    let lowered = TokenLifetimes {
+        access: 60,
+        refresh: 120,
+    };
+    assert_eq!(store.record_token_lifetimes(lowered).await?, issued);
+
+    let alice = user_subject("alice");
+    let cut_off = store.revoke_subject(&alice, now, 120).await?;
+    let month_later = cut_off + 30 * 86_400;
+    assert_eq!(
+        store.subject_not_before(&alice, month_later - 1).await?,
+        Some(cut_off),
+        "a session issued just before the revocation is still dead a month later"
+    );
+    let web = client_subject("web");
+    let client_cut_off = store.revoke_subject(&web, now, 120).await?;
+    assert_eq!(
+        store.subject_not_before(&web, month_later - 1).await?,
+        Some(client_cut_off)
+    );
+    let bob = Username::parse("bob").expect("name");
+    let access_cut_off = store.revoke_user_access(&bob, now, 60).await?;
+    let (_, cut_offs) = store
+        .user_and_not_before(&bob, access_cut_off + 3599)
+        .await?;
+    assert_eq!(cut_offs.access, Some(access_cut_off));
+
+    let events = all_events(store, now).await?;
+    let kept: Vec<_> = events
+        .iter()
+        .map(|event| event.expires_at() - now)
+        .collect();
+    assert!(
+        kept.iter().take(2).all(|&kept| kept >= 30 * 86_400),
+        "resource servers keep the session cut-offs as long: {events:?}"
+    );
+    assert!(kept[2] >= 3600, "and the access cut-off: {events:?}");
+    Ok(())
+}

@@ -18,6 +18,9 @@ use crate::store::{StoreError, StoreResult};
 ///
 /// 4 → 5: authorization codes, under the SHA-256 of the code: `family` is set when the code is
 /// redeemed, `replayed` when it is presented again.
+///
+/// 5 → 6: the longest token lifetimes issued against the store (`access`, `refresh`), which
+/// revocations are remembered for at least (see `store::lifetimes`).
 const MIGRATIONS: &[&str] = &[
     r"
 CREATE TABLE users (
@@ -90,6 +93,12 @@ CREATE TABLE authorization_codes (
     data       TEXT NOT NULL
 ) STRICT;
 CREATE INDEX authorization_codes_expiry ON authorization_codes (keep_until);
+",
+    r"
+CREATE TABLE token_lifetimes (
+    kind    TEXT PRIMARY KEY NOT NULL,
+    seconds INTEGER NOT NULL
+) STRICT;
 ",
 ];
 

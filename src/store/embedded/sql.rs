@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::UnixTime;
 use crate::store::{
-    Family, RevocationEvent, Rotation, RotationOutcome, StoreError, StoreResult, Subject,
-    SubjectKind, next_not_before,
+    CutOffReach, Family, RevocationEvent, Rotation, RotationOutcome, StoreError, StoreResult,
+    Subject, SubjectKind, TokenLifetimes, next_not_before,
 };
 
 /// Maps SQLite failures onto the store's errors: lock contention past the busy timeout and I/O
@@ -161,16 +161,54 @@ pub(super) fn cut_off(
     .db()
 }
 
+/// Raises the token lifetimes kept to at least `lifetimes`; those now kept.
+pub(super) fn record_lifetimes(
+    tx: &Transaction<'_>,
+    lifetimes: TokenLifetimes,
+) -> StoreResult<TokenLifetimes> {
+    for (kind, seconds) in [("access", lifetimes.access), ("refresh", lifetimes.refresh)] {
+        tx.execute_cached(
+            "INSERT INTO token_lifetimes (kind, seconds) VALUES (?1, ?2) \
+             ON CONFLICT (kind) DO UPDATE SET seconds = max(seconds, excluded.seconds)",
+            params![kind, i64::try_from(seconds).unwrap_or(i64::MAX)],
+        )
+        .db()?;
+    }
+    kept_lifetimes(tx)
+}
+
+/// The token lifetimes kept (zero where none is recorded).
+pub(super) fn kept_lifetimes(conn: &Connection) -> StoreResult<TokenLifetimes> {
+    let mut statement = conn
+        .prepare_cached("SELECT kind, seconds FROM token_lifetimes")
+        .db()?;
+    let mut rows = statement.query([]).db()?;
+    let mut kept = TokenLifetimes::default();
+    while let Some(row) = rows.next().db()? {
+        let kind: String = row.get(0).db()?;
+        let seconds = u64::try_from(row.get::<_, i64>(1).db()?).unwrap_or(0);
+        match kind.as_str() {
+            "access" => kept.access = seconds,
+            "refresh" => kept.refresh = seconds,
+            _ => {}
+        }
+    }
+    Ok(kept)
+}
+
 /// Raises the cut-off under `key` to [`next_not_before`] of `now` and the cut-offs in force
-/// under `key` and `floor`, remembered `lifetime` seconds past it (never shortening an earlier
-/// one); returns the new cut-off and until when it is remembered.
+/// under `key` and `floor`, remembered past it for `lifetime` seconds or the longest lifetime
+/// kept for `reach`, whichever is longer (never shortening an earlier one); returns the new
+/// cut-off and until when it is remembered.
 pub(super) fn raise_cut_off(
     tx: &Transaction<'_>,
     key: &str,
     floor: Option<&str>,
     now: UnixTime,
     lifetime: u64,
+    reach: CutOffReach,
 ) -> StoreResult<(UnixTime, UnixTime)> {
+    let lifetime = lifetime.max(kept_lifetimes(tx)?.longest(reach));
     let stored = |key: &str| -> StoreResult<Option<(UnixTime, UnixTime)>> {
         tx.query_row_cached(
             "SELECT not_before, keep_until FROM revoked_subjects WHERE subject = ?1",

@@ -1,7 +1,7 @@
 //! Key names: which hash tag each key carries decides which keys a script may touch together
 //! on Cluster (see the key layout in the parent module).
 
-use crate::store::Subject;
+use crate::store::{Subject, SubjectKind};
 
 /// Key names; see the module docs.
 pub(super) struct Keys {
@@ -36,6 +36,15 @@ impl Keys {
         match subject {
             Subject::User(name) => format!("{}{{users}}:nb:{name}", self.prefix),
             Subject::Client(id) => format!("{}{{clients}}:nb:{id}", self.prefix),
+        }
+    }
+    /// The token lifetimes kept (see `store::lifetimes`), beside the cut-offs of `kind`: one
+    /// copy in each kind's slot, each raised by every record, so that a revocation reads them
+    /// in its own script.
+    pub(super) fn lifetimes(&self, kind: SubjectKind) -> String {
+        match kind {
+            SubjectKind::User => format!("{}{{users}}:lifetimes", self.prefix),
+            SubjectKind::Client => format!("{}{{clients}}:lifetimes", self.prefix),
         }
     }
     /// A user's access cut-off (a change of roles), beside the user's other cut-off.
@@ -89,6 +98,14 @@ mod tests {
         let web = Subject::Client(crate::domain::ClientId::parse("web").unwrap());
         assert_eq!(tag(&keys.user("alice")), tag(&keys.not_before(&alice)));
         assert_eq!(tag(&keys.client("web")), tag(&keys.not_before(&web)));
+        assert_eq!(
+            tag(&keys.lifetimes(alice.kind())),
+            tag(&keys.not_before(&alice))
+        );
+        assert_eq!(
+            tag(&keys.lifetimes(web.kind())),
+            tag(&keys.not_before(&web))
+        );
         assert_ne!(
             keys.not_before(&alice),
             keys.not_before(&Subject::Client(

@@ -92,9 +92,9 @@ use self::records::{parse_not_before, parse_record};
 use self::scripts::*;
 use super::attempts::{AttemptRule, Reservation};
 use super::{
-    AuthorizationCode, ClientRead, ClientRecord, CodeRedemption, Family, FeedPage, RevocationEvent,
-    Rotation, RotationOutcome, Store, StoreError, StoreResult, Subject, SubjectKind, UserCutOffs,
-    UserRecord,
+    AuthorizationCode, ClientRead, ClientRecord, CodeRedemption, CutOffReach, Family, FeedPage,
+    RevocationEvent, Rotation, RotationOutcome, Store, StoreError, StoreResult, Subject,
+    SubjectKind, TokenLifetimes, UserCutOffs, UserRecord,
 };
 use crate::domain::{ClientId, TokenId, UnixTime, Username};
 
@@ -454,6 +454,13 @@ impl Store for RedisStore {
         .await
     }
 
+    async fn record_token_lifetimes(
+        &self,
+        lifetimes: TokenLifetimes,
+    ) -> StoreResult<TokenLifetimes> {
+        self.run(self.record_lifetimes(lifetimes)).await
+    }
+
     async fn revoke_subject(
         &self,
         subject: &Subject,
@@ -465,7 +472,7 @@ impl Store for RedisStore {
             Subject::User(name) => Some(self.keys.access_not_before(name.as_str())),
             Subject::Client(_) => None,
         };
-        let key = self.keys.not_before(subject);
+        let key = (self.keys.not_before(subject), CutOffReach::Every);
         self.run(self.raise_cut_off(subject, key, floor, now, lifetime))
             .await
     }
@@ -477,7 +484,10 @@ impl Store for RedisStore {
         lifetime: u64,
     ) -> StoreResult<UnixTime> {
         let subject = Subject::User(username.clone());
-        let key = self.keys.access_not_before(username.as_str());
+        let key = (
+            self.keys.access_not_before(username.as_str()),
+            CutOffReach::Access,
+        );
         let floor = Some(self.keys.not_before(&subject));
         self.run(self.raise_cut_off(&subject, key, floor, now, lifetime))
             .await

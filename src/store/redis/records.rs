@@ -9,7 +9,8 @@ use super::scripts::*;
 use super::{Op, RedisStore, internal};
 use crate::domain::UnixTime;
 use crate::store::{
-    ClientRead, Family, FeedPage, RevocationEvent, StoreError, Subject, SubjectKind,
+    ClientRead, CutOffReach, Family, FeedPage, RevocationEvent, StoreError, Subject, SubjectKind,
+    TokenLifetimes,
 };
 
 impl RedisStore {
@@ -139,7 +140,7 @@ impl RedisStore {
     pub(super) async fn raise_cut_off(
         &self,
         subject: &Subject,
-        key: String,
+        (key, reach): (String, CutOffReach),
         floor: Option<String>,
         now: UnixTime,
         lifetime: u64,
@@ -147,14 +148,20 @@ impl RedisStore {
         let mut conn = self.conn().await?;
         let cap = i64::try_from(super::MAX_RETENTION.as_secs()).unwrap_or(i64::MAX / 4);
         let mut invocation = SUBJECT_REVOKE.key(key);
+        invocation.key(self.keys.lifetimes(subject.kind()));
         if let Some(floor) = floor {
             invocation.key(floor);
         }
+        let reach = match reach {
+            CutOffReach::Access => "access",
+            CutOffReach::Every => "every",
+        };
         let (not_before, keep_until): (String, String) = invocation
             .arg(now)
             .arg(lifetime.min(cap.unsigned_abs()))
             .arg(self.slack_secs)
             .arg(cap)
+            .arg(reach)
             .invoke_async(&mut conn)
             .await?;
         let not_before: UnixTime = not_before.parse().map_err(internal)?;
@@ -163,6 +170,22 @@ impl RedisStore {
         self.append_event(&mut conn, &subject.event(not_before, keep_until))
             .await?;
         Ok(not_before)
+    }
+
+    /// Raises the token lifetimes kept in each kind's slot; the longest now kept.
+    pub(super) async fn record_lifetimes(&self, lifetimes: TokenLifetimes) -> Op<TokenLifetimes> {
+        let mut conn = self.conn().await?;
+        let mut kept = lifetimes;
+        for kind in [SubjectKind::User, SubjectKind::Client] {
+            let (access, refresh): (u64, u64) = LIFETIMES_RECORD
+                .key(self.keys.lifetimes(kind))
+                .arg(lifetimes.access)
+                .arg(lifetimes.refresh)
+                .invoke_async(&mut conn)
+                .await?;
+            kept = kept.at_least(TokenLifetimes { access, refresh });
+        }
+        Ok(kept)
     }
 
     /// Claims `name` for `kind` of account; `NameTaken` when the other kind holds it.

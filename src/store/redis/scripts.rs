@@ -21,6 +21,7 @@ script!(FAMILY_REVOKE, "family_revoke.lua");
 script!(FEED_APPEND, "feed_append.lua");
 script!(FEED_READ, "feed_read.lua");
 script!(SUBJECT_REVOKE, "subject_revoke.lua");
+script!(LIFETIMES_RECORD, "lifetimes_record.lua");
 script!(TOKEN_REVOKE, "token_revoke.lua");
 script!(RECORD_CREATE, "record_create.lua");
 script!(RECORD_DELETE, "record_delete.lua");
