@@ -52,6 +52,13 @@ def test_a_bad_token_gets_401_invalid_token_with_an_rfc_6750_body(client: TestCl
     assert response.json() == {"error": "invalid_token", "error_description": "the token is malformed"}
 
 
+def test_a_token_whose_kid_is_a_lone_surrogate_gets_401_not_500(client: TestClient) -> None:
+    token = "eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6Ilx1ZDgwMCJ9.e30.AAAA"
+    response = client.get("/orders", headers=bearer(token))
+    assert response.status_code == 401
+    assert response.json() == {"error": "invalid_token", "error_description": "the token is malformed"}
+
+
 def test_without_the_handler_the_same_answer_comes_in_fastapis_detail_body(verifier: Verifier) -> None:
     plain = make_app(verifier, rfc6750_bodies=False)
     response = plain.get("/orders", headers=bearer("not.a.token"))

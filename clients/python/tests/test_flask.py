@@ -58,6 +58,13 @@ def test_a_bad_token_gets_401_invalid_token_with_a_json_body(client: Any) -> Non
     assert with_realm.headers["WWW-Authenticate"].startswith('Bearer realm="orders", error="invalid_token"')
 
 
+def test_a_token_whose_kid_is_a_lone_surrogate_gets_401_not_500(client: Any) -> None:
+    token = "eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6Ilx1ZDgwMCJ9.e30.AAAA"
+    response = client.get("/orders", headers=bearer(token))
+    assert response.status_code == 401
+    assert response.json == {"error": "invalid_token", "error_description": "the token is malformed"}
+
+
 def test_a_malformed_authorization_header_gets_400_invalid_request(client: Any) -> None:
     response = client.get("/orders", headers={"Authorization": "Bearer a b"})
     assert response.status_code == 400

@@ -3,16 +3,22 @@ revoked, and what happens while the feed cannot be read."""
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 import time
-from typing import Any
+from typing import Any, Dict, List, Optional
+from urllib.parse import parse_qs, urlsplit
 
+import jwt
 import pytest
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from conftest import AUDIENCE, ISSUER, Issuer, env, eventually
 from latchkey_verify import InvalidToken, Verifier
+from latchkey_verify._feed import PAGE
 
 BOUND = 5.0
 
@@ -169,6 +175,85 @@ def partitioned_session() -> tuple[requests.Session, Partition]:
     partition = Partition()
     session.mount("http://", partition)
     return session, partition
+
+
+class FeedStub(HTTPAdapter):
+    """The issuer's revocation feed played by the test, everything else (discovery, keys) left
+    to the live issuer: a feed read from its start gets a full first page holding the revoked
+    ``jti``, whose second page fails once with 503. Until :meth:`resync` is called the feed is
+    empty; then the issuer forgets the cursor it gave (400), so the verifier has to start over."""
+
+    def __init__(self, feed_path: str, revoked_jti: str) -> None:
+        super().__init__()
+        self.feed_path = feed_path
+        self.revoked_jti = revoked_jti
+        self.lock = threading.Lock()
+        #: The ``after`` of every read of the feed, in order (``None``: from the start).
+        self.reads: List[Optional[str]] = []
+        self.forgotten = False
+        self.failed_once = False
+
+    def resync(self) -> None:
+        with self.lock:
+            self.forgotten = True
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        url = urlsplit(str(request.url))
+        if url.path != self.feed_path:
+            return super().send(request, *args, **kwargs)
+        after = parse_qs(url.query).get("after", [None])[0]
+        with self.lock:
+            self.reads.append(after)
+            status, body = self.answer(after)
+        raw = urllib3.HTTPResponse(
+            body=io.BytesIO(json.dumps(body).encode()),
+            status=status,
+            headers={"Content-Type": "application/json"},
+            preload_content=False,
+        )
+        return self.build_response(request, raw)
+
+    def answer(self, after: Optional[str]) -> tuple[int, Dict[str, Any]]:
+        empty_tail = {"events": [], "next_cursor": "tail", "poll_after": 1}
+        if not self.forgotten:
+            return 200, dict(empty_tail, next_cursor="forgotten")
+        if after is None:
+            exp = int(time.time()) + 600
+            events = [{"type": "token", "jti": self.revoked_jti, "exp": exp}] + [
+                {"type": "token", "jti": f"filler-{n}", "exp": exp} for n in range(PAGE - 1)
+            ]
+            return 200, {"events": events, "next_cursor": "second-page", "poll_after": 0}
+        if after == "second-page":
+            if not self.failed_once:
+                self.failed_once = True
+                return 503, {"error": "temporarily_unavailable"}
+            return 200, empty_tail
+        if after == "tail":
+            return 200, empty_tail
+        return 400, {"error": "invalid_request"}
+
+
+def test_a_resync_that_fails_after_its_first_page_starts_over_and_loses_no_revocation(
+    issuer: Issuer,
+) -> None:
+    token = issuer.user_token()
+    metadata = issuer.http.get(f"{ISSUER}/.well-known/oauth-authorization-server", timeout=10).json()
+    stub = FeedStub(
+        urlsplit(metadata["revocation_feed_endpoint"]).path,
+        str(jwt.decode(token, options={"verify_signature": False})["jti"]),
+    )
+    session = requests.Session()
+    session.mount("http://", stub)
+    with feed(session=session, revocation_bound=1.0) as verifier:
+        assert verifier.verify(token)
+        stub.resync()
+        eventually(lambda: stub.failed_once, BOUND, "the second page of the resync failing")
+        eventually(lambda: refused_as_revoked(verifier, token), BOUND, "refusing the revoked token")
+        assert verifier.status().revoked[0] == PAGE, "the first page's revocations are all held"
+        with stub.lock:
+            reads = list(stub.reads)
+        failed = reads.index("second-page")
+        assert reads[failed + 1] is None, f"after the failure the feed is read from its start: {reads}"
 
 
 def feed(**options: Any) -> Verifier:

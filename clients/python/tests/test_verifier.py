@@ -155,6 +155,25 @@ def test_a_tampered_token_and_malformed_ones_are_refused(
         assert_invalid_token(refusal(verifier, token), "malformed")
 
 
+#: A header whose ``kid`` is a lone UTF-16 surrogate (JSON ``"\ud800"``), which no UTF-8 holds.
+LONE_SURROGATE_KID = "eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6Ilx1ZDgwMCJ9.e30.AAAA"
+
+
+def test_a_lone_surrogate_in_the_header_or_a_claim_is_malformed_not_a_crash(
+    verifier: Verifier, signing_key: SigningKey
+) -> None:
+    assert_invalid_token(refusal(verifier, LONE_SURROGATE_KID), "malformed")
+    with pytest.raises(InvalidToken) as cached:
+        verifier.verify_cached(LONE_SURROGATE_KID)
+    assert_invalid_token(cached.value, "malformed")
+    # Signed by the issuer's key, so only the surrogate is wrong: the Rust twin's JSON parser
+    # refuses unpaired surrogates anywhere, and so must this one.
+    for changes in ({"sub": "\ud800"}, {"jti": "a\udfffb"}, {"scope": "read \udc00"}):
+        assert_invalid_token(refusal(verifier, signing_key.sign(claims(**changes))), "malformed")
+    surrogate_name = signing_key.sign(dict(claims(), **{"\ud800": "x"}))
+    assert_invalid_token(refusal(verifier, surrogate_name), "malformed")
+
+
 def test_a_duplicated_claim_is_malformed(verifier: Verifier, signing_key: SigningKey) -> None:
     header = encode_segment({"alg": "RS256", "typ": "at+jwt", "kid": signing_key.kid})
     # Signed by hand: PyJWT cannot write a duplicated member.

@@ -136,28 +136,35 @@ impl Inner {
         let Some(feed) = &self.feed else {
             return Ok(Duration::from_secs(60));
         };
-        let mut cursor = feed.cursor.lock().await;
-        let mut fresh: Option<Revocations> = cursor.is_none().then(Revocations::default);
+        // The cursor kept for the next round moves only with the state it describes: during a
+        // resync, not before the fresh state is swapped in. A page that fails halfway through
+        // a resync leaves no cursor, so the next round starts over instead of going on from a
+        // point whose earlier events were never applied.
+        let mut kept = feed.cursor.lock().await;
+        let mut position = kept.clone();
+        let mut fresh: Option<Revocations> = position.is_none().then(Revocations::default);
         let mut poll_after = 0;
         for _ in 0..MAX_PAGES {
-            let page = match self.read_page(feed, cursor.as_deref()).await? {
+            let page = match self.read_page(feed, position.as_deref()).await? {
                 PageAnswer::Page(page) => page,
                 PageAnswer::UnknownCursor => {
                     tracing::warn!("the issuer does not know our feed cursor; resynchronising");
-                    *cursor = None;
+                    position = None;
+                    *kept = None;
                     fresh = Some(Revocations::default());
                     continue;
                 }
             };
             let count = page.events.len();
+            position = Some(page.next_cursor);
             match fresh.as_mut() {
                 Some(state) => page.events.into_iter().for_each(|e| state.apply(e)),
                 None => {
                     let mut state = self.revocations.write().map_err(|_| poisoned())?;
                     page.events.into_iter().for_each(|e| state.apply(e));
+                    kept.clone_from(&position);
                 }
             }
-            *cursor = Some(page.next_cursor);
             poll_after = page.poll_after;
             if count < PAGE || page.poll_after > 0 {
                 break;
@@ -166,6 +173,7 @@ impl Inner {
         if let Some(mut state) = fresh {
             state.prune(unix_now(), self.expect.leeway);
             *self.revocations.write().map_err(|_| poisoned())? = state;
+            *kept = position;
         }
         if let Ok(mut last) = self.last_sync.lock() {
             *last = Some(Instant::now());

@@ -173,6 +173,38 @@ async fn an_unknown_cursor_makes_the_verifier_resync_from_the_start() {
 }
 
 #[tokio::test]
+async fn a_resync_that_fails_after_its_first_page_starts_over_and_forgets_nothing() {
+    let key = TestKey::rsa("k1");
+    let stub = Stub::start(&[&key]).await;
+    let now = now();
+    stub.revoke(json!({"type": "token", "jti": "before", "exp": now + 900}));
+    let verifier = builder(&stub)
+        .revocation_bound(Duration::from_secs(1))
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(verifier.status().revoked, (1, 0, 0));
+    let mut revoked = claims(&stub.url, AUDIENCE, now);
+    revoked["jti"] = json!("gone");
+    let revoked = key.token(&revoked);
+    // The issuer's store was replaced by one with more than a page of events, the first of
+    // them revoking `gone`; the read of the second page fails once.
+    let mut events = vec![json!({"type": "token", "jti": "gone", "exp": now + 900})];
+    events.extend(
+        (1..=1000).map(|i| json!({"type": "token", "jti": format!("f{i}"), "exp": now + 900})),
+    );
+    *stub.state.fail_once_after.lock().unwrap() = Some(stub.next_generation_cursor(1000));
+    stub.replace_feed(events);
+    let resynced = eventually(Duration::from_secs(5), async || {
+        stub.state.fail_once_after.lock().unwrap().is_none()
+            && verifier.verify(&revoked).await == Err(VerifyError::Revoked)
+    })
+    .await;
+    assert!(resynced.is_some(), "{:?}", verifier.status());
+    assert_eq!(verifier.status().revoked, (1001, 0, 0));
+}
+
+#[tokio::test]
 async fn by_default_verification_goes_on_while_the_issuer_is_away() {
     let key = TestKey::rsa("k1");
     let stub = Stub::start(&[&key]).await;

@@ -24,6 +24,9 @@ MAX_HEADER_BYTES = 1024
 MAX_SIGNATURE_BYTES = 1024
 MAX_KID_BYTES = 256
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+#: A UTF-16 surrogate code point. ``json`` turns an escaped pair into the character it encodes,
+#: so one left in a decoded string came from an unpaired ``\udXXX`` escape.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Expectations:
@@ -75,17 +78,41 @@ class _Duplicate(ValueError):
     pass
 
 
+class _LoneSurrogate(ValueError):
+    pass
+
+
+def _check_text(value: Any) -> None:
+    """Raises :class:`_LoneSurrogate` if ``value`` is, or a list in it holds, a string with an
+    unpaired surrogate. Objects inside are checked by their own :func:`_no_duplicates` call."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise _LoneSurrogate()
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
 def _no_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
     result: Dict[str, Any] = {}
     for name, value in pairs:
         if name in result:
             raise _Duplicate(name)
+        _check_text(name)
+        _check_text(value)
         result[name] = value
     return result
 
 
 def _strict_json(decoded: bytes) -> Dict[str, Any]:
-    """A JSON object in UTF-8 whose members each appear once."""
+    """A JSON object in UTF-8 whose members each appear once. A string with an unpaired
+    surrogate escape (``"\\ud800"``) is no Unicode text: it is malformed, as the Rust twin's
+    parser says, rather than left to raise ``UnicodeEncodeError`` (a 500) wherever it is next
+    encoded: the ``kid``'s length check, or the application's use of a claim. Every string is
+    checked, the members the Rust twin skips unread too, since :class:`AccessToken` hands them
+    all to the application."""
     try:
         value = json.loads(decoded.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError):

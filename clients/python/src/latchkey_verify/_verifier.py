@@ -330,18 +330,24 @@ class Verifier:
     def _sync_feed(self) -> float:
         """Reads the feed to its end and applies it; returns the seconds the issuer suggests
         waiting. An unknown cursor starts over from the beginning into a fresh state, swapped
-        in whole once read, so no revocation is forgotten in between."""
+        in whole once read, so no revocation is forgotten in between.
+
+        While resynchronising, the cursor moves in a local only and is stored together with the
+        fresh state: if a later page fails, the pages read so far are thrown away with ``fresh``,
+        so ``feed.cursor`` must stay ``None`` for the next round to read them again. Reading on
+        from a cursor (no resync) applies and stores each page as it comes."""
         feed = self._feed
         if feed is None:
             return 60.0
         with feed.lock:
-            fresh: Optional[Revocations] = Revocations() if feed.cursor is None else None
+            cursor = feed.cursor
+            fresh: Optional[Revocations] = Revocations() if cursor is None else None
             poll_after = 0
             for _ in range(MAX_PAGES):
-                page = self._read_page(feed, feed.cursor)
+                page = self._read_page(feed, cursor)
                 if page is None:
                     logger.warning("the issuer does not know our feed cursor; resynchronising")
-                    feed.cursor = None
+                    feed.cursor = cursor = None
                     fresh = Revocations()
                     continue
                 if fresh is not None:
@@ -351,7 +357,8 @@ class Verifier:
                     with self._revocations_lock:
                         for event in page.events:
                             self._revocations.apply(event)
-                feed.cursor = page.next_cursor
+                    feed.cursor = page.next_cursor
+                cursor = page.next_cursor
                 poll_after = page.poll_after
                 if len(page.events) < PAGE or page.poll_after > 0:
                     break
@@ -359,6 +366,7 @@ class Verifier:
                 fresh.prune(int(time.time()), self._expect.leeway)
                 with self._revocations_lock:
                     self._revocations = fresh
+                feed.cursor = cursor
             self._last_sync = time.monotonic()
             return float(poll_after)
 

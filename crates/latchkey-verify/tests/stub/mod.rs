@@ -33,6 +33,8 @@ pub struct State {
     pub generation: AtomicU64,
     pub feed_down: AtomicBool,
     pub feed_reads: AtomicUsize,
+    /// A cursor whose next read answers 503, once.
+    pub fail_once_after: Mutex<Option<String>>,
 }
 
 pub struct Stub {
@@ -85,6 +87,15 @@ fn feed(state: Data<&Arc<State>>, query: Query<FeedQuery>, req: &poem::Request) 
         return Response::builder()
             .status(StatusCode::SERVICE_UNAVAILABLE)
             .finish();
+    }
+    {
+        let mut fail = state.fail_once_after.lock().unwrap();
+        if fail.is_some() && *fail == query.after {
+            *fail = None;
+            return Response::builder()
+                .status(StatusCode::SERVICE_UNAVAILABLE)
+                .finish();
+        }
     }
     let expected = format!(
         "Basic {}",
@@ -168,6 +179,11 @@ impl Stub {
     pub fn replace_feed(&self, events: Vec<Value>) {
         *self.state.events.lock().unwrap() = events;
         self.state.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The cursor the feed gives after `seq` events of the next feed (see `replace_feed`).
+    pub fn next_generation_cursor(&self, seq: usize) -> String {
+        format!("{}-{seq}", self.state.generation.load(Ordering::SeqCst) + 1)
     }
 
     pub fn jwks_fetches(&self) -> usize {
