@@ -111,8 +111,9 @@ pub struct RefreshGeneration {
     pub access_lifetime: Option<i64>,
 }
 
-/// How long a session's feed event outlasts its access tokens: room for the verifiers' clock
-/// leeway, for replicas whose clocks differ, and for a follower that asks a little late.
+/// How long the feed keeps an event past the tokens it concerns (a session's event has it in its
+/// `exp`): room for the verifiers' clock leeway, for replicas whose clocks differ, and for a
+/// follower that asks a little late.
 pub const FAMILY_EVENT_MARGIN: i64 = 300;
 
 impl RefreshGeneration {
@@ -316,13 +317,16 @@ pub enum RevocationEvent {
 }
 
 impl RevocationEvent {
-    /// When the event stops mattering: no token it concerns can still be live.
+    /// Until when the feed keeps the event: [`FAMILY_EVENT_MARGIN`] past the expiry of the last
+    /// token it concerns (a family's `exp` has it already), since a verifier accepts a token
+    /// for its clock leeway past `exp`, and one that starts or resynchronises then must still
+    /// learn that the token is revoked.
     pub fn expires_at(&self) -> UnixTime {
         match self {
+            RevocationEvent::Family { exp, .. } => *exp,
             RevocationEvent::Token { exp, .. }
-            | RevocationEvent::Family { exp, .. }
             | RevocationEvent::Subject { exp, .. }
-            | RevocationEvent::Client { exp, .. } => *exp,
+            | RevocationEvent::Client { exp, .. } => exp.saturating_add(FAMILY_EVENT_MARGIN),
         }
     }
 }

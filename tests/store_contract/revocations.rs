@@ -126,7 +126,16 @@ pub async fn the_feed_leaves_out_expired_events(store: &dyn Store) -> StoreResul
     store
         .revoke_subject(&user_subject("alice"), now, 19)
         .await?;
-    let later = now + 100;
+    // Just past its `exp`, a verifier's clock leeway still accepts a token, and a verifier
+    // that starts then must learn that it is revoked.
+    let just_after = store.revocations_after(None, 10, now + 11).await?;
+    assert!(
+        just_after.events.iter().any(
+            |(_, event)| matches!(event, RevocationEvent::Token { jti, .. } if jti == "short")
+        ),
+        "{just_after:?}"
+    );
+    let later = now + 30 + FAMILY_EVENT_MARGIN;
     let page = store.revocations_after(None, 1, later).await?;
     let long = RevocationEvent::Token {
         jti: "long".to_owned(),
