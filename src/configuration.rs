@@ -314,14 +314,19 @@ impl Settings {
             check_file(path, &known)?;
             builder = builder.add_source(File::from(path).required(true));
         }
-        let names = match &env {
-            Some(pairs) => pairs.keys().cloned().collect(),
+        let variables = match &env {
+            Some(pairs) => pairs.clone().into_iter().collect(),
             // Names that are not Unicode cannot be settings (`config` skips them too).
             None => std::env::vars_os()
-                .filter_map(|(name, _)| name.into_string().ok())
+                .filter_map(|(name, value)| {
+                    Some((
+                        name.into_string().ok()?,
+                        value.to_string_lossy().into_owned(),
+                    ))
+                })
                 .collect(),
         };
-        check_environment(names, &known)?;
+        check_environment(variables, &known)?;
         let environment = Environment::with_prefix("LATCHKEY")
             .prefix_separator("_")
             .separator("__")

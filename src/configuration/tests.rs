@@ -532,8 +532,45 @@ fn every_documented_variable_is_known() {
     ];
     names.retain(|name| !not_settings.contains(&name.as_str()));
     assert!(names.len() > 20, "{names:?}");
-    let result = check_environment(names, &known);
+    let variables = names
+        .into_iter()
+        .map(|name| (name, "1".to_owned()))
+        .collect();
+    let result = check_environment(variables, &known);
     assert!(result.is_ok(), "{}", result.unwrap_err());
+}
+
+#[test]
+fn the_variables_kubernetes_gives_for_services_named_latchkey_are_no_unknown_settings() {
+    let given = [
+        ("LATCHKEY_SERVICE_HOST", "10.96.0.7"),
+        ("LATCHKEY_SERVICE_PORT", "80"),
+        ("LATCHKEY_SERVICE_PORT_HTTP", "80"),
+        ("LATCHKEY_PORT", "tcp://10.96.0.7:80"),
+        ("LATCHKEY_PORT_80_TCP", "tcp://10.96.0.7:80"),
+        ("LATCHKEY_PORT_80_TCP_PROTO", "tcp"),
+        ("LATCHKEY_PORT_80_TCP_PORT", "80"),
+        ("LATCHKEY_PORT_80_TCP_ADDR", "10.96.0.7"),
+        ("LATCHKEY_REDIS_SERVICE_HOST", "fd00::8"),
+        ("LATCHKEY_REDIS_PORT", "tcp://10.96.0.8:6379"),
+        ("LATCHKEY_REDIS_PORT_6379_TCP_ADDR", "10.96.0.8"),
+        ("LATCHKEY_ISSUER", "https://auth.example.com"),
+    ];
+    let started = Settings::load_from(None, env(&given));
+    assert!(started.is_ok(), "{}", started.unwrap_err());
+
+    // Names like theirs with values unlike theirs, or with a section, are still misspellings.
+    for (name, value) in [
+        ("LATCHKEY_SERVER_PORT", "8080"),
+        ("LATCHKEY_SERVICE_HOST", "auth.example.com"),
+        ("LATCHKEY_REDIS_PORT", "6379"),
+        ("LATCHKEY_PORT_80_TCP_PORT", "8080"),
+        ("LATCHKEY_SERVER__PORT", "tcp://10.96.0.7:80"),
+        ("latchkey_service_host", "10.96.0.7"),
+    ] {
+        let refused = Settings::load_from(None, env(&[(name, value)]));
+        assert!(refused.is_err(), "{name}={value} passed as a service link");
+    }
 }
 
 #[test]

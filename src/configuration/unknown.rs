@@ -122,18 +122,20 @@ pub(super) fn check_file(path: &Path, known: &BTreeMap<String, bool>) -> Result<
 }
 
 /// Refuses `LATCHKEY_*` environment variables that are no setting (and that the binary does not
-/// read otherwise). Matched as the `config` crate matches them: regardless of case, `__`
-/// between a section and its key.
+/// read otherwise), given as names and values. Matched as the `config` crate matches them:
+/// regardless of case, `__` between a section and its key.
 pub(super) fn check_environment(
-    names: Vec<String>,
+    variables: Vec<(String, String)>,
     known: &BTreeMap<String, bool>,
 ) -> Result<(), ConfigError> {
-    let mut unknown: Vec<String> = names
+    let mut unknown: Vec<String> = variables
         .into_iter()
-        .filter(|name| {
+        .filter(|(name, _)| {
             name.get(..ENV_PREFIX.len())
                 .is_some_and(|prefix| prefix.eq_ignore_ascii_case(ENV_PREFIX))
         })
+        .filter(|(name, value)| !is_service_link(&name[ENV_PREFIX.len()..], value))
+        .map(|(name, _)| name)
         .filter(|name| !OTHER_VARIABLES.contains(&name.as_str()))
         .filter_map(|name| {
             let key = name[ENV_PREFIX.len()..].to_lowercase().replace("__", ".");
@@ -155,4 +157,50 @@ pub(super) fn check_environment(
         place: "environment variables".into(),
         names: unknown,
     })
+}
+
+/// Whether `LATCHKEY_<rest>=<value>` is one of the variables Kubernetes gives every container
+/// for each Service of its namespace: a Service named `latchkey` or `latchkey-*`, as the
+/// shipped manifests name theirs, gives `LATCHKEY_SERVICE_HOST=10.0.0.7`,
+/// `LATCHKEY_REDIS_PORT=tcp://10.0.0.8:6379`, `LATCHKEY_PORT_80_TCP_ADDR=10.0.0.7` and so on.
+/// Matched by name and value both, so that a misspelt setting never passes for one.
+fn is_service_link(rest: &str, value: &str) -> bool {
+    if rest.contains("__") || rest.bytes().any(|b| b.is_ascii_lowercase()) {
+        return false;
+    }
+    let is_ip = |v: &str| v.parse::<std::net::IpAddr>().is_ok();
+    let is_port = |v: &str| v.parse::<u16>().is_ok();
+    let is_protocol = |p: &str| matches!(p, "TCP" | "UDP" | "SCTP");
+    let is_url = |v: &str| {
+        ["tcp://", "udp://", "sctp://"]
+            .iter()
+            .any(|scheme| v.starts_with(scheme))
+    };
+    let words: Vec<&str> = rest.split('_').collect();
+    let after = |word: &str| {
+        words
+            .iter()
+            .rposition(|w| *w == word)
+            .map(|at| &words[at + 1..])
+    };
+    if let Some(tail) = after("SERVICE") {
+        return match tail {
+            ["HOST"] => is_ip(value),
+            ["PORT", ..] => is_port(value),
+            _ => false,
+        };
+    }
+    let Some(at) = words.iter().position(|w| *w == "PORT") else {
+        return false;
+    };
+    match &words[at + 1..] {
+        [] => is_url(value),
+        [port, protocol] if is_port(port) && is_protocol(protocol) => is_url(value),
+        [port, protocol, "PROTO"] if is_port(port) && is_protocol(protocol) => {
+            value.eq_ignore_ascii_case(protocol)
+        }
+        [port, protocol, "PORT"] if is_port(port) && is_protocol(protocol) => value == *port,
+        [port, protocol, "ADDR"] if is_port(port) && is_protocol(protocol) => is_ip(value),
+        _ => false,
+    }
 }
