@@ -181,11 +181,18 @@ pub async fn a_feed_cursor_never_handed_out_is_invalid(store: &dyn Store) -> Sto
         Some((ms, _)) => format!("{}-0", ms.parse::<u64>().expect("ms") + 3_600_000),
         None => (issued.parse::<u64>().expect("decimal") + 1000).to_string(),
     };
-    let result = store.revocations_after(Some(&future), 10, now()).await;
-    assert!(
-        matches!(result, Err(StoreError::InvalidCursor)),
-        "{future:?} gave {result:?}"
-    );
+    // And the greatest cursors the format can hold.
+    let greatest = match issued.split_once('-') {
+        Some(_) => [u64::MAX, u64::MAX - 1].map(|seq| format!("{}-{seq}", u64::MAX)),
+        None => [i64::MAX, i64::MAX - 1].map(|seq| seq.to_string()),
+    };
+    for cursor in [future].iter().chain(&greatest) {
+        let result = store.revocations_after(Some(cursor), 10, now()).await;
+        assert!(
+            matches!(result, Err(StoreError::InvalidCursor)),
+            "{cursor:?} gave {result:?}"
+        );
+    }
     assert!(
         store
             .revocations_after(Some(&issued), 10, now())

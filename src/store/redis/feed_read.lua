@@ -1,6 +1,6 @@
 -- Reads feed entries after a cursor, skipping those that expired before `now`.
 -- KEYS[1] the feed stream
--- ARGV[1] XRANGE start: '-' or '(' .. cursor     ARGV[2] at most this many events
+-- ARGV[1] XRANGE start: '-' or the id after the cursor     ARGV[2] at most this many events
 -- ARGV[3] now, Unix s (the caller's)
 -- Returns { last_generated_id or '', id, event JSON, id, event JSON, ... }.
 local stream = KEYS[1]

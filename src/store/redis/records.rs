@@ -252,9 +252,15 @@ impl RedisStore {
         now: UnixTime,
     ) -> Op<FeedPage> {
         let mut conn = self.conn().await?;
+        // The first id after the cursor, as an inclusive start: to Redis, an exclusive start
+        // at the greatest id there is an error, not an empty range.
         let start = match position {
             None | Some((0, 0)) => "-".to_owned(),
-            Some((ms, seq)) => format!("({ms}-{seq}"),
+            Some((ms, seq)) => match (seq.checked_add(1), ms.checked_add(1)) {
+                (Some(next), _) => format!("{ms}-{next}"),
+                (None, Some(next)) => format!("{next}-0"),
+                (None, None) => return Err(StoreError::InvalidCursor.into()),
+            },
         };
         let reply: Vec<String> = FEED_READ
             .key(self.keys.feed())
