@@ -314,7 +314,7 @@ impl Settings {
             check_file(path, &known)?;
             builder = builder.add_source(File::from(path).required(true));
         }
-        let variables = match &env {
+        let variables: Vec<(String, String)> = match &env {
             Some(pairs) => pairs.clone().into_iter().collect(),
             // Names that are not Unicode cannot be settings (`config` skips them too).
             None => std::env::vars_os()
@@ -326,18 +326,18 @@ impl Settings {
                 })
                 .collect(),
         };
-        check_environment(variables, &known)?;
+        check_environment(&variables, &known)?;
         let environment = Environment::with_prefix("LATCHKEY")
             .prefix_separator("_")
             .separator("__")
             .try_parsing(true)
             .source(env.clone());
-        let env_source = env;
         let merged = builder.add_source(environment).build()?;
         let written: config::Map<String, config::Value> = merged.clone().try_deserialize()?;
-        let mut settings: Settings = merged.try_deserialize()?;
+        let settings: Settings = merged.try_deserialize()?;
         bounds::check_kinds(&written, &settings)?;
-        settings.bootstrap.take_verbatim(env_source.as_ref());
+        let mut settings = verbatim::texts_as_written(settings, &variables)?;
+        settings.bootstrap.drop_blanks();
         settings.validated()
     }
 
@@ -548,19 +548,8 @@ impl Settings {
 }
 
 impl BootstrapSettings {
-    /// `try_parsing` reads `0042` as the number 42; credentials are taken as written instead.
     /// Empty values count as unset, as a deployment template's blank variables mean.
-    fn take_verbatim(&mut self, env: Option<&std::collections::HashMap<String, String>>) {
-        let read = |key: &str| match env {
-            Some(pairs) => pairs.get(key).cloned(),
-            None => std::env::var(key).ok(),
-        };
-        if let Some(username) = read("LATCHKEY_BOOTSTRAP__ADMIN_USERNAME") {
-            self.admin_username = Some(username);
-        }
-        if let Some(password) = read("LATCHKEY_BOOTSTRAP__ADMIN_PASSWORD") {
-            self.admin_password = Some(password);
-        }
+    fn drop_blanks(&mut self) {
         self.admin_username = self.admin_username.take().filter(|s| !s.is_empty());
         self.admin_password = self.admin_password.take().filter(|s| !s.is_empty());
         self.admin_password_file = self
@@ -599,6 +588,7 @@ impl BootstrapSettings {
 
 mod bounds;
 mod unknown;
+mod verbatim;
 mod warnings;
 #[cfg(test)]
 use unknown::ENV_PREFIX;

@@ -532,11 +532,11 @@ fn every_documented_variable_is_known() {
     ];
     names.retain(|name| !not_settings.contains(&name.as_str()));
     assert!(names.len() > 20, "{names:?}");
-    let variables = names
+    let variables: Vec<_> = names
         .into_iter()
         .map(|name| (name, "1".to_owned()))
         .collect();
-    let result = check_environment(variables, &known);
+    let result = check_environment(&variables, &known);
     assert!(result.is_ok(), "{}", result.unwrap_err());
 }
 
@@ -620,4 +620,24 @@ fn the_body_limit_takes_the_largest_token_to_revoke_or_introspect() {
     let below = (MIN_BODY_BYTES - 1).to_string();
     let message = error_for(&[("LATCHKEY_SERVER__MAX_BODY_BYTES", &below)]);
     assert!(message.contains("server.max_body_bytes"), "{message}");
+}
+
+#[test]
+fn text_settings_from_the_environment_are_taken_as_written_even_where_they_look_like_numbers() {
+    let settings = Settings::load_from(
+        None,
+        env(&[
+            ("LATCHKEY_TOKENS__AUDIENCE", "0123"),
+            ("LATCHKEY_STORE__PREFIX", "007"),
+            ("latchkey_admin__audience", "1e3"),
+            ("LATCHKEY_TOKENS__ACCESS_TTL", "0900"),
+            ("LATCHKEY_TOKENS__ADMIN_SCOPES", "admin,007"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(settings.tokens.audience, "0123");
+    assert_eq!(settings.store.prefix, "007");
+    assert_eq!(settings.admin.audience, "1e3");
+    assert_eq!(settings.tokens.access_ttl, 900, "numbers are still numbers");
+    assert_eq!(settings.tokens.admin_scopes, ["admin", "007"]);
 }

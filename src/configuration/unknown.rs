@@ -125,17 +125,17 @@ pub(super) fn check_file(path: &Path, known: &BTreeMap<String, bool>) -> Result<
 /// read otherwise), given as names and values. Matched as the `config` crate matches them:
 /// regardless of case, `__` between a section and its key.
 pub(super) fn check_environment(
-    variables: Vec<(String, String)>,
+    variables: &[(String, String)],
     known: &BTreeMap<String, bool>,
 ) -> Result<(), ConfigError> {
     let mut unknown: Vec<String> = variables
-        .into_iter()
+        .iter()
         .filter(|(name, _)| {
             name.get(..ENV_PREFIX.len())
                 .is_some_and(|prefix| prefix.eq_ignore_ascii_case(ENV_PREFIX))
         })
         .filter(|(name, value)| !is_service_link(&name[ENV_PREFIX.len()..], value))
-        .map(|(name, _)| name)
+        .map(|(name, _)| name.clone())
         .filter(|name| !OTHER_VARIABLES.contains(&name.as_str()))
         .filter_map(|name| {
             let key = name[ENV_PREFIX.len()..].to_lowercase().replace("__", ".");
