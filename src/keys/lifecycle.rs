@@ -54,7 +54,8 @@ impl KeyState {
 /// The times that drive the lifecycle, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
-    /// The JWKS `max-age`: how long a new key is published before it signs.
+    /// How long a new key is published before it signs: the JWKS `max-age`, counted from when
+    /// the last replica has it (see [`Policy::from_settings`]).
     pub publish_ahead: i64,
     /// The access-token lifetime: how long a retiring key stays in the JWKS.
     pub access_ttl: i64,
@@ -65,10 +66,16 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The lifecycle's times, from the JWKS max-age and the token lifetimes.
+    /// The lifecycle's times, from the JWKS max-age and the token lifetimes. A key's time is
+    /// when its file was written, and a replica publishes it at its next reading of the
+    /// directory, up to `keys.reload_interval` later: a JWKS without it may be served until
+    /// then and cached for a `max-age` after, so the key signs only once both have passed.
     pub fn from_settings(settings: &crate::configuration::Settings) -> Policy {
         Policy {
-            publish_ahead: settings.keys.jwks_max_age as i64,
+            publish_ahead: settings
+                .keys
+                .jwks_max_age
+                .saturating_add(settings.keys.reload_interval) as i64,
             access_ttl: settings.tokens.access_ttl as i64,
             refresh_ttl: settings.tokens.refresh_ttl as i64,
             // Clock skew between replicas and resource servers: a minute, or less where keys
@@ -120,6 +127,26 @@ pub fn lifecycle(published_at: &[UnixTime], now: UnixTime, policy: &Policy) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_key_signs_once_every_replica_has_published_it_for_a_whole_max_age() {
+        let mut settings = crate::configuration::Settings::default();
+        settings.keys.jwks_max_age = 300;
+        settings.keys.reload_interval = 10;
+        let policy = Policy::from_settings(&settings);
+        assert_eq!(policy.publish_ahead, 310);
+        let (old, new) = (0, 1_000_000);
+        assert_eq!(
+            lifecycle(&[old, new], new + 309, &policy)[1],
+            KeyState::Next,
+            "a replica that read the directory just before the key was written published it \
+             only 299 s ago"
+        );
+        assert_eq!(
+            lifecycle(&[old, new], new + 310, &policy)[1],
+            KeyState::Active
+        );
+    }
 
     const POLICY: Policy = Policy {
         publish_ahead: 300,
