@@ -615,6 +615,47 @@ async fn purging_the_embedded_store_deletes_and_counts_expired_rows() -> StoreRe
 }
 
 #[tokio::test]
+async fn after_an_embedded_store_is_restored_from_a_backup_its_followers_read_the_new_events()
+-> StoreResult<()> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let now = now();
+    let backup = dir.path().join("backup.db");
+    let store = EmbeddedStore::open(dir.path()).expect("open");
+    store.revoke_token(&tid("before"), now + HOUR).await?;
+    let raw = rusqlite::Connection::open(dir.path().join(DB_FILE)).expect("raw open");
+    raw.execute("VACUUM INTO ?1", [backup.to_str().expect("path")])
+        .expect("backup");
+    drop(raw);
+    // A follower reads events the backup does not hold.
+    store.revoke_token(&tid("lost-1"), now + HOUR).await?;
+    store.revoke_token(&tid("lost-2"), now + HOUR).await?;
+    let follower = store.revocations_after(None, 10, now).await?.next_cursor;
+    store.close().await?;
+    drop(store);
+
+    // Restored as the README says: the file replaced, the WAL and its index deleted.
+    std::fs::rename(&backup, dir.path().join(DB_FILE)).expect("restore");
+    for companion in latchkey::store::embedded::DB_COMPANIONS {
+        let _ = std::fs::remove_file(dir.path().join(companion));
+    }
+    let store = EmbeddedStore::open(dir.path()).expect("reopen");
+    store.revoke_token(&tid("after-1"), now + HOUR).await?;
+    store.revoke_token(&tid("after-2"), now + HOUR).await?;
+    store.revoke_token(&tid("after-3"), now + HOUR).await?;
+    let page = store.revocations_after(Some(&follower), 10, now).await?;
+    let read: Vec<_> = page
+        .events
+        .iter()
+        .map(|(_, event)| match event {
+            RevocationEvent::Token { jti, .. } => jti.as_str(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(read, ["after-1", "after-2", "after-3"]);
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_empty_embedded_feed_starts_at_cursor_zero() -> StoreResult<()> {
     let (store, _guard) = open_embedded().await;
     let page = store.revocations_after(None, 10, now()).await?;

@@ -342,10 +342,20 @@ pub(super) fn save_family(tx: &Transaction<'_>, family: &Family) -> StoreResult<
     Ok(())
 }
 
+/// Feed sequence numbers per millisecond of the clock.
+const FEED_NUMBERS_PER_MS: i64 = 1024;
+
+/// Appends `event` to the feed. Its sequence number, which followers hold as their cursor, is
+/// the clock in milliseconds times [`FEED_NUMBERS_PER_MS`], or the last number plus one where
+/// that is not larger. Numbers only grow; and after a restore from a backup the first new event
+/// comes after every cursor handed out before, so a follower reads it instead of taking the
+/// numbers the restore hands out again for ones it has seen.
 pub(super) fn append_event(tx: &Transaction<'_>, event: &RevocationEvent) -> StoreResult<()> {
+    let by_clock = crate::domain::now_ms().saturating_mul(FEED_NUMBERS_PER_MS);
     tx.execute_cached(
-        "INSERT INTO revocation_feed (expires_at, data) VALUES (?1, ?2)",
-        params![event.expires_at(), to_json(event)?],
+        "INSERT INTO revocation_feed (seq, expires_at, data) VALUES (max(?1, 1 + COALESCE(\
+         (SELECT seq FROM sqlite_sequence WHERE name = 'revocation_feed'), 0)), ?2, ?3)",
+        params![by_clock, event.expires_at(), to_json(event)?],
     )
     .db()?;
     Ok(())
