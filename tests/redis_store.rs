@@ -18,8 +18,8 @@ use latchkey::domain::{ClientId, GrantType, Scope, UnixTime, Username};
 use latchkey::store::Subject;
 use latchkey::store::redis::{RedisOptions, RedisStore};
 use latchkey::store::{
-    ClientRecord, RefreshGeneration, RevocationEvent, Rotation, RotationOutcome, Store, StoreError,
-    StoreResult, UserRecord,
+    ClientRecord, FAMILY_EVENT_MARGIN, RefreshGeneration, RevocationEvent, Rotation,
+    RotationOutcome, Store, StoreError, StoreResult, UserRecord,
 };
 use redis_server::{RedisCluster, RedisServer, RedisServerOptions, free_port, wait_until};
 
@@ -161,12 +161,15 @@ async fn after_families_revocations_events_and_counters_expire_the_key_count_ret
             }
             _ => {}
         }
+        // Feed events are kept a margin past the tokens they concern: dated that much earlier,
+        // these events leave the feed when the families do.
+        let early = expires_at - FAMILY_EVENT_MARGIN;
+        store.revoke_token(&tid(&format!("at{i}")), early).await?;
+        // The cut-off is the second after its date; it is remembered for (expires_at - now - 1)
+        // more.
+        let dated = now - FAMILY_EVENT_MARGIN;
         store
-            .revoke_token(&tid(&format!("at{i}")), expires_at)
-            .await?;
-        // The cut-off is the next second; it is remembered for (expires_at - now - 1) more.
-        store
-            .revoke_subject(&user_subject(&format!("user{i}")), now, (i % 2) as u64)
+            .revoke_subject(&user_subject(&format!("user{i}")), dated, (i % 2) as u64)
             .await?;
         store
             .record_failure(&format!("login:{i}"), 1 + (i % 2) as u64)
@@ -200,9 +203,10 @@ async fn the_feed_drops_each_entry_when_it_expires_even_behind_a_long_lived_one(
     let store = open(&server.url(), "lk:", Duration::ZERO).await;
     let now = now();
     store.revoke_token(&tid("long"), now + HOUR).await?;
+    // The feed keeps an event a margin past its token's expiry: these leave it at now + 3.
     for i in 0..5 {
         store
-            .revoke_token(&tid(&format!("short{i}")), now + 3)
+            .revoke_token(&tid(&format!("short{i}")), now + 3 - FAMILY_EVENT_MARGIN)
             .await?;
     }
     let xlen = || {
