@@ -98,7 +98,7 @@ pub struct TokenSettings {
     pub audience: String,
     /// Scopes that only users with role `admin` may receive. A list, or one string of
     /// space- or comma-separated scopes (as an environment variable gives it).
-    #[serde(deserialize_with = "scope_list")]
+    #[serde(deserialize_with = "crate::security::joined_list")]
     pub admin_scopes: Vec<String>,
 }
 
@@ -109,23 +109,6 @@ pub struct AdminSettings {
     /// admin scope (`tokens.admin_scopes`) gets. No other audience is ever given to such a
     /// token, so a resource server that receives a user's token cannot replay it here.
     pub audience: String,
-}
-
-fn scope_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Scopes {
-        List(Vec<String>),
-        Joined(String),
-    }
-    Ok(match Scopes::deserialize(deserializer)? {
-        Scopes::List(list) => list,
-        Scopes::Joined(joined) => joined
-            .split([' ', ','])
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    })
 }
 
 /// The first administrator, created at start-up when no user has role `admin`. The password

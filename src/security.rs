@@ -27,16 +27,16 @@ pub struct SecuritySettings {
     pub failed_login_window: u64,
     /// Proxies whose `X-Forwarded-For` is believed, as CIDR blocks (`10.0.0.0/8`) or single
     /// addresses: a list, or one comma-separated string as an environment variable gives it.
-    #[serde(default, deserialize_with = "string_list")]
+    #[serde(default, deserialize_with = "joined_list")]
     pub trusted_proxies: Vec<String>,
     /// Origins allowed to call the API from a browser; empty (the default) turns CORS off.
-    #[serde(default, deserialize_with = "string_list")]
+    #[serde(default, deserialize_with = "joined_list")]
     pub cors_origins: Vec<String>,
     /// Private address blocks a client's `jwks_uri` may lead to, beside public addresses (a key
     /// server inside the cluster, say); as `trusted_proxies` is given. Empty by default: a
     /// `jwks_uri` whose name resolves into a private network, the host or link-local space
     /// (a cloud's metadata service) is not fetched.
-    #[serde(default, deserialize_with = "string_list")]
+    #[serde(default, deserialize_with = "joined_list")]
     pub jwks_uri_networks: Vec<String>,
 }
 
@@ -136,21 +136,35 @@ impl SecuritySettings {
     }
 }
 
-fn string_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+/// Deserializes a list setting: a list in a file, or one string of items separated by spaces
+/// or commas, as an environment variable gives it. It lives here, below `configuration`, so
+/// that both reach it.
+pub(crate) fn joined_list<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum List {
         Many(Vec<String>),
         Joined(String),
+        // An environment value such as `007` or `true` arrives as a number or a switch; its text
+        // as written replaces this reading afterwards (see `configuration::verbatim`).
+        Integer(i64),
+        Float(f64),
+        Flag(bool),
     }
-    Ok(match List::deserialize(deserializer)? {
-        List::Many(list) => list,
-        List::Joined(joined) => joined
-            .split([',', ' '])
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    })
+    let joined = match List::deserialize(deserializer)? {
+        List::Many(list) => return Ok(list),
+        List::Joined(joined) => joined,
+        List::Integer(number) => number.to_string(),
+        List::Float(number) => number.to_string(),
+        List::Flag(flag) => flag.to_string(),
+    };
+    Ok(joined
+        .split([' ', ','])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect())
 }
 
 /// An address block such as `10.0.0.0/8` or `fd00::/8`.

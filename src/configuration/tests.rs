@@ -640,4 +640,11 @@ fn text_settings_from_the_environment_are_taken_as_written_even_where_they_look_
     assert_eq!(settings.admin.audience, "1e3");
     assert_eq!(settings.tokens.access_ttl, 900, "numbers are still numbers");
     assert_eq!(settings.tokens.admin_scopes, ["admin", "007"]);
+
+    // A list of one item that looks like a number or a switch.
+    for item in ["007", "1.50", "true"] {
+        let settings =
+            Settings::load_from(None, env(&[("LATCHKEY_TOKENS__ADMIN_SCOPES", item)])).unwrap();
+        assert_eq!(settings.tokens.admin_scopes, [item]);
+    }
 }

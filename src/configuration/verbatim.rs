@@ -3,8 +3,8 @@
 //! `config` reads environment values with `try_parsing`, so that `LATCHKEY_TOKENS__ACCESS_TTL=900`
 //! is a number; but it does so whatever the setting's type, and a text setting read back from
 //! the number loses what the number dropped: `LATCHKEY_TOKENS__AUDIENCE=0123` became the audience
-//! `123`, `LATCHKEY_STORE__PREFIX=007` the prefix `7`. Every setting that was read as text is set
-//! again from its variable's value, as written.
+//! `123`, `LATCHKEY_STORE__PREFIX=007` the prefix `7`. Every setting that was read as text, or
+//! as a list of texts, is set again from its variable's value, as written.
 
 use serde_json::Value;
 
@@ -32,12 +32,13 @@ pub(super) fn texts_as_written(
             .split("__")
             .map(|part| format!("/{}", part.replace('~', "~0").replace('/', "~1")))
             .collect();
-        if let Some(Value::String(read)) = tree.pointer_mut(&pointer)
-            && read != value
-        {
-            value.clone_into(read);
-            changed = true;
+        match tree.pointer_mut(&pointer) {
+            Some(Value::String(read)) if read != value => value.clone_into(read),
+            // A list setting, split again from the text as written.
+            Some(list @ Value::Array(_)) => *list = Value::String(value.clone()),
+            _ => continue,
         }
+        changed = true;
     }
     if !changed {
         return Ok(settings);
