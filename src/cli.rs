@@ -69,8 +69,9 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Add a key to the key directory. It is published at once and signs once it has been
-    /// published for the JWKS max-age; the key it replaces then retires.
+    /// Add a key to the key directory. Every replica publishes it within the key reload
+    /// interval, and it signs once the JWKS max-age has passed after that; the key it replaces
+    /// then retires.
     Generate {
         /// RS256 (the default, and the one every client handles), ES256 or EdDSA.
         #[arg(long, default_value = "RS256")]
@@ -79,7 +80,8 @@ pub enum KeysCommand {
         #[arg(long, default_value_t = 2048)]
         bits: usize,
     },
-    /// Start a rotation: add a new RS256 key that takes over after the JWKS max-age.
+    /// Start a rotation: add a new RS256 key that takes over after the JWKS max-age and the key
+    /// reload interval.
     Rotate,
     /// List the keys with their state and dates.
     List,
@@ -183,7 +185,7 @@ fn add_key(settings: &Settings, algorithm: Algorithm, bits: usize, now: i64) -> 
         "kid": added.key.kid(),
         "alg": algorithm.as_str(),
         "file": added.file,
-        "signs_from": now + settings.keys.jwks_max_age as i64,
+        "signs_from": now + keys::Policy::from_settings(settings).publish_ahead,
     }))
 }
 

@@ -297,6 +297,11 @@ async fn tokens_signed_by_a_new_key_are_accepted_without_restarting_the_resource
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_ne!(old_kid, new_kid);
+    let signs_from = added["signs_from"].as_i64().expect("signs_from");
+    assert!(
+        decode_jwt(access(&after)).1["iat"].as_i64().expect("iat") >= signs_from,
+        "the key signed before the time the CLI gave: {added}"
+    );
     assert_eq!(setup.status("/protected", access(&after)).await, 200);
     assert_eq!(
         setup.status("/protected", access(&before)).await,
