@@ -23,6 +23,8 @@ use crate::store::{self, SharedStore, TokenLifetimes};
 
 /// How often expired entries are swept from stores that do not expire them by themselves.
 const PURGE_INTERVAL: Duration = Duration::from_secs(300);
+/// How often a running service records its token lifetimes in the store again.
+const LIFETIMES_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the imported password hashes left in the store are counted for /metrics.
 const HASH_SURVEY_INTERVAL: Duration = Duration::from_secs(300);
 /// How long in-flight requests may take to finish after a shutdown signal.
@@ -47,6 +49,8 @@ pub struct Application {
     tls: Option<poem::listener::RustlsConfig>,
     /// The start-up work left for when the store answers, and the start-up it holds up.
     store_work: Option<(StoreWork, api::StartUp)>,
+    /// The token lifetimes this service issues with, recorded in the store.
+    lifetimes: TokenLifetimes,
 }
 
 /// What start-up needs the store for, done before the service is ready: recording the token
@@ -271,6 +275,7 @@ impl Application {
             },
             tls,
             store_work,
+            lifetimes: TokenLifetimes::of(&settings.tokens),
         })
     }
 
@@ -295,6 +300,10 @@ impl Application {
         let acceptor = DeadlineAcceptor::new(acceptor, self.connection_limits);
         tracing::info!(address = %self.address, "listening");
         let sweeper = tokio::spawn(purge_periodically(self.store.clone()));
+        let recorder = tokio::spawn(record_lifetimes_periodically(
+            self.store.clone(),
+            self.lifetimes,
+        ));
         let surveyor = tokio::spawn(survey_hashes_periodically(
             self.store.clone(),
             self.passwords.clone(),
@@ -317,6 +326,7 @@ impl Application {
             }
         };
         sweeper.abort();
+        recorder.abort();
         surveyor.abort();
         key_watcher.abort();
         if let Some(store_work) = store_work {
@@ -382,6 +392,22 @@ fn warn_about_open_files(settings: &Settings) {
             .chain(store::embedded::DB_COMPANIONS)
             .map(|name| dir.join(name));
         crate::files::warn_if_open("a database file", files);
+    }
+}
+
+/// Records the token lifetimes again every [`LIFETIMES_INTERVAL`]: a Redis that lost its data
+/// (a restart without persistence, a failover to a replica that lacked them, a restore) no
+/// longer has them, and a revocation made from elsewhere would be remembered only for as long
+/// as the revoker's own lifetimes say.
+async fn record_lifetimes_periodically(store: SharedStore, lifetimes: TokenLifetimes) {
+    let mut interval = tokio::time::interval(LIFETIMES_INTERVAL);
+    // The first tick is at once; start-up has just recorded them.
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        if let Err(error) = store.record_token_lifetimes(lifetimes).await {
+            tracing::warn!(%error, "recording the token lifetimes in the store failed");
+        }
     }
 }
 

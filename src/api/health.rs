@@ -115,7 +115,8 @@ impl HealthApi {
     ///
     /// 200 when the store answers, a signing key is loaded and start-up is complete; 503
     /// otherwise. The service starts when the store does not answer, and is not ready until
-    /// it does and the configured bootstrap admin (if any) has been created.
+    /// it does, its token lifetimes are recorded there and the configured bootstrap admin (if
+    /// any) has been created.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self, req: &Request) -> ReadinessResponse {
         if req.data::<StartUp>().is_some_and(StartUp::is_pending) {
@@ -123,7 +124,9 @@ impl HealthApi {
                 JsonWith::new(Health {
                     status: "unavailable".into(),
                     reason: Some(
-                        "starting: the bootstrap admin is created once the store answers".into(),
+                        "starting: waiting for the store to record the token lifetimes and \
+                         create the bootstrap admin, if one is configured"
+                            .into(),
                     ),
                 }),
                 2,
