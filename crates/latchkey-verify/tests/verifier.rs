@@ -149,18 +149,24 @@ async fn revocations_from_the_feed_take_effect_within_the_bound() {
     assert_eq!(verifier.status().revoked, (1, 1, 1));
 }
 
-#[tokio::test]
-async fn an_unknown_cursor_makes_the_verifier_resync_from_the_start() {
+/// A verifier following a stand-in issuer whose feed holds one token revocation, of `jti`.
+async fn following_one_revocation(jti: &str) -> (TestKey, Stub, Verifier, i64) {
     let key = TestKey::rsa("k1");
     let stub = Stub::start(&[&key]).await;
     let now = now();
-    stub.revoke(json!({"type": "token", "jti": "gone", "exp": now + 900}));
+    stub.revoke(json!({"type": "token", "jti": jti, "exp": now + 900}));
     let verifier = builder(&stub)
         .revocation_bound(Duration::from_secs(1))
         .connect()
         .await
         .unwrap();
     assert_eq!(verifier.status().revoked, (1, 0, 0));
+    (key, stub, verifier, now)
+}
+
+#[tokio::test]
+async fn an_unknown_cursor_makes_the_verifier_resync_from_the_start() {
+    let (_key, stub, verifier, now) = following_one_revocation("gone").await;
     // The issuer's store was replaced: its feed starts over, holding other events.
     stub.replace_feed(vec![
         json!({"type": "family", "fam": "f", "exp": now + 900}),
@@ -174,16 +180,7 @@ async fn an_unknown_cursor_makes_the_verifier_resync_from_the_start() {
 
 #[tokio::test]
 async fn a_resync_that_fails_after_its_first_page_starts_over_and_forgets_nothing() {
-    let key = TestKey::rsa("k1");
-    let stub = Stub::start(&[&key]).await;
-    let now = now();
-    stub.revoke(json!({"type": "token", "jti": "before", "exp": now + 900}));
-    let verifier = builder(&stub)
-        .revocation_bound(Duration::from_secs(1))
-        .connect()
-        .await
-        .unwrap();
-    assert_eq!(verifier.status().revoked, (1, 0, 0));
+    let (key, stub, verifier, now) = following_one_revocation("before").await;
     let mut revoked = claims(&stub.url, AUDIENCE, now);
     revoked["jti"] = json!("gone");
     let revoked = key.token(&revoked);
