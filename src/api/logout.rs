@@ -169,12 +169,9 @@ impl LogoutApi {
             state: state.0,
         };
         let session = self.session_cookie(req);
-        let signed_in = match session {
-            Some(value) => match self.authority.session(value, now).await {
-                Ok(found) => found,
-                Err(error) => return error.into(),
-            },
-            None => None,
+        let signed_in = match self.signed_in(session, now).await {
+            Ok(found) => found,
+            Err(error) => return error.into(),
         };
         let hint = id_token_hint
             .0
@@ -254,6 +251,18 @@ impl LogoutApi {
 
     fn session_cookie<'a>(&self, req: &'a Request) -> Option<&'a str> {
         cookie(req, &cookie_name(self.authority.issuer(), SESSION_COOKIE))
+    }
+
+    /// The live sign-in that the browser's session cookie stands for, read once per logout.
+    async fn signed_in(
+        &self,
+        session: Option<&str>,
+        now: UnixTime,
+    ) -> Result<Option<SignedIn>, ServiceError> {
+        match session {
+            Some(value) => self.authority.session(value, now).await,
+            None => Ok(None),
+        }
     }
 
     /// Ends the sessions and answers: back to the client, or a page. `signed_in` is the
@@ -399,12 +408,9 @@ impl LogoutApi {
             state: pending.state.clone(),
         };
         let session = self.session_cookie(req);
-        let signed_in = match session {
-            Some(value) => match self.authority.session(value, now).await {
-                Ok(found) => found,
-                Err(error) => return error.into(),
-            },
-            None => None,
+        let signed_in = match self.signed_in(session, now).await {
+            Ok(found) => found,
+            Err(error) => return error.into(),
         };
         self.end(session, signed_in.as_ref(), Ok(pending.hint), &request, now)
             .await
