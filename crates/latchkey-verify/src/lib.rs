@@ -112,7 +112,13 @@ pub struct Builder {
     max_token_bytes: usize,
     connect_timeout: Duration,
     http: Option<reqwest::Client>,
+    paging: sync::Paging,
 }
+
+/// The largest leeway allowed: the issuer keeps a revocation in its feed for 300 s past the
+/// revoked token's `exp`, so a verifier that accepted tokens longer past `exp` and started, or
+/// resynchronised, in between would not know they were revoked.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 
 impl Builder {
     /// Follow the issuer's revocation feed as this confidential client. Without it, tokens are
@@ -138,7 +144,7 @@ impl Builder {
         self
     }
 
-    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 5 s).
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 5 s, at most [`MAX_LEEWAY`]).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
@@ -168,6 +174,17 @@ impl Builder {
         self
     }
 
+    /// Events asked for per page of the feed, and pages read per round (default 1000 and
+    /// 1000). Smaller values make long feeds cheap to test with.
+    #[doc(hidden)]
+    pub fn feed_paging(mut self, page: usize, max_pages: usize) -> Self {
+        self.paging = sync::Paging {
+            page: page.max(1),
+            max_pages: max_pages.max(1),
+        };
+        self
+    }
+
     /// Discovers the issuer, fetches its key set, catches up with the revocation feed (if a
     /// feed client is set), and starts following it in the background. Fails if the issuer
     /// cannot be reached within the connect timeout: a resource server should not start
@@ -183,6 +200,7 @@ impl Builder {
     /// discovery, no refetch, no revocation feed. For tests and for benchmarks; a service
     /// should [`connect`](Builder::connect).
     pub fn with_static_keys(self, jwks_json: &[u8]) -> Result<Verifier, SetupError> {
+        self.check_leeway()?;
         let keys = keys::KeySet::from_json(jwks_json).map_err(SetupError::Config)?;
         Ok(Verifier {
             inner: Arc::new(Inner {
@@ -197,6 +215,17 @@ impl Builder {
                 task: Mutex::new(None),
             }),
         })
+    }
+
+    fn check_leeway(&self) -> Result<(), SetupError> {
+        if self.leeway > MAX_LEEWAY {
+            return Err(SetupError::Config(format!(
+                "the leeway must be at most {} s: the issuer keeps revocations only that long \
+                 past a token's expiry",
+                MAX_LEEWAY.as_secs()
+            )));
+        }
+        Ok(())
     }
 
     fn expectations(&self) -> Expectations {
@@ -214,6 +243,7 @@ impl Builder {
                 "the issuer and the audience must not be empty".into(),
             ));
         }
+        self.check_leeway()?;
         if self.bound < Duration::from_millis(200) {
             return Err(SetupError::Config(
                 "the revocation bound must be at least 200 ms".into(),
@@ -246,16 +276,17 @@ impl Builder {
             expect: self.expectations(),
             jwks,
             revocations: RwLock::new(Revocations::default()),
-            feed: feed.map(|(url, client)| sync::Feed::new(url, client.id, client.secret)),
+            feed: feed
+                .map(|(url, client)| sync::Feed::new(url, client.id, client.secret, self.paging)),
             http,
             bound: self.bound,
             when_unreachable: self.when_unreachable,
             last_sync: Mutex::new(None),
             task: Mutex::new(None),
         });
-        if inner.feed.is_some() {
-            inner.sync_feed().await?;
-        }
+        // A resource server starts with every revocation: the whole feed, however many
+        // rounds that takes (within the connect timeout).
+        while !inner.sync_feed().await?.caught_up {}
         let task = tokio::spawn(sync::run(Arc::downgrade(&inner)));
         if let Ok(mut slot) = inner.task.lock() {
             *slot = Some(task);
@@ -323,6 +354,10 @@ impl Verifier {
             max_token_bytes: validate::DEFAULT_MAX_TOKEN_BYTES,
             connect_timeout: Duration::from_secs(10),
             http: None,
+            paging: sync::Paging {
+                page: sync::PAGE,
+                max_pages: sync::MAX_PAGES,
+            },
         }
     }
 

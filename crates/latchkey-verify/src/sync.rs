@@ -12,9 +12,9 @@ use crate::revocation::{FeedPage, Revocations};
 use crate::{Inner, SetupError, unix_now};
 
 /// Events asked for per page of the feed.
-const PAGE: usize = 1000;
-/// Pages read in one synchronisation at most; the rest waits for the next round.
-const MAX_PAGES: usize = 1000;
+pub(crate) const PAGE: usize = 1000;
+/// Pages read in one round at most; the rest waits for the next round.
+pub(crate) const MAX_PAGES: usize = 1000;
 /// The shortest wait between two rounds.
 const MIN_WAIT: Duration = Duration::from_millis(100);
 /// How often expired revocations are pruned.
@@ -64,7 +64,44 @@ pub struct Feed {
     url: String,
     client_id: String,
     secret: String,
-    cursor: Mutex<Option<String>>,
+    paging: Paging,
+    position: Mutex<Position>,
+}
+
+/// Events per page, and pages per round.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Paging {
+    pub page: usize,
+    pub max_pages: usize,
+}
+
+/// Where the next round reads from, and into which state.
+enum Position {
+    /// Following the feed: the cursor after the last event applied to the live state.
+    Following(String),
+    /// Reading the feed from its beginning into a fresh state, which replaces the live one only
+    /// once the feed's end is reached: a partial state would forget the revocations on the
+    /// pages not yet read. Until then the live state keeps serving.
+    Resync {
+        state: Revocations,
+        cursor: Option<String>,
+    },
+}
+
+impl Position {
+    fn start_over() -> Position {
+        Position::Resync {
+            state: Revocations::default(),
+            cursor: None,
+        }
+    }
+
+    fn cursor(&self) -> Option<&str> {
+        match self {
+            Position::Following(cursor) => Some(cursor),
+            Position::Resync { cursor, .. } => cursor.as_deref(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Feed {
@@ -77,14 +114,23 @@ impl std::fmt::Debug for Feed {
 }
 
 impl Feed {
-    pub fn new(url: String, client_id: String, secret: String) -> Feed {
+    pub fn new(url: String, client_id: String, secret: String, paging: Paging) -> Feed {
         Feed {
             url,
             client_id,
             secret,
-            cursor: Mutex::new(None),
+            paging,
+            position: Mutex::new(Position::start_over()),
         }
     }
+}
+
+/// What one round of reading the feed achieved.
+pub(crate) struct Round {
+    /// The feed was read to its end.
+    pub caught_up: bool,
+    /// How long the issuer suggests waiting before the next round.
+    pub poll_after: Duration,
 }
 
 /// The answer to one page request.
@@ -96,7 +142,7 @@ enum PageAnswer {
 
 impl Inner {
     async fn read_page(&self, feed: &Feed, after: Option<&str>) -> Result<PageAnswer, SetupError> {
-        let mut url = format!("{}?limit={PAGE}", feed.url);
+        let mut url = format!("{}?limit={}", feed.url, feed.paging.page);
         if let Some(cursor) = after {
             url.push_str("&after=");
             url.push_str(&percent_encode(cursor));
@@ -129,56 +175,63 @@ impl Inner {
         }
     }
 
-    /// Reads the feed to its end and applies it; returns the seconds the issuer suggests
-    /// waiting. An unknown cursor starts over from the beginning into a fresh state, swapped
-    /// in whole once read, so no revocation is forgotten in between.
-    pub(crate) async fn sync_feed(&self) -> Result<Duration, SetupError> {
+    /// Reads the feed, at most `max_pages` pages, and applies what it read. An unknown cursor
+    /// starts over from the beginning into a fresh state, swapped in whole once the feed's end
+    /// is reached, so no revocation is forgotten in between. Only a round that reaches the end
+    /// counts as a synchronisation.
+    pub(crate) async fn sync_feed(&self) -> Result<Round, SetupError> {
         let Some(feed) = &self.feed else {
-            return Ok(Duration::from_secs(60));
+            return Ok(Round {
+                caught_up: true,
+                poll_after: Duration::from_secs(60),
+            });
         };
-        // The cursor kept for the next round moves only with the state it describes: during a
-        // resync, not before the fresh state is swapped in. A page that fails halfway through
-        // a resync leaves no cursor, so the next round starts over instead of going on from a
-        // point whose earlier events were never applied.
-        let mut kept = feed.cursor.lock().await;
-        let mut position = kept.clone();
-        let mut fresh: Option<Revocations> = position.is_none().then(Revocations::default);
-        let mut poll_after = 0;
-        for _ in 0..MAX_PAGES {
-            let page = match self.read_page(feed, position.as_deref()).await? {
+        // Each page moves its cursor together with the state it went into, so a page that
+        // fails leaves a position the next round can go on from, whether following or
+        // resynchronising.
+        let mut position = feed.position.lock().await;
+        for _ in 0..feed.paging.max_pages {
+            let page = match self.read_page(feed, position.cursor()).await? {
                 PageAnswer::Page(page) => page,
                 PageAnswer::UnknownCursor => {
                     tracing::warn!("the issuer does not know our feed cursor; resynchronising");
-                    position = None;
-                    *kept = None;
-                    fresh = Some(Revocations::default());
+                    *position = Position::start_over();
                     continue;
                 }
             };
-            let count = page.events.len();
-            position = Some(page.next_cursor);
-            match fresh.as_mut() {
-                Some(state) => page.events.into_iter().for_each(|e| state.apply(e)),
-                None => {
-                    let mut state = self.revocations.write().map_err(|_| poisoned())?;
+            let at_end = page.events.len() < feed.paging.page || page.poll_after > 0;
+            match &mut *position {
+                Position::Resync { state, cursor } => {
                     page.events.into_iter().for_each(|e| state.apply(e));
-                    kept.clone_from(&position);
+                    *cursor = Some(page.next_cursor);
+                }
+                Position::Following(cursor) => {
+                    let mut live = self.revocations.write().map_err(|_| poisoned())?;
+                    page.events.into_iter().for_each(|e| live.apply(e));
+                    *cursor = page.next_cursor;
                 }
             }
-            poll_after = page.poll_after;
-            if count < PAGE || page.poll_after > 0 {
-                break;
+            if at_end {
+                if let Position::Resync { state, cursor } = &mut *position {
+                    let mut state = std::mem::take(state);
+                    state.prune(unix_now(), self.expect.leeway);
+                    let cursor = cursor.take().unwrap_or_default();
+                    *self.revocations.write().map_err(|_| poisoned())? = state;
+                    *position = Position::Following(cursor);
+                }
+                if let Ok(mut last) = self.last_sync.lock() {
+                    *last = Some(Instant::now());
+                }
+                return Ok(Round {
+                    caught_up: true,
+                    poll_after: Duration::from_secs(page.poll_after),
+                });
             }
         }
-        if let Some(mut state) = fresh {
-            state.prune(unix_now(), self.expect.leeway);
-            *self.revocations.write().map_err(|_| poisoned())? = state;
-            *kept = position;
-        }
-        if let Ok(mut last) = self.last_sync.lock() {
-            *last = Some(Instant::now());
-        }
-        Ok(Duration::from_secs(poll_after))
+        Ok(Round {
+            caught_up: false,
+            poll_after: Duration::ZERO,
+        })
     }
 }
 
@@ -215,12 +268,12 @@ pub async fn run(inner: Weak<Inner>) {
         let mut wait = half_bound;
         if this.feed.is_some() {
             match this.sync_feed().await {
-                Ok(suggested) => {
+                Ok(round) => {
                     if failing {
                         tracing::info!("the revocation feed is reachable again");
                         failing = false;
                     }
-                    wait = suggested.min(half_bound);
+                    wait = round.poll_after.min(half_bound);
                 }
                 Err(error) => {
                     if !failing {

@@ -179,7 +179,7 @@ async fn an_unknown_cursor_makes_the_verifier_resync_from_the_start() {
 }
 
 #[tokio::test]
-async fn a_resync_that_fails_after_its_first_page_starts_over_and_forgets_nothing() {
+async fn a_resync_that_fails_after_its_first_page_goes_on_and_forgets_nothing() {
     let (key, stub, verifier, now) = following_one_revocation("before").await;
     let mut revoked = claims(&stub.url, AUDIENCE, now);
     revoked["jti"] = json!("gone");
@@ -199,6 +199,93 @@ async fn a_resync_that_fails_after_its_first_page_starts_over_and_forgets_nothin
     .await;
     assert!(resynced.is_some(), "{:?}", verifier.status());
     assert_eq!(verifier.status().revoked, (1001, 0, 0));
+}
+
+/// Two events per page and two pages per round: a feed of nine events takes three rounds.
+fn in_short_rounds(stub: &Stub) -> latchkey_verify::Builder {
+    builder(stub).feed_paging(2, 2)
+}
+
+fn token_with_jti(key: &TestKey, stub: &Stub, now: i64, jti: &str) -> String {
+    let mut claims = claims(&stub.url, AUDIENCE, now);
+    claims["jti"] = json!(jti);
+    key.token(&claims)
+}
+
+#[tokio::test]
+async fn a_verifier_connects_knowing_every_revocation_of_a_feed_longer_than_one_round() {
+    let key = TestKey::rsa("k1");
+    let stub = Stub::start(&[&key]).await;
+    let now = now();
+    for i in 1..=9 {
+        stub.revoke(json!({"type": "token", "jti": format!("t{i}"), "exp": now + 900}));
+    }
+    let verifier = in_short_rounds(&stub).connect().await.unwrap();
+    assert_eq!(verifier.status().revoked, (9, 0, 0));
+    assert_eq!(
+        verifier
+            .verify(&token_with_jti(&key, &stub, now, "t9"))
+            .await,
+        Err(VerifyError::Revoked)
+    );
+}
+
+#[tokio::test]
+async fn a_resync_longer_than_one_round_keeps_the_previous_revocations_until_the_whole_feed_is_read()
+ {
+    let key = TestKey::rsa("k1");
+    let stub = Stub::start(&[&key]).await;
+    let now = now();
+    stub.revoke(json!({"type": "token", "jti": "before", "exp": now + 900}));
+    let verifier = in_short_rounds(&stub)
+        .revocation_bound(Duration::from_secs(4))
+        .connect()
+        .await
+        .unwrap();
+    let (before, gone) = (
+        token_with_jti(&key, &stub, now, "before"),
+        token_with_jti(&key, &stub, now, "gone"),
+    );
+    // The issuer's store was replaced by one whose feed takes several rounds to read, its last
+    // event revoking `gone`; the read after the fourth event fails once, which holds the next
+    // round back for a second.
+    let mut events: Vec<_> = (1..=8)
+        .map(|i| json!({"type": "token", "jti": format!("f{i}"), "exp": now + 900}))
+        .collect();
+    events.push(json!({"type": "token", "jti": "gone", "exp": now + 900}));
+    *stub.state.fail_once_after.lock().unwrap() = Some(stub.next_generation_cursor(4));
+    stub.replace_feed(events);
+    let halfway = eventually(Duration::from_secs(5), async || {
+        stub.state.fail_once_after.lock().unwrap().is_none()
+    })
+    .await;
+    assert!(halfway.is_some());
+    assert_eq!(verifier.status().revoked, (1, 0, 0), "a partial state");
+    assert_eq!(verifier.verify(&before).await, Err(VerifyError::Revoked));
+    let resynced = eventually(Duration::from_secs(5), async || {
+        verifier.verify(&gone).await == Err(VerifyError::Revoked)
+    })
+    .await;
+    assert!(resynced.is_some(), "{:?}", verifier.status());
+    assert_eq!(verifier.status().revoked, (9, 0, 0));
+    assert!(verifier.verify(&before).await.is_ok());
+}
+
+#[test]
+fn a_leeway_longer_than_the_issuer_keeps_revocations_past_expiry_is_refused() {
+    let key = TestKey::rsa("k1");
+    let jwks = stub::jwks(&[&key]).to_string();
+    let with_leeway = |seconds| {
+        Verifier::builder("https://issuer.test", AUDIENCE)
+            .leeway(Duration::from_secs(seconds))
+            .with_static_keys(jwks.as_bytes())
+    };
+    assert!(with_leeway(300).is_ok());
+    let refused = with_leeway(301);
+    assert!(
+        matches!(&refused, Err(SetupError::Config(reason)) if reason.contains("300 s")),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
