@@ -303,6 +303,7 @@ impl Application {
         let recorder = tokio::spawn(record_lifetimes_periodically(
             self.store.clone(),
             self.lifetimes,
+            LIFETIMES_INTERVAL,
         ));
         let surveyor = tokio::spawn(survey_hashes_periodically(
             self.store.clone(),
@@ -399,8 +400,12 @@ fn warn_about_open_files(settings: &Settings) {
 /// (a restart without persistence, a failover to a replica that lacked them, a restore) no
 /// longer has them, and a revocation made from elsewhere would be remembered only for as long
 /// as the revoker's own lifetimes say.
-async fn record_lifetimes_periodically(store: SharedStore, lifetimes: TokenLifetimes) {
-    let mut interval = tokio::time::interval(LIFETIMES_INTERVAL);
+async fn record_lifetimes_periodically(
+    store: SharedStore,
+    lifetimes: TokenLifetimes,
+    every: Duration,
+) {
+    let mut interval = tokio::time::interval(every);
     // The first tick is at once; start-up has just recorded them.
     interval.tick().await;
     loop {
@@ -484,4 +489,41 @@ pub async fn documentation(
     })?;
     let authority = Arc::new(Authority::new(settings, store, keys, passwords));
     Ok(api::service(authority, settings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[tokio::test]
+    async fn a_running_service_records_its_token_lifetimes_again_and_again() {
+        let store: SharedStore =
+            Arc::new(store::embedded::EmbeddedStore::open_in_memory().expect("store"));
+        let service = TokenLifetimes {
+            access: 900,
+            refresh: 86_400,
+        };
+        let shorter = TokenLifetimes {
+            access: 60,
+            refresh: 60,
+        };
+        assert_eq!(
+            store.record_token_lifetimes(shorter).await.ok(),
+            Some(shorter)
+        );
+        let recorder = tokio::spawn(record_lifetimes_periodically(
+            store.clone(),
+            service,
+            Duration::from_millis(20),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut kept = shorter;
+        while kept != service && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            kept = store.record_token_lifetimes(shorter).await.expect("kept");
+        }
+        recorder.abort();
+        assert_eq!(kept, service, "the service's lifetimes were recorded again");
+    }
 }

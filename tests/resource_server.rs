@@ -270,8 +270,15 @@ async fn tokens_signed_by_a_new_key_are_accepted_without_restarting_the_resource
         .to_owned();
     assert_eq!(setup.status("/protected", access(&before)).await, 200);
 
+    let generated_at = latchkey::domain::now();
     let added: Value =
         serde_json::from_str(&run_ok(&setup.dir, &["keys", "generate"], None)).expect("key JSON");
+    let signs_from = added["signs_from"].as_i64().expect("signs_from");
+    // Published for the key set's max-age (2 s) plus the replicas' reload interval (1 s) first.
+    assert!(
+        (generated_at + 3..=latchkey::domain::now() + 3).contains(&signs_from),
+        "signs_from {signs_from}, generated at {generated_at}"
+    );
     let new_kid = added["kid"].as_str().expect("kid").to_owned();
     setup
         .issuer
@@ -297,7 +304,6 @@ async fn tokens_signed_by_a_new_key_are_accepted_without_restarting_the_resource
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_ne!(old_kid, new_kid);
-    let signs_from = added["signs_from"].as_i64().expect("signs_from");
     assert!(
         decode_jwt(access(&after)).1["iat"].as_i64().expect("iat") >= signs_from,
         "the key signed before the time the CLI gave: {added}"
