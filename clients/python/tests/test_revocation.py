@@ -17,7 +17,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from conftest import AUDIENCE, ISSUER, Issuer, env, eventually
-from latchkey_verify import InvalidToken, Verifier
+from latchkey_verify import MAX_LEEWAY, InvalidToken, SetupError, Verifier
 from latchkey_verify._feed import PAGE
 
 BOUND = 5.0
@@ -233,7 +233,7 @@ class FeedStub(HTTPAdapter):
         return 400, {"error": "invalid_request"}
 
 
-def test_a_resync_that_fails_after_its_first_page_starts_over_and_loses_no_revocation(
+def test_a_resync_that_fails_after_its_first_page_goes_on_and_loses_no_revocation(
     issuer: Issuer,
 ) -> None:
     token = issuer.user_token()
@@ -253,7 +253,102 @@ def test_a_resync_that_fails_after_its_first_page_starts_over_and_loses_no_revoc
         with stub.lock:
             reads = list(stub.reads)
         failed = reads.index("second-page")
-        assert reads[failed + 1] is None, f"after the failure the feed is read from its start: {reads}"
+        assert reads[failed + 1] == "second-page", f"after the failure the resync goes on: {reads}"
+
+
+class LongFeed(FeedStub):
+    """A feed that takes the verifier several rounds to read once pages hold two events and a
+    round reads two pages (see :func:`short_rounds`): four fillers, then the revoked ``jti``
+    alone on the last page. The read after the fourth event fails once. Until :meth:`resync`
+    the feed holds one other revocation, of ``old_jti``."""
+
+    def __init__(self, feed_path: str, revoked_jti: str, old_jti: str) -> None:
+        super().__init__(feed_path, revoked_jti)
+        self.old_jti = old_jti
+        #: The thread that read the feed's last page first.
+        self.read_to_the_end_by: Optional[str] = None
+
+    def answer(self, after: Optional[str]) -> tuple[int, Dict[str, Any]]:
+        exp = int(time.time()) + 600
+        if not self.forgotten:
+            if after is None:
+                events = [{"type": "token", "jti": self.old_jti, "exp": exp}]
+                return 200, {"events": events, "next_cursor": "old", "poll_after": 1}
+            return 200, {"events": [], "next_cursor": "old", "poll_after": 1}
+        jtis = [f"filler-{n}" for n in range(4)] + [self.revoked_jti]
+        start = 0 if after is None else int(after) if after.isdigit() else -1
+        if start < 0:
+            return 400, {"error": "invalid_request"}
+        if start == 4 and not self.failed_once:
+            self.failed_once = True
+            return 503, {"error": "temporarily_unavailable"}
+        page = [{"type": "token", "jti": jti, "exp": exp} for jti in jtis[start : start + 2]]
+        end = start + len(page)
+        if end == 5 and self.read_to_the_end_by is None:
+            self.read_to_the_end_by = threading.current_thread().name
+        return 200, {"events": page, "next_cursor": str(end), "poll_after": 0 if end < 5 else 1}
+
+
+@pytest.fixture
+def short_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two events per page, two pages per round."""
+    import latchkey_verify._verifier as verifier_module
+
+    monkeypatch.setattr(verifier_module, "PAGE", 2)
+    monkeypatch.setattr(verifier_module, "MAX_PAGES", 2)
+
+
+def long_feed(issuer: Issuer, revoked: str, old: str) -> tuple[LongFeed, requests.Session]:
+    metadata = issuer.http.get(f"{ISSUER}/.well-known/oauth-authorization-server", timeout=10).json()
+    jti = lambda token: str(jwt.decode(token, options={"verify_signature": False})["jti"])  # noqa: E731
+    stub = LongFeed(urlsplit(metadata["revocation_feed_endpoint"]).path, jti(revoked), jti(old))
+    session = requests.Session()
+    session.mount("http://", stub)
+    return stub, session
+
+
+def test_a_verifier_starts_knowing_every_revocation_of_a_feed_longer_than_one_round(
+    issuer: Issuer, short_rounds: None
+) -> None:
+    token = issuer.user_token()
+    stub, session = long_feed(issuer, token, issuer.user_token())
+    stub.resync()
+    stub.failed_once = True
+    with feed(session=session) as verifier:
+        assert stub.read_to_the_end_by == threading.current_thread().name, "not the constructor"
+        assert verifier.status().revoked == (5, 0, 0)
+        assert refused_as_revoked(verifier, token)
+
+
+def test_a_resync_longer_than_one_round_keeps_the_previous_revocations_until_the_feed_is_read(
+    issuer: Issuer, short_rounds: None
+) -> None:
+    token, before = issuer.user_token(), issuer.user_token()
+    stub, session = long_feed(issuer, token, before)
+    with feed(session=session, revocation_bound=4.0) as verifier:
+        assert refused_as_revoked(verifier, before)
+        stub.resync()
+        # The failed read holds the next round back for a second: the state in use is still
+        # the previous one, whole.
+        eventually(lambda: stub.failed_once, BOUND, "the resync's third page failing")
+        assert verifier.status().revoked == (1, 0, 0), "a partial state was swapped in"
+        assert refused_as_revoked(verifier, before)
+        eventually(lambda: refused_as_revoked(verifier, token), BOUND, "refusing the revoked token")
+        assert verifier.status().revoked == (5, 0, 0)
+        assert verifier.verify(before)
+        with stub.lock:
+            reads = list(stub.reads)
+        failed = reads.index("4")
+        assert reads[failed + 1] == "4", f"after the failure the resync goes on: {reads}"
+
+
+def test_a_leeway_longer_than_the_issuer_keeps_revocations_past_expiry_is_refused(
+    issuer: Issuer,
+) -> None:
+    with pytest.raises(SetupError, match="300 s"):
+        Verifier(ISSUER, AUDIENCE, leeway=301)
+    with Verifier(ISSUER, AUDIENCE, leeway=MAX_LEEWAY) as verifier:
+        assert verifier.verify(issuer.user_token())
 
 
 def feed(**options: Any) -> Verifier:

@@ -22,12 +22,14 @@ Flask: :func:`latchkey_verify.flask.require_token`; FastAPI: ``verifier.fastapi(
 
 from ._errors import InvalidToken, SetupError
 from ._token import AccessToken, Actor, require_roles, require_scopes
+from ._validate import MAX_LEEWAY
 from ._verifier import Status, Verifier, bearer_token
 
 __all__ = [
     "AccessToken",
     "Actor",
     "InvalidToken",
+    "MAX_LEEWAY",
     "SetupError",
     "Status",
     "Verifier",

@@ -26,7 +26,7 @@ from ._token import AccessToken
 
 #: Events asked for per page of the feed.
 PAGE = 1000
-#: Pages read in one synchronisation at most; the rest waits for the next round.
+#: Pages read in one round at most; the rest waits for the next round.
 MAX_PAGES = 1000
 
 
@@ -130,14 +130,31 @@ class Page:
 
 
 class FeedState:
-    """Where the last read stopped; the lock serialises synchronisations."""
+    """Where the last read stopped, and a resynchronisation under way; the lock serialises
+    synchronisations."""
 
     def __init__(self, url: str, client_id: str, secret: str) -> None:
         self.url = url
         self.client_id = client_id
         self.secret = secret
+        #: Following: the cursor after the last event applied to the verifier's state.
         self.cursor: Optional[str] = None
+        #: Resynchronising: a fresh state read from the feed's start, which replaces the
+        #: verifier's only once the feed's end is reached (a partial state would forget the
+        #: revocations on the pages not yet read), and where its reading stopped.
+        self.fresh: Optional[Revocations] = Revocations()
+        self.fresh_cursor: Optional[str] = None
         self.lock = threading.Lock()
+
+    def start_over(self) -> None:
+        """Reads the feed again from its start, into a fresh state."""
+        self.cursor = None
+        self.fresh = Revocations()
+        self.fresh_cursor = None
+
+    def position(self) -> Optional[str]:
+        """The cursor the next page is asked after."""
+        return self.fresh_cursor if self.fresh is not None else self.cursor
 
     def __repr__(self) -> str:
         return f"FeedState(url={self.url!r}, client_id={self.client_id!r})"

@@ -20,6 +20,10 @@ from ._token import AccessToken, actor_chain
 
 #: Tokens of this issuer are well under 2 KiB; anything near this is hostile.
 DEFAULT_MAX_TOKEN_BYTES = 8 * 1024
+#: The largest leeway allowed, in seconds: the issuer keeps a revocation in its feed for 300 s
+#: past the revoked token's ``exp``, so a verifier that accepted tokens longer past ``exp`` and
+#: started, or resynchronised, in between would not know they were revoked.
+MAX_LEEWAY = 300
 MAX_HEADER_BYTES = 1024
 MAX_SIGNATURE_BYTES = 1024
 MAX_KID_BYTES = 256

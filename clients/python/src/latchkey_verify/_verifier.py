@@ -17,7 +17,14 @@ from ._errors import InvalidToken, SetupError, invalid_request, missing, unavail
 from ._feed import MAX_PAGES, PAGE, FeedState, Page, Revocations
 from ._jwks import JwksCache
 from ._token import AccessToken, require_roles, require_scopes
-from ._validate import DEFAULT_MAX_TOKEN_BYTES, Expectations, UnknownKey, unknown_key, verify
+from ._validate import (
+    DEFAULT_MAX_TOKEN_BYTES,
+    MAX_LEEWAY,
+    Expectations,
+    UnknownKey,
+    unknown_key,
+    verify,
+)
 
 if TYPE_CHECKING:
     from typing import Literal
@@ -109,7 +116,8 @@ class Verifier:
     :param when_unreachable: ``"keep_verifying"`` (the default): while the feed cannot be read,
         keep verifying with the revocations already known; ``"fail_closed"``: refuse every token
         with 503 once the last complete read of the feed is older than ``revocation_bound``.
-    :param leeway: seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat`` (default 5).
+    :param leeway: seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat`` (default 5, at
+        most :data:`MAX_LEEWAY`, 300).
     :param min_refetch_interval: the least seconds between two key-set fetches caused by
         unknown ``kid``s (default 10).
     :param max_token_bytes: larger tokens are malformed (default 8 KiB).
@@ -145,6 +153,11 @@ class Verifier:
             raise SetupError(
                 "invalid configuration: when_unreachable is 'keep_verifying' or 'fail_closed'"
             )
+        if not 0 <= leeway <= MAX_LEEWAY:
+            raise SetupError(
+                f"invalid configuration: the leeway must be between 0 and {MAX_LEEWAY} s: the "
+                "issuer keeps revocations only that long past a token's expiry"
+            )
         self._expect = Expectations(issuer, audience, int(leeway), max_token_bytes)
         self._bound = float(revocation_bound)
         self._fail_closed = when_unreachable == "fail_closed"
@@ -171,7 +184,10 @@ class Verifier:
         self._revocations_lock = threading.Lock()
         self._last_sync: Optional[float] = None
         if self._feed is not None:
-            self._sync_feed()
+            # A resource server starts with every revocation: the whole feed, however many
+            # rounds that takes.
+            while not self._sync_feed()[0]:
+                pass
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=_run, args=(weakref.ref(self), self._stop), name="latchkey-verify", daemon=True
@@ -327,48 +343,47 @@ class Verifier:
         except ValueError as error:
             raise SetupError(f"unexpected answer from {feed.url}: {error}") from None
 
-    def _sync_feed(self) -> float:
-        """Reads the feed to its end and applies it; returns the seconds the issuer suggests
-        waiting. An unknown cursor starts over from the beginning into a fresh state, swapped
-        in whole once read, so no revocation is forgotten in between.
+    def _sync_feed(self) -> Tuple[bool, float]:
+        """Reads the feed, at most ``MAX_PAGES`` pages, and applies what it read; returns
+        whether it reached the feed's end, and the seconds the issuer suggests waiting. An
+        unknown cursor starts over from the beginning into a fresh state, which replaces the one
+        in use only once the feed's end is reached, however many rounds that takes, so no
+        revocation is forgotten in between. Only a round that reaches the end counts as a
+        synchronisation.
 
-        While resynchronising, the cursor moves in a local only and is stored together with the
-        fresh state: if a later page fails, the pages read so far are thrown away with ``fresh``,
-        so ``feed.cursor`` must stay ``None`` for the next round to read them again. Reading on
-        from a cursor (no resync) applies and stores each page as it comes."""
+        Each page moves its cursor together with the state it went into, so a page that fails
+        leaves a position the next round goes on from, whether following or resynchronising."""
         feed = self._feed
         if feed is None:
-            return 60.0
+            return True, 60.0
         with feed.lock:
-            cursor = feed.cursor
-            fresh: Optional[Revocations] = Revocations() if cursor is None else None
-            poll_after = 0
             for _ in range(MAX_PAGES):
-                page = self._read_page(feed, cursor)
+                page = self._read_page(feed, feed.position())
                 if page is None:
                     logger.warning("the issuer does not know our feed cursor; resynchronising")
-                    feed.cursor = cursor = None
-                    fresh = Revocations()
+                    feed.start_over()
                     continue
-                if fresh is not None:
+                at_end = len(page.events) < PAGE or page.poll_after > 0
+                if feed.fresh is not None:
                     for event in page.events:
-                        fresh.apply(event)
+                        feed.fresh.apply(event)
+                    feed.fresh_cursor = page.next_cursor
                 else:
                     with self._revocations_lock:
                         for event in page.events:
                             self._revocations.apply(event)
                     feed.cursor = page.next_cursor
-                cursor = page.next_cursor
-                poll_after = page.poll_after
-                if len(page.events) < PAGE or page.poll_after > 0:
-                    break
-            if fresh is not None:
-                fresh.prune(int(time.time()), self._expect.leeway)
-                with self._revocations_lock:
-                    self._revocations = fresh
-                feed.cursor = cursor
-            self._last_sync = time.monotonic()
-            return float(poll_after)
+                if not at_end:
+                    continue
+                fresh = feed.fresh
+                if fresh is not None:
+                    fresh.prune(int(time.time()), self._expect.leeway)
+                    with self._revocations_lock:
+                        self._revocations = fresh
+                    feed.cursor, feed.fresh, feed.fresh_cursor = feed.fresh_cursor, None, None
+                self._last_sync = time.monotonic()
+                return True, float(page.poll_after)
+            return False, 0.0
 
     def _round(self, state: "_LoopState") -> float:
         """One round of the background thread; returns how long to wait before the next."""
@@ -383,7 +398,7 @@ class Verifier:
         wait = half_bound
         if self._feed is not None:
             try:
-                suggested = self._sync_feed()
+                _, suggested = self._sync_feed()
             except SetupError as error:
                 if not state.failing:
                     logger.warning("reading the revocation feed failed; retrying: %s", error)
