@@ -237,13 +237,8 @@ def test_a_resync_that_fails_after_its_first_page_goes_on_and_loses_no_revocatio
     issuer: Issuer,
 ) -> None:
     token = issuer.user_token()
-    metadata = issuer.http.get(f"{ISSUER}/.well-known/oauth-authorization-server", timeout=10).json()
-    stub = FeedStub(
-        urlsplit(metadata["revocation_feed_endpoint"]).path,
-        str(jwt.decode(token, options={"verify_signature": False})["jti"]),
-    )
-    session = requests.Session()
-    session.mount("http://", stub)
+    stub = FeedStub(feed_path(issuer), jti(token))
+    session = through(stub)
     with feed(session=session, revocation_bound=1.0) as verifier:
         assert verifier.verify(token)
         stub.resync()
@@ -298,13 +293,25 @@ def short_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(verifier_module, "MAX_PAGES", 2)
 
 
-def long_feed(issuer: Issuer, revoked: str, old: str) -> tuple[LongFeed, requests.Session]:
+def jti(token: str) -> str:
+    return str(jwt.decode(token, options={"verify_signature": False})["jti"])
+
+
+def feed_path(issuer: Issuer) -> str:
     metadata = issuer.http.get(f"{ISSUER}/.well-known/oauth-authorization-server", timeout=10).json()
-    jti = lambda token: str(jwt.decode(token, options={"verify_signature": False})["jti"])  # noqa: E731
-    stub = LongFeed(urlsplit(metadata["revocation_feed_endpoint"]).path, jti(revoked), jti(old))
+    return urlsplit(metadata["revocation_feed_endpoint"]).path
+
+
+def through(stub: FeedStub) -> requests.Session:
+    """A session whose feed reads the stub answers."""
     session = requests.Session()
     session.mount("http://", stub)
-    return stub, session
+    return session
+
+
+def long_feed(issuer: Issuer, revoked: str, old: str) -> tuple[LongFeed, requests.Session]:
+    stub = LongFeed(feed_path(issuer), jti(revoked), jti(old))
+    return stub, through(stub)
 
 
 def test_a_verifier_starts_knowing_every_revocation_of_a_feed_longer_than_one_round(
