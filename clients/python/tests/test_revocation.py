@@ -262,6 +262,8 @@ class LongFeed(FeedStub):
         self.old_jti = old_jti
         #: The thread that read the feed's last page first.
         self.read_to_the_end_by: Optional[str] = None
+        #: When the feed was first read from its start after :meth:`resync` (monotonic).
+        self.resync_started: Optional[float] = None
 
     def answer(self, after: Optional[str]) -> tuple[int, Dict[str, Any]]:
         exp = int(time.time()) + 600
@@ -272,6 +274,8 @@ class LongFeed(FeedStub):
             return 200, {"events": [], "next_cursor": "old", "poll_after": 1}
         jtis = [f"filler-{n}" for n in range(4)] + [self.revoked_jti]
         start = 0 if after is None else int(after) if after.isdigit() else -1
+        if start == 0 and self.resync_started is None:
+            self.resync_started = time.monotonic()
         if start < 0:
             return 400, {"error": "invalid_request"}
         if start == 4 and not self.failed_once:
@@ -338,10 +342,20 @@ def test_a_resync_longer_than_one_round_keeps_the_previous_revocations_until_the
         # The failed read holds the next round back for a second: the state in use is still
         # the previous one, whole.
         eventually(lambda: stub.failed_once, BOUND, "the resync's third page failing")
-        assert verifier.status().revoked == (1, 0, 0), "a partial state was swapped in"
+        now = time.monotonic()
+        status = verifier.status()
+        assert status.revoked == (1, 0, 0), "a partial state was swapped in"
         assert refused_as_revoked(verifier, before)
+        with stub.lock:
+            started = stub.resync_started
+        assert started is not None
+        assert (status.since_last_sync or 0) >= now - started, (
+            "a round that did not reach the feed's end was counted as a synchronisation"
+        )
         eventually(lambda: refused_as_revoked(verifier, token), BOUND, "refusing the revoked token")
-        assert verifier.status().revoked == (5, 0, 0)
+        status = verifier.status()
+        assert status.revoked == (5, 0, 0)
+        assert (status.since_last_sync or 0) < time.monotonic() - started, "the resync is a sync"
         assert verifier.verify(before)
         with stub.lock:
             reads = list(stub.reads)
@@ -349,11 +363,72 @@ def test_a_resync_longer_than_one_round_keeps_the_previous_revocations_until_the
         assert reads[failed + 1] == "4", f"after the failure the resync goes on: {reads}"
 
 
+class GrowingFeed(FeedStub):
+    """A feed followed from its end: empty until :meth:`publish`, then five revocations at once,
+    more than one round reads (see :func:`short_rounds`): four fillers, then the revoked ``jti``
+    alone on the last page. The read after the fourth event fails once."""
+
+    def __init__(self, feed_path: str, revoked_jti: str) -> None:
+        super().__init__(feed_path, revoked_jti)
+        self.published = False
+        #: When the first published page was read (monotonic).
+        self.first_published_read: Optional[float] = None
+
+    def publish(self) -> None:
+        with self.lock:
+            self.published = True
+
+    def answer(self, after: Optional[str]) -> tuple[int, Dict[str, Any]]:
+        if not self.published:
+            return 200, {"events": [], "next_cursor": "0", "poll_after": 1}
+        start = 0 if after is None else int(after)
+        if start == 0 and self.first_published_read is None:
+            self.first_published_read = time.monotonic()
+        if start == 4 and not self.failed_once:
+            self.failed_once = True
+            return 503, {"error": "temporarily_unavailable"}
+        exp = int(time.time()) + 600
+        jtis = [f"filler-{n}" for n in range(4)] + [self.revoked_jti]
+        page = [{"type": "token", "jti": jti, "exp": exp} for jti in jtis[start : start + 2]]
+        end = start + len(page)
+        return 200, {"events": page, "next_cursor": str(end), "poll_after": 0 if end < 5 else 1}
+
+
+def test_a_round_that_stops_before_the_feeds_end_applies_what_it_read_but_is_no_sync(
+    issuer: Issuer, short_rounds: None
+) -> None:
+    token = issuer.user_token()
+    stub = GrowingFeed(feed_path(issuer), jti(token))
+    with feed(session=through(stub), revocation_bound=4.0) as verifier:
+        assert verifier.verify(token)
+        stub.publish()
+        eventually(lambda: stub.failed_once, BOUND, "the read after the fourth revocation failing")
+        now = time.monotonic()
+        status = verifier.status()
+        assert status.revoked == (4, 0, 0), "the pages read are in effect"
+        with stub.lock:
+            started = stub.first_published_read
+        assert started is not None
+        assert (status.since_last_sync or 0) >= now - started, (
+            "a round that did not reach the feed's end was counted as a synchronisation"
+        )
+        eventually(lambda: refused_as_revoked(verifier, token), BOUND, "refusing the revoked token")
+        status = verifier.status()
+        assert status.revoked == (5, 0, 0)
+        assert (status.since_last_sync or 0) < time.monotonic() - started, "the end is a sync"
+        with stub.lock:
+            reads = list(stub.reads)
+        assert reads.count(None) == 1, f"the feed is not read from its start again: {reads}"
+        failed = reads.index("4")
+        assert reads[failed + 1] == "4", f"after the failure the reading goes on: {reads}"
+
+
 def test_a_leeway_longer_than_the_issuer_keeps_revocations_past_expiry_is_refused(
     issuer: Issuer,
 ) -> None:
-    with pytest.raises(SetupError, match="300 s"):
-        Verifier(ISSUER, AUDIENCE, leeway=301)
+    for leeway in (MAX_LEEWAY + 1, -1):
+        with pytest.raises(SetupError, match="between 0 and 300 s"):
+            Verifier(ISSUER, AUDIENCE, leeway=leeway)
     with Verifier(ISSUER, AUDIENCE, leeway=MAX_LEEWAY) as verifier:
         assert verifier.verify(issuer.user_token())
 
