@@ -291,6 +291,23 @@ async fn a_client_that_is_not_first_party_gets_a_consent_page(app: &TestApp) {
     assert!(again.text().await.unwrap().contains("Allow access?"));
 }
 
+async fn a_client_demoted_from_first_party_gets_consent_from_a_sign_in_form_shown_before(
+    app: &TestApp,
+) {
+    let pkce = pkce();
+    let page = authorize(app, FIRST_PARTY, &pkce, &[], None).await;
+    let demote = latchkey::accounts::ClientChanges {
+        first_party: Some(false),
+        ..Default::default()
+    };
+    latchkey::accounts::update_client(&app.change(), &app.settings.tokens, FIRST_PARTY, demote)
+        .await
+        .expect("client updated");
+    let consent = sign_in(app, page).await;
+    assert_eq!(consent.status(), 200, "no code without consent");
+    assert!(consent.text().await.unwrap().contains("Allow access?"));
+}
+
 async fn logout_ends_the_browser_session_and_the_client_session(app: &TestApp) {
     let (session, tokens) = signed_in(app).await;
     let id_token = tokens["id_token"].as_str().unwrap();
@@ -468,6 +485,7 @@ on_both_stores!(
     prompt_login_shows_the_page_and_prompt_none_needs_a_session,
     max_age_shows_the_page_to_an_older_sign_in_and_prompt_none_goes_alone,
     a_client_that_is_not_first_party_gets_a_consent_page,
+    a_client_demoted_from_first_party_gets_consent_from_a_sign_in_form_shown_before,
     logout_ends_the_browser_session_and_the_client_session,
     logout_never_returns_to_an_unregistered_address,
     a_password_change_ends_the_browser_session,

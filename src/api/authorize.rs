@@ -108,6 +108,10 @@ impl From<AuthorizeError> for AuthorizeResponse {
         match error {
             AuthorizeError::Shown(message) => stopped(&message),
             AuthorizeError::Redirected(location) => AuthorizeResponse::Redirect(location, None),
+            // Answered with the consent page where it can arise; a page, should it not be.
+            AuthorizeError::ConsentNeeded => stopped(
+                "The application must now ask for your consent. Go back to it and sign in again.",
+            ),
             AuthorizeError::Service(ServiceError::TooManyRequests { retry_after }) => {
                 AuthorizeResponse::Throttled(
                     sign_in_page::stopped(
@@ -278,14 +282,15 @@ impl AuthorizeApi {
         now: i64,
     ) -> AuthorizeResponse {
         if pending.first_party {
-            return match self
+            match self
                 .authority
                 .grant_code(&pending, &signed_in, &origin(req), now)
                 .await
             {
-                Ok(location) => AuthorizeResponse::Redirect(location, session),
-                Err(error) => error.into(),
-            };
+                Ok(location) => return AuthorizeResponse::Redirect(location, session),
+                Err(AuthorizeError::ConsentNeeded) => pending.first_party = false,
+                Err(error) => return error.into(),
+            }
         }
         pending.signed_in = Some(signed_in);
         self.consent(&pending, session)

@@ -50,6 +50,9 @@ pub enum AuthorizeError {
     Shown(String),
     /// Sent back to the client at its registered redirect URI: the `Location` to send.
     Redirected(String),
+    /// The client stopped being first-party after the request was read: the user must be
+    /// asked for consent after all.
+    ConsentNeeded,
     /// The service's own refusal or failure (429, 503, 500).
     Service(ServiceError),
 }

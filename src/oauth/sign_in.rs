@@ -89,8 +89,9 @@ impl Authority {
 
     /// Ends a sign-in with a code for the pending request, and returns the `Location` that
     /// takes the browser back to the client with it. The client and the user are read again:
-    /// the client may have lost the redirect URI or the grant, the user been disabled or had
-    /// the password changed since the sign-in.
+    /// the client may have lost the redirect URI, the grant or its first-party standing (then
+    /// [`AuthorizeError::ConsentNeeded`]: a form shown before may not skip consent), the user
+    /// been disabled or had the password changed since the sign-in.
     pub async fn grant_code(
         &self,
         pending: &PendingAuthorization,
@@ -110,6 +111,9 @@ impl Authority {
                 "unauthorized_client",
                 "this client may not use the authorization_code grant",
             )));
+        }
+        if pending.first_party && !client.first_party {
+            return Err(AuthorizeError::ConsentNeeded);
         }
         let Some(user) = self.signed_in_user(signed_in, now).await? else {
             return Err(AuthorizeError::Shown(
