@@ -199,9 +199,10 @@ fn which(program: &str) -> Option<String> {
         .map(|path| path.to_string_lossy().into_owned())
 }
 
-/// A client app's redirect URI on loopback: sends the query of each `/callback` request.
-async fn callback_server() -> (String, mpsc::UnboundedReceiver<String>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// A client app's redirect URI on loopback (`127.0.0.1:0` or `[::1]:0`): sends the query of
+/// each `/callback` request.
+async fn callback_server(bind: &str) -> (String, mpsc::UnboundedReceiver<String>) {
+    let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
     let uri = format!("http://{}/callback", listener.local_addr().unwrap());
     let (sender, receiver) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -234,7 +235,7 @@ fn png_width(png: &[u8]) -> u32 {
 #[tokio::test]
 async fn a_user_signs_in_with_the_keyboard_in_headless_chromium_and_the_app_redeems_the_code() {
     let app = TestApp::spawn().await;
-    let (redirect_uri, mut callbacks) = callback_server().await;
+    let (redirect_uri, mut callbacks) = callback_server("127.0.0.1:0").await;
     let spec = latchkey::accounts::ClientSpec {
         public: true,
         grants: [GrantType::AuthorizationCode, GrantType::RefreshToken].into(),
@@ -337,4 +338,53 @@ async fn a_user_signs_in_with_the_keyboard_in_headless_chromium_and_the_app_rede
     assert_eq!(id_token["aud"], "notes-app");
     assert_eq!(id_token["nonce"], "n-browser");
     assert!(body["refresh_token"].is_string());
+}
+
+/// RFC 8252 §7.3's other loopback literal. A Content-Security-Policy source cannot name an IPv6
+/// address, and browsers apply `form-action` to the redirect that follows the sign-in post: the
+/// policy names the redirect URI's scheme instead.
+#[tokio::test]
+async fn a_native_app_on_ipv6_loopback_gets_its_code_in_headless_chromium() {
+    let app = TestApp::spawn().await;
+    let (redirect_uri, mut callbacks) = callback_server("[::1]:0").await;
+    let spec = latchkey::accounts::ClientSpec {
+        public: true,
+        grants: [GrantType::AuthorizationCode].into(),
+        scopes: vec!["read".into()],
+        redirect_uris: vec![redirect_uri.clone()],
+        first_party: true,
+        ..Default::default()
+    };
+    latchkey::accounts::add_client(&app.change(), "cli-app", spec)
+        .await
+        .unwrap();
+    app.add_user("alice", "correct horse battery", &["user"])
+        .await;
+    let challenge = support::sign_in::pkce().challenge;
+    let mut url = reqwest::Url::parse(&app.url("/oauth/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", "cli-app")
+        .append_pair("redirect_uri", &redirect_uri)
+        .append_pair("scope", "read")
+        .append_pair("state", "s-v6")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+
+    let driver = Driver::start().await;
+    let browser = driver.session(360).await;
+    browser.post("/url", json!({"url": url.as_str()})).await;
+    browser.keys("alice").await;
+    browser.keys(TAB).await;
+    browser.keys("correct horse battery").await;
+    browser.keys(ENTER).await;
+    let query = tokio::time::timeout(Duration::from_secs(30), callbacks.recv())
+        .await
+        .expect("the browser reaches the IPv6 redirect URI")
+        .unwrap();
+    browser.end().await;
+    assert!(
+        query.contains("code=") && query.contains("state=s-v6"),
+        "{query}"
+    );
 }

@@ -177,9 +177,14 @@ pub(super) fn repeated_parameter(
     None
 }
 
-/// The origin (`scheme://host[:port]`) of a URL, as a CSP source.
-pub(super) fn origin_of(url: &str) -> Option<String> {
+/// The CSP source that lets a page's form lead to `url`: its origin (`scheme://host[:port]`),
+/// or for an IPv6 literal (`http://[::1]:8400`, RFC 8252 §7.3), which no CSP host source can
+/// name and browsers drop, its scheme alone.
+pub(super) fn csp_source(url: &str) -> Option<String> {
     let url = reqwest::Url::parse(url).ok()?;
+    if url.host_str().is_some_and(|host| host.starts_with('[')) {
+        return Some(format!("{}:", url.scheme()));
+    }
     Some(url.origin().ascii_serialization()).filter(|o| o != "null")
 }
 
@@ -261,7 +266,7 @@ impl AuthorizeApi {
             scopes: pending.scope.split(' ').filter(|s| !s.is_empty()).collect(),
             request: &sealed,
             csrf_token: pending.csrf_token(),
-            redirect_origin: origin_of(&pending.redirect_uri),
+            redirect_origin: csp_source(&pending.redirect_uri),
         });
         // The session cookie, when there is one to set, matters more than a fresh CSRF cookie:
         // the one set with the sign-in page is still good for this form.
@@ -312,7 +317,7 @@ impl AuthorizeApi {
             csrf_token: pending.csrf_token(),
             username,
             error,
-            redirect_origin: origin_of(&pending.redirect_uri),
+            redirect_origin: csp_source(&pending.redirect_uri),
         });
         AuthorizeResponse::Page(page, Some(self.csrf_cookie(pending.csrf_token())))
     }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::ApiTags;
 use super::authorize::{
-    SESSION_COOKIE, cookie, cookie_name, csrf_bound, csrf_cookie, origin_of, repeated_parameter,
+    SESSION_COOKIE, cookie, cookie_name, csp_source, csrf_bound, csrf_cookie, repeated_parameter,
     set_cookie,
 };
 use super::errors::{Answer, BODY_TOO_LARGE, error_list};
@@ -365,7 +365,7 @@ impl LogoutApi {
             request: &sealed,
             csrf_token: pending.csrf_token(),
             error,
-            redirect_origin: back.as_ref().and_then(|b| origin_of(&b.uri)),
+            redirect_origin: back.as_ref().and_then(|b| csp_source(&b.uri)),
         });
         let csrf = csrf_cookie(self.authority.issuer(), pending.csrf_token());
         if error.is_some() {

@@ -5,7 +5,8 @@
 //! or leaking its URL (with the authorization request in it) to other sites, and a Content
 //! Security Policy that allows nothing but its own inline style (by hash) and a form posted to
 //! the issuer, which then redirects to the client's registered redirect URI (whose origin the
-//! policy also names, since browsers apply `form-action` to the redirect after a post).
+//! policy also names, since browsers apply `form-action` to the redirect after a post; for an
+//! IPv6 loopback URI, which no CSP source can name, its scheme).
 
 use std::fmt::Write as _;
 use std::sync::LazyLock;
