@@ -226,6 +226,25 @@ async fn callback_server(bind: &str) -> (String, mpsc::UnboundedReceiver<String>
     (uri, receiver)
 }
 
+/// An authorization request of `client` with PKCE (S256), and `extra` parameters.
+fn authorize_url(
+    app: &TestApp,
+    client: &str,
+    redirect_uri: &str,
+    challenge: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Url {
+    let mut url = reqwest::Url::parse(&app.url("/oauth/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client)
+        .append_pair("redirect_uri", redirect_uri)
+        .extend_pairs(extra)
+        .append_pair("code_challenge", challenge)
+        .append_pair("code_challenge_method", "S256");
+    url
+}
+
 /// The width of a PNG, from its IHDR chunk.
 fn png_width(png: &[u8]) -> u32 {
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
@@ -254,16 +273,17 @@ async fn a_user_signs_in_with_the_keyboard_in_headless_chromium_and_the_app_rede
         verifier,
         challenge,
     } = support::sign_in::pkce();
-    let mut url = reqwest::Url::parse(&app.url("/oauth/authorize")).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", "notes-app")
-        .append_pair("redirect_uri", &redirect_uri)
-        .append_pair("scope", "openid read")
-        .append_pair("state", "s-browser")
-        .append_pair("nonce", "n-browser")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
+    let url = authorize_url(
+        &app,
+        "notes-app",
+        &redirect_uri,
+        &challenge,
+        &[
+            ("scope", "openid read"),
+            ("state", "s-browser"),
+            ("nonce", "n-browser"),
+        ],
+    );
 
     let driver = Driver::start().await;
     // The narrowest screens in use: the page fits 320 px without scrolling sideways.
@@ -361,15 +381,13 @@ async fn a_native_app_on_ipv6_loopback_gets_its_code_in_headless_chromium() {
     app.add_user("alice", "correct horse battery", &["user"])
         .await;
     let challenge = support::sign_in::pkce().challenge;
-    let mut url = reqwest::Url::parse(&app.url("/oauth/authorize")).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", "cli-app")
-        .append_pair("redirect_uri", &redirect_uri)
-        .append_pair("scope", "read")
-        .append_pair("state", "s-v6")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
+    let url = authorize_url(
+        &app,
+        "cli-app",
+        &redirect_uri,
+        &challenge,
+        &[("scope", "read"), ("state", "s-v6")],
+    );
 
     let driver = Driver::start().await;
     let browser = driver.session(360).await;

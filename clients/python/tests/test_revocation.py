@@ -17,7 +17,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from conftest import AUDIENCE, ISSUER, Issuer, env, eventually
-from latchkey_verify import MAX_LEEWAY, InvalidToken, SetupError, Verifier
+from latchkey_verify import MAX_LEEWAY, InvalidToken, SetupError, Status, Verifier
 from latchkey_verify._feed import PAGE
 
 BOUND = 5.0
@@ -348,10 +348,7 @@ def test_a_resync_longer_than_one_round_keeps_the_previous_revocations_until_the
         assert refused_as_revoked(verifier, before)
         with stub.lock:
             started = stub.resync_started
-        assert started is not None
-        assert (status.since_last_sync or 0) >= now - started, (
-            "a round that did not reach the feed's end was counted as a synchronisation"
-        )
+        assert_no_sync_since(status, now, started)
         eventually(lambda: refused_as_revoked(verifier, token), BOUND, "refusing the revoked token")
         status = verifier.status()
         assert status.revoked == (5, 0, 0)
@@ -361,6 +358,14 @@ def test_a_resync_longer_than_one_round_keeps_the_previous_revocations_until_the
             reads = list(stub.reads)
         failed = reads.index("4")
         assert reads[failed + 1] == "4", f"after the failure the resync goes on: {reads}"
+
+
+def assert_no_sync_since(status: Status, asked_at: float, started: Optional[float]) -> None:
+    """``status``, asked at ``asked_at``, counts no synchronisation since ``started``."""
+    assert started is not None
+    assert (status.since_last_sync or 0) >= asked_at - started, (
+        "a round that did not reach the feed's end was counted as a synchronisation"
+    )
 
 
 class GrowingFeed(FeedStub):
@@ -408,10 +413,7 @@ def test_a_round_that_stops_before_the_feeds_end_applies_what_it_read_but_is_no_
         assert status.revoked == (4, 0, 0), "the pages read are in effect"
         with stub.lock:
             started = stub.first_published_read
-        assert started is not None
-        assert (status.since_last_sync or 0) >= now - started, (
-            "a round that did not reach the feed's end was counted as a synchronisation"
-        )
+        assert_no_sync_since(status, now, started)
         eventually(lambda: refused_as_revoked(verifier, token), BOUND, "refusing the revoked token")
         status = verifier.status()
         assert status.revoked == (5, 0, 0)
