@@ -200,25 +200,29 @@ impl Inner {
                 }
             };
             let at_end = page.events.len() < feed.paging.page || page.poll_after > 0;
+            let next = page.next_cursor;
             match &mut *position {
-                Position::Resync { state, cursor } => {
-                    page.events.into_iter().for_each(|e| state.apply(e));
-                    *cursor = Some(page.next_cursor);
-                }
                 Position::Following(cursor) => {
                     let mut live = self.revocations.write().map_err(|_| poisoned())?;
                     page.events.into_iter().for_each(|e| live.apply(e));
-                    *cursor = page.next_cursor;
+                    *cursor = next;
+                }
+                Position::Resync { state, cursor } if !at_end => {
+                    page.events.into_iter().for_each(|e| state.apply(e));
+                    *cursor = Some(next);
+                }
+                // The feed's end: the fresh state, whole, replaces the live one.
+                Position::Resync { state, .. } => {
+                    let mut live = self.revocations.write().map_err(|_| poisoned())?;
+                    let mut state = std::mem::take(state);
+                    page.events.into_iter().for_each(|e| state.apply(e));
+                    state.prune(unix_now(), self.expect.leeway);
+                    *live = state;
+                    drop(live);
+                    *position = Position::Following(next);
                 }
             }
             if at_end {
-                if let Position::Resync { state, cursor } = &mut *position {
-                    let mut state = std::mem::take(state);
-                    state.prune(unix_now(), self.expect.leeway);
-                    let cursor = cursor.take().unwrap_or_default();
-                    *self.revocations.write().map_err(|_| poisoned())? = state;
-                    *position = Position::Following(cursor);
-                }
                 if let Ok(mut last) = self.last_sync.lock() {
                     *last = Some(Instant::now());
                 }
