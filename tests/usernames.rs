@@ -47,6 +47,25 @@ async fn a_username_differing_only_in_case_is_the_same_user_everywhere() {
 }
 
 #[tokio::test]
+async fn registering_a_client_s_name_answers_as_a_taken_username_and_names_no_client() {
+    let app = TestApp::spawn_with(|s| s.registration.enabled = true).await;
+    app.with_user_and_web_client().await;
+    let bodies = [register(&app, "alice").await, register(&app, "Web").await];
+    let mut answers = Vec::new();
+    for response in bodies {
+        assert_eq!(response.status(), 409);
+        let body: Value = response.json().await.expect("json");
+        answers.push(body);
+    }
+    assert_eq!(answers[0], answers[1], "a client id is not told apart");
+    assert!(
+        !answers[1].to_string().contains("client"),
+        "{}",
+        answers[1]
+    );
+}
+
+#[tokio::test]
 async fn an_email_address_with_a_tag_is_a_username_that_signs_in_and_is_administered() {
     let app = TestApp::spawn_with(|s| s.registration.enabled = true).await;
     app.with_user_and_web_client().await;

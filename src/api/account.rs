@@ -255,7 +255,13 @@ impl AccountApi {
             Secret::new(password),
             BTreeSet::new(),
         )
-        .await?;
+        .await
+        .map_err(|error| match error {
+            // Anyone may register: a name taken by a client answers as one taken by a user, or
+            // the endpoint would list the client ids to whoever asks.
+            ServiceError::Conflict(_) => ServiceError::Conflict("the username is taken".into()),
+            other => other,
+        })?;
         Ok(RegistrationResponse::Created(Json(user.into())))
     }
 
