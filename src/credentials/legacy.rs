@@ -480,7 +480,8 @@ fn three_parts<'a>(
 }
 
 fn decode_hex(hex: &str) -> Result<Vec<u8>, HashError> {
-    if !hex.len().is_multiple_of(2) {
+    // Digits only: `from_str_radix` would also take a sign, reading "+f" as 0x0f.
+    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(HashError::Malformed {
             scheme: "werkzeug",
             reason: "the output is not hex",

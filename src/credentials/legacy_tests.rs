@@ -111,6 +111,8 @@ fn malformed_hashes_of_a_known_format_say_what_is_wrong() {
     for text in [
         "pbkdf2:sha1:1000$salt$40325dcf67e0185c6699fa646de2f8c86abf7ab7ad4e60296b4513d0737c059a",
         "pbkdf2:sha256:1000$salt$not-hex",
+        // A sign is no hex digit, though Rust's integer parser takes one.
+        "pbkdf2:sha256:1000$salt$+0325dcf67e0185c6699fa646de2f8c86abf7ab7ad4e60296b4513d0737c059a",
         "pbkdf2:sha256:1000$$40325dcf",
         "pbkdf2:sha256:1000$salt",
         "pbkdf2:sha256:0$salt$40325dcf67e0185c6699fa646de2f8c86abf7ab7ad4e60296b4513d0737c059a",
