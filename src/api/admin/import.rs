@@ -37,7 +37,8 @@ pub struct UserToImport {
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct UserImport {
-    /// 1 to 1000 users; each is imported or refused on its own.
+    /// 1 to 1000 users; each is imported or refused on its own. The body must also fit in
+    /// `server.max_body_bytes`: the default 64 KiB holds about 350 users with Werkzeug hashes.
     #[oai(validator(min_items = 1, max_items = 1000))]
     pub users: Vec<UserToImport>,
 }
