@@ -58,11 +58,7 @@ async fn registering_a_client_s_name_answers_as_a_taken_username_and_names_no_cl
         answers.push(body);
     }
     assert_eq!(answers[0], answers[1], "a client id is not told apart");
-    assert!(
-        !answers[1].to_string().contains("client"),
-        "{}",
-        answers[1]
-    );
+    assert!(!answers[1].to_string().contains("client"), "{}", answers[1]);
 }
 
 #[tokio::test]
