@@ -326,7 +326,7 @@ def test_a_verifier_starts_knowing_every_revocation_of_a_feed_longer_than_one_ro
     stub.resync()
     stub.failed_once = True
     with feed(session=session) as verifier:
-        assert stub.read_to_the_end_by == threading.current_thread().name, "not the constructor"
+        assert stub.read_to_the_end_by == "latchkey-verify-setup", "not the constructor's set-up"
         assert verifier.status().revoked == (5, 0, 0)
         assert refused_as_revoked(verifier, token)
 
@@ -477,6 +477,30 @@ def test_failing_closed_answers_503_once_the_feed_is_staler_than_the_bound_and_r
         eventually(unavailable, 5, "failing closed")
         partition.cut.clear()
         eventually(lambda: not unavailable(), 5, "recovering once the feed answers again")
+
+
+class EndlessFeed(FeedStub):
+    """A feed that always has another full page."""
+
+    def answer(self, after: Optional[str]) -> tuple[int, Dict[str, Any]]:
+        start = int(after or 0)
+        exp = int(time.time()) + 600
+        events = [{"type": "token", "jti": f"endless-{n}", "exp": exp} for n in range(start, start + PAGE)]
+        return 200, {"events": events, "next_cursor": str(start + PAGE), "poll_after": 0}
+
+
+def setting_up() -> bool:
+    return any(thread.name == "latchkey-verify-setup" for thread in threading.enumerate())
+
+
+def test_a_feed_without_end_stops_the_constructor_at_its_setup_timeout_and_the_reading_with_it(
+    issuer: Issuer,
+) -> None:
+    stub = EndlessFeed(feed_path(issuer), "none")
+    with pytest.raises(SetupError, match="not ready within 1.0 s"):
+        feed(session=through(stub), setup_timeout=1.0)
+    assert len(stub.reads) > 1, "the feed was being read"
+    eventually(lambda: not setting_up(), 5, "the set-up giving up its reading")
 
 
 def test_close_stops_the_background_thread() -> None:

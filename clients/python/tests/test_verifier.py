@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import threading
 import time
 import uuid
 from pathlib import Path
 
+from typing import Any
+
 import jwt
 import pytest
+import requests
+import urllib3
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from requests.adapters import HTTPAdapter
 
 from conftest import (
     AUDIENCE,
@@ -82,6 +88,53 @@ def test_a_verifier_refuses_to_start_when_the_metadata_names_another_issuer() ->
 def test_a_verifier_refuses_to_start_when_the_issuer_is_unreachable() -> None:
     with pytest.raises(SetupError, match="cannot reach"):
         Verifier("http://127.0.0.1:9", AUDIENCE, timeout=2)
+
+
+class Stalled(HTTPAdapter):
+    """An issuer whose key set starts to arrive and never finishes, until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        if not str(request.url).endswith("jwks.json"):
+            return super().send(request, *args, **kwargs)
+        released = self.released
+
+        class Trickle(io.RawIOBase):
+            def readable(self) -> bool:
+                return True
+
+            def readinto(self, buffer: Any) -> int:
+                released.wait()
+                return 0
+
+        raw = urllib3.HTTPResponse(
+            body=io.BufferedReader(Trickle()),
+            status=200,
+            headers={"Content-Type": "application/json"},
+            preload_content=False,
+        )
+        return self.build_response(request, raw)
+
+
+def test_an_issuer_that_never_finishes_an_answer_fails_the_constructor_at_its_setup_timeout() -> None:
+    session, stalled = requests.Session(), Stalled()
+    session.mount("http://", stalled)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SetupError, match="not ready within 0.5 s"):
+            Verifier(ISSUER, AUDIENCE, setup_timeout=0.5, session=session)
+        assert time.monotonic() - started < 5, "the constructor returned at its deadline"
+    finally:
+        stalled.released.set()
+
+
+def test_a_setup_timeout_that_is_not_a_positive_finite_number_is_refused() -> None:
+    for setup_timeout in (0, -1, float("inf"), float("nan")):
+        with pytest.raises(SetupError, match="setup timeout must be positive and finite"):
+            Verifier(ISSUER, AUDIENCE, setup_timeout=setup_timeout)
 
 
 def test_an_expired_token_is_refused_and_one_within_the_leeway_is_not(

@@ -4,6 +4,7 @@ the keys fresh and follows the revocation feed."""
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -122,6 +123,9 @@ class Verifier:
         unknown ``kid``s (default 10).
     :param max_token_bytes: larger tokens are malformed (default 8 KiB).
     :param timeout: seconds each request to the issuer may take (default 5).
+    :param setup_timeout: seconds the constructor may take in all, discovery, key set and the
+        whole feed included (default 10); past them it raises :class:`SetupError`, also while an
+        answer is still arriving.
     :param session: the ``requests.Session`` to reach the issuer with (default: new ones).
     """
 
@@ -138,6 +142,7 @@ class Verifier:
         min_refetch_interval: float = 10.0,
         max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
         timeout: float = 5.0,
+        setup_timeout: float = 10.0,
         session: Optional[requests.Session] = None,
     ) -> None:
         issuer = issuer.rstrip("/")
@@ -158,37 +163,40 @@ class Verifier:
                 f"invalid configuration: the leeway must be between 0 and {MAX_LEEWAY} s: the "
                 "issuer keeps revocations only that long past a token's expiry"
             )
+        if not 0 < setup_timeout < math.inf:
+            raise SetupError("invalid configuration: the setup timeout must be positive and finite")
         self._expect = Expectations(issuer, audience, int(leeway), max_token_bytes)
         self._bound = float(revocation_bound)
         self._fail_closed = when_unreachable == "fail_closed"
         self._timeout = timeout
         self._feed_session = session or requests.Session()
-        jwks_session = session or requests.Session()
-        metadata = self._discover(jwks_session)
-        feed_url = metadata.get("revocation_feed_endpoint")
         self._feed: Optional[FeedState] = None
-        if feed_client_id is not None and feed_client_secret is not None:
-            if not isinstance(feed_url, str):
-                raise SetupError(
-                    f"unexpected answer from {issuer}: the issuer publishes no "
-                    "revocation_feed_endpoint"
-                )
-            self._feed = FeedState(feed_url, feed_client_id, feed_client_secret)
-        self._jwks = JwksCache(
-            str(metadata["jwks_uri"]), jwks_session, min_refetch_interval, timeout
-        )
-        self._jwks.refresh()
-        if not self._jwks.keys:
-            logger.warning("the issuer's key set holds no usable key; every token will fail")
         self._revocations = Revocations()
         self._revocations_lock = threading.Lock()
         self._last_sync: Optional[float] = None
-        if self._feed is not None:
-            # A resource server starts with every revocation: the whole feed, however many
-            # rounds that takes.
-            while not self._sync_feed()[0]:
-                pass
         self._stop = threading.Event()
+        feed_credentials = None
+        if feed_client_id is not None and feed_client_secret is not None:
+            feed_credentials = (feed_client_id, feed_client_secret)
+        # On a thread of its own, so that an issuer that answers a byte at a time, or a feed
+        # without end, cannot hold the constructor past its deadline: requests' timeouts bound
+        # each read, not a request or the whole.
+        outcome: Dict[str, BaseException] = {}
+
+        def set_up() -> None:
+            try:
+                self._set_up(session or requests.Session(), min_refetch_interval, feed_credentials)
+            except BaseException as error:  # re-raised by the constructor
+                outcome["error"] = error
+
+        setting_up = threading.Thread(target=set_up, name="latchkey-verify-setup", daemon=True)
+        setting_up.start()
+        setting_up.join(setup_timeout)
+        if setting_up.is_alive():
+            self._stop.set()  # the set-up gives up at its next request
+            raise SetupError(f"the issuer at {issuer} was not ready within {setup_timeout} s")
+        if "error" in outcome:
+            raise outcome["error"]
         self._thread = threading.Thread(
             target=_run, args=(weakref.ref(self), self._stop), name="latchkey-verify", daemon=True
         )
@@ -297,6 +305,36 @@ class Verifier:
             return None
         return time.monotonic() - self._last_sync
 
+    def _set_up(
+        self,
+        session: requests.Session,
+        min_refetch_interval: float,
+        feed_credentials: Optional[Tuple[str, str]],
+    ) -> None:
+        """Discovery, the key set, and the whole revocation feed: what the constructor waits
+        for."""
+        metadata = self._discover(session)
+        feed_url = metadata.get("revocation_feed_endpoint")
+        if feed_credentials is not None:
+            if not isinstance(feed_url, str):
+                raise SetupError(
+                    f"unexpected answer from {self.issuer}: the issuer publishes no "
+                    "revocation_feed_endpoint"
+                )
+            self._feed = FeedState(feed_url, *feed_credentials)
+        self._jwks = JwksCache(
+            str(metadata["jwks_uri"]), session, min_refetch_interval, self._timeout
+        )
+        if self._stop.is_set():
+            return
+        self._jwks.refresh()
+        if not self._jwks.keys:
+            logger.warning("the issuer's key set holds no usable key; every token will fail")
+        # A resource server starts with every revocation: the whole feed, however many rounds
+        # that takes (within the set-up timeout).
+        while self._feed is not None and not self._stop.is_set() and not self._sync_feed()[0]:
+            pass
+
     def _discover(self, session: requests.Session) -> Dict[str, Any]:
         """Fetches the RFC 8414 metadata; its ``issuer`` must be ours exactly (RFC 8414 §3.3),
         or a look-alike could hand out its own keys."""
@@ -358,6 +396,8 @@ class Verifier:
             return True, 60.0
         with feed.lock:
             for _ in range(MAX_PAGES):
+                if self._stop.is_set():
+                    return False, 0.0
                 page = self._read_page(feed, feed.position())
                 if page is None:
                     logger.warning("the issuer does not know our feed cursor; resynchronising")
