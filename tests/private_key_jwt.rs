@@ -111,6 +111,21 @@ async fn token_with(app: &TestApp, assertion: &str) -> reqwest::Response {
     .await
 }
 
+/// `token_with` from `address`, as a trusted proxy in front of the service tells it.
+async fn token_from(app: &TestApp, assertion: &str, address: &str) -> reqwest::Response {
+    app.http
+        .post(app.url("/oauth/token"))
+        .header("x-forwarded-for", address)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", assertion),
+        ])
+        .send()
+        .await
+        .expect("request")
+}
+
 async fn assert_invalid_client(response: reqwest::Response, case: &str) {
     assert_eq!(response.status(), 401, "{case}");
     assert!(
@@ -491,32 +506,15 @@ async fn failed_assertions_count_toward_the_client_authentication_limit() {
     let key = ClientKey::new(Algorithm::EdDSA);
     let stranger = ClientKey::new(Algorithm::EdDSA);
     register(&app, "svc", ClientKeys::Jwks(key_set(&[&key]))).await;
-    let request = |assertion: String, address: &'static str| {
-        app.http
-            .post(app.url("/oauth/token"))
-            .header("x-forwarded-for", address)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_assertion_type", ASSERTION_TYPE),
-                ("client_assertion", &assertion),
-            ])
-            .send()
-    };
     let attacker = "198.51.100.66";
     for _ in 0..3 {
-        let forged = request(stranger.sign(&claims("svc", &app.address)), attacker)
-            .await
-            .unwrap();
+        let forged = token_from(&app, &stranger.sign(&claims("svc", &app.address)), attacker).await;
         assert_invalid_client(forged, "a forged assertion").await;
     }
-    let limited = request(key.sign(&claims("svc", &app.address)), attacker)
-        .await
-        .unwrap();
+    let limited = token_from(&app, &key.sign(&claims("svc", &app.address)), attacker).await;
     assert_eq!(limited.status(), 429, "the address is at its limit");
     assert!(limited.headers().contains_key("retry-after"));
-    let elsewhere = request(key.sign(&claims("svc", &app.address)), "10.1.2.3")
-        .await
-        .unwrap();
+    let elsewhere = token_from(&app, &key.sign(&claims("svc", &app.address)), "10.1.2.3").await;
     assert_eq!(elsewhere.status(), 200, "another address is not locked out");
 }
 

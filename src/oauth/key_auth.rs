@@ -1,8 +1,9 @@
 //! `private_key_jwt` client authentication (RFC 7523 §2.2): the client proves itself with an
 //! assertion signed by one of its keys. Held to the same limits as a secret: a failed
 //! assertion counts against the address exactly as a wrong secret does. A key set that its
-//! client's server fails to give is no failed assertion: it is refused all the same but not
-//! counted, so an outage of that server does not lock its callers' addresses out beyond it.
+//! client's server fails to give, or a `kid` it lacks while it may not be fetched again, is no
+//! failed assertion: it is refused all the same but not counted, so neither an outage of that
+//! server nor a stranger spending the refetch locks its callers' addresses out.
 
 use super::Authority;
 use super::assertion::{Assertion, Expected};

@@ -3,10 +3,14 @@
 //!
 //! A published set is fetched once and kept for its `Cache-Control: max-age` (bounded), so
 //! that requests rarely wait on the client's server; a `kid` the cached set lacks (the client
-//! rotated its key) triggers one refetch, at most once a minute per client, and a failed fetch
-//! is not retried for a minute either, so assertions with made-up `kid`s or a dead server
-//! cannot turn the issuer into a request amplifier. Fetches are bounded in time and size and
-//! follow redirects only within the URL's origin (scheme, host and port).
+//! rotated its key) triggers one refetch, at most every 10 s per client, and a failed fetch is
+//! not retried for a minute, so assertions with made-up `kid`s or a dead server cannot turn the
+//! issuer into a request amplifier. Anyone who knows a client id can spend that refetch (the
+//! assertion cannot be checked without the key), so an assertion whose `kid` is unknown while
+//! the set may not be fetched again is refused as keys unavailable, not as a failed assertion:
+//! a stranger's made-up `kid` must not turn the client's own rotation into failures that lock
+//! its address out. Fetches are bounded in time and size and follow redirects only within the
+//! URL's origin (scheme, host and port).
 //!
 //! What is cached belongs to one registration: the URL, the client's creation and the version
 //! of its keys, which changes each time keys are given (the same URL included). So after the
@@ -33,9 +37,10 @@ pub const MAX_SET_BYTES: usize = 64 * 1024;
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
 const MIN_MAX_AGE: Duration = Duration::from_secs(60);
 const MAX_MAX_AGE: Duration = Duration::from_secs(86_400);
-/// Least time between two fetches of one client's set for an unknown `kid`, and after a
-/// failed fetch.
-const REFETCH_AFTER: Duration = Duration::from_secs(60);
+/// Least time between two fetches of one client's set for an unknown `kid`.
+const REFETCH_FOR_KID_AFTER: Duration = Duration::from_secs(10);
+/// Least time between a failed fetch and the next.
+const RETRY_FAILED_AFTER: Duration = Duration::from_secs(60);
 
 /// What a cached set was fetched for: a new registration or new keys start afresh.
 #[derive(Default, PartialEq, Eq)]
@@ -159,28 +164,29 @@ impl ClientKeySets {
         let uri = cached.registration.uri.clone();
         let uri = uri.as_str();
         let now = Instant::now();
-        let recent =
-            |at: Option<Instant>| at.is_some_and(|at| now.duration_since(at) < REFETCH_AFTER);
+        let within = |at: Option<Instant>, span| at.is_some_and(|at| now.duration_since(at) < span);
         let fresh = cached.fresh_until.is_some_and(|until| now < until);
         let knows_kid = match (&cached.keys, kid) {
             (Some(keys), Some(kid)) => keys.has_kid(kid),
             (Some(_), None) => true,
             (None, _) => false,
         };
-        let fetch = if recent(cached.failed_at) {
+        let fetch = if within(cached.failed_at, RETRY_FAILED_AFTER) {
             // A server that just failed is not asked again on every request.
             false
         } else if !fresh {
             true
-        } else if !knows_kid && !recent(cached.refetched_at) {
+        } else if !knows_kid && !within(cached.refetched_at, REFETCH_FOR_KID_AFTER) {
             cached.refetched_at = Some(now);
             true
         } else {
             false
         };
+        let mut fetched = false;
         if fetch {
             match self.fetch(uri).await {
                 Ok((keys, max_age)) => {
+                    fetched = true;
                     cached.keys = Some(Arc::new(keys));
                     cached.fresh_until = Some(now + max_age);
                     cached.failed_at = None;
@@ -195,10 +201,23 @@ impl ClientKeySets {
                 }
             }
         }
-        cached
+        let keys = cached
             .keys
             .clone()
-            .ok_or_else(|| "the client's key set is not available".to_owned())
+            .ok_or_else(|| "the client's key set is not available".to_owned())?;
+        if let Some(kid) = kid
+            && !fetched
+            && !keys.has_kid(kid)
+        {
+            // Perhaps a key just published: not the caller's failure while the set may not be
+            // fetched again.
+            return Err(format!(
+                "the assertion's kid is not in the client's key set, fetched again for an \
+                 unknown kid at most every {} s",
+                REFETCH_FOR_KID_AFTER.as_secs()
+            ));
+        }
+        Ok(keys)
     }
 
     /// Fetches and parses a key set, with the time it may be cached for.

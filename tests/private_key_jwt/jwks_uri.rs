@@ -12,7 +12,7 @@ use serde_json::json;
 use super::key_server::KeyServer;
 use super::support::TestApp;
 use super::support::process::Workdir;
-use super::{ClientKey, assert_invalid_client, claims, key_set, register, token_with};
+use super::{ClientKey, assert_invalid_client, claims, key_set, register, token_from, token_with};
 
 #[tokio::test]
 async fn a_jwks_uri_is_cached_and_refetched_once_for_an_unknown_kid_then_not_again() {
@@ -33,14 +33,52 @@ async fn a_jwks_uri_is_cached_and_refetched_once_for_an_unknown_kid_then_not_aga
     assert_eq!(rotated.status(), 200, "the new key is fetched");
     assert_eq!(server.fetches(), 2);
 
-    // Made-up kids do not turn into fetches: one a minute at most.
+    // Made-up kids do not turn into fetches: one per interval at most.
     let third = ClientKey::new(Algorithm::RS256);
     *server.body.lock().unwrap() = key_set(&[&first, &second, &third]).to_string();
     for _ in 0..3 {
         let unknown = token_with(&app, &third.sign(&claims("svc", &app.address))).await;
-        assert_invalid_client(unknown, "a kid seen within the minute").await;
+        assert_invalid_client(unknown, "a kid unknown within the interval").await;
     }
-    assert_eq!(server.fetches(), 2, "no refetch within the minute");
+    assert_eq!(server.fetches(), 2, "no refetch within the interval");
+}
+
+#[tokio::test]
+async fn a_strangers_made_up_kid_does_not_turn_the_clients_rotation_into_a_lockout() {
+    let app = TestApp::spawn_with(|s| {
+        s.security.max_failed_client_auths_per_address = 3;
+        s.security.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let old = ClientKey::new(Algorithm::ES256);
+    let server = KeyServer::start(key_set(&[&old]).to_string()).await;
+    register(&app, "svc", ClientKeys::JwksUri(server.url.clone())).await;
+    let client = "10.20.30.40";
+    let issued = token_from(&app, &old.sign(&claims("svc", &app.address)), client).await;
+    assert_eq!(issued.status(), 200);
+
+    // A stranger, knowing only the client id, spends the refetch with a key of its own.
+    let stranger = ClientKey::new(Algorithm::ES256);
+    let forged = stranger.sign(&claims("svc", &app.address));
+    let refused = token_from(&app, &forged, "198.51.100.7").await;
+    assert_invalid_client(refused, "a stranger's key").await;
+    assert_eq!(server.fetches(), 2, "the stranger's kid was looked for");
+
+    // The client publishes a new key and signs with it at once, more often than its address
+    // may fail: the set is not fetched again yet, and none of it counts as a failure.
+    let new = ClientKey::new(Algorithm::ES256);
+    *server.body.lock().unwrap() = key_set(&[&old, &new]).to_string();
+    for _ in 0..4 {
+        let early = token_from(&app, &new.sign(&claims("svc", &app.address)), client).await;
+        assert_invalid_client(early, "a key published within the interval").await;
+    }
+    assert_eq!(server.fetches(), 2);
+    let issued = token_from(&app, &old.sign(&claims("svc", &app.address)), client).await;
+    assert_eq!(
+        issued.status(),
+        200,
+        "the client's address is not locked out"
+    );
 }
 
 #[tokio::test]
