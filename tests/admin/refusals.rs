@@ -369,3 +369,66 @@ async fn unknown_names_are_404_taken_names_409_and_bad_input_400() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_member_the_admin_api_does_not_know_is_refused_by_name_and_changes_nothing() {
+    let app = app().await;
+    let root = root_token(&app).await;
+    let cases = [
+        (
+            Method::PATCH,
+            "/admin/users/alice",
+            json!({"password": "a brand new password"}),
+            "password",
+        ),
+        (
+            Method::PATCH,
+            "/admin/users/alice",
+            json!({"role": ["admin"]}),
+            "role",
+        ),
+        (
+            Method::POST,
+            "/admin/users",
+            json!({"username": "carol", "password": "long enough", "disable": true}),
+            "disable",
+        ),
+        (
+            Method::POST,
+            "/admin/users/alice/password",
+            json!({"password": "a brand new password", "keep_sessions": true}),
+            "keep_sessions",
+        ),
+        (
+            Method::POST,
+            "/admin/clients",
+            json!({"client_id": "svc", "grants": ["client_credentials"], "audience": ["x"]}),
+            "audience",
+        ),
+        (
+            Method::PATCH,
+            "/admin/clients/web",
+            json!({"public": false, "grants": ["password"]}),
+            "public",
+        ),
+    ];
+    for (method, path, body, member) in cases {
+        let described = format!("{method} {path} {body}");
+        let (status, answer_body) =
+            answer(call(&app, method, path, Some(&root), Some(body)).await).await;
+        assert_eq!(status, 400, "{described}: {answer_body}");
+        assert_eq!(answer_body["error"], "invalid_request", "{described}");
+        let description = answer_body["error_description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(description.contains(member), "{described}: {description}");
+    }
+    login(&app, "alice", "correct horse").await;
+    let (status, alice) =
+        answer(call(&app, Method::GET, "/admin/users/alice", Some(&root), None).await).await;
+    assert_eq!((status, alice["roles"].clone()), (200, json!(["user"])));
+    for path in ["/admin/users/carol", "/admin/clients/svc"] {
+        let (status, _) = answer(call(&app, Method::GET, path, Some(&root), None).await).await;
+        assert_eq!(status, 404, "{path} was not created");
+    }
+}

@@ -160,9 +160,9 @@ impl Example for ClientPage {
     }
 }
 
-/// A client to register.
+/// A client to register. A member not listed here is refused (400), never ignored.
 #[derive(Debug, Object)]
-#[oai(example)]
+#[oai(example, deny_unknown_fields)]
 pub struct NewClient {
     /// 1 to 64 letters, digits and `. _ - @`.
     #[oai(validator(min_length = 1, max_length = 64))]
@@ -239,9 +239,10 @@ pub(super) fn keys_of(
     }
 }
 
-/// Changes to a client; each field given replaces the client's list, fields left out stay.
+/// Changes to a client; each field given replaces the client's list, fields left out stay. A
+/// member not listed here is refused (400), never ignored.
 #[derive(Debug, Object)]
-#[oai(example)]
+#[oai(example, deny_unknown_fields)]
 pub struct ClientUpdate {
     pub grants: Option<Vec<Grant>>,
     /// At most 32, each 1 to 64 printable ASCII characters other than space, quote and

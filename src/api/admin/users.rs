@@ -87,9 +87,9 @@ impl Example for UserPage {
     }
 }
 
-/// A new user.
+/// A new user. A member not listed here is refused (400), never ignored.
 #[derive(Debug, Object)]
-#[oai(example)]
+#[oai(example, deny_unknown_fields)]
 pub struct NewUser {
     /// 1 to 64 letters, digits and `. _ - @ +`.
     #[oai(validator(min_length = 1, max_length = 64))]
@@ -116,9 +116,10 @@ impl Example for NewUser {
     }
 }
 
-/// Changes to a user; fields left out stay as they are.
+/// Changes to a user; fields left out stay as they are. A member not listed here is refused
+/// (400), never ignored: `{"password": ..}` is no password reset.
 #[derive(Debug, Object)]
-#[oai(example)]
+#[oai(example, deny_unknown_fields)]
 pub struct UserUpdate {
     /// The user's roles, replacing the current ones: at most 32, each 1 to 64 letters, digits
     /// and `. _ - @`.
@@ -138,9 +139,9 @@ impl Example for UserUpdate {
     }
 }
 
-/// A new password for a user.
+/// A new password for a user. A member not listed here is refused (400), never ignored.
 #[derive(Debug, Object)]
-#[oai(example)]
+#[oai(example, deny_unknown_fields)]
 pub struct PasswordReset {
     /// At least 8 characters.
     pub password: String,
