@@ -389,3 +389,61 @@ async fn a_disabled_user_cannot_log_in_or_refresh() {
     let userinfo = app.userinfo(tokens["access_token"].as_str().unwrap()).await;
     assert_eq!(userinfo.status(), 401);
 }
+
+#[tokio::test]
+async fn a_request_with_two_authorization_or_content_type_headers_is_refused_whichever_comes_first()
+{
+    let app = TestApp::spawn().await;
+    app.with_user_and_web_client().await;
+    let secret = service_client(&app).await;
+    let other = app
+        .add_client(
+            "other",
+            false,
+            &[GrantType::ClientCredentials],
+            &["read"],
+            &["billing"],
+        )
+        .await
+        .expect("a secret");
+    let access = app.login().await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = app.url("/oauth/token");
+    let form = "grant_type=client_credentials";
+    let cases = [
+        app.http
+            .post(&token)
+            .header("authorization", basic("svc", &secret))
+            .header("authorization", basic("other", &other))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form),
+        app.http
+            .post(&token)
+            .header("authorization", basic("other", &other))
+            .header("authorization", basic("svc", &secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form),
+        app.http
+            .post(&token)
+            .header("authorization", basic("svc", &secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-type", "application/json")
+            .body(form),
+        app.http
+            .get(app.url("/oauth/userinfo"))
+            .header("authorization", format!("Bearer {access}"))
+            .header("authorization", "Bearer another"),
+    ];
+    for request in cases {
+        let response = request.send().await.unwrap();
+        let body = assert_oauth_error(response, 400, "invalid_request").await;
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("more than one")),
+            "{body}"
+        );
+    }
+}

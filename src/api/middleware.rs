@@ -1,6 +1,6 @@
 //! What every response gets, whichever endpoint made it: a JSON body for every error (also the
 //! ones raised by routing and request parsing), a bounded request body, no JSON body with a
-//! member given twice, and safe headers.
+//! member given twice nor a header that may appear once given twice, and safe headers.
 
 use std::io;
 use std::pin::Pin;
@@ -21,6 +21,14 @@ pub async fn harden<E: Endpoint>(next: E, mut req: Request, max_body: usize) -> 
     let oauth = req.uri().path().starts_with("/oauth/");
     // The browser's pages: a request they cannot read is answered with a page too.
     let browser = matches!(req.uri().path(), "/oauth/authorize" | "/oauth/logout");
+    if let Some(name) = repeated_singleton(&req) {
+        let refused = error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!("the request has more than one {name} header"),
+        );
+        return Ok(finish(refused, oauth, browser).await);
+    }
     let withheld = match limit_body(&mut req, max_body).await {
         Ok(withheld) => withheld,
         Err(response) => return Ok(finish(response, oauth, browser).await),
@@ -49,6 +57,19 @@ pub async fn harden<E: Endpoint>(next: E, mut req: Request, max_body: usize) -> 
         }
     }
     Ok(finish(response, oauth, browser).await)
+}
+
+/// A header that may appear once (RFC 9110) but appears more often. We would read the first,
+/// a proxy in front might read the last: as with a JSON member given twice, the request is
+/// refused rather than read one way here and another way there.
+fn repeated_singleton(req: &Request) -> Option<&'static str> {
+    [
+        (header::AUTHORIZATION, "Authorization"),
+        (header::CONTENT_TYPE, "Content-Type"),
+    ]
+    .into_iter()
+    .find(|(name, _)| req.headers().get_all(name).iter().nth(1).is_some())
+    .map(|(_, shown)| shown)
 }
 
 /// Reads the body up to `max` bytes, so no handler ever sees more. A body the handler must not
