@@ -111,6 +111,16 @@ async fn token_with(app: &TestApp, assertion: &str) -> reqwest::Response {
     .await
 }
 
+/// The service behind a trusted proxy on loopback (so `X-Forwarded-For` names the caller),
+/// where an address may fail client authentication three times.
+async fn behind_a_proxy_failing_thrice() -> TestApp {
+    TestApp::spawn_with(|s| {
+        s.security.max_failed_client_auths_per_address = 3;
+        s.security.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await
+}
+
 /// `token_with` from `address`, as a trusted proxy in front of the service tells it.
 async fn token_from(app: &TestApp, assertion: &str, address: &str) -> reqwest::Response {
     app.http
@@ -498,11 +508,7 @@ async fn an_assertion_together_with_a_secret_is_invalid_request() {
 
 #[tokio::test]
 async fn failed_assertions_count_toward_the_client_authentication_limit() {
-    let app = TestApp::spawn_with(|s| {
-        s.security.max_failed_client_auths_per_address = 3;
-        s.security.trusted_proxies = vec!["127.0.0.0/8".into()];
-    })
-    .await;
+    let app = behind_a_proxy_failing_thrice().await;
     let key = ClientKey::new(Algorithm::EdDSA);
     let stranger = ClientKey::new(Algorithm::EdDSA);
     register(&app, "svc", ClientKeys::Jwks(key_set(&[&key]))).await;

@@ -410,29 +410,31 @@ async fn a_request_with_two_authorization_or_content_type_headers_is_refused_whi
         .as_str()
         .unwrap()
         .to_owned();
-    let token = app.url("/oauth/token");
-    let form = "grant_type=client_credentials";
+    let (svc, other) = (basic("svc", &secret), basic("other", &other));
+    let token_request = |first: &str, second: Option<&str>, content_type: &[&str]| {
+        let mut request = app
+            .http
+            .post(app.url("/oauth/token"))
+            .header("authorization", first)
+            .body("grant_type=client_credentials");
+        if let Some(second) = second {
+            request = request.header("authorization", second);
+        }
+        content_type.iter().fold(request, |request, kind| {
+            request.header("content-type", *kind)
+        })
+    };
+    let form = "application/x-www-form-urlencoded";
     let cases = [
-        app.http
-            .post(&token)
-            .header("authorization", basic("svc", &secret))
-            .header("authorization", basic("other", &other))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form),
-        app.http
-            .post(&token)
-            .header("authorization", basic("other", &other))
-            .header("authorization", basic("svc", &secret))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form),
-        app.http
-            .post(&token)
-            .header("authorization", basic("svc", &secret))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("content-type", "application/json")
-            .body(form),
+        token_request(&svc, Some(&other), &[form]),
+        token_request(&other, Some(&svc), &[form]),
+        token_request(&svc, None, &[form, "application/json"]),
         app.http
             .get(app.url("/oauth/userinfo"))
+            .header("authorization", format!("Bearer {access}"))
+            .header("authorization", "Bearer another"),
+        app.http
+            .get(app.url("/oauth/authorize?client_id=web"))
             .header("authorization", format!("Bearer {access}"))
             .header("authorization", "Bearer another"),
     ];

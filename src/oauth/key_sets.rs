@@ -205,10 +205,7 @@ impl ClientKeySets {
             .keys
             .clone()
             .ok_or_else(|| "the client's key set is not available".to_owned())?;
-        if let Some(kid) = kid
-            && !fetched
-            && !keys.has_kid(kid)
-        {
+        if !fetched && !knows_kid {
             // Perhaps a key just published: not the caller's failure while the set may not be
             // fetched again.
             return Err(format!(

@@ -12,7 +12,10 @@ use serde_json::json;
 use super::key_server::KeyServer;
 use super::support::TestApp;
 use super::support::process::Workdir;
-use super::{ClientKey, assert_invalid_client, claims, key_set, register, token_from, token_with};
+use super::{
+    ClientKey, assert_invalid_client, behind_a_proxy_failing_thrice, claims, key_set, register,
+    token_from, token_with,
+};
 
 #[tokio::test]
 async fn a_jwks_uri_is_cached_and_refetched_once_for_an_unknown_kid_then_not_again() {
@@ -45,11 +48,7 @@ async fn a_jwks_uri_is_cached_and_refetched_once_for_an_unknown_kid_then_not_aga
 
 #[tokio::test]
 async fn a_strangers_made_up_kid_does_not_turn_the_clients_rotation_into_a_lockout() {
-    let app = TestApp::spawn_with(|s| {
-        s.security.max_failed_client_auths_per_address = 3;
-        s.security.trusted_proxies = vec!["127.0.0.0/8".into()];
-    })
-    .await;
+    let app = behind_a_proxy_failing_thrice().await;
     let old = ClientKey::new(Algorithm::ES256);
     let server = KeyServer::start(key_set(&[&old]).to_string()).await;
     register(&app, "svc", ClientKeys::JwksUri(server.url.clone())).await;
